@@ -1,0 +1,427 @@
+"""The one validated configuration object of altcraft-sync.
+
+A YAML file (``--config``, default ``altcraft-sync.yaml``) maps each stream (categories, products, SKUs,
+orders with their lines) to the user's own tables and columns, or to a user-written SELECT. Values may
+reference the environment as ``${VAR}`` or ``${VAR:-default}`` so secrets stay out of the file.
+
+Static validation (this module) checks the shape: known Altcraft fields, required mappings, matching mode
+fields, enum values of custom fields. Validation against the live database (tables, columns, status
+values) is done by :mod:`connectors.shop_db` before anything is read or sent. Every error message names
+the setting by its dotted path, e.g. ``streams.orders.columns.total_price``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from altcraft_sync.errors import ConfigError
+
+STREAMS = ("categories", "products", "skus", "orders")
+"""Stream names in the order a sync runs them: orders reference SKUs/products, SKUs reference products
+and categories, so parents always go first."""
+
+# --- The Altcraft field catalogue (../shared/altcraft/api.md §2) ----------------------------------------
+MONEY_FIELDS = frozenset(
+    {"price", "old_price", "delivery_cost", "total_price", "base_price_per_item", "min_price_per_item",
+     "final_price_per_item"}
+)
+INT_FIELDS = frozenset({"count"})
+BOOL_FIELDS = frozenset({"is_available", "delivery", "manufacturer_warranty"})
+LIST_FIELDS = frozenset({"tags", "pictures", "barcode", "categories"})
+TIME_FIELDS = frozenset({"create_time", "update_time"})
+
+CATEGORY_FIELDS = {"external_id": True, "name": True, "parent_external_id": False}
+PRODUCT_FIELDS = {
+    "external_id": True, "name": True, "price": False, "old_price": False, "currency": False, "tags": False,
+    "manufacturer_name": False, "description": False, "url": False, "pictures": False, "count": False,
+    "expiration_time": False, "is_available": False, "delivery": False, "barcode": False,
+    "manufacturer_warranty": False, "categories": False,
+}
+SKU_FIELDS = {**PRODUCT_FIELDS, "product_external_id": True}
+REGIONAL_FIELDS = {
+    "external_id": True, "price": False, "old_price": False, "currency": False, "count": False,
+    "is_available": False, "delivery": False,
+}
+ORDER_FIELDS = {
+    # currency and endpoint are required by Altcraft but may come from sync.default_currency / sync.endpoint
+    "external_id": True, "status": True, "total_price": True, "currency": False, "endpoint": False,
+    "delivery_cost": False, "create_time": False, "update_time": False, "region": False, "tags": False,
+}
+LINE_FIELDS = {
+    "external_id": True, "status": True, "product": True, "final_price_per_item": True, "count": True,
+    "base_price_per_item": False, "min_price_per_item": False,
+}
+
+ORDER_STATUSES = ("new", "delivered", "paid", "canceled", "part_refunded")
+LINE_STATUSES = ("new", "processing", "delivering", "delivered", "canceled", "refunded")
+CUSTOM_LINE_STATUS_TYPES = ("delivered", "canceled", "refunded", "in_process")
+VALUE_TYPES = ("unicode", "int", "float", "bool", "enum", "date")
+ENTITY_TYPES = ("product", "sku", "order", "line_order")
+
+# Which profile fields each matching mode needs in the order object (api.md §3). For the email_phone
+# modes either one is enough.
+MATCHING_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "email": (("email",),),
+    "email_profile": (("email",),),
+    "email_sub": (("email",),),
+    "phone": (("phone",),),
+    "phone_sub": (("phone",),),
+    "profile_id": (("profile_id",),),
+    "push_sub": (("provider",), ("subscription_id",)),
+    "custom": (("field_name",), ("field_value",)),
+    "custom_sub": (("field_name",), ("field_value",)),
+    "email_phone": (("email", "phone"),),
+    "email_phone_sub": (("email", "phone"),),
+}
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TableSource(_Model):
+    """Where one entity's rows come from: a table (with column names) or a SELECT the user wrote."""
+
+    table: str | None = None
+    db_schema: str | None = Field(default=None, alias="schema")
+    query: str | None = None
+    primary_key: str
+    updated_at: str
+    deleted_flag: str | None = None
+    columns: dict[str, str]
+    custom_fields: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TableSource:
+        if bool(self.table) == bool(self.query):
+            raise ValueError("set exactly one of 'table' or 'query'")
+        return self
+
+    def source_name(self) -> str:
+        return self.table or "query"
+
+
+class ChildSource(TableSource):
+    """Rows nested into a parent record (order lines, SKU regional data). A change in a child row makes
+    its parent eligible for sync, even when the parent's own ``updated_at`` did not move."""
+
+    parent_key: str
+
+
+class LinesSource(ChildSource):
+    status_map: dict[str, str] = Field(default_factory=dict)
+
+
+class CatalogStream(TableSource):
+    regional: ChildSource | None = None
+
+
+class Matching(_Model):
+    """Profile matching for orders: the mode and where each field the mode needs comes from."""
+
+    mode: str = "email"
+    columns: dict[str, str] = Field(default_factory=dict)
+    constants: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_for_mode(self) -> Matching:
+        if self.mode not in MATCHING_FIELDS:
+            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
+        have = set(self.columns) | set(self.constants)
+        for alternatives in MATCHING_FIELDS[self.mode]:
+            if not have.intersection(alternatives):
+                raise ValueError(f"mode {self.mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
+        return self
+
+
+class OrdersStream(TableSource):
+    status_map: dict[str, str] = Field(default_factory=dict)
+    matching: Matching = Field(default_factory=Matching)
+    lines: LinesSource
+
+
+class Streams(_Model):
+    categories: TableSource | None = None
+    products: CatalogStream | None = None
+    skus: CatalogStream | None = None
+    orders: OrdersStream | None = None
+
+
+class CustomField(_Model):
+    """A root-level ``custom_fields`` definition sent with imports (api.md §2.5)."""
+
+    external_id: str
+    name: str
+    entity_type: Literal["product", "sku", "order", "line_order"]
+    required: bool = False
+    value_type: Literal["unicode", "int", "float", "bool", "enum", "date"]
+    default_value: Any = None
+    enum_values: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _enum_needs_values(self) -> CustomField:
+        if self.value_type == "enum" and not self.enum_values:
+            raise ValueError("value_type 'enum' needs enum_values")
+        return self
+
+
+class CustomLineStatus(_Model):
+    external_id: str
+    name: str
+    type: Literal["delivered", "canceled", "refunded", "in_process"]
+
+
+class SourceSettings(_Model):
+    url: SecretStr = SecretStr("sqlite:///.altcraft-sync/demo-shop.db")
+    chunk_size: int = Field(default=5000, ge=1, le=1_000_000)
+    safety_margin_seconds: float = Field(default=120, ge=0)
+    lookback_seconds: float = Field(default=600, ge=0)
+    timezone: str = "UTC"
+    """Timezone of naive timestamp columns (most shop schemas store local or UTC wall time)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    def display_url(self) -> str:
+        """The URL with its password masked, for logs and errors."""
+        return mask_url(self.url.get_secret_value())
+
+
+class AltcraftSettings(_Model):
+    """Client settings. ``token_block`` names a Prefect Secret block used when ``token`` is empty."""
+
+    api_url: str = "http://127.0.0.1:8765/api/v1.1/"
+    token: SecretStr = SecretStr("")
+    token_block: str | None = None
+    auth: Literal["body", "bearer"] = "body"
+    allow_insecure_http: bool = False
+    connect_timeout: float = Field(default=5, gt=0)
+    read_timeout: float = Field(default=60, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    max_retry_seconds: float = Field(default=300, gt=0)
+    backoff_initial: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=30, gt=0)
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=8_000_000, ge=1024)
+    concurrency: int = Field(default=4, ge=1, le=32)
+    requests_per_second: float = Field(default=20, gt=0)
+    permanent_error_codes: list[int] = Field(default_factory=lambda: [400, 422])
+    """Per-item error codes that mean the payload itself is wrong. Altcraft does not document its per-item
+    codes, so this is a setting; records rejected with these are retried only once their data changes."""
+
+    @model_validator(mode="after")
+    def _safe_transport(self) -> AltcraftSettings:
+        parts = urlsplit(self.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"api_url {self.api_url!r} is not an http(s) URL")
+        if parts.scheme == "http" and not self.allow_insecure_http and not _is_loopback(parts.hostname):
+            raise ValueError(
+                "api_url uses plain http to a non-loopback host; use https or set allow_insecure_http: true"
+            )
+        if not self.api_url.endswith("/"):
+            self.api_url += "/"
+        return self
+
+
+class StateSettings(_Model):
+    url: SecretStr = SecretStr("sqlite:///.altcraft-sync/state.db")
+    stale_lock_seconds: float = Field(default=3600, gt=0)
+
+    def display_url(self) -> str:
+        return mask_url(self.url.get_secret_value())
+
+
+class SyncSettings(_Model):
+    endpoint: str | None = None
+    """Touchpoint additional ID used when the orders mapping has no ``endpoint`` column."""
+    default_currency: str | None = None
+    total_mismatch: Literal["quarantine", "warn"] = "quarantine"
+    money_scale: int = Field(default=2, ge=0, le=6)
+    """Decimal places a price may carry; more is quarantined rather than rounded."""
+    failure_threshold: float = Field(default=0.05, ge=0, le=1)
+    """A run whose share of rejected + invalid records exceeds this ends Failed."""
+    skip_triggers: bool = False
+
+
+class Config(_Model):
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    altcraft: AltcraftSettings = Field(default_factory=AltcraftSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    custom_fields: list[CustomField] = Field(default_factory=list)
+    custom_line_statuses: list[CustomLineStatus] = Field(default_factory=list)
+    streams: Streams
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        defined = {cf.external_id: cf.entity_type for cf in self.custom_fields}
+        line_statuses = set(LINE_STATUSES) | {s.external_id for s in self.custom_line_statuses}
+        checks: list[tuple[str, TableSource | None, dict[str, bool], str]] = [
+            ("streams.categories", self.streams.categories, CATEGORY_FIELDS, ""),
+            ("streams.products", self.streams.products, PRODUCT_FIELDS, "product"),
+            ("streams.skus", self.streams.skus, SKU_FIELDS, "sku"),
+            ("streams.orders", self.streams.orders, ORDER_FIELDS, "order"),
+        ]
+        for path, src, fields, entity in list(checks):
+            if isinstance(src, CatalogStream) and src.regional is not None:
+                checks.append((f"{path}.regional", src.regional, REGIONAL_FIELDS, entity))
+            if isinstance(src, OrdersStream):
+                checks.append((f"{path}.lines", src.lines, LINE_FIELDS, "line_order"))
+        for path, src, fields, entity in checks:
+            if src is None:
+                continue
+            _check_fields(path, src.columns, fields)
+            for cf_id in src.custom_fields:
+                if defined.get(cf_id) != entity:
+                    raise ValueError(
+                        f"{path}.custom_fields.{cf_id}: no custom field with that external_id and entity_type "
+                        f"{entity!r} is defined in custom_fields"
+                    )
+        orders = self.streams.orders
+        if orders is not None:
+            if "currency" not in orders.columns and not self.sync.default_currency:
+                raise ValueError("streams.orders.columns.currency: map a column or set sync.default_currency")
+            if "endpoint" not in orders.columns and not self.sync.endpoint:
+                raise ValueError("streams.orders.columns.endpoint: map a column or set sync.endpoint")
+            for shop, ac in orders.status_map.items():
+                if ac not in ORDER_STATUSES:
+                    raise ValueError(
+                        f"streams.orders.status_map.{shop}: {ac!r} is not an Altcraft order status "
+                        f"({', '.join(ORDER_STATUSES)})"
+                    )
+            for shop, ac in orders.lines.status_map.items():
+                if ac not in line_statuses:
+                    raise ValueError(
+                        f"streams.orders.lines.status_map.{shop}: {ac!r} is neither a built-in line status "
+                        "nor a custom_line_statuses external_id"
+                    )
+        return self
+
+    def enabled_streams(self) -> list[str]:
+        return [s for s in STREAMS if getattr(self.streams, s) is not None]
+
+
+def _check_fields(path: str, columns: dict[str, str], fields: dict[str, bool]) -> None:
+    for name in columns:
+        if name not in fields:
+            raise ValueError(f"{path}.columns.{name}: not an Altcraft field (known: {', '.join(fields)})")
+    for name, required in fields.items():
+        if required and name not in columns:
+            raise ValueError(f"{path}.columns.{name}: required mapping is missing")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def mask_url(url: str) -> str:
+    """A database URL with its password replaced by ``***`` (safe for logs and error messages)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: show only its scheme
+        return url.split(":", 1)[0] + "://***"
+
+
+def interpolate_env(text: str, environ: dict[str, str] | None = None) -> str:
+    """Replace ``${VAR}`` / ``${VAR:-default}``; an unset variable with no default is a config error."""
+    env = os.environ if environ is None else environ
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is referenced in the config but not set")
+
+    return _ENV_REF.sub(sub, text)
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if p not in ("function-after",))
+    msg = first["msg"].removeprefix("Value error, ")
+    where = f"{loc}: " if loc and not msg.startswith(loc) else ""
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"config {origin}: {where}{msg}{more}"
+
+
+def parse_config(data: dict[str, Any], origin: str = "<dict>") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read, interpolate and validate the YAML config.
+
+    Environment overrides of the most common settings (``SHOP_DB_URL``, ``ALTCRAFT_API_URL``,
+    ``ALTCRAFT_TOKEN``, ``SYNC_STATE_URL``) win over the file, so a deployment can keep one file for
+    all environments.
+    """
+    env = dict(os.environ if environ is None else environ)
+    cfg_path = Path(path or env.get("ALTCRAFT_SYNC_CONFIG") or "altcraft-sync.yaml")
+    if not cfg_path.exists():
+        raise ConfigError(f"config file {cfg_path} not found (pass --config or set ALTCRAFT_SYNC_CONFIG)")
+    try:
+        raw = yaml.safe_load(interpolate_env(cfg_path.read_text(encoding="utf-8"), env)) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {cfg_path}:{where} is not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {cfg_path}: the top level must be a mapping")
+    overrides = {
+        ("source", "url"): env.get("SHOP_DB_URL"),
+        ("altcraft", "api_url"): env.get("ALTCRAFT_API_URL"),
+        ("altcraft", "token"): env.get("ALTCRAFT_TOKEN"),
+        ("state", "url"): env.get("SYNC_STATE_URL"),
+    }
+    for (section, key), value in overrides.items():
+        if value:
+            raw.setdefault(section, {})[key] = value
+    return parse_config(raw, str(cfg_path))
+
+
+def resolve_token(settings: AltcraftSettings) -> SecretStr:
+    """The API token: the configured value, else the named Prefect Secret block."""
+    if settings.token.get_secret_value():
+        return settings.token
+    if settings.token_block:
+        try:
+            from prefect.blocks.system import Secret
+
+            return SecretStr(str(Secret.load(settings.token_block).get()))
+        except Exception as err:  # the block API raises several types; the name is what the user needs
+            raise ConfigError(
+                f"altcraft.token_block: could not load Prefect Secret block {settings.token_block!r} "
+                f"({type(err).__name__})"
+            ) from None
+    raise ConfigError("altcraft.token: no API token (set ALTCRAFT_TOKEN or altcraft.token_block)")

@@ -1,0 +1,50 @@
+"""Errors that end a run, each with a one-line message that says what to fix.
+
+Every exception raised to a person (CLI exit, Prefect Failed state) is one of these, so the flow and the
+CLI can turn it into a single clear line instead of a traceback. Messages never contain secrets: the
+token and database passwords are masked before any of these is built.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base class: a run could not do its job. ``str(err)`` is the one-line reason."""
+
+    exit_code = 2
+
+
+class ConfigError(SyncError):
+    """The configuration is invalid; the message names the setting."""
+
+
+class SourceError(SyncError):
+    """The shop database is unreachable or does not match the configured mapping."""
+
+
+class StateError(SyncError):
+    """The sync-state database is unreachable or locked by another run."""
+
+
+class StreamLocked(StateError):
+    """Another run holds the stream's lock (two runs of one stream never overlap)."""
+
+
+class AltcraftError(SyncError):
+    """Altcraft refused or could not serve the whole run."""
+
+
+class AltcraftAuthError(AltcraftError):
+    """Bad or missing token (401/403): retrying cannot help."""
+
+
+class AltcraftTariffError(AltcraftError):
+    """Tariff limit reached (402): retrying cannot help."""
+
+
+class AltcraftUnavailable(AltcraftError):
+    """Altcraft kept failing transiently after every allowed retry."""
+
+
+class ThresholdExceeded(SyncError):
+    """The share of rejected + invalid records passed the configured failure threshold."""

@@ -1,0 +1,495 @@
+"""The Altcraft Market API client: every push of altcraft-sync goes through it.
+
+What it guarantees (see ``../shared/altcraft/api.md`` for the API itself):
+
+- One pooled ``requests.Session``, connect/read timeouts on every call (a Prefect task timeout cannot
+  interrupt a blocked socket), TLS verification always on.
+- Retries with exponential backoff and jitter (tenacity) on connection errors, timeouts, HTTP 429 (with
+  ``Retry-After`` honoured) and 500/502/503/504, capped in attempts and in total time. A bad token
+  (body ``error`` 401/403 or HTTP 401/403) or the tariff limit (402) fails at once: retrying cannot help.
+- The body's ``error`` is checked even on HTTP 200 (api.md §0: HTTP 200 may carry an error, INFERRED).
+- Batches split by record count and serialized size; HTTP 413 or a whole-request 400 halves the batch
+  until the offending records are isolated and reported as rejected while the rest are delivered.
+- Bounded concurrency and a requests-per-second limit shared by every client of one API URL in the
+  process, so a backfill running beside the nightly sync cannot flood the account.
+- The token is never logged, never put in an exception, a repr or an artifact.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+import requests
+from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+
+from altcraft_sync.config import AltcraftSettings
+from altcraft_sync.errors import AltcraftAuthError, AltcraftError, AltcraftTariffError, AltcraftUnavailable
+
+log = logging.getLogger("altcraft_sync.altcraft")
+
+TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
+TRANSIENT_ITEM_CODES = frozenset({429, 500, 502, 503, 504})
+"""Per-item codes treated as 'failed transiently' (INFERRED: Altcraft documents no per-item codes)."""
+
+Status = Literal["delivered", "rejected", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one record: delivered, rejected by Altcraft (code + text), or failed transiently."""
+
+    external_id: str
+    status: Status
+    code: int = 0
+    text: str = ""
+    permanent: bool = False
+    """A rejection that will repeat until the record's data changes (e.g. unknown currency)."""
+
+
+@dataclass
+class ImportReport:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    requests: int = 0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for o in self.outcomes.values() if o.status == status)
+
+    def merge(self, other: ImportReport) -> None:
+        self.outcomes.update(other.outcomes)
+        self.requests += other.requests
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A record already serialized to JSON bytes (the transforms serialize once, for the fingerprint)."""
+
+    external_id: str
+    data: bytes
+
+    @classmethod
+    def of(cls, record: dict[str, Any], key: str = "external_id") -> Encoded:
+        return cls(str(record[key]), orjson.dumps(record))
+
+
+class _Transient(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+
+
+class _Rejected(Exception):
+    """The whole request was refused (HTTP 413, or body error 400): isolate the offending records."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+class RateLimiter:
+    """A thread-safe token bucket: at most ``rate`` requests per second, bursts of up to ``rate``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+            time.sleep(wait)
+
+
+_limiters: dict[str, RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def shared_limiter(api_url: str, rate: float) -> RateLimiter:
+    """One limiter per API URL per process: nightly and backfill runs in one worker share it."""
+    with _limiters_lock:
+        limiter = _limiters.get(api_url)
+        if limiter is None or limiter.rate != rate:
+            limiter = _limiters[api_url] = RateLimiter(rate)
+        return limiter
+
+
+class AltcraftClient:
+    def __init__(
+        self,
+        settings: AltcraftSettings,
+        token: SecretStr,
+        *,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._token = token  # SecretStr: masked in any repr
+        self._limiter = limiter or shared_limiter(settings.api_url, settings.requests_per_second)
+        self._sleep = sleep
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, settings.concurrency), max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.verify = True
+        self._session.headers["Content-Type"] = "application/json"
+        if settings.auth == "bearer":
+            self._session.headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        self._pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="altcraft")
+        self.requests_sent = 0
+        self.retries = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AltcraftClient(api_url={self.settings.api_url!r}, auth={self.settings.auth!r}, token='**********')"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._session.close()
+
+    def __enter__(self) -> AltcraftClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- imports -------------------------------------------------------------------------------------
+    def import_orders(
+        self,
+        records: Sequence[Encoded],
+        *,
+        custom_fields: list[dict[str, Any]] | None = None,
+        custom_line_statuses: list[dict[str, Any]] | None = None,
+        skip_triggers: bool = False,
+    ) -> ImportReport:
+        root: dict[str, Any] = {"skip_triggers": skip_triggers}
+        if custom_fields:
+            root["custom_fields"] = custom_fields
+        if custom_line_statuses:
+            root["custom_line_statuses"] = custom_line_statuses
+        return self._import("market/orders/import", records, root)
+
+    def import_skus(
+        self, records: Sequence[Encoded], *, custom_fields: list[dict[str, Any]] | None = None,
+        categories: list[dict[str, Any]] | None = None,
+    ) -> ImportReport:
+        return self._import("market/sku/import", records, _defs(custom_fields, categories))
+
+    def import_products(
+        self, records: Sequence[Encoded], *, custom_fields: list[dict[str, Any]] | None = None,
+        categories: list[dict[str, Any]] | None = None,
+    ) -> ImportReport:
+        """Products, optionally with nested ``sku`` arrays, through ``market/products/import``."""
+        return self._import("market/products/import", records, _defs(custom_fields, categories))
+
+    def import_categories(self, categories: Sequence[Encoded]) -> ImportReport:
+        """Categories alone, as the root ``categories`` of ``products/import`` with an empty ``data``.
+
+        Categories get no per-item result (api.md §2.4), so a category is delivered when its request
+        answered ``error: 0``; a refused request is halved until the bad categories are isolated.
+        Callers must send parents before children (transforms.catalog orders them).
+        """
+        return self._import("market/products/import", categories, {"data": []}, items_key="categories")
+
+    def define(
+        self, *, custom_fields: list[dict[str, Any]] | None = None,
+        custom_line_statuses: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Create/update root definitions once, before any record uses them.
+
+        Sending definitions alone (``data: []``, INFERRED to be accepted) means a bad definition fails
+        the run once with a clear message instead of failing every record of every batch.
+        """
+        if custom_line_statuses:
+            method, root = "market/orders/import", {"custom_line_statuses": custom_line_statuses, "skip_triggers": True}
+            if custom_fields:
+                root["custom_fields"] = custom_fields
+        elif custom_fields:
+            method, root = "market/products/import", {"custom_fields": custom_fields}
+        else:
+            return
+        try:
+            self._post(method, self._body({**root, "data": []}))
+        except _Rejected as err:
+            raise AltcraftError(f"Altcraft refused the custom field/line status definitions: {err.text}") from None
+
+    # --- deletes -------------------------------------------------------------------------------------
+    def delete_orders(self, external_ids: Iterable[str]) -> ImportReport:
+        """Delete orders one by one (the method takes one order), by external_id (v74 variant of api.md
+        §1.1). An order Altcraft does not know counts as deleted: the goal state is reached."""
+        report = ImportReport()
+        ids = list(external_ids)
+
+        def one(ext: str) -> Outcome:
+            try:
+                self._post("market/orders/delete", self._body({"external_id": ext}))
+            except _Rejected as err:
+                if err.code == 404:
+                    return Outcome(ext, "delivered", 404, "already absent")
+                return Outcome(ext, "rejected", err.code, err.text, permanent=True)
+            return Outcome(ext, "delivered")
+
+        for outcome in self._pool.map(one, ids):
+            report.outcomes[outcome.external_id] = outcome
+        report.requests = len(ids)
+        return report
+
+    def delete_skus(self, external_ids: Iterable[str]) -> ImportReport:
+        return self._delete_many("market/sku/delete", list(external_ids))
+
+    def delete_products(self, external_ids: Iterable[str]) -> ImportReport:
+        return self._delete_many("market/products/delete", list(external_ids))
+
+    def _delete_many(self, method: str, ids: list[str]) -> ImportReport:
+        """Batch delete. Only ``deleted_count`` comes back (api.md §1.2): records already absent are
+        not errors, so every asked id counts as delivered once the request succeeded."""
+        report = ImportReport()
+        for start in range(0, len(ids), self.settings.batch_size):
+            batch = ids[start:start + self.settings.batch_size]
+            answer = self._post(method, self._body({"external_ids": batch}))
+            report.requests += 1
+            log.info("%s: asked %d, Altcraft deleted %s", method, len(batch), answer.get("deleted_count"))
+            for ext in batch:
+                report.outcomes[ext] = Outcome(ext, "delivered")
+        return report
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def list_orders(self, *, limit: int = 500, endpoint: str | None = None) -> Iterator[dict[str, Any]]:
+        return self._list("market/orders/list", limit, {"endpoint": endpoint} if endpoint else {})
+
+    def list_skus(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
+        return self._list("market/sku/list", limit, {})
+
+    def list_products(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
+        return self._list("market/products/list", limit, {})
+
+    def get_order_status(self, external_id: str) -> dict[str, Any]:
+        return self._post("market/orders/get_status", self._body({"external_id": external_id}))["result"]
+
+    def _list(self, method: str, limit: int, extra: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Follow ``next_from_id`` until a page comes back empty (api.md §1.1)."""
+        from_id = ""
+        while True:
+            answer = self._post(method, self._body({"from_id": from_id, "limit": limit, **extra}))
+            page = answer.get("result") or []
+            if not page:
+                return
+            yield from page
+            next_id = str(answer.get("next_from_id") or "")
+            if not next_id or next_id == from_id:
+                return
+            from_id = next_id
+
+    # --- batching ------------------------------------------------------------------------------------
+    def _import(
+        self, method: str, records: Sequence[Encoded], root: dict[str, Any], items_key: str = "data"
+    ) -> ImportReport:
+        report = ImportReport()
+        if not records:
+            return report
+        prefix = self._prefix(root)
+        futures = [
+            self._pool.submit(self._send_isolating, method, prefix, items_key, batch)
+            for batch in self._batches(records, len(prefix))
+        ]
+        for fut in futures:
+            report.merge(fut.result())
+        return report
+
+    def _batches(self, records: Sequence[Encoded], overhead: int) -> Iterator[list[Encoded]]:
+        limit, cap = self.settings.batch_size, self.settings.max_body_bytes
+        batch: list[Encoded] = []
+        size = overhead + 16
+        for rec in records:
+            rec_size = len(rec.data) + 1
+            if batch and (len(batch) >= limit or size + rec_size > cap):
+                yield batch
+                batch, size = [], overhead + 16
+            batch.append(rec)
+            size += rec_size
+        if batch:
+            yield batch
+
+    def _send_isolating(self, method: str, prefix: bytes, items_key: str, batch: list[Encoded]) -> ImportReport:
+        report = ImportReport(requests=1)
+        body = prefix + b'"' + items_key.encode() + b'":[' + b",".join(r.data for r in batch) + b"]}"
+        try:
+            answer = self._post(method, body)
+        except _Rejected as err:
+            if len(batch) == 1:
+                rec = batch[0]
+                log.warning("%s: record %s rejected by Altcraft (%s %s)", method, rec.external_id, err.code, err.text)
+                report.outcomes[rec.external_id] = Outcome(rec.external_id, "rejected", err.code, err.text, True)
+                return report
+            mid = len(batch) // 2
+            log.info("%s: request of %d records refused (%s); halving to isolate", method, len(batch), err.code)
+            for half in (batch[:mid], batch[mid:]):
+                report.merge(self._send_isolating(method, prefix, items_key, half))
+            return report
+        if items_key != "data":  # categories: no per-item result, the request's success is theirs
+            report.outcomes.update({r.external_id: Outcome(r.external_id, "delivered") for r in batch})
+            return report
+        report.outcomes.update(self._outcomes(batch, answer.get("result")))
+        return report
+
+    def _outcomes(self, batch: list[Encoded], result: Any) -> dict[str, Outcome]:
+        by_id: dict[str, dict[str, Any]] = {}
+        for item in result if isinstance(result, list) else []:
+            if isinstance(item, dict) and item.get("external_id") is not None:
+                by_id[str(item["external_id"])] = item
+        permanent = set(self.settings.permanent_error_codes)
+        out: dict[str, Outcome] = {}
+        for rec in batch:
+            item = by_id.get(rec.external_id)
+            if item is None:
+                # INFERRED: the sku/import page calls result "IDs that were imported"; a record missing
+                # from it was not imported. Treat as transient so the next run sends it again.
+                out[rec.external_id] = Outcome(rec.external_id, "failed", 0, "no result for this record")
+                continue
+            code = int(item.get("error") or 0)
+            if code == 0:
+                out[rec.external_id] = Outcome(rec.external_id, "delivered")
+            elif code in TRANSIENT_ITEM_CODES:
+                out[rec.external_id] = Outcome(rec.external_id, "failed", code, str(item.get("error_text") or ""))
+            else:
+                out[rec.external_id] = Outcome(
+                    rec.external_id, "rejected", code, str(item.get("error_text") or ""), permanent=code in permanent
+                )
+        return out
+
+    # --- transport -----------------------------------------------------------------------------------
+    def _prefix(self, root: dict[str, Any]) -> bytes:
+        """The body up to the items array, e.g. ``{"token":"...","skip_triggers":false,``."""
+        head = dict(root)
+        if self.settings.auth == "body":
+            head = {"token": self._token.get_secret_value(), **head}
+        return orjson.dumps(head)[:-1] + (b"," if head else b"")
+
+    def _body(self, payload: dict[str, Any]) -> bytes:
+        """A whole small request body (deletes, lists, definitions), with the token if it goes in the body."""
+        if self.settings.auth == "body":
+            payload = {"token": self._token.get_secret_value(), **payload}
+        return orjson.dumps(payload)
+
+    def _post(self, method: str, body: bytes) -> dict[str, Any]:
+        """POST with retries on transient failures; returns the decoded body with ``error == 0``."""
+        settings = self.settings
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(settings.max_attempts) | stop_after_delay(settings.max_retry_seconds),
+            wait=self._wait,
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=self._before_sleep(method),
+        )
+        started = time.monotonic()
+        try:
+            return retrying(self._attempt, method, body)
+        except _Transient as err:
+            attempts = retrying.statistics.get("attempt_number", settings.max_attempts)
+            raise AltcraftUnavailable(
+                f"Altcraft {method} kept failing after {attempts} attempts over "
+                f"{time.monotonic() - started:.1f} s: {err.reason}"
+            ) from None
+
+    def _before_sleep(self, method: str) -> Callable[[RetryCallState], None]:
+        def hook(state: RetryCallState) -> None:
+            with self._count_lock:
+                self.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("%s: attempt %d failed (%s); retrying", method, state.attempt_number, getattr(exc, "reason", exc))
+
+        return hook
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential backoff with full jitter, never shorter than the server's ``Retry-After``."""
+        s = self.settings
+        backoff = min(s.backoff_max, s.backoff_initial * 2 ** (state.attempt_number - 1))
+        delay = random.uniform(0, backoff)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, s.backoff_max))
+        return delay
+
+    def _attempt(self, method: str, body: bytes) -> dict[str, Any]:
+        s = self.settings
+        self._limiter.acquire()
+        with self._count_lock:
+            self.requests_sent += 1
+        try:
+            resp = self._session.post(s.api_url + method, data=body, timeout=(s.connect_timeout, s.read_timeout))
+        except (requests.ConnectionError, requests.Timeout) as err:
+            raise _Transient(f"{type(err).__name__} talking to {s.api_url}") from None
+        except requests.RequestException as err:
+            raise _Transient(type(err).__name__) from None
+        status = resp.status_code
+        if status in (401, 403):
+            raise AltcraftAuthError(
+                f"Altcraft refused the API token (HTTP {status}): check ALTCRAFT_TOKEN/altcraft.token and that "
+                "the token has market roles"
+            )
+        if status in TRANSIENT_HTTP:
+            raise _Transient(f"HTTP {status}", _retry_after(resp.headers.get("Retry-After")))
+        if status == 413:
+            raise _Rejected(413, "request body too large for Altcraft")
+        try:
+            answer = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            if status >= 400:
+                raise _Rejected(status, f"HTTP {status}") from None
+            raise _Transient(f"HTTP {status} with a body that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise _Transient(f"HTTP {status} with an unexpected body")
+        code = int(answer.get("error") or 0)
+        text = str(answer.get("error_text") or "")
+        if code == 0 and status < 400:
+            return answer
+        if code in (401, 403):
+            raise AltcraftAuthError(
+                f"Altcraft refused the API token (error {code}: {text}): check ALTCRAFT_TOKEN/altcraft.token "
+                "and that the token has market roles"
+            )
+        if code == 402:
+            raise AltcraftTariffError(f"Altcraft tariff limit reached (error 402: {text}): raise the plan's limits")
+        if code in TRANSIENT_HTTP:
+            raise _Transient(f"error {code}: {text}")
+        raise _Rejected(code or status, text or f"HTTP {status}")
+
+
+def _defs(custom_fields: list[dict[str, Any]] | None, categories: list[dict[str, Any]] | None) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    if custom_fields:
+        root["custom_fields"] = custom_fields
+    if categories:
+        root["categories"] = categories
+    return root
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,734 @@
+"""A local Altcraft Market API emulator: a real HTTP server, not request mocking.
+
+It implements the Market endpoints of ``../shared/altcraft/api.md`` so the client, the demo and every
+test talk HTTP to something that behaves like Altcraft: token check (body or Bearer), per-record
+validation with per-item errors in ``result[]``, upsert by ``external_id``, cursor paging, deletes,
+a 10 MB body limit answered with HTTP 413, and fault injection (429 storms, 5xx, dropped connections,
+latency, per-record rejections) switchable at start and at run time.
+
+Where Altcraft's behaviour is not documented the emulator has to pick one; each such choice is marked
+``INFERRED`` below and listed in the README ("Emulator: inferred behaviour"):
+
+- INFERRED: a bad token is answered HTTP 200 with ``{"error": 401}`` in the body (the docs list body
+  code 401 "API token required" and say HTTP 200 may carry an error); the client handles HTTP 401 too.
+- INFERRED: per-item results carry ``error_text`` besides ``error`` and ``external_id``.
+- INFERRED: per-item codes: 400 for an invalid field, 404 for a reference to an unknown product, SKU's
+  product, category or custom field (these clear once the referenced record arrives).
+- INFERRED: an order line's ``product`` must be a known product or SKU external_id.
+- INFERRED: an invalid root ``categories``/``custom_fields``/``custom_line_statuses`` entry fails the whole
+  request with ``{"error": 400, "error_text": "incorrect request: ..."}`` (they have no per-item result).
+- INFERRED: ``products/import`` answers like the other imports; ``data: []`` is accepted so categories can
+  be imported alone.
+- INFERRED: list endpoints return prices as imported (major units); api.md notes a possible x100.
+- INFERRED: a field of the wrong JSON type (``count`` as a string, ``lines`` not an array, ...) fails the
+  whole request with error 400, as a typed (Go) decoder does; value errors (enums, required fields,
+  references) are per-item. The client isolates such records by halving the batch.
+- Re-importing an order replaces it whole, lines included (api.md §5: always send complete orders).
+"""
+
+from __future__ import annotations
+
+import hmac
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+API_PREFIX = "/api/v1.1/"
+CONTROL_PREFIX = "/__emulator/"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # api.md §0: "limited by default to 10 MB"
+
+ORDER_STATUSES = {"new", "delivered", "paid", "canceled", "part_refunded"}
+LINE_STATUSES = {"new", "processing", "delivering", "delivered", "canceled", "refunded"}
+CUSTOM_LINE_STATUS_TYPES = {"delivered", "canceled", "refunded", "in_process"}
+VALUE_TYPES = {"unicode", "int", "float", "bool", "enum", "date"}
+ENTITY_TYPES = {"product", "sku", "order", "line_order"}
+MATCHING = {
+    "email": (("email",),), "email_profile": (("email",),), "email_sub": (("email",),),
+    "phone": (("phone",),), "phone_sub": (("phone",),), "profile_id": (("profile_id",),),
+    "push_sub": (("provider",), ("subscription_id",)), "custom": (("field_name",), ("field_value",)),
+    "custom_sub": (("field_name",), ("field_value",)), "email_phone": (("email", "phone"),),
+    "email_phone_sub": (("email", "phone"),),
+}
+DEFAULT_CURRENCIES = frozenset({"RUB", "USD", "EUR", "KZT", "BYN"})
+
+_PRICE = re.compile(r"\d+(\.\d+)?")
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+class ItemError(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+class RequestError(Exception):
+    """The whole request is refused (body ``error`` != 0)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+@dataclass
+class Faults:
+    """Fault injection; every field can be changed while the server runs (``POST /__emulator/faults``)."""
+
+    rate_limit_every: int = 0
+    """Answer every Nth API request with HTTP 429 and ``Retry-After`` (0 = never)."""
+    retry_after: float = 0.05
+    error_rate: float = 0.0
+    """Fraction of API requests answered with a random 500/502/503/504."""
+    drop_rate: float = 0.0
+    """Fraction of API requests whose connection is closed without an answer."""
+    latency_ms: float = 0.0
+    tariff_exceeded: bool = False
+    """Answer every import with body error 402 (tariff limit)."""
+    reject: dict[str, list[Any]] = field(default_factory=dict)
+    """external_id -> [code, text]: a per-item error forced on that record until removed."""
+    seed: int | None = None
+
+    def update(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if not hasattr(self, key):
+                raise ValueError(f"unknown fault {key!r}")
+            setattr(self, key, value)
+
+
+@dataclass
+class Store:
+    """What the emulated account holds, keyed by external_id; ``seq`` gives stable paging order."""
+
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skus: dict[str, dict[str, Any]] = field(default_factory=dict)
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    custom_line_statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ids: dict[tuple[str, str], int] = field(default_factory=dict)
+    seq: int = 0
+
+    def internal_id(self, kind: str, external_id: str) -> int:
+        key = (kind, external_id)
+        if key not in self.ids:
+            self.seq += 1
+            self.ids[key] = self.seq
+        return self.ids[key]
+
+
+class AltcraftEmulator:
+    """Run with :meth:`start` (background thread) or :meth:`serve_forever`; ``url`` is the API base URL."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = "sandbox-token",
+        faults: Faults | None = None,
+        currencies: frozenset[str] = DEFAULT_CURRENCIES,
+        require_known_products: bool = True,
+    ) -> None:
+        self.token = token
+        self.faults = faults or Faults()
+        self.currencies = set(currencies)
+        self.require_known_products = require_known_products
+        self.store = Store()
+        self.lock = threading.RLock()
+        self.stats: Counter[str] = Counter()
+        self.import_counts: Counter[tuple[str, str]] = Counter()
+        """(entity, external_id) -> how many times it was accepted: lets tests prove 'sent once'."""
+        self.in_flight = 0
+        self._rng = random.Random(self.faults.seed)
+        self._server = _Server((host, port), _Handler)
+        self._server.emulator = self
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        return f"http://{host}:{self.port}{API_PREFIX}"
+
+    def start(self) -> AltcraftEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="altcraft-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> AltcraftEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.store = Store()
+            self.stats.clear()
+            self.import_counts.clear()
+
+    # --- faults --------------------------------------------------------------------------------------
+    def _injected_fault(self) -> tuple[str, Any] | None:
+        f = self.faults
+        with self.lock:
+            self.stats["api_requests"] += 1
+            n = self.stats["api_requests"]
+            roll_drop, roll_err = self._rng.random(), self._rng.random()
+            status = self._rng.choice((500, 502, 503, 504))
+        if f.latency_ms:
+            time.sleep(f.latency_ms / 1000)
+        if f.rate_limit_every and n % f.rate_limit_every == 0:
+            return ("status", (429, {"Retry-After": f"{f.retry_after:g}"}))
+        if roll_drop < f.drop_rate:
+            return ("drop", None)
+        if roll_err < f.error_rate:
+            return ("status", (status, {}))
+        return None
+
+    # --- API dispatch --------------------------------------------------------------------------------
+    def handle(self, method: str, body: dict[str, Any], bearer: str | None) -> dict[str, Any]:
+        token = bearer if bearer is not None else body.get("token")
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token.encode()):
+            return {"error": 401, "error_text": "API token required"}
+        handler = _METHODS.get(method)
+        if handler is None:
+            return {"error": 400, "error_text": f"incorrect request: unknown method {method}"}
+        if self.faults.tariff_exceeded and method.endswith("/import"):
+            return {"error": 402, "error_text": "Tariff limit reached"}
+        try:
+            with self.lock:
+                out = handler(self, body)
+        except RequestError as err:
+            return {"error": err.code, "error_text": err.text}
+        self.stats[f"method:{method}"] += 1
+        return {"error": 0, "error_text": "", **out}
+
+    # --- root-level definitions ----------------------------------------------------------------------
+    def _apply_definitions(self, body: dict[str, Any]) -> None:
+        fields = body.get("custom_fields") or []
+        statuses = body.get("custom_line_statuses") or []
+        cats = body.get("categories") or []
+        for name, value in (("custom_fields", fields), ("custom_line_statuses", statuses), ("categories", cats)):
+            if not isinstance(value, list):
+                raise RequestError(400, f"incorrect request: {name} must be an array")
+        for i, cf in enumerate(fields):
+            _check_custom_field_definition(i, cf)
+        for i, st in enumerate(statuses):
+            if not isinstance(st, dict) or not _nonempty(st.get("external_id")) or not _nonempty(st.get("name")):
+                raise RequestError(400, f"incorrect request: custom_line_statuses[{i}] needs external_id and name")
+            if st.get("type") not in CUSTOM_LINE_STATUS_TYPES:
+                raise RequestError(400, f"incorrect request: custom_line_statuses[{i}].type {st.get('type')!r}")
+        known = set(self.store.categories)
+        for i, cat in enumerate(cats):
+            if not isinstance(cat, dict) or not _nonempty(cat.get("external_id")) or not _nonempty(cat.get("name")):
+                raise RequestError(400, f"incorrect request: categories[{i}] needs external_id and name")
+            parent = cat.get("parent_external_id")
+            if parent not in (None, "") and parent not in known:
+                raise RequestError(
+                    400, f"incorrect request: categories[{i}] parent {parent!r} does not exist (send parents first)"
+                )
+            known.add(cat["external_id"])
+        # All valid: apply.
+        for cf in fields:
+            self.store.custom_fields[cf["external_id"]] = dict(cf)
+        for st in statuses:
+            self.store.custom_line_statuses[st["external_id"]] = dict(st)
+        for cat in cats:
+            self.store.internal_id("category", cat["external_id"])
+            self.store.categories[cat["external_id"]] = {k: v for k, v in cat.items() if k != "token"}
+
+    def _import(self, body: dict[str, Any], kind: str, validate: Any, stored: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise RequestError(400, "incorrect request: data must be an array")
+        for i, item in enumerate(data):
+            problem = _type_problem(item, kind)
+            if problem:
+                raise RequestError(400, f"incorrect request: data[{i}]{problem}")
+        self._apply_definitions(body)
+        result = []
+        for item in data:
+            ext = item.get("external_id") if isinstance(item, dict) else None
+            try:
+                if not isinstance(item, dict):
+                    raise ItemError(400, "record must be an object")
+                forced = self.faults.reject.get(str(ext))
+                if forced:
+                    raise ItemError(int(forced[0]), str(forced[1]))
+                validate(self, item)
+            except ItemError as err:
+                result.append({"error": err.code, "error_text": err.text, "external_id": ext})
+                continue
+            self.store.internal_id(kind, ext)
+            stored[ext] = item
+            self.import_counts[(kind, ext)] += 1
+            if kind == "product":
+                for sku in item.get("sku") or []:
+                    self.store.internal_id("sku", sku["external_id"])
+                    self.store.skus[sku["external_id"]] = {**sku, "product_external_id": ext}
+            result.append({"error": 0, "error_text": "", "external_id": ext})
+        return {"result": result}
+
+    # --- list / delete -------------------------------------------------------------------------------
+    def _page(self, body: dict[str, Any], kind: str, stored: dict[str, dict[str, Any]], shape: Any) -> dict[str, Any]:
+        try:
+            from_id = int(body.get("from_id") or 0)
+            limit = int(body.get("limit") or 100)
+        except (TypeError, ValueError):
+            raise RequestError(400, "incorrect request: from_id and limit must be integers") from None
+        endpoint = body.get("endpoint")
+        rows = sorted(
+            (self.store.ids[(kind, ext)], ext) for ext in stored
+            if self.store.ids[(kind, ext)] > from_id and (not endpoint or stored[ext].get("endpoint") == endpoint)
+        )[: max(1, limit)]
+        result = [shape(self, stored[ext], iid) for iid, ext in rows]
+        return {"result": result, "next_from_id": str(rows[-1][0] if rows else from_id)}
+
+    def _delete_many(self, body: dict[str, Any], kind: str, stored: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        ext_ids = body.get("external_ids") or []
+        ids = body.get("ids") or []
+        if not isinstance(ext_ids, list) or not isinstance(ids, list) or not (ext_ids or ids):
+            raise RequestError(400, "incorrect request: ids or external_ids required")
+        by_id = {iid: ext for (k, ext), iid in self.store.ids.items() if k == kind}
+        targets = {str(e) for e in ext_ids} | {by_id[i] for i in ids if i in by_id}
+        deleted = 0
+        for ext in targets:
+            if stored.pop(ext, None) is not None:
+                deleted += 1
+                if kind == "product":  # INFERRED: deleting a product removes its SKUs (they cannot exist alone)
+                    for sku_id in [s for s, v in self.store.skus.items() if v.get("product_external_id") == ext]:
+                        del self.store.skus[sku_id]
+        return {"deleted_count": deleted}
+
+
+# --- JSON type decoding (whole-request errors) -------------------------------------------------------
+_STR, _INT, _BOOL, _LIST, _OBJ = "string", "integer", "boolean", "array", "object"
+_CATALOG_TYPES = {
+    "external_id": _STR, "name": _STR, "price": _STR, "old_price": _STR, "currency": _STR, "tags": _LIST,
+    "manufacturer_name": _STR, "description": _STR, "url": _STR, "pictures": _LIST, "count": _INT,
+    "expiration_time": _STR, "is_available": _BOOL, "delivery": _BOOL, "barcode": _LIST,
+    "manufacturer_warranty": _BOOL, "custom_fields": _OBJ, "regional_data": _LIST, "categories": _LIST,
+    "product_external_id": _STR, "sku": _LIST,
+}
+_TYPES = {
+    "order": {
+        "external_id": _STR, "matching": _STR, "endpoint": _STR, "tags": _LIST, "status": _STR,
+        "delivery_cost": _STR, "total_price": _STR, "currency": _STR, "create_time": _STR, "update_time": _STR,
+        "custom_fields": _OBJ, "region": _STR, "lines": _LIST,
+    },
+    "line": {
+        "external_id": _STR, "status": _STR, "product": _STR, "base_price_per_item": _STR,
+        "min_price_per_item": _STR, "final_price_per_item": _STR, "count": _INT, "custom_fields": _OBJ,
+    },
+    "product": _CATALOG_TYPES,
+    "sku": _CATALOG_TYPES,
+}
+_PY = {_STR: (str,), _INT: (int,), _BOOL: (bool,), _LIST: (list,), _OBJ: (dict,)}
+
+
+def _type_problem(item: Any, kind: str) -> str:
+    """The first JSON type mismatch in a record (``.lines[0].count: cannot decode ...``), or ''."""
+    if not isinstance(item, dict):
+        return ": cannot decode into an object"
+    for key, expected in _TYPES[kind].items():
+        value = item.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, _PY[expected]) and not (expected == _INT and isinstance(value, bool))
+        if not ok:
+            return f".{key}: cannot decode {type(value).__name__} into {expected}"
+    if kind == "order":
+        for i, line in enumerate(item.get("lines") or []):
+            problem = _type_problem(line, "line")
+            if problem:
+                return f".lines[{i}]{problem}"
+    return ""
+
+
+# --- validation helpers ------------------------------------------------------------------------------
+def _nonempty(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _price(item: dict[str, Any], key: str, required: bool = False, where: str = "") -> None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise ItemError(400, f"{where}{key} is required")
+        return
+    if not isinstance(value, str) or not _PRICE.fullmatch(value):
+        raise ItemError(400, f"{where}{key} must be a non-negative decimal string, got {value!r}")
+
+
+def _time(item: dict[str, Any], key: str) -> None:
+    value = item.get(key)
+    if value is None:
+        return
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ItemError(400, f"{key} must be an RFC 3339 time, got {value!r}")
+    try:
+        datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ItemError(400, f"{key} is not a valid date: {value!r}") from None
+
+
+def _str_list(item: dict[str, Any], key: str) -> None:
+    value = item.get(key)
+    if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+        raise ItemError(400, f"{key} must be an array of strings")
+
+
+def _check_custom_field_definition(i: int, cf: Any) -> None:
+    where = f"incorrect request: custom_fields[{i}]"
+    if not isinstance(cf, dict):
+        raise RequestError(400, f"{where} must be an object")
+    for key in ("external_id", "name"):
+        if not _nonempty(cf.get(key)):
+            raise RequestError(400, f"{where}.{key} is required")
+    if cf.get("entity_type") not in ENTITY_TYPES:
+        raise RequestError(400, f"{where}.entity_type {cf.get('entity_type')!r} is not one of {sorted(ENTITY_TYPES)}")
+    if cf.get("value_type") not in VALUE_TYPES:
+        raise RequestError(400, f"{where}.value_type {cf.get('value_type')!r} is not one of {sorted(VALUE_TYPES)}")
+    if not isinstance(cf.get("required"), bool):
+        raise RequestError(400, f"{where}.required must be a boolean")
+    if "default_value" not in cf:
+        raise RequestError(400, f"{where}.default_value is required")
+    if cf["value_type"] == "enum" and not isinstance(cf.get("enum_values"), dict):
+        raise RequestError(400, f"{where}.enum_values is required for value_type enum")
+
+
+def _custom_values(emu: AltcraftEmulator, item: dict[str, Any], entity: str, where: str = "") -> None:
+    values = item.get("custom_fields")
+    if values is None:
+        return
+    if not isinstance(values, dict):
+        raise ItemError(400, f"{where}custom_fields must be an object")
+    for key, value in values.items():
+        definition = emu.store.custom_fields.get(key)
+        if definition is None or definition["entity_type"] != entity:
+            raise ItemError(404, f"{where}custom field {key!r} does not exist for {entity}")
+        vt = definition["value_type"]
+        ok = {
+            "unicode": isinstance(value, str),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "enum": value in (definition.get("enum_values") or {}),
+            "date": isinstance(value, str) and bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", value)),
+        }[vt]
+        if not ok and value is not None:
+            raise ItemError(400, f"{where}custom field {key!r} expects {vt}, got {value!r}")
+
+
+def _catalog_fields(emu: AltcraftEmulator, item: dict[str, Any], entity: str) -> None:
+    for key in ("external_id", "name"):
+        if not _nonempty(item.get(key)):
+            raise ItemError(400, f"{key} is required")
+    for key in ("price", "old_price"):
+        _price(item, key)
+    currency = item.get("currency")
+    if currency is not None and currency not in emu.currencies:
+        raise ItemError(400, f"currency {currency!r} is not enabled in the account")
+    description = item.get("description")
+    if description is not None and (not isinstance(description, str) or len(description) > 1000):
+        raise ItemError(400, "description must be a string of at most 1000 characters")
+    count = item.get("count")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+        raise ItemError(400, f"count must be a non-negative integer, got {count!r}")
+    for key in ("is_available", "delivery", "manufacturer_warranty"):
+        if key in item and not isinstance(item[key], bool):
+            raise ItemError(400, f"{key} must be a boolean")
+    for key in ("tags", "pictures", "categories"):
+        _str_list(item, key)
+    barcode = item.get("barcode")
+    if barcode is not None and (not isinstance(barcode, list) or not all(isinstance(b, (int, str)) for b in barcode)):
+        raise ItemError(400, "barcode must be an array")
+    for cat in item.get("categories") or []:
+        if cat not in emu.store.categories:
+            raise ItemError(404, f"category {cat!r} does not exist")
+    for i, region in enumerate(item.get("regional_data") or []):
+        if not isinstance(region, dict) or not _nonempty(region.get("external_id")):
+            raise ItemError(400, f"regional_data[{i}].external_id is required")
+        for key in ("price", "old_price"):
+            _price(region, key, where=f"regional_data[{i}].")
+        rc = region.get("currency")
+        if rc is not None and rc not in emu.currencies:
+            raise ItemError(400, f"regional_data[{i}].currency {rc!r} is not enabled in the account")
+        _custom_values(emu, region, entity, where=f"regional_data[{i}].")
+    _custom_values(emu, item, entity)
+
+
+def _validate_product(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
+    _catalog_fields(emu, item, "product")
+    for sku in item.get("sku") or []:
+        if not isinstance(sku, dict):
+            raise ItemError(400, "sku entries must be objects")
+        _catalog_fields(emu, sku, "sku")
+
+
+def _validate_sku(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
+    _catalog_fields(emu, item, "sku")
+    parent = item.get("product_external_id")
+    if not _nonempty(parent):
+        raise ItemError(400, "product_external_id is required")
+    if parent not in emu.store.products:
+        raise ItemError(404, f"product {parent!r} does not exist")
+
+
+def _validate_order(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
+    for key in ("external_id", "endpoint", "currency"):
+        if not _nonempty(item.get(key)):
+            raise ItemError(400, f"{key} is required")
+    if item.get("status") not in ORDER_STATUSES:
+        raise ItemError(400, f"status {item.get('status')!r} is not one of {sorted(ORDER_STATUSES)}")
+    if item["currency"] not in emu.currencies:
+        raise ItemError(400, f"currency {item['currency']!r} is not enabled in the account")
+    mode = item.get("matching", "email")
+    if mode not in MATCHING:
+        raise ItemError(400, f"matching {mode!r} is not a matching mode")
+    for alternatives in MATCHING[mode]:
+        if not any(item.get(k) not in (None, "") for k in alternatives):
+            raise ItemError(400, f"matching {mode!r} needs {' or '.join(alternatives)}")
+    _price(item, "total_price", required=True)
+    _price(item, "delivery_cost")
+    _time(item, "create_time")
+    _time(item, "update_time")
+    _str_list(item, "tags")
+    if "region" in item and not _nonempty(item["region"]):
+        raise ItemError(400, "region must be a non-empty string")
+    _custom_values(emu, item, "order")
+    lines = item.get("lines")
+    if not isinstance(lines, list) or not lines:
+        raise ItemError(400, "lines must hold at least one line")
+    seen: set[str] = set()
+    line_statuses = LINE_STATUSES | set(emu.store.custom_line_statuses)
+    for i, line in enumerate(lines):
+        where = f"lines[{i}]."
+        if not isinstance(line, dict) or not _nonempty(line.get("external_id")):
+            raise ItemError(400, f"{where}external_id is required")
+        if line["external_id"] in seen:
+            raise ItemError(400, f"{where}external_id {line['external_id']!r} is duplicated")
+        seen.add(line["external_id"])
+        if line.get("status") is not None and line["status"] not in line_statuses:
+            raise ItemError(400, f"{where}status {line['status']!r} is not a line status")
+        product = line.get("product")
+        if not _nonempty(product):
+            raise ItemError(400, f"{where}product is required")
+        if emu.require_known_products and product not in emu.store.skus and product not in emu.store.products:
+            raise ItemError(404, f"{where}product {product!r} does not exist")
+        count = line.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+            raise ItemError(400, f"{where}count must be a positive integer, got {count!r}")
+        for key in ("base_price_per_item", "min_price_per_item", "final_price_per_item"):
+            _price(line, key, required=key == "final_price_per_item", where=where)
+        _custom_values(emu, line, "line_order", where=where)
+
+
+# --- method table ----------------------------------------------------------------------------------
+def _orders_import(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    return emu._import(body, "order", _validate_order, emu.store.orders)
+
+
+def _sku_import(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    return emu._import(body, "sku", _validate_sku, emu.store.skus)
+
+
+def _products_import(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    return emu._import(body, "product", _validate_product, emu.store.products)
+
+
+def _order_shape(emu: AltcraftEmulator, order: dict[str, Any], iid: int) -> dict[str, Any]:
+    out = {k: v for k, v in order.items() if k not in ("matching", "email", "phone", "profile_id")}
+    out["profile"] = {"profile_id": str(iid), "xxh": ""}
+    out["lines"] = [{**line, "currency": order.get("currency")} for line in order.get("lines", [])]
+    return out
+
+
+def _orders_list(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    return emu._page(body, "order", emu.store.orders, _order_shape)
+
+
+def _products_list(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    def shape(e: AltcraftEmulator, p: dict[str, Any], iid: int) -> dict[str, Any]:
+        skus = [
+            {"name": s.get("name"), "external_id": s["external_id"]}
+            for s in e.store.skus.values() if s.get("product_external_id") == p["external_id"]
+        ]
+        return {"id": iid, "name": p.get("name"), "external_id": p["external_id"], "sku": skus}
+
+    return emu._page(body, "product", emu.store.products, shape)
+
+
+def _sku_list(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    return emu._page(
+        body, "sku", emu.store.skus, lambda e, s, iid: {"id": iid, "name": s.get("name"), "external_id": s["external_id"]}
+    )
+
+
+def _order_ref(emu: AltcraftEmulator, body: dict[str, Any]) -> str:
+    ext = body.get("external_id")
+    if ext is None and body.get("id") is not None:
+        ext = next((e for (k, e), i in emu.store.ids.items() if k == "order" and i == body.get("id")), None)
+    if not ext:
+        raise RequestError(400, "incorrect request: id or external_id required")
+    if ext not in emu.store.orders:
+        raise RequestError(404, f"order {ext!r} not found")  # INFERRED code
+    return str(ext)
+
+
+def _orders_delete(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    del emu.store.orders[_order_ref(emu, body)]
+    return {}
+
+
+def _orders_get_status(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    order = emu.store.orders[_order_ref(emu, body)]
+    return {"result": {"endpoint": order.get("endpoint"), "status": order.get("status")}}
+
+
+def _update_line_status(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
+    order = emu.store.orders.get(body.get("order_external_id"))
+    if order is None:
+        raise RequestError(404, "order not found")
+    status = body.get("status_external_id")
+    if status not in LINE_STATUSES | set(emu.store.custom_line_statuses):
+        raise RequestError(400, f"incorrect request: status {status!r}")
+    for line in order["lines"]:
+        if line["external_id"] == body.get("order_line_external_id"):
+            line["status"] = status
+            return {}
+    raise RequestError(404, "order line not found")
+
+
+_METHODS = {
+    "market/orders/import": _orders_import,
+    "market/sku/import": _sku_import,
+    "market/products/import": _products_import,
+    "market/orders/list": _orders_list,
+    "market/products/list": _products_list,
+    "market/sku/list": _sku_list,
+    "market/orders/delete": _orders_delete,
+    "market/sku/delete": lambda e, b: e._delete_many(b, "sku", e.store.skus),
+    "market/products/delete": lambda e, b: e._delete_many(b, "product", e.store.products),
+    "market/orders/get_status": _orders_get_status,
+    "market/orders/update_order_line_status": _update_line_status,
+}
+
+
+# --- HTTP layer --------------------------------------------------------------------------------------
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    emulator: AltcraftEmulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests capture logs
+        return
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = orjson.dumps(payload)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        emu = self.server.emulator
+        if self.path.startswith(CONTROL_PREFIX + "stats"):
+            with emu.lock:
+                counts = {k: len(getattr(emu.store, k)) for k in ("orders", "products", "skus", "categories")}
+                self._send(200, {"stats": dict(emu.stats), "stored": counts})
+        elif self.path.startswith(CONTROL_PREFIX + "faults"):
+            self._send(200, emu.faults.__dict__)
+        else:
+            self._send(404, {"error": 404, "error_text": "not found"})
+
+    def do_POST(self) -> None:
+        emu = self.server.emulator
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send(413, {"error": 413, "error_text": "request body too large"})
+            return
+        raw = self.rfile.read(length)
+        if self.path.startswith(CONTROL_PREFIX):
+            self._control(emu, raw)
+            return
+        if not self.path.startswith(API_PREFIX):
+            self._send(404, {"error": 404, "error_text": "not found"})
+            return
+        with emu.lock:
+            emu.in_flight += 1
+            emu.stats["max_in_flight"] = max(emu.stats["max_in_flight"], emu.in_flight)
+        try:
+            self._api(emu, raw)
+        finally:
+            with emu.lock:
+                emu.in_flight -= 1
+
+    def _api(self, emu: AltcraftEmulator, raw: bytes) -> None:
+        fault = emu._injected_fault()
+        if fault is not None:
+            kind, detail = fault
+            if kind == "drop":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            status, headers = detail
+            self._send(status, {"error": status, "error_text": "injected fault"}, headers)
+            return
+        try:
+            body = orjson.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            self._send(200, {"error": 400, "error_text": "incorrect request: body is not a JSON object"})
+            return
+        auth = self.headers.get("Authorization") or ""
+        bearer = auth[7:] if auth.lower().startswith("bearer ") else None
+        self._send(200, emu.handle(self.path[len(API_PREFIX):].strip("/"), body, bearer))
+
+    def _control(self, emu: AltcraftEmulator, raw: bytes) -> None:
+        action = self.path[len(CONTROL_PREFIX):].strip("/")
+        try:
+            if action == "faults":
+                emu.faults.update(orjson.loads(raw or b"{}"))
+                self._send(200, emu.faults.__dict__)
+            elif action == "reset":
+                emu.reset()
+                self._send(200, {"ok": True})
+            else:
+                self._send(404, {"error": 404, "error_text": f"unknown control {action!r}"})
+        except ValueError as err:
+            self._send(400, {"error": 400, "error_text": str(err)})

@@ -363,6 +363,18 @@ def interpolate_env(text: str, environ: dict[str, str] | None = None) -> str:
     return _ENV_REF.sub(sub, text)
 
 
+def _interpolate_tree(node: Any, env: dict[str, str]) -> Any:
+    """Interpolate ``${VAR}`` in parsed string values only: comments are never touched and an
+    environment value can never inject YAML structure."""
+    if isinstance(node, str):
+        return interpolate_env(node, env)
+    if isinstance(node, dict):
+        return {k: _interpolate_tree(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate_tree(v, env) for v in node]
+    return node
+
+
 def _format_validation_error(err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"] if p not in ("function-after",))
@@ -391,13 +403,14 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     if not cfg_path.exists():
         raise ConfigError(f"config file {cfg_path} not found (pass --config or set ALTCRAFT_SYNC_CONFIG)")
     try:
-        raw = yaml.safe_load(interpolate_env(cfg_path.read_text(encoding="utf-8"), env)) or {}
+        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config {cfg_path}:{where} is not valid YAML") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {cfg_path}: the top level must be a mapping")
+    raw = _interpolate_tree(raw, env)
     overrides = {
         ("source", "url"): env.get("SHOP_DB_URL"),
         ("altcraft", "api_url"): env.get("ALTCRAFT_API_URL"),

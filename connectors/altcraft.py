@@ -205,7 +205,7 @@ class AltcraftClient:
         answered ``error: 0``; a refused request is halved until the bad categories are isolated.
         Callers must send parents before children (transforms.catalog orders them).
         """
-        return self._import("market/products/import", categories, {"data": []}, items_key="categories")
+        return self._import("market/products/import", categories, {"data": []}, items_key="categories", ordered=True)
 
     def define(
         self, *, custom_fields: list[dict[str, Any]] | None = None,
@@ -298,12 +298,19 @@ class AltcraftClient:
 
     # --- batching ------------------------------------------------------------------------------------
     def _import(
-        self, method: str, records: Sequence[Encoded], root: dict[str, Any], items_key: str = "data"
+        self, method: str, records: Sequence[Encoded], root: dict[str, Any], items_key: str = "data",
+        ordered: bool = False,
     ) -> ImportReport:
+        """Send ``records`` in batches; ``ordered`` sends the batches one after another (categories: a
+        parent must exist before a child arrives), otherwise up to ``concurrency`` at once."""
         report = ImportReport()
         if not records:
             return report
         prefix = self._prefix(root)
+        if ordered:
+            for batch in self._batches(records, len(prefix)):
+                report.merge(self._send_isolating(method, prefix, items_key, batch))
+            return report
         futures = [
             self._pool.submit(self._send_isolating, method, prefix, items_key, batch)
             for batch in self._batches(records, len(prefix))

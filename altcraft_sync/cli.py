@@ -1,0 +1,236 @@
+"""The ``altcraft-sync`` command line.
+
+Every command that fails prints one line saying what is wrong and exits non-zero; no traceback reaches
+the terminal for a known failure (config, database, token, lock, threshold).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Prefect settings must be in place before prefect is imported (the CLI imports flows lazily).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Any, Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from altcraft_sync.errors import SyncError  # noqa: E402
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keep Altcraft's Market in sync with a shop database.")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file (YAML).", envvar="ALTCRAFT_SYNC_CONFIG")]
+StreamOpt = Annotated[Optional[list[str]], typer.Option("--stream", "-s", help="Only these streams (repeatable).")]
+DEFAULT_CONFIG = Path("altcraft-sync.yaml")
+HOME = Path(".altcraft-sync")
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+# --- sync ----------------------------------------------------------------------------------------------
+@app.command()
+def sync(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    stream: StreamOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, map and validate; send and record nothing.")] = False,
+    skip_triggers: Annotated[bool, typer.Option("--skip-triggers", help="Ask Altcraft not to fire triggers.")] = False,
+) -> None:
+    """Run the nightly-sync flow once (what changed since the last run)."""
+    from flows.sync import nightly_sync
+
+    state = _with_progress(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
+                                                skip_triggers=skip_triggers, return_state=True))
+    _finish(state, "nightly-sync")
+
+
+@app.command()
+def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None) -> None:
+    """Re-send, now, every record whose last send failed or was rejected with a retryable error."""
+    from flows.sync import retry_pending
+
+    _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
+
+
+def _with_progress(run: Any) -> Any:
+    """Run a flow, drawing a progress line per stream when stdout is a terminal."""
+    from flows.sync import add_progress_listener
+
+    if not sys.stdout.isatty():
+        return run()
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bars:
+        tasks: dict[str, Any] = {}
+
+        def listener(stats: Any, done: bool) -> None:
+            if stats.stream not in tasks:
+                tasks[stats.stream] = bars.add_task(stats.stream, total=None)
+            text = (f"{stats.stream}: {stats.extracted} read, {stats.delivered} delivered, {stats.unchanged} unchanged, "
+                    f"{stats.invalid} invalid, {stats.rejected} rejected")
+            bars.update(tasks[stats.stream], description=text, completed=1 if done else None, total=1 if done else None)
+
+        remove = add_progress_listener(listener)
+        try:
+            return run()
+        finally:
+            remove()
+
+
+def _finish(state: Any, what: str) -> dict[str, Any]:
+    if not state.is_completed():
+        fail(f"{what} failed: {state.message}")
+    figures = state.result(raise_on_failure=False) or {}
+    _print_figures(figures)
+    return figures
+
+
+def _print_figures(figures: dict[str, Any]) -> None:
+    table = Table(title="altcraft-sync run")
+    cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deleted", "retried"]
+    table.add_column("stream")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name, f in figures.items():
+        table.add_row(name, *[str(f.get(c, 0)) for c in cols])
+    console.print(table)
+
+
+# --- status / check ------------------------------------------------------------------------------------
+@app.command()
+def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Watermarks, lag behind the source, last runs, quarantine and rejected backlogs."""
+    from flows.status import collect_status
+
+    try:
+        report = collect_status(config)
+    except SyncError as err:
+        fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    table = Table(title="Streams")
+    for c in ("stream", "cursor", "watermark", "source newest", "lag (s)"):
+        table.add_column(c)
+    for row in report["streams"]:
+        table.add_row(row["stream"], row["cursor"], str(row["watermark"] or "-"), str(row["source_newest"] or "-"),
+                      "-" if row["lag_seconds"] is None else f"{row['lag_seconds']:.0f}")
+    console.print(table)
+    backlog = Table(title="Backlog")
+    for c in ("entity", "quarantined", "rejected (retrying)", "rejected (permanent)", "failed", "delivered"):
+        backlog.add_column(c)
+    for entity, counts in report["backlog"].items():
+        backlog.add_row(entity, str(counts["quarantined"]), str(counts["rejected"]), str(counts["rejected_permanent"]),
+                        str(counts["failed"]), str(counts["delivered"]))
+    console.print(backlog)
+    runs = Table(title="Last runs")
+    for c in ("started", "kind", "status", "message"):
+        runs.add_column(c)
+    for r in report["runs"]:
+        runs.add_row(str(r["started_at"])[:19], r["kind"], r["status"], (r.get("message") or "")[:80])
+    console.print(runs)
+    if report.get("source_error"):
+        err_console.print(f"[yellow]source not reachable, lag unknown:[/] {report['source_error']}")
+
+
+@app.command()
+def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate the config, connect to the shop database, the state database and Altcraft."""
+    from flows.status import run_checks
+
+    ok = True
+    for name, problem in run_checks(config):
+        if problem is None:
+            console.print(f"[green]ok[/]   {name}")
+        else:
+            ok = False
+            console.print(f"[red]FAIL[/] {name}: {problem}", highlight=False, soft_wrap=True)
+    if not ok:
+        raise typer.Exit(2)
+
+
+# --- sandbox and demo ----------------------------------------------------------------------------------
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+    token: Annotated[str, typer.Option(help="The token the emulator accepts.", envvar="ALTCRAFT_TOKEN")] = "sandbox-token",
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    rate_limit_every: Annotated[int, typer.Option(help="Answer every Nth request with 429.")] = 0,
+    retry_after: Annotated[float, typer.Option(help="Retry-After seconds sent with 429.")] = 1.0,
+    error_rate: Annotated[float, typer.Option(help="Fraction of requests answered 5xx.")] = 0.0,
+    drop_rate: Annotated[float, typer.Option(help="Fraction of connections dropped.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for the fault dice.")] = None,
+) -> None:
+    """Run the local Altcraft emulator until interrupted (faults can be changed at run time with
+    POST /__emulator/faults)."""
+    from sandbox.emulator import AltcraftEmulator, Faults
+
+    faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after, error_rate=error_rate,
+                    drop_rate=drop_rate, latency_ms=latency_ms, seed=seed)
+    emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults)
+    console.print(f"Altcraft emulator on {emu.url} (token set; faults: {faults})", highlight=False)
+    try:
+        emu.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("demo-db")
+def demo_db(
+    url: Annotated[str, typer.Option(help="SQLAlchemy URL of the database to fill.")] = f"sqlite:///{HOME}/demo-shop.db",
+    orders: Annotated[int, typer.Option(min=1, help="Number of orders.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same rows).")] = 42,
+    skus: Annotated[Optional[int], typer.Option(help="Number of SKUs (default orders/10, at most 100,000).")] = None,
+) -> None:
+    """Create and fill the demo shop schema (deterministic, bulk inserts)."""
+    import sqlalchemy as sa
+
+    from sandbox import demo_shop
+
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    started = time.monotonic()
+    try:
+        size = demo_shop.generate(engine, orders, seed=seed, skus_count=skus,
+                                  progress=lambda n: console.print(f"  {n} orders written"))
+    except sa.exc.SQLAlchemyError as err:
+        from altcraft_sync.config import mask_url
+
+        fail(f"demo-db: {mask_url(url)}: {type(err).__name__}: {str(err.orig if hasattr(err, 'orig') else err).splitlines()[0]}")
+    console.print(f"demo shop ready in {time.monotonic() - started:.1f} s: {size}")
+
+
+@app.command()
+def demo(
+    orders: Annotated[int, typer.Option(min=20, help="Orders in the demo shop (created if missing).")] = 20_000,
+    port: Annotated[int, typer.Option(help="Emulator port (0 = any free port).")] = 0,
+) -> None:
+    """The main job on the embedded default: demo SQLite shop + local Altcraft emulator, two runs."""
+    from sandbox.demo import run_demo
+
+    try:
+        run_demo(orders=orders, port=port, console=console)
+    except SyncError as err:
+        fail(str(err))
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,399 @@
+"""The shop database source: any schema, through the validated mapping in the config.
+
+Reads follow ``../shared/design/sync-correctness.md``:
+
+- Keyset pages on ``(updated_at, primary key)``: ``WHERE (ts, pk) > (:ts, :pk) AND ts <= :upper ORDER BY
+  ts, pk LIMIT :n``, one short query per page. Exact and tie-safe (equal timestamps across a page boundary
+  are each read once), O(1) state, index-backed, and no long-lived cursor or snapshot.
+- Cursor values are compared in the column's own representation, as bound parameters: SQLite columns are
+  read raw (the stored text) and compared as that text, PostgreSQL/MySQL values as the driver's naive or
+  aware datetimes. A watermark round-trips through the state store without losing precision or offset.
+- The upper bound comes from the database's own clock minus a safety margin, in the column's
+  representation (naive columns are taken to be in ``source.timezone``).
+- Children (order lines, SKU regional rows) are read on their own cursor; a changed child makes its parent
+  eligible (parent propagation). Parents are always fetched with all of their children.
+- Identifiers from the config go through SQLAlchemy (reflected tables, quoted columns); no SQL is built
+  from config strings except the user's own SELECT, which is wrapped as a subquery.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
+
+from altcraft_sync.config import (
+    ORDER_STATUSES, CatalogStream, ChildSource, Config, LINE_STATUSES, LinesSource, OrdersStream, TableSource,
+)
+from altcraft_sync.errors import ConfigError, SourceError
+
+log = logging.getLogger("altcraft_sync.shop_db")
+
+PK, TS, DELETED, PARENT = "_pk", "_ts", "_deleted", "_parent"
+CF_PREFIX = "cf."
+MATCH_PREFIX = "m."
+IN_BATCH = 900
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A keyset position ``(updated_at, pk)`` in the column's native representation.
+
+    ``pk is None`` means "every row with ``updated_at`` strictly after ``ts``" (used for the lookback start).
+    """
+
+    ts: Any
+    pk: Any = None
+
+    def to_json(self) -> str:
+        ts, pk = self.ts, self.pk
+        if isinstance(ts, datetime):
+            kind, value = ("aware" if ts.tzinfo else "naive"), ts.isoformat()
+        elif isinstance(ts, date):
+            kind, value = "date", ts.isoformat()
+        elif isinstance(ts, (int, float)):
+            kind, value = "number", ts
+        else:
+            kind, value = "raw", str(ts)
+        pk_kind = "int" if isinstance(pk, int) else ("none" if pk is None else "str")
+        return orjson.dumps({"ts": value, "kind": kind, "pk": pk if pk_kind != "str" else str(pk),
+                             "pk_kind": pk_kind}).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Cursor:
+        d = orjson.loads(text)
+        kind, value = d["kind"], d["ts"]
+        if kind in ("aware", "naive"):
+            ts: Any = datetime.fromisoformat(value)
+        elif kind == "date":
+            ts = date.fromisoformat(value)
+        else:
+            ts = value
+        pk = d["pk"]
+        return cls(ts, int(pk) if d["pk_kind"] == "int" else pk)
+
+    def as_datetime(self, tz: ZoneInfo) -> datetime | None:
+        """The cursor time as an aware UTC datetime (for lag figures), whatever its representation."""
+        return to_utc(self.ts, tz)
+
+
+def to_utc(value: Any, tz: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
+    return None
+
+
+@dataclass
+class Entity:
+    """One bound, validated source: a reflected table or the user's SELECT as a subquery."""
+
+    name: str
+    path: str
+    spec: TableSource
+    source: sa.FromClause
+    pk: sa.ColumnElement[Any]
+    ts: sa.ColumnElement[Any]
+    columns: list[sa.ColumnElement[Any]] = field(default_factory=list)
+    parent: sa.ColumnElement[Any] | None = None
+
+    def col(self, name: str) -> sa.ColumnElement[Any]:
+        return self.source.c[name]
+
+
+class ShopSource:
+    """Read access to the shop database for every configured stream."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.tz = ZoneInfo(config.source.timezone)
+        url = config.source.url.get_secret_value()
+        self.display_url = config.source.display_url()
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=True, future=True)
+        except (SQLAlchemyError, ValueError, ImportError) as err:
+            raise ConfigError(f"source.url: cannot use {self.display_url}: {type(err).__name__}") from None
+        self.dialect = self.engine.dialect.name
+        self.raw = self.dialect == "sqlite"
+        self.entities: dict[str, Entity] = {}
+        self._ts_shape: dict[str, tuple[str, str, int]] = {}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- binding and validation against the live database ----------------------------------------
+    def bind(self) -> list[str]:
+        """Reflect the mapped tables/queries and check every setting; returns warnings.
+
+        Raises ``ConfigError`` naming the setting (unknown table or column, unmapped status value) and
+        ``SourceError`` when the database cannot be reached. Nothing is read or sent before this passes.
+        """
+        warnings: list[str] = []
+        streams = self.config.streams
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+                for name in self.config.enabled_streams():
+                    spec: TableSource = getattr(streams, name)
+                    self.entities[name] = self._bind(conn, name, f"streams.{name}", spec)
+                    if isinstance(spec, OrdersStream):
+                        self.entities["orders.lines"] = self._bind(conn, "orders.lines", "streams.orders.lines", spec.lines)
+                        self._check_values(conn, "orders", "status", spec.status_map, ORDER_STATUSES,
+                                           "streams.orders.status_map")
+                        line_allowed = set(LINE_STATUSES) | {s.external_id for s in self.config.custom_line_statuses}
+                        self._check_values(conn, "orders.lines", "status", spec.lines.status_map, line_allowed,
+                                           "streams.orders.lines.status_map")
+                    if isinstance(spec, CatalogStream) and spec.regional is not None:
+                        self.entities[f"{name}.regional"] = self._bind(
+                            conn, f"{name}.regional", f"streams.{name}.regional", spec.regional)
+                for ent in self.entities.values():
+                    nulls = conn.execute(sa.select(sa.func.count()).select_from(ent.source).where(ent.ts.is_(None))).scalar()
+                    if nulls:
+                        warnings.append(
+                            f"{ent.path}.updated_at: {nulls} rows have NULL {ent.spec.updated_at} and cannot be synced "
+                            "incrementally until it is set"
+                        )
+        except (ConfigError, SourceError):
+            raise
+        except DBAPIError as err:
+            if err.connection_invalidated or isinstance(err, sa.exc.OperationalError):
+                raise SourceError(f"shop database {self.display_url} is unreachable: {_first_line(err.orig)}") from None
+            raise SourceError(f"shop database {self.display_url}: {_first_line(err.orig)}") from None
+        except SQLAlchemyError as err:
+            raise SourceError(f"shop database {self.display_url}: {type(err).__name__}: {_first_line(err)}") from None
+        return warnings
+
+    def _bind(self, conn: sa.Connection, name: str, path: str, spec: TableSource) -> Entity:
+        if spec.table:
+            try:
+                source: sa.FromClause = sa.Table(spec.table, sa.MetaData(), schema=spec.db_schema, autoload_with=conn)
+            except NoSuchTableError:
+                raise ConfigError(f"{path}.table: table {spec.table!r} does not exist in {self.display_url}") from None
+        else:
+            try:
+                probe = conn.execute(sa.select(sa.text("*")).select_from(sa.text(f"({spec.query}) AS altcraft_probe")).limit(0))
+            except DBAPIError as err:
+                raise ConfigError(f"{path}.query: the SELECT fails: {_first_line(err.orig)}") from None
+            names = list(probe.keys())
+            source = sa.text(spec.query).columns(*[sa.column(n) for n in names]).subquery("src")
+        available = set(source.c.keys())
+
+        def need(setting: str, column: str) -> sa.ColumnElement[Any]:
+            if column not in available:
+                where = f"table {spec.table!r}" if spec.table else "the query's result"
+                raise ConfigError(f"{path}.{setting}: column {column!r} is not in {where}")
+            return source.c[column]
+
+        pk = need("primary_key", spec.primary_key)
+        ts = need("updated_at", spec.updated_at)
+        cols: list[sa.ColumnElement[Any]] = [self._read(pk).label(PK), self._read(ts).label(TS)]
+        if spec.deleted_flag:
+            cols.append(self._read(need("deleted_flag", spec.deleted_flag)).label(DELETED))
+        parent = None
+        if isinstance(spec, ChildSource):
+            parent = need("parent_key", spec.parent_key)
+            cols.append(self._read(parent).label(PARENT))
+        for fld, column in spec.columns.items():
+            cols.append(self._read(need(f"columns.{fld}", column)).label(fld))
+        for cf_id, column in spec.custom_fields.items():
+            cols.append(self._read(need(f"custom_fields.{cf_id}", column)).label(CF_PREFIX + cf_id))
+        if isinstance(spec, OrdersStream):
+            for fld, column in spec.matching.columns.items():
+                cols.append(self._read(need(f"matching.columns.{fld}", column)).label(MATCH_PREFIX + fld))
+        return Entity(name, path, spec, source, pk, ts, cols, parent)
+
+    def _read(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """On SQLite read values exactly as stored (no per-value type processors: faster, and the raw
+        text of a timestamp is what SQLite itself compares)."""
+        return sa.type_coerce(column, sa.types.NullType()) if self.raw else column
+
+    def _check_values(self, conn: sa.Connection, entity: str, fld: str, value_map: dict[str, str],
+                      allowed: Iterable[str], path: str) -> None:
+        ent = self.entities[entity]
+        column = ent.col(ent.spec.columns[fld])
+        allowed = set(allowed)
+        rows = conn.execute(sa.select(column, sa.func.count()).group_by(column)).all()
+        for value, count in rows:
+            if value is None:
+                continue
+            key = str(value)
+            if key not in value_map and key not in allowed:
+                raise ConfigError(
+                    f"{path}: shop value {key!r} ({count} rows in {ent.spec.source_name()}.{ent.spec.columns[fld]}) "
+                    "has no mapping to an Altcraft status"
+                )
+
+    # --- clock and bounds ------------------------------------------------------------------------
+    def db_now(self) -> datetime:
+        """The database's own clock, as aware UTC (never this machine's clock: writers use the DB's)."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                value = conn.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
+                return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            if self.dialect in ("mysql", "mariadb"):
+                value = conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)")).scalar()
+                return value.replace(tzinfo=UTC)
+            value = conn.execute(sa.text("SELECT CURRENT_TIMESTAMP")).scalar()
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+    def max_cursor_ts(self, entity: str) -> Any:
+        ent = self.entities[entity]
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(self._read(ent.ts)))).scalar()
+
+    def upper_bound(self, entity: str, margin_seconds: float, now: datetime | None = None) -> Any:
+        """``db_now - margin`` in the representation of the entity's ``updated_at`` values."""
+        bound = (now or self.db_now()) - timedelta(seconds=margin_seconds)
+        return self.to_native(entity, bound)
+
+    def to_native(self, entity: str, moment: datetime) -> Any:
+        """An aware moment in the representation of the entity's cursor column."""
+        sample = self.max_cursor_ts(entity) if entity not in self._ts_shape else None
+        shape = self._ts_shape.get(entity) or self._shape(sample)
+        self._ts_shape[entity] = shape
+        kind, sep, digits = shape
+        local = moment.astimezone(self.tz)
+        if kind == "aware":
+            return moment
+        if kind == "naive":
+            return local.replace(tzinfo=None)
+        text = local.replace(tzinfo=None).isoformat(sep=sep, timespec="microseconds")
+        if digits == 0:
+            text = text[:19]
+        elif digits < 6:
+            text = text[: 20 + digits]
+        return text
+
+    def _shape(self, sample: Any) -> tuple[str, str, int]:
+        if isinstance(sample, datetime):
+            return ("aware" if sample.tzinfo else "naive", " ", 6)
+        if isinstance(sample, str):
+            sep = "T" if "T" in sample[:11] else " "
+            frac = sample[20:].split("+")[0].rstrip("Z") if len(sample) > 19 and sample[19] == "." else ""
+            return ("raw", sep, len(frac) if frac else 0)
+        return ("raw", " ", 6) if self.raw else ("naive", " ", 6)
+
+    def lookback_start(self, entity: str, cursor: Cursor, seconds: float) -> Cursor:
+        """A start ``seconds`` behind ``cursor`` (rows strictly after that time are re-read)."""
+        if seconds <= 0:
+            return cursor
+        moment = to_utc(cursor.ts, self.tz)
+        if moment is None:
+            return cursor
+        return Cursor(self.to_native(entity, moment - timedelta(seconds=seconds)), None)
+
+    # --- reads -------------------------------------------------------------------------------------
+    def _after(self, ent: Entity, start: Cursor | None) -> sa.ColumnElement[bool] | None:
+        if start is None:
+            return None
+        ts = self._read(ent.ts)
+        if start.pk is None:
+            return ts > sa.literal(start.ts, ts.type)
+        pk = self._read(ent.pk)
+        if self.dialect == "postgresql":  # row-value comparison: one index range scan
+            return sa.tuple_(ts, pk) > sa.tuple_(sa.literal(start.ts, ts.type), sa.literal(start.pk, pk.type))
+        return sa.or_(ts > sa.literal(start.ts, ts.type),
+                      sa.and_(ts == sa.literal(start.ts, ts.type), pk > sa.literal(start.pk, pk.type)))
+
+    def read_changes(
+        self, entity: str, start: Cursor | None, upper: Any, limit: int, *, keys_only: bool = False
+    ) -> Iterator[tuple[pd.DataFrame, Cursor]]:
+        """Yield pages of rows in ``(start, upper]`` ordered by ``(updated_at, pk)``, each with the cursor of
+        its last row. One short query per page: memory is bounded by ``limit`` whatever the table size."""
+        ent = self.entities[entity]
+        cols = ent.columns[:2] + ([self._read(ent.parent).label(PARENT)] if keys_only and ent.parent is not None else [])
+        if not keys_only:
+            cols = ent.columns
+        ts = self._read(ent.ts)
+        pk = self._read(ent.pk)
+        cursor = start
+        while True:
+            query = sa.select(*cols).where(ts <= sa.literal(upper, ts.type))
+            after = self._after(ent, cursor)
+            if after is not None:
+                query = query.where(after)
+            query = query.order_by(ts, pk).limit(limit)
+            keys, rows = self._fetch(query)
+            if not rows:
+                return
+            last = rows[-1]
+            cursor = Cursor(_plain(last[1]), _plain(last[0]))
+            yield _frame(keys, rows), cursor
+            if len(rows) < limit:
+                return
+
+    def fetch_by_keys(self, entity: str, keys: Sequence[Any], *, by_parent: bool = False) -> pd.DataFrame:
+        """Rows whose primary key (or, for children, parent key) is in ``keys``; any order."""
+        ent = self.entities[entity]
+        column = ent.parent if by_parent else ent.pk
+        assert column is not None
+        frames = []
+        out_keys: list[str] = [c.key for c in ent.columns]
+        for start in range(0, len(keys), IN_BATCH):
+            part = [_plain(k) for k in keys[start:start + IN_BATCH]]
+            out_keys, rows = self._fetch(sa.select(*ent.columns).where(column.in_(part)))
+            if rows:
+                frames.append(_frame(out_keys, rows))
+        if not frames:
+            return _frame(out_keys, [])
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def iter_keys(self, entity: str, limit: int = 50_000) -> Iterator[pd.DataFrame]:
+        """All current rows' key columns (primary key, external_id, deleted flag), in pk pages: for
+        reconciling hard deletes without loading the table."""
+        ent = self.entities[entity]
+        cols = [c for c in ent.columns if c.key in (PK, DELETED, "external_id")]
+        pk = self._read(ent.pk)
+        last = None
+        while True:
+            query = sa.select(*cols).order_by(pk).limit(limit)
+            if last is not None:
+                query = query.where(pk > sa.literal(last, pk.type))
+            keys, rows = self._fetch(query)
+            if not rows:
+                return
+            last = _plain(rows[-1][keys.index(PK)])
+            yield _frame(keys, rows)
+
+    def _fetch(self, query: sa.Select[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execute(query)
+                return list(result.keys()), [tuple(r) for r in result.fetchall()]
+        except DBAPIError as err:
+            raise SourceError(f"shop database {self.display_url}: {_first_line(err.orig)}") from None
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars back to plain Python values for bound parameters and JSON."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def _frame(keys: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({k: pd.Series([], dtype=object) for k in keys})
+    columns = list(zip(*rows))
+    return pd.DataFrame({k: pd.Series(v, dtype=object) if k in (TS, PK) else list(v) for k, v in zip(keys, columns)})
+
+
+def _first_line(err: object) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

@@ -1,0 +1,401 @@
+"""The sync-state store (SQLAlchemy; ``SYNC_STATE_URL``, default a SQLite file under ``.altcraft-sync/``).
+
+Holds what makes incremental runs correct (``../shared/design/sync-correctness.md``):
+
+- ``watermarks``: per stream and cursor, the keyset position ``(updated_at, pk)`` in its native form.
+- ``ledger``: per entity and external_id, the fingerprint of the last payload sent and its outcome
+  (delivered / rejected / failed / deleted), attempts and Altcraft's error. Unchanged re-reads cost no
+  API call; anything not delivered stays eligible for retry.
+- ``quarantine``: records that failed the contract, with every reason.
+- ``runs`` and ``run_streams``: the run history with per-stream figures.
+- ``locks``: one runner per stream, with a stale-lock timeout.
+- ``backfill_windows``: a backfill's per-window progress (resumable).
+
+A chunk's watermark, ledger and quarantine rows are written in one transaction, after Altcraft answered
+for every record of the chunk: the watermark never passes a row that is neither delivered nor recorded.
+The schema is created on first use; ``schema_version`` tells later versions what to migrate.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from altcraft_sync.config import StateSettings
+from altcraft_sync.errors import StateError, StreamLocked
+from connectors.shop_db import Cursor
+
+SCHEMA_VERSION = 1
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+watermarks = sa.Table(
+    "watermarks", metadata,
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("cursor", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+ledger = sa.Table(
+    "ledger", metadata,
+    sa.Column("entity", sa.String(40), primary_key=True),
+    sa.Column("external_id", sa.String(255), primary_key=True),
+    sa.Column("source_pk", sa.String(255)),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.Integer),
+    sa.Column("error_text", sa.Text),
+    sa.Column("permanent", sa.Boolean, nullable=False, default=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_ledger_status", "entity", "status"),
+)
+quarantine = sa.Table(
+    "quarantine", metadata,
+    sa.Column("entity", sa.String(40), primary_key=True),
+    sa.Column("external_id", sa.String(255), primary_key=True),
+    sa.Column("source_pk", sa.String(255)),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+)
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("message", sa.Text),
+)
+run_streams = sa.Table(
+    "run_streams", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("figures", sa.Text, nullable=False),
+)
+locks = sa.Table(
+    "locks", metadata,
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+)
+backfill_windows = sa.Table(
+    "backfill_windows", metadata,
+    sa.Column("backfill_id", sa.String(200), primary_key=True),
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("window_start", sa.String(64), primary_key=True),
+    sa.Column("window_end", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("figures", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+RETRYABLE = ("failed", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    entity: str
+    external_id: str
+    source_pk: Any
+    fingerprint: str | None
+    status: str
+    error_code: int | None = None
+    error_text: str | None = None
+    permanent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    fingerprint: str | None
+    status: str
+    permanent: bool
+    attempts: int
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes even for timezone=True columns; they were written as UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class StateStore:
+    def __init__(self, settings: StateSettings) -> None:
+        self.settings = settings
+        url = settings.url.get_secret_value()
+        self.display_url = settings.display_url()
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = sa.create_engine(url, future=True)
+        except (SQLAlchemyError, ImportError, ValueError) as err:
+            raise StateError(f"state.url: cannot use {self.display_url}: {type(err).__name__}") from None
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._ensure_schema()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _ensure_schema(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                version = conn.execute(sa.select(schema_version.c.version)).scalar()
+                if version is None:
+                    conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+                elif version > SCHEMA_VERSION:
+                    raise StateError(
+                        f"state database {self.display_url} has schema version {version}, newer than this "
+                        f"altcraft-sync ({SCHEMA_VERSION}): upgrade altcraft-sync"
+                    )
+        except SQLAlchemyError as err:
+            raise StateError(f"state database {self.display_url} is unusable: {type(err).__name__}") from None
+
+    # --- watermarks ------------------------------------------------------------------------------
+    def get_watermark(self, stream: str, cursor: str) -> Cursor | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(watermarks.c.value).where(watermarks.c.stream == stream, watermarks.c.cursor == cursor)
+            ).scalar()
+        return Cursor.from_json(value) if value else None
+
+    def all_watermarks(self) -> dict[tuple[str, str], tuple[Cursor, datetime]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(watermarks)).all()
+        return {(r.stream, r.cursor): (Cursor.from_json(r.value), _aware(r.updated_at)) for r in rows}
+
+    # --- the chunk commit --------------------------------------------------------------------------
+    def commit_chunk(
+        self,
+        *,
+        stream: str,
+        cursors: dict[str, Cursor] | None = None,
+        entries: Sequence[LedgerEntry] = (),
+        quarantined: Sequence[tuple[str, str, Any, list[dict[str, Any]]]] = (),
+        cleared: Iterable[tuple[str, str]] = (),
+        run_id: str | None = None,
+    ) -> None:
+        """One transaction: ledger outcomes, quarantine changes and the stream's new watermark(s)."""
+        ts = now()
+        with self.engine.begin() as conn:
+            if entries:
+                self._upsert_ledger(conn, entries, ts)
+            if quarantined:
+                rows = [
+                    {"entity": e, "external_id": x, "source_pk": _pk(pk), "reasons": orjson.dumps(r).decode(),
+                     "first_seen": ts, "last_seen": ts, "run_id": run_id}
+                    for e, x, pk, r in quarantined
+                ]
+                self._upsert(conn, quarantine, rows, ["entity", "external_id"],
+                             ["source_pk", "reasons", "last_seen", "run_id"])
+            cleared = list(cleared)
+            for start in range(0, len(cleared), 500):
+                part = cleared[start:start + 500]
+                conn.execute(quarantine.delete().where(sa.tuple_(quarantine.c.entity, quarantine.c.external_id).in_(part)))
+            for name, cur in (cursors or {}).items():
+                self._upsert(conn, watermarks, [{"stream": stream, "cursor": name, "value": cur.to_json(), "updated_at": ts}],
+                             ["stream", "cursor"], ["value", "updated_at"])
+
+    def _upsert_ledger(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:
+        """Upsert outcomes; ``attempts`` counts sends since the last delivery (reset on delivery)."""
+        rows = [
+            {"entity": e.entity, "external_id": e.external_id, "source_pk": _pk(e.source_pk), "fingerprint": e.fingerprint,
+             "status": e.status, "error_code": e.error_code, "error_text": e.error_text, "permanent": e.permanent,
+             "attempts": 0 if e.status in ("delivered", "deleted") else 1, "updated_at": ts,
+             "delivered_at": ts if e.status == "delivered" else None}
+            for e in entries
+        ]
+        self._upsert(conn, ledger, rows, ["entity", "external_id"],
+                     ["source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at"],
+                     extra=lambda ins: {
+                         "attempts": sa.case((sa.or_(ins.status == "delivered", ins.status == "deleted"), 0),
+                                     else_=ledger.c.attempts + 1),
+                         "delivered_at": sa.func.coalesce(ins.delivered_at, ledger.c.delivered_at),
+                     })
+
+    def _upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
+                update: list[str], extra: Any = None) -> None:
+        for start in range(0, len(rows), 2000):
+            part = rows[start:start + 2000]
+            if self.dialect in ("sqlite", "postgresql"):
+                mod = sa.dialects.sqlite if self.dialect == "sqlite" else sa.dialects.postgresql
+                ins = mod.insert(table)
+                values = {c: ins.excluded[c] for c in update}
+                if extra:
+                    values.update(extra(ins.excluded))
+                conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=values), part)
+            elif self.dialect in ("mysql", "mariadb"):
+                ins = sa.dialects.mysql.insert(table)
+                values = {c: ins.inserted[c] for c in update}
+                if extra:
+                    values.update(extra(ins.inserted))
+                conn.execute(ins.on_duplicate_key_update(values), part)
+            else:  # portable fallback: delete + insert in the same transaction
+                for row in part:
+                    conn.execute(table.delete().where(*[table.c[k] == row[k] for k in keys]))
+                conn.execute(table.insert(), part)
+
+    # --- ledger reads ------------------------------------------------------------------------------
+    def known(self, entity: str, external_ids: Sequence[str]) -> dict[str, Known]:
+        out: dict[str, Known] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(external_ids), 900):
+                part = list(external_ids[start:start + 900])
+                rows = conn.execute(
+                    sa.select(ledger.c.external_id, ledger.c.fingerprint, ledger.c.status, ledger.c.permanent,
+                              ledger.c.attempts)
+                    .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))
+                ).all()
+                for r in rows:
+                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts)
+        return out
+
+    def pending(self, entity: str, limit: int = 100_000) -> list[tuple[str, str]]:
+        """(external_id, source_pk) of records to retry: failed, or rejected with a non-permanent error."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(ledger.c.external_id, ledger.c.source_pk)
+                .where(ledger.c.entity == entity,
+                       sa.or_(ledger.c.status == "failed",
+                              sa.and_(ledger.c.status == "rejected", sa.not_(ledger.c.permanent))))
+                .order_by(ledger.c.external_id).limit(limit)
+            ).all()
+        return [(r.external_id, r.source_pk) for r in rows]
+
+    def delivered_ids(self, entity: str) -> Iterable[tuple[str, str]]:
+        """(external_id, source_pk) of everything Altcraft holds according to the ledger (reconcile)."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=10_000).execute(
+                sa.select(ledger.c.external_id, ledger.c.source_pk)
+                .where(ledger.c.entity == entity, ledger.c.status.in_(["delivered", "rejected", "failed"])))
+            for part in result.partitions():
+                yield from ((r.external_id, r.source_pk) for r in part)
+
+    def summary(self) -> dict[str, Any]:
+        """Backlog figures for ``status``: ledger by entity and status, quarantine by entity."""
+        with self.engine.connect() as conn:
+            led = conn.execute(
+                sa.select(ledger.c.entity, ledger.c.status, ledger.c.permanent, sa.func.count())
+                .group_by(ledger.c.entity, ledger.c.status, ledger.c.permanent)
+            ).all()
+            quar = conn.execute(sa.select(quarantine.c.entity, sa.func.count()).group_by(quarantine.c.entity)).all()
+        ledger_counts: dict[str, dict[str, int]] = {}
+        for entity, status, permanent, count in led:
+            key = f"{status}-permanent" if status == "rejected" and permanent else status
+            ledger_counts.setdefault(entity, {})[key] = ledger_counts.get(entity, {}).get(key, 0) + count
+        return {"ledger": ledger_counts, "quarantine": {e: c for e, c in quar}}
+
+    def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(quarantine).order_by(quarantine.c.last_seen.desc()).limit(limit)).all()
+        return [{**r._asdict(), "reasons": orjson.loads(r.reasons)} for r in rows]
+
+    def rejected_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(ledger).where(ledger.c.status.in_(RETRYABLE)).order_by(ledger.c.updated_at.desc()).limit(limit)
+            ).all()
+        return [r._asdict() for r in rows]
+
+    # --- runs --------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, kind: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(runs.insert().values(run_id=run_id, kind=kind, started_at=now(), status="running"))
+
+    def finish_run(self, run_id: str, status: str, message: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(ended_at=now(), status=status, message=message))
+
+    def record_stream(self, run_id: str, stream: str, figures: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            self._upsert(conn, run_streams, [{"run_id": run_id, "stream": stream, "figures": orjson.dumps(figures, default=str).decode()}],
+                         ["run_id", "stream"], ["figures"])
+
+    def last_runs(self, n: int = 10) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(n)).all()
+            ids = [r.run_id for r in rows]
+            streams = conn.execute(sa.select(run_streams).where(run_streams.c.run_id.in_(ids))).all() if ids else []
+        by_run: dict[str, dict[str, Any]] = {}
+        for s in streams:
+            by_run.setdefault(s.run_id, {})[s.stream] = orjson.loads(s.figures)
+        return [{**r._asdict(), "started_at": _aware(r.started_at), "ended_at": _aware(r.ended_at),
+                 "streams": by_run.get(r.run_id, {})} for r in rows]
+
+    # --- locks -------------------------------------------------------------------------------------
+    def acquire_lock(self, stream: str, owner: str) -> None:
+        """Take the stream's lock, or raise ``StreamLocked``. A lock older than ``stale_lock_seconds`` is
+        taken over (its run died without releasing it)."""
+        ts = now()
+        stale_before = ts - timedelta(seconds=self.settings.stale_lock_seconds)
+        with self.engine.begin() as conn:
+            conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.acquired_at < stale_before))
+            try:
+                conn.execute(locks.insert().values(stream=stream, owner=owner, acquired_at=ts))
+            except IntegrityError:
+                held = conn.execute(sa.select(locks.c.owner, locks.c.acquired_at).where(locks.c.stream == stream)).first()
+                who = f"{held.owner} since {_aware(held.acquired_at):%Y-%m-%d %H:%M:%S} UTC" if held else "another run"
+                raise StreamLocked(f"stream {stream!r} is being synced by {who}; runs of one stream never overlap") from None
+
+    def refresh_lock(self, stream: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(locks.update().where(locks.c.stream == stream, locks.c.owner == owner).values(acquired_at=now()))
+
+    def release_lock(self, stream: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.owner == owner))
+
+    # --- backfill progress -------------------------------------------------------------------------
+    def window_status(self, backfill_id: str, stream: str) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(backfill_windows.c.window_start, backfill_windows.c.status)
+                .where(backfill_windows.c.backfill_id == backfill_id, backfill_windows.c.stream == stream)
+            ).all()
+        return {r.window_start: r.status for r in rows}
+
+    def mark_window(self, backfill_id: str, stream: str, start: str, end: str, status: str,
+                    figures: dict[str, Any] | None = None) -> None:
+        with self.engine.begin() as conn:
+            self._upsert(conn, backfill_windows, [{
+                "backfill_id": backfill_id, "stream": stream, "window_start": start, "window_end": end,
+                "status": status, "figures": orjson.dumps(figures or {}, default=str).decode(), "updated_at": now(),
+            }], ["backfill_id", "stream", "window_start"], ["window_end", "status", "figures", "updated_at"])
+
+    def reset_backfill(self, backfill_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(backfill_windows.delete().where(backfill_windows.c.backfill_id == backfill_id))
+
+
+def _pk(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("ALTCRAFT_SYNC_HOME", ".altcraft-sync"))

@@ -1,0 +1,408 @@
+"""The sync engine: one stream, chunk by chunk. Plain Python (no Prefect), so the flows only wire it and
+report, and its behaviour is unit-tested without a Prefect server.
+
+For each chunk: extract (keyset page) -> map + validate (transforms) -> skip what the ledger says is
+unchanged -> push -> record every outcome and the chunk's watermark in one state transaction. A chunk is
+committed only after Altcraft answered for each of its records, so a killed run resumes at its last
+committed chunk and the watermark never passes a row that is neither delivered nor recorded.
+
+Each stream has a cursor per source table: orders have ``orders`` and ``orders.lines`` (a line-only change
+makes its order eligible), SKUs have ``skus`` and ``skus.regional``. After the cursors, records whose last
+send failed or was rejected with a retryable error are re-read by key and sent again: the ledger never
+hides a failure. Permanent rejections wait until their data changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from altcraft_sync.config import Config
+from connectors.altcraft import AltcraftClient
+from connectors.shop_db import Cursor, ShopSource, to_utc
+from connectors.state import LedgerEntry, StateStore
+from transforms.catalog import definitions, map_catalog, map_categories
+from transforms.orders import map_orders
+from transforms.payload import Mapped, Payload
+
+ENTITY = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
+SAMPLE_SIZE = 5
+
+
+@dataclass
+class StreamStats:
+    """What a stream run did; the figures of the run table in the Prefect UI and ``status``."""
+
+    stream: str
+    extracted: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    failed: int = 0
+    deleted: int = 0
+    retried: int = 0
+    new: int = 0
+    changed: int = 0
+    chunks: int = 0
+    requests: int = 0
+    watermark_before: dict[str, str | None] = field(default_factory=dict)
+    watermark_after: dict[str, str | None] = field(default_factory=dict)
+    lag_seconds: float | None = None
+    source_has_newer: bool = False
+    warnings: list[str] = field(default_factory=list)
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("samples")
+        return out
+
+    @property
+    def bad_share(self) -> float:
+        seen = self.delivered + self.rejected + self.failed + self.invalid + self.unchanged
+        return (self.rejected + self.invalid) / seen if seen else 0.0
+
+
+Progress = Callable[[StreamStats], None]
+
+
+class Syncer:
+    """Runs streams for one run. ``client`` may be ``None`` only for dry runs."""
+
+    def __init__(
+        self,
+        config: Config,
+        source: ShopSource,
+        state: StateStore,
+        client: AltcraftClient | None,
+        *,
+        run_id: str,
+        dry_run: bool = False,
+        skip_triggers: bool = False,
+        on_progress: Progress | None = None,
+        log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        if client is None and not dry_run:
+            raise ValueError("a client is needed unless dry_run")
+        self.config, self.source, self.state, self.client = config, source, state, client
+        self.run_id, self.dry_run, self.skip_triggers = run_id, dry_run, skip_triggers
+        self.on_progress = on_progress or (lambda s: None)
+        self.log = log or logging.getLogger("altcraft_sync.engine")
+        self._attempted: set[tuple[str, str]] = set()
+        self._parent_range: tuple[Cursor | None, Any] = (None, None)
+
+    # --- entry points --------------------------------------------------------------------------------
+    def define(self) -> None:
+        """Send the root custom field / line status definitions once per run, before any record."""
+        if self.dry_run or self.client is None:
+            return
+        defs = definitions(self.config)
+        self.client.define(custom_fields=defs["custom_fields"], custom_line_statuses=defs["custom_line_statuses"])
+
+    def sync_stream(self, stream: str, *, window: tuple[Any, Any] | None = None) -> StreamStats:
+        """Sync one stream incrementally from its watermark, or, with ``window=(since, until)`` (aware
+        datetimes), re-send that range without touching the watermark (backfills)."""
+        stats = StreamStats(stream)
+        owner = self.run_id
+        if not self.dry_run:
+            self.state.acquire_lock(stream, owner)
+        try:
+            db_now = self.source.db_now()
+            margin = self.config.source.safety_margin_seconds
+            for cursor_name in self._cursors(stream):
+                if window is None:
+                    wm = self.state.get_watermark(stream, cursor_name)
+                    start = self.source.lookback_start(cursor_name, wm, self.config.source.lookback_seconds) if wm else None
+                    upper = self.source.upper_bound(cursor_name, margin, now=db_now)
+                else:
+                    wm = None
+                    start = Cursor(self.source.to_native(cursor_name, window[0]), None)
+                    upper = self.source.to_native(cursor_name, min(window[1], db_now - pd.Timedelta(seconds=margin)))
+                stats.watermark_before[cursor_name] = _show(wm)
+                if cursor_name == stream:
+                    self._parent_range = (start, upper)
+                last = self._run_cursor(stream, cursor_name, start, upper, wm, stats, commit_watermark=window is None)
+                stats.watermark_after[cursor_name] = _show(last)
+            if window is None and not self.dry_run:
+                self._retry_pending(stream, stats)
+            self._lag(stream, stats)
+        finally:
+            if not self.dry_run:
+                self.state.release_lock(stream, owner)
+        return stats
+
+    def retry(self, stream: str) -> StreamStats:
+        """Re-send only what the ledger holds as failed or retryably rejected (``altcraft-sync retry``)."""
+        stats = StreamStats(stream)
+        self.state.acquire_lock(stream, self.run_id)
+        try:
+            self._retry_pending(stream, stats)
+        finally:
+            self.state.release_lock(stream, self.run_id)
+        return stats
+
+    # --- cursors -------------------------------------------------------------------------------------
+    def _cursors(self, stream: str) -> list[str]:
+        names = [stream]
+        for child in (f"{stream}.lines", f"{stream}.regional"):
+            if child in self.source.entities:
+                names.append(child)
+        return names
+
+    def _run_cursor(self, stream: str, name: str, start: Cursor | None, upper: Any, wm: Cursor | None,
+                    stats: StreamStats, *, commit_watermark: bool) -> Cursor | None:
+        chunk_size = self.config.source.chunk_size
+        is_child = name != stream
+        last = wm
+        if stream == "categories":
+            # Categories must go parents first across the whole change set, not per chunk: read all of
+            # them (a category table is small) and send one ordered batch.
+            frames, newest = [], None
+            for frame, cur in self.source.read_changes(name, start, upper, chunk_size):
+                frames.append(frame)
+                newest = cur
+            if frames:
+                whole = pd.concat(frames, ignore_index=True)
+                self._process_commit(stream, whole, stats, _max(last, newest) if commit_watermark else None, name)
+                last = _max(last, newest)
+            return last
+        for frame, cur in self.source.read_changes(name, start, upper, chunk_size, keys_only=is_child):
+            if is_child:
+                keys = list(dict.fromkeys(frame["_parent"].tolist()))
+                parents = self._not_yet_read(self.source.fetch_by_keys(stream, keys))
+            else:
+                parents = frame
+            last = _max(last, cur)
+            self._process_commit(stream, parents, stats, last if commit_watermark else None, name)
+        return last
+
+    def _not_yet_read(self, parents: pd.DataFrame) -> pd.DataFrame:
+        """Drop parents the parent cursor already read in this run: their ``(updated_at, pk)`` lies in the
+        range it covered. A parent changed since then has moved past that range and is kept. Keeps the
+        first sync from processing every order twice, with no per-run memory of keys."""
+        start, upper = self._parent_range
+        if parents.empty:
+            return parents
+        seen = [
+            ts is not None and ts <= upper and (start is None or ts > start.ts or (start.pk is not None and ts == start.ts and pk > start.pk))
+            for ts, pk in zip(parents["_ts"].tolist(), parents["_pk"].tolist())
+        ]
+        return parents[[not s for s in seen]]
+
+    def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
+                        cursor_name: str) -> None:
+        if parents.empty:
+            if cursor is not None and not self.dry_run:
+                self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor})
+            return
+        entries, quarantined, cleared = self._process(stream, parents, stats)
+        stats.chunks += 1
+        if not self.dry_run:
+            self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor} if cursor else None,
+                                    entries=entries, quarantined=quarantined, cleared=cleared, run_id=self.run_id)
+        self.on_progress(stats)
+
+    # --- one chunk -----------------------------------------------------------------------------------
+    def _map(self, stream: str, parents: pd.DataFrame) -> Mapped:
+        pks = parents["_pk"].tolist()
+        if stream == "orders":
+            return map_orders(parents, self.source.fetch_by_keys("orders.lines", pks, by_parent=True), self.config)
+        if stream == "categories":
+            return map_categories(parents, self.config)
+        regional = (self.source.fetch_by_keys(f"{stream}.regional", pks, by_parent=True)
+                    if f"{stream}.regional" in self.source.entities else None)
+        return map_catalog(parents, regional, self.config, stream)
+
+    def _process(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> tuple[
+            list[LedgerEntry], list[tuple[str, str, Any, list[dict[str, Any]]]], list[tuple[str, str]]]:
+        entity = ENTITY[stream]
+        stats.extracted += len(parents)
+        mapped = self._map(stream, parents)
+        for w in mapped.warnings:
+            self.log.warning("%s: %s", stream, w)
+            stats.warnings.append(w)
+        entries: list[LedgerEntry] = []
+        cleared: list[tuple[str, str]] = []
+
+        quarantined = _group_quarantine(mapped.quarantine)
+        stats.invalid += len(quarantined)
+        for _, ext, _, reasons in quarantined:
+            for r in reasons:
+                key = f"{r['field'] or '*'}: {r['check']}"
+                stats.quarantine_reasons[key] = stats.quarantine_reasons.get(key, 0) + 1
+        if quarantined:
+            self._sample(stats, "invalid", [{"external_id": ext, "reasons": reasons} for _, ext, _, reasons in quarantined])
+
+        if mapped.deletions:
+            entries += self._delete(stream, entity, mapped.deletions, stats)
+            cleared += [(entity, ext) for ext, _ in mapped.deletions]
+
+        payloads = mapped.payloads
+        known = self.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
+        send: list[Payload] = []
+        for p in payloads:
+            k = known.get(p.external_id)
+            if k is not None and k.fingerprint == p.fingerprint and (k.status == "delivered" or k.permanent):
+                if k.status == "delivered":
+                    stats.unchanged += 1
+                else:
+                    stats.rejected += 1  # a permanent rejection stays visible until its data changes
+                continue
+            send.append(p)
+            if k is None or k.status == "deleted":
+                stats.new += 1
+            else:
+                stats.changed += 1
+        cleared += [(entity, p.external_id) for p in payloads]
+        if self.dry_run:
+            self._sample(stats, "new", [p for p in send if p.external_id not in known])
+            self._sample(stats, "changed", [p for p in send if p.external_id in known])
+            return entries, quarantined, cleared
+        if send:
+            entries += self._push(stream, entity, send, stats)
+        return entries, quarantined, cleared
+
+    def _push(self, stream: str, entity: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
+        assert self.client is not None
+        if stream == "orders":
+            report = self.client.import_orders(send, skip_triggers=self.skip_triggers)
+        elif stream == "skus":
+            report = self.client.import_skus(send)
+        elif stream == "products":
+            report = self.client.import_products(send)
+        else:
+            report = self.client.import_categories(send)
+        stats.requests += report.requests
+        entries = []
+        for p in send:
+            self._attempted.add((entity, p.external_id))
+            o = report.outcomes[p.external_id]
+            entries.append(LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, o.status,
+                                       o.code or None, o.text or None, o.permanent))
+            if o.status == "delivered":
+                stats.delivered += 1
+            elif o.status == "rejected":
+                stats.rejected += 1
+                self.log.warning("%s %s rejected by Altcraft: %s %s", entity, p.external_id, o.code, o.text)
+            else:
+                stats.failed += 1
+        if stats.rejected or stats.failed:
+            self._sample(stats, "rejected", [
+                {"external_id": e.external_id, "code": e.error_code, "error": e.error_text}
+                for e in entries if e.status != "delivered"])
+        return entries
+
+    def _delete(self, stream: str, entity: str, deletions: list[tuple[str, Any]], stats: StreamStats) -> list[LedgerEntry]:
+        """Soft-deleted rows: delete in Altcraft what the ledger says is there; never-sent rows need nothing."""
+        ids = [ext for ext, _ in deletions]
+        known = self.state.known(entity, ids)
+        targets = [(ext, pk) for ext, pk in deletions if ext in known and known[ext].status != "deleted"]
+        if not targets or self.dry_run:
+            return []
+        assert self.client is not None
+        ext_ids = [ext for ext, _ in targets]
+        if stream == "orders":
+            report = self.client.delete_orders(ext_ids)
+        elif stream == "skus":
+            report = self.client.delete_skus(ext_ids)
+        elif stream == "products":
+            report = self.client.delete_products(ext_ids)
+        else:
+            return []  # Altcraft has no category delete method (api.md §1.2)
+        stats.requests += report.requests
+        out = []
+        for ext, pk in targets:
+            o = report.outcomes[ext]
+            if o.status == "delivered":
+                stats.deleted += 1
+            out.append(LedgerEntry(entity, ext, pk, None, "deleted" if o.status == "delivered" else o.status,
+                                   o.code or None, o.text or None, o.permanent))
+        return out
+
+    # --- retries -------------------------------------------------------------------------------------
+    def _retry_pending(self, stream: str, stats: StreamStats) -> None:
+        entity = ENTITY[stream]
+        pending = [(ext, pk) for ext, pk in self.state.pending(entity) if (entity, ext) not in self._attempted]
+        if not pending:
+            return
+        cast = self._pk_cast(stream)
+        keys = [cast(pk) for _, pk in pending]
+        self.log.info("%s: retrying %d records that were not delivered", stream, len(keys))
+        for start in range(0, len(keys), self.config.source.chunk_size):
+            parents = self.source.fetch_by_keys(stream, keys[start:start + self.config.source.chunk_size])
+            stats.retried += len(parents)
+            if not parents.empty:
+                self._process_commit(stream, parents, stats, None, stream)
+
+    def _pk_cast(self, stream: str) -> Callable[[str], Any]:
+        """Ledger keys are stored as text; bind them back in the primary key's own type."""
+        try:
+            py = self.source.entities[stream].pk.type.python_type
+            if py in (int, str):
+                return py
+        except NotImplementedError:  # a user query's column: no declared type
+            pass
+        wm = self.state.get_watermark(stream, stream)
+        if wm is not None:
+            return int if isinstance(wm.pk, int) else str
+        return lambda pk: int(pk) if str(pk).lstrip("-").isdigit() else pk
+
+    # --- figures -------------------------------------------------------------------------------------
+    def _lag(self, stream: str, stats: StreamStats) -> None:
+        """Lag between the source's newest ``updated_at`` and the stream's watermark."""
+        newest = self.source.max_cursor_ts(stream)
+        wm = self.state.get_watermark(stream, stream) if not self.dry_run else None
+        n, w = to_utc(newest, self.source.tz), (wm.as_datetime(self.source.tz) if wm else None)
+        if n is not None and w is not None:
+            stats.lag_seconds = max(0.0, (n - w).total_seconds())
+            stats.source_has_newer = n > w
+        elif n is not None:
+            stats.source_has_newer = True
+
+    def _sample(self, stats: StreamStats, kind: str, items: list[Any]) -> None:
+        bucket = stats.samples.setdefault(kind, [])
+        for item in items[: max(0, SAMPLE_SIZE - len(bucket))]:
+            bucket.append(_sample_of(item))
+
+
+def _sample_of(item: Any) -> Any:
+    if isinstance(item, Payload):
+        import orjson
+
+        return orjson.loads(item.data)
+    return item
+
+
+def _group_quarantine(q: pd.DataFrame) -> list[tuple[str, str, Any, list[dict[str, Any]]]]:
+    """Quarantine rows grouped per record: (entity, external_id, source_pk, [reasons])."""
+    if q.empty:
+        return []
+    out: dict[tuple[str, str], tuple[str, str, Any, list[dict[str, Any]]]] = {}
+    for entity, ext, pk, check, fld, value in zip(q["entity"], q["external_id"], q["source_pk"], q["check"],
+                                                  q["field"], q["value"]):
+        key = (entity, str(ext))
+        if key not in out:
+            out[key] = (entity, str(ext), pk, [])
+        out[key][3].append({"check": check, "field": fld, "value": None if value is None or value != value else value})
+    return list(out.values())
+
+
+def _max(a: Cursor | None, b: Cursor | None) -> Cursor | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if (b.ts, b.pk) > (a.ts, a.pk) else a
+
+
+def _show(c: Cursor | None) -> str | None:
+    if c is None:
+        return None
+    ts = c.ts.isoformat() if hasattr(c.ts, "isoformat") else str(c.ts)
+    return f"{ts} / {c.pk}"

@@ -1,0 +1,105 @@
+"""What a run tells a person: Prefect artifacts (a table per stream, a markdown summary with the top
+quarantine reasons and masked samples of rejected records, a progress bar during long runs).
+
+Artifacts never hold secrets or raw personal data: emails and phones are masked, and values go through
+``to_json`` first (Prefect's ``create_table_artifact`` cannot take Timestamps)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import orjson
+
+from flows.engine import StreamStats
+
+_EMAIL = re.compile(r"([^@\s\"]{1,2})[^@\s\"]*@([^@\s\"]+)")
+_PHONE = re.compile(r"\+?\d[\d\s()-]{6,}\d")
+PII_KEYS = {"email", "phone", "profile_id", "field_value", "subscription_id"}
+
+
+def mask(value: Any) -> Any:
+    """Mask emails and phone numbers anywhere in a JSON-like value."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in PII_KEYS and v not in (None, "") else mask(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    if isinstance(value, str):
+        return _PHONE.sub(lambda m: m.group(0)[:3] + "***", _EMAIL.sub(r"\1***@\2", value))
+    return value
+
+
+def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
+    rows = []
+    for name, s in results.items():
+        rows.append({
+            "stream": name, "extracted": s.extracted, "unchanged": s.unchanged, "invalid": s.invalid,
+            "delivered": s.delivered, "rejected": s.rejected, "failed": s.failed, "deleted": s.deleted,
+            "retried": s.retried,
+            "watermark": "; ".join(f"{k}: {s.watermark_before.get(k) or '-'} -> {v or '-'}" for k, v in s.watermark_after.items()),
+            "lag_s": None if s.lag_seconds is None else round(s.lag_seconds, 1),
+        })
+    return orjson.loads(orjson.dumps(rows, default=str))
+
+
+def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> str:
+    lines = [f"# {title}", "", f"**Outcome:** {outcome}" + (" (dry run: nothing sent or recorded)" if dry_run else ""), ""]
+    lines += ["| stream | extracted | unchanged | invalid | delivered | rejected | failed | deleted | lag (s) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, s in results.items():
+        lag = "-" if s.lag_seconds is None else f"{s.lag_seconds:.0f}"
+        lines.append(f"| {name} | {s.extracted} | {s.unchanged} | {s.invalid} | {s.delivered} | {s.rejected} | "
+                     f"{s.failed} | {s.deleted} | {lag} |")
+    reasons: dict[str, int] = {}
+    for name, s in results.items():
+        for k, n in s.quarantine_reasons.items():
+            reasons[f"{name} · {k}"] = reasons.get(f"{name} · {k}", 0) + n
+    if reasons:
+        lines += ["", "## Top quarantine reasons", "", "| where · field: check | records |", "|---|---:|"]
+        for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]:
+            lines.append(f"| {k.replace('|', '/')} | {n} |")
+    for name, s in results.items():
+        for kind in ("rejected", "invalid", "new", "changed"):
+            sample = s.samples.get(kind)
+            if sample and (kind in ("rejected", "invalid") or dry_run):
+                lines += ["", f"## {name}: sample of {kind}", "", "```json",
+                          orjson.dumps(mask(sample), option=orjson.OPT_INDENT_2, default=str).decode(), "```"]
+    warnings = [f"{name}: {w}" for name, s in results.items() for w in s.warnings]
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings[:20]]
+    return "\n".join(lines)
+
+
+class ProgressReporter:
+    """Updates a Prefect progress artifact at most every ``interval`` seconds (the API is not free)."""
+
+    def __init__(self, total_hint: int | None = None, interval: float = 2.0) -> None:
+        self.interval = interval
+        self.total_hint = total_hint
+        self._last = 0.0
+        self._artifact_id: Any = None
+        self.done_streams: list[str] = []
+        self.n_streams = 1
+
+    def start(self, n_streams: int) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.n_streams = max(1, n_streams)
+        self._artifact_id = create_progress_artifact(0.0, description="Streams done (updated during the run)")
+
+    def update(self, stats: StreamStats, stream_done: bool = False) -> None:
+        if self._artifact_id is None:
+            return
+        if stream_done:
+            self.done_streams.append(stats.stream)
+        now = time.monotonic()
+        if not stream_done and now - self._last < self.interval:
+            return
+        self._last = now
+        from prefect.artifacts import update_progress_artifact
+
+        pct = 100.0 * len(self.done_streams) / self.n_streams
+        update_progress_artifact(self._artifact_id, min(100.0, pct),
+                                 description=f"{len(self.done_streams)}/{self.n_streams} streams; "
+                                             f"{stats.stream}: {stats.extracted} read, {stats.delivered} delivered")

@@ -1,0 +1,42 @@
+"""Opening a run: config -> shop source -> state store -> Altcraft client, each failure a one-line
+``SyncError`` that names what to fix. Flows and the CLI share this; nothing here knows about Prefect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from altcraft_sync.config import Config, load_config, resolve_token
+from connectors.altcraft import AltcraftClient
+from connectors.shop_db import ShopSource
+from connectors.state import StateStore
+
+
+@dataclass
+class Runtime:
+    config: Config
+    source: ShopSource
+    state: StateStore
+    client: AltcraftClient | None
+    warnings: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.source.close()
+        self.state.close()
+
+
+def open_runtime(config: Config | str | Path | None, *, need_client: bool = True) -> Runtime:
+    """Validate everything before anything is read or sent: the config file, the live shop database
+    against the mapping, the state database, and (unless ``need_client`` is false) the token."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    source = ShopSource(cfg)
+    try:
+        warnings = source.bind()
+        state = StateStore(cfg.state)
+    except Exception:
+        source.close()
+        raise
+    client = AltcraftClient(cfg.altcraft, resolve_token(cfg.altcraft)) if need_client else None
+    return Runtime(cfg, source, state, client, warnings)

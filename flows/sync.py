@@ -1,0 +1,184 @@
+"""The ``nightly-sync`` flow: categories -> products -> SKUs -> orders, each stream its own task, chunk by
+chunk (the engine), then artifacts and a run state that tells the truth.
+
+A run that cannot do its job ends Failed with a one-line message naming the cause (bad token, database
+unreachable, config error, stream locked, too many rejected/invalid records), never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+
+from altcraft_sync.config import STREAMS
+from altcraft_sync.errors import SyncError, ThresholdExceeded
+from flows.engine import StreamStats, Syncer
+from flows.reporting import ProgressReporter, stream_rows, summary_markdown
+from flows.runtime import Runtime, open_runtime
+
+StreamName = Literal["categories", "products", "skus", "orders"]
+
+_listeners: list[Callable[[StreamStats, bool], None]] = []
+
+
+def add_progress_listener(fn: Callable[[StreamStats, bool], None]) -> Callable[[], None]:
+    """In-process progress hook (the CLI draws progress bars with it); returns a remover."""
+    _listeners.append(fn)
+    return lambda: _listeners.remove(fn)
+
+
+def _notify(stats: StreamStats, done: bool) -> None:
+    for fn in list(_listeners):
+        fn(stats, done)
+
+
+@task(name="sync-stream", cache_policy=NO_CACHE, task_run_name="sync {stream}")
+def sync_stream(syncer: Syncer, stream: str, window: tuple[datetime, datetime] | None = None) -> StreamStats:
+    """One stream, chunk by chunk; the task's log says what moved."""
+    log = get_run_logger()
+    syncer.log = log
+    stats = syncer.sync_stream(stream, window=window)
+    log.info(
+        "%s: %d read, %d unchanged, %d invalid, %d delivered, %d rejected, %d failed, %d deleted, %d retried; "
+        "watermark %s -> %s", stream, stats.extracted, stats.unchanged, stats.invalid, stats.delivered,
+        stats.rejected, stats.failed, stats.deleted, stats.retried, stats.watermark_before, stats.watermark_after,
+    )
+    return stats
+
+
+def run_streams(
+    runtime: Runtime,
+    *,
+    kind: str,
+    streams: list[str] | None,
+    dry_run: bool,
+    skip_triggers: bool,
+    window: tuple[datetime, datetime] | None = None,
+    title: str,
+) -> dict[str, StreamStats]:
+    """Run the chosen streams in dependency order inside the current flow; publish artifacts."""
+    log = get_run_logger()
+    cfg = runtime.config
+    chosen = [s for s in STREAMS if s in cfg.enabled_streams() and (not streams or s in streams)]
+    unknown = set(streams or []) - set(cfg.enabled_streams())
+    if unknown:
+        raise SyncError(f"--stream {', '.join(sorted(unknown))}: not configured (configured: {', '.join(cfg.enabled_streams())})")
+    for w in runtime.warnings:
+        log.warning(w)
+    run_id = str(flow_run.get_id() or uuid.uuid4())
+    progress = ProgressReporter()
+    progress.start(len(chosen))
+
+    def on_progress(stats: StreamStats) -> None:
+        progress.update(stats)
+        _notify(stats, False)
+
+    syncer = Syncer(cfg, runtime.source, runtime.state, runtime.client, run_id=run_id, dry_run=dry_run,
+                    skip_triggers=skip_triggers, on_progress=on_progress)
+    if not dry_run:
+        runtime.state.start_run(run_id, kind)
+    results: dict[str, StreamStats] = {}
+    outcome = "Completed"
+    try:
+        syncer.define()
+        for stream in chosen:
+            stats = sync_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream, window)
+            results[stream] = stats
+            progress.update(stats, stream_done=True)
+            _notify(stats, True)
+            if not dry_run:
+                runtime.state.record_stream(run_id, stream, stats.figures())
+        bad = sum(s.rejected + s.invalid for s in results.values())
+        seen = sum(s.delivered + s.rejected + s.failed + s.invalid + s.unchanged for s in results.values())
+        if seen and bad / seen > cfg.sync.failure_threshold:
+            raise ThresholdExceeded(
+                f"{bad} of {seen} records ({bad / seen:.1%}) were rejected or invalid, above sync.failure_threshold "
+                f"{cfg.sync.failure_threshold:.0%}: see the quarantine and rejected samples"
+            )
+    except SyncError as err:
+        outcome = f"Failed: {err}"
+        raise
+    finally:
+        if not dry_run:
+            runtime.state.finish_run(run_id, "completed" if outcome == "Completed" else "failed",
+                                     None if outcome == "Completed" else outcome)
+        if results:
+            create_table_artifact(stream_rows(results), key=f"{kind.replace('_', '-')}-streams",
+                                  description=f"{title}: figures per stream")
+            create_markdown_artifact(summary_markdown(title, results, outcome, dry_run),
+                                     key=f"{kind.replace('_', '-')}-summary", description=f"{title}: summary")
+    return results
+
+
+def _nightly_name() -> str:
+    params = flow_run.parameters or {}
+    suffix = " (dry run)" if params.get("dry_run") else ""
+    return f"nightly-sync {datetime.now(UTC):%Y-%m-%d}{suffix}"
+
+
+@flow(name="nightly-sync", flow_run_name=_nightly_name, log_prints=False, validate_parameters=True)
+def nightly_sync(
+    config_path: str = "altcraft-sync.yaml",
+    streams: list[StreamName] | None = None,
+    dry_run: bool = False,
+    skip_triggers: bool = False,
+) -> State:
+    """Send what changed in the shop since the last run: categories, products, SKUs, then orders."""
+    return guarded(lambda rt: run_streams(rt, kind="nightly", streams=list(streams or []) or None, dry_run=dry_run,
+                                          skip_triggers=skip_triggers, title="nightly-sync"),
+                   config_path, need_client=not dry_run)
+
+
+def guarded(body: Callable[[Runtime], dict[str, StreamStats]], config_path: str, *, need_client: bool) -> State:
+    """Open the runtime and run ``body``; a ``SyncError`` becomes a Failed state with its one-line message
+    (and the watermarks stay where the last committed chunk left them)."""
+    log = get_run_logger()
+    try:
+        runtime = open_runtime(config_path, need_client=need_client)
+    except SyncError as err:
+        log.error("%s", err)
+        return Failed(message=str(err))
+    try:
+        results = body(runtime)
+    except SyncError as err:
+        log.error("%s", err)
+        return Failed(message=str(err))
+    finally:
+        runtime.close()
+    figures = {k: v.figures() for k, v in results.items()}
+    return Completed(message=_one_line(results), data=figures)
+
+
+def _one_line(results: dict[str, StreamStats]) -> str:
+    return "; ".join(f"{k}: {v.delivered} delivered, {v.unchanged} unchanged, {v.invalid} invalid, {v.rejected} rejected"
+                     for k, v in results.items()) or "nothing to do"
+
+
+def state_figures(state: State) -> dict[str, Any] | None:
+    """The per-stream figures a completed run returned (None for a failed one)."""
+    if not state.is_completed():
+        return None
+    return state.result(raise_on_failure=False)
+
+
+@flow(name="retry", flow_run_name="retry pending records", validate_parameters=True)
+def retry_pending(config_path: str = "altcraft-sync.yaml", streams: list[StreamName] | None = None) -> State:
+    """Re-send what the ledger holds as failed or retryably rejected, without waiting for the next run."""
+
+    def body(runtime: Runtime) -> dict[str, StreamStats]:
+        run_id = str(flow_run.get_id() or uuid.uuid4())
+        syncer = Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=run_id,
+                        log=get_run_logger())
+        syncer.define()
+        chosen = [s for s in STREAMS if s in runtime.config.enabled_streams() and (not streams or s in streams)]
+        return {s: syncer.retry(s) for s in chosen}
+
+    return guarded(body, config_path, need_client=True)

@@ -1,0 +1,153 @@
+"""Catalogue: categories (parents before children), products and SKUs with nested ``regional_data``, and
+the root ``custom_fields`` / ``custom_line_statuses`` definitions. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from altcraft_sync.config import CatalogStream, Config
+from transforms import contract
+from transforms import values as V
+from transforms.payload import (
+    gc_paused,
+    Mapped, attach_custom, build_records, contract_frame, convert, deleted_mask, empty_quarantine, encode, nest,
+    plain_keys, quarantine_rows,
+)
+
+CATEGORY_REQUIRED = frozenset({"external_id", "name"})
+CATALOG_REQUIRED = frozenset({"external_id", "name", "product_external_id"})
+REGIONAL_REQUIRED = frozenset({"external_id"})
+
+
+def definitions(config: Config) -> dict[str, list[dict[str, Any]]]:
+    """Root-level definitions from the config, as Altcraft takes them (api.md §2.5, orders/import)."""
+    fields = [cf.model_dump(exclude_none=True) for cf in config.custom_fields]
+    statuses = [s.model_dump() for s in config.custom_line_statuses]
+    return {"custom_fields": fields, "custom_line_statuses": statuses}
+
+
+@gc_paused
+def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
+    """Categories ordered so every parent comes before its children (Altcraft needs the parent to exist).
+
+    Parents outside this batch are assumed already delivered; a cycle is quarantined."""
+    spec = config.streams.categories
+    assert spec is not None
+    out = Mapped("category")
+    frame = frame.reset_index(drop=True)
+    if frame.empty:
+        return out
+    C, _ = convert(frame, list(spec.columns), ZoneInfo(config.source.timezone), config.sync.money_scale)
+    pks = plain_keys(frame["_pk"])
+    fails = contract.failures(contract_frame(C), contract.CategoryContract.to_schema())
+    parents = C.get("parent_external_id", [None] * len(frame))
+    depth = _depths(C["external_id"], parents)
+    cyclic = np.flatnonzero(depth < 0)
+    cycle_fails = pd.DataFrame({"pos": cyclic, "check": "category tree has no cycles",
+                                "field": "parent_external_id", "value": [parents[i] for i in cyclic.tolist()]})
+    all_fails = pd.concat([f for f in (fails, cycle_fails) if not f.empty], ignore_index=True) if len(cyclic) or not fails.empty else fails
+    out.quarantine = quarantine_rows("category", all_fails, C["external_id"], pks)
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[all_fails["pos"].to_numpy(dtype=np.int64)] = True
+    order = [i for i in np.argsort(depth, kind="stable").tolist() if not bad[i]]
+    rows = np.array(order, dtype=np.int64)
+    records = build_records(C, CATEGORY_REQUIRED, rows)
+    out.payloads = encode(records, [C["external_id"][i] for i in order], [pks[i] for i in order])
+    return out
+
+
+def _depths(ids: list[str | None], parents: list[str | None]) -> np.ndarray:
+    """Depth of each category within the batch (0 = its parent is not in the batch); -1 when the category
+    is on, or descends from, a parent cycle (it can never be created)."""
+    index = {e: i for i, e in enumerate(ids) if e is not None}
+    depth: list[int | None] = [None] * len(ids)
+    for i in range(len(ids)):
+        path: list[int] = []
+        on_path: dict[int, int] = {}
+        j: int | None = i
+        while j is not None and depth[j] is None and j not in on_path:
+            on_path[j] = len(path)
+            path.append(j)
+            parent = parents[j]
+            j = index.get(parent) if parent is not None else None
+        if j is None:  # reached a root of the batch
+            above = -1
+        elif j in on_path:  # a cycle: it and everything leading to it are unplaceable
+            above = None
+        else:
+            above = depth[j] if depth[j] != -1 else None
+        for k, node in enumerate(reversed(path)):
+            depth[node] = -1 if above is None else above + 1 + k
+    return np.array(depth, dtype=np.int64)
+
+
+@gc_paused
+def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Config, stream: str) -> Mapped:
+    """Products (``stream='products'``) or SKUs (``'skus'``) with their ``regional_data``."""
+    spec: CatalogStream = getattr(config.streams, stream)
+    entity = "product" if stream == "products" else "sku"
+    tz, scale = ZoneInfo(config.source.timezone), config.sync.money_scale
+    out = Mapped(entity)
+    frame = frame.reset_index(drop=True)
+    deleted = deleted_mask(frame)
+    if deleted.any():
+        gone = frame[deleted]
+        out.deletions = list(zip(V.ids(gone["external_id"]), plain_keys(gone["_pk"])))
+        frame = frame[~deleted].reset_index(drop=True)
+    if frame.empty:
+        return out
+    pks = plain_keys(frame["_pk"])
+    P, _ = convert(frame, list(spec.columns), tz, scale)
+    types = {cf.external_id: cf.value_type for cf in config.custom_fields}
+    P_cf = {f"cf.{k}": V.custom_value(frame[f"cf.{k}"], types[k], tz) for k in spec.custom_fields}
+    model = contract.SkuContract if entity == "sku" else contract.CatalogContract
+    pframe = contract_frame({**P, **P_cf})
+    fails = contract.failures(pframe, contract.catalog_schema(model, scale, config.custom_fields, list(pframe.columns)))
+    parts = [quarantine_rows(entity, fails, P["external_id"], pks)]
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[fails["pos"].to_numpy(dtype=np.int64)] = True
+
+    nested: list[list[dict[str, Any]]] | None = None
+    if spec.regional is not None and regional is not None:
+        reg = regional[regional["_parent"].isin(pks)]
+        if spec.regional.deleted_flag and not reg.empty:
+            reg = reg[~deleted_mask(reg)]
+        reg = reg.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
+        R, _ = convert(reg, list(spec.regional.columns), tz, scale)
+        R_cf = {f"cf.{k}": V.custom_value(reg[f"cf.{k}"], types[k], tz) for k in spec.regional.custom_fields}
+        r_parent = reg["_parent"].to_numpy(dtype=object)
+        rframe = contract_frame({**R, **R_cf}, {"_parent": r_parent})
+        rfails = contract.failures(rframe, contract.catalog_schema(contract.RegionalContract, scale, config.custom_fields,
+                                                                   list(rframe.columns)))
+        parent_pos = pd.Index(pks).get_indexer(r_parent) if len(reg) else np.array([], dtype=np.int64)
+        if not rfails.empty:
+            rpos = rfails["pos"].to_numpy()
+            opos = parent_pos[rpos]
+            bad[opos] = True
+            parts.append(pd.DataFrame({
+                "entity": entity, "external_id": [P["external_id"][p] for p in opos.tolist()],
+                "source_pk": [pks[p] for p in opos.tolist()], "check": rfails["check"].to_numpy(),
+                "field": ["regional_data." + (f or "*") for f in rfails["field"].tolist()],
+                "value": [f"{v} (region {R['external_id'][p]})" for v, p in zip(rfails["value"].tolist(), rpos.tolist())],
+            }))
+        keep = np.flatnonzero(~bad[parent_pos]) if len(reg) else np.array([], dtype=np.int64)
+        reg_records = build_records(R, REGIONAL_REQUIRED, keep)
+        attach_custom(reg_records, {k: [v[i] for i in keep.tolist()] for k, v in R_cf.items()})
+        nested_all = nest(pks, r_parent[keep], reg_records)
+        nested = nested_all
+
+    non_empty = [p for p in parts if not p.empty]
+    out.quarantine = pd.concat(non_empty, ignore_index=True) if non_empty else empty_quarantine()
+    good = np.flatnonzero(~bad)
+    records = build_records(P, CATALOG_REQUIRED, good)
+    attach_custom(records, {k: [v[i] for i in good.tolist()] for k, v in P_cf.items()})
+    if nested is not None:
+        for rec, i in zip(records, good.tolist()):
+            if nested[i]:
+                rec["regional_data"] = nested[i]
+    out.payloads = encode(records, [P["external_id"][i] for i in good.tolist()], [pks[i] for i in good.tolist()])
+    return out

@@ -1,0 +1,274 @@
+"""pandera schemas: the contract every record meets before it is sent to Altcraft.
+
+Written from ``../shared/altcraft/api.md`` §2 (data objects), §3 (matching) and §4 (enums). The frames
+checked here hold the values exactly as they will be sent (prices already as strings, times as RFC 3339),
+so a failure names the field and shows the offending value as Altcraft would have received it.
+
+Validation is lazy (every failure of every row is collected) and never raises to the caller:
+:func:`failures` turns pandera's ``failure_cases`` into quarantine rows, and the transforms send the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from altcraft_sync.config import CUSTOM_LINE_STATUS_TYPES, LINE_STATUSES, MATCHING_FIELDS, ORDER_STATUSES, CustomField
+
+RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+DESCRIPTION_MAX = 1000
+_ = CUSTOM_LINE_STATUS_TYPES  # documented enum, enforced in config.CustomLineStatus
+
+
+def price_pattern(scale: int) -> str:
+    """Non-negative decimal string with at most ``scale`` places (str_matches is a prefix match: anchor it)."""
+    return r"^\d+$" if scale == 0 else rf"^\d+(\.\d{{1,{scale}}})?$"
+
+
+def _is_int(s: pd.Series, minimum: int) -> pd.Series:
+    """Python/numpy integers >= minimum (vectorised: type test, then a numeric comparison)."""
+    types = s.map(type)
+    is_int = types.isin([int, np.int64, np.int32]).to_numpy()
+    num = pd.to_numeric(s.where(is_int), errors="coerce")
+    return pd.Series(is_int & (num >= minimum).to_numpy(), index=s.index) | s.isna()
+
+
+def positive_int(s: pd.Series) -> pd.Series:
+    return _is_int(s, 1)
+
+
+def non_negative_int(s: pd.Series) -> pd.Series:
+    return _is_int(s, 0)
+
+
+def boolean(s: pd.Series) -> pd.Series:
+    return s.map(type).isin([bool, np.bool_]) | s.isna()
+
+
+class CategoryContract(pa.DataFrameModel):
+    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    name: Series[str] = pa.Field(str_length={"min_value": 1})
+    parent_external_id: Optional[Series[str]] = pa.Field(nullable=True, str_length={"min_value": 1})
+
+    @pa.dataframe_check(name="category is not its own parent")
+    def not_own_parent(cls, df: pd.DataFrame) -> pd.Series:
+        if "parent_external_id" not in df:
+            return pd.Series(True, index=df.index)
+        return df["parent_external_id"].isna() | (df["parent_external_id"] != df["external_id"])
+
+    class Config:
+        strict = False
+
+
+class CatalogContract(pa.DataFrameModel):
+    """Product data object (api.md §2.2); SKUs add ``product_external_id``."""
+
+    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    name: Series[str] = pa.Field(str_length={"min_value": 1})
+    price: Optional[Series[str]] = pa.Field(nullable=True)
+    old_price: Optional[Series[str]] = pa.Field(nullable=True)
+    currency: Optional[Series[str]] = pa.Field(nullable=True, str_length={"min_value": 1})
+    description: Optional[Series[str]] = pa.Field(nullable=True, str_length={"max_value": DESCRIPTION_MAX})
+    url: Optional[Series[str]] = pa.Field(nullable=True)
+    expiration_time: Optional[Series[str]] = pa.Field(nullable=True, str_matches=r"^\d+$")
+    count: Optional[Series[object]] = pa.Field(nullable=True)
+    is_available: Optional[Series[object]] = pa.Field(nullable=True)
+    delivery: Optional[Series[object]] = pa.Field(nullable=True)
+    manufacturer_warranty: Optional[Series[object]] = pa.Field(nullable=True)
+
+    @pa.check("count", name="non-negative integer")
+    def _count(cls, s: pd.Series) -> pd.Series:
+        return non_negative_int(s)
+
+    @pa.check("is_available", "delivery", "manufacturer_warranty", name="boolean")
+    def _bools(cls, s: pd.Series) -> pd.Series:
+        return boolean(s)
+
+    class Config:
+        strict = False
+
+
+class SkuContract(CatalogContract):
+    product_external_id: Series[str] = pa.Field(str_length={"min_value": 1})
+
+
+class RegionalContract(pa.DataFrameModel):
+    """One ``regional_data`` entry: a region's price, stock and availability for a SKU/product."""
+
+    external_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    price: Optional[Series[str]] = pa.Field(nullable=True)
+    old_price: Optional[Series[str]] = pa.Field(nullable=True)
+    currency: Optional[Series[str]] = pa.Field(nullable=True, str_length={"min_value": 1})
+    count: Optional[Series[object]] = pa.Field(nullable=True)
+    is_available: Optional[Series[object]] = pa.Field(nullable=True)
+    delivery: Optional[Series[object]] = pa.Field(nullable=True)
+
+    @pa.check("count", name="non-negative integer")
+    def _count(cls, s: pd.Series) -> pd.Series:
+        return non_negative_int(s)
+
+    @pa.check("is_available", "delivery", name="boolean")
+    def _bools(cls, s: pd.Series) -> pd.Series:
+        return boolean(s)
+
+    @pa.dataframe_check(name="one entry per region")
+    def _unique_region(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["_parent", "external_id"], keep=False)
+
+    class Config:
+        strict = False
+
+
+class OrderContract(pa.DataFrameModel):
+    """Order data object (api.md §2.1)."""
+
+    external_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1})
+    status: Series[str] = pa.Field(isin=list(ORDER_STATUSES))
+    total_price: Series[str]
+    delivery_cost: Optional[Series[str]] = pa.Field(nullable=True)
+    currency: Series[str] = pa.Field(str_length={"min_value": 1})
+    endpoint: Series[str] = pa.Field(str_length={"min_value": 1})
+    create_time: Optional[Series[str]] = pa.Field(nullable=True, str_matches=RFC3339)
+    update_time: Optional[Series[str]] = pa.Field(nullable=True, str_matches=RFC3339)
+    region: Optional[Series[str]] = pa.Field(nullable=True, str_length={"min_value": 1})
+    n_lines: Series[int] = pa.Field(gt=0, alias="_n_lines")
+
+    class Config:
+        strict = False
+
+
+class LineContract(pa.DataFrameModel):
+    """Order line (api.md §2.1 lines; the sub-table was cut off, fields from the examples)."""
+
+    external_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    status: Series[str]
+    product: Series[str] = pa.Field(str_length={"min_value": 1})
+    final_price_per_item: Series[str]
+    base_price_per_item: Optional[Series[str]] = pa.Field(nullable=True)
+    min_price_per_item: Optional[Series[str]] = pa.Field(nullable=True)
+    count: Series[object]
+
+    @pa.check("count", name="positive integer")
+    def _count(cls, s: pd.Series) -> pd.Series:
+        return positive_int(s) & s.notna()
+
+    @pa.dataframe_check(name="line external_id unique within its order")
+    def _unique_in_order(cls, df: pd.DataFrame) -> pd.Series:
+        return ~df.duplicated(["_parent", "external_id"], keep=False)
+
+    class Config:
+        strict = False
+
+
+def _with_prices(schema: pa.DataFrameSchema, fields: list[str], scale: int) -> pa.DataFrameSchema:
+    check = pa.Check.str_matches(price_pattern(scale), name=f"non-negative decimal, at most {scale} places")
+    updates = {f: {"checks": [check]} for f in fields if f in schema.columns}
+    return schema.update_columns(updates) if updates else schema
+
+
+def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], present: list[str]) -> pa.DataFrameSchema:
+    """Add one column per mapped custom field, checked against its ``value_type``."""
+    columns = {}
+    for cf in definitions:
+        name = f"cf.{cf.external_id}"
+        if name not in present:
+            continue
+        if cf.value_type == "int":
+            check = pa.Check(lambda s: _is_int(s, -(2**63)), name="int custom field")
+        elif cf.value_type == "float":
+            check = pa.Check(
+                lambda s: s.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool) | s.isna(),
+                name="float custom field")
+        elif cf.value_type == "bool":
+            check = pa.Check(boolean, name="bool custom field")
+        elif cf.value_type == "enum":
+            check = pa.Check.isin(list((cf.enum_values or {}).keys()), name="enum custom field")
+        elif cf.value_type == "date":
+            check = pa.Check.str_matches(RFC3339, name="date custom field")
+        else:
+            check = pa.Check(lambda s: s.map(lambda v: isinstance(v, str)).astype(bool) | s.isna(), name="unicode custom field")
+        columns[name] = pa.Column(object, checks=[check], nullable=not cf.required, required=True)
+    return schema.add_columns(columns) if columns else schema
+
+
+def order_schema(scale: int, matching_mode: str, matching_fields: list[str], custom: list[CustomField],
+                 present: list[str], total_rule: bool) -> pa.DataFrameSchema:
+    schema = _with_prices(OrderContract.to_schema(), ["total_price", "delivery_cost"], scale)
+    schema = _with_custom(schema, custom, present)
+    alternatives = MATCHING_FIELDS[matching_mode]
+    extra: list[pa.Check] = []
+    for group in alternatives:
+        cols = [c for c in group if c in matching_fields]
+
+        def has_any(df: pd.DataFrame, cols: list[str] = cols) -> pd.Series:
+            ok = pd.Series(False, index=df.index)
+            for c in cols:
+                ok |= df[c].notna() & (df[c].astype("str") != "")
+            return ok
+
+        extra.append(pa.Check(has_any, name=f"matching {matching_mode!r} needs {' or '.join(group)}"))
+    if "email" in matching_fields:
+        extra.append(pa.Check(lambda df: df["email"].isna() | df["email"].astype("str").str.match(EMAIL),
+                              name="email is an address"))
+    if total_rule:
+        extra.append(pa.Check(
+            lambda df: df["_total_minor"] == df["_lines_minor"] + df["_delivery_minor"],
+            name="total_price = sum(final_price_per_item x count) + delivery_cost"))
+    with_rules = copy.copy(schema)  # pandera has no public "add frame checks"; the attribute is documented
+    with_rules.checks = list(schema.checks) + extra
+    return with_rules
+
+
+def line_schema(scale: int, custom_statuses: list[str], custom: list[CustomField], present: list[str]) -> pa.DataFrameSchema:
+    schema = _with_prices(LineContract.to_schema(),
+                          ["final_price_per_item", "base_price_per_item", "min_price_per_item"], scale)
+    schema = schema.update_column("status", checks=[pa.Check.isin(list(LINE_STATUSES) + custom_statuses)])
+    return _with_custom(schema, custom, present)
+
+
+def catalog_schema(model: type[pa.DataFrameModel], scale: int, custom: list[CustomField], present: list[str]) -> pa.DataFrameSchema:
+    schema = _with_prices(model.to_schema(), ["price", "old_price"], scale)
+    return _with_custom(schema, custom, present)
+
+
+def failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    """Validate lazily; one row per (row position, failed check): ``pos, check, field, value``.
+
+    A failure pandera cannot tie to a row (a missing column, a wrong dtype) is a bug in the transform,
+    not bad data, and is raised.
+    """
+    empty = pd.DataFrame({"pos": pd.Series([], dtype="int64"), "check": [], "field": [], "value": []})
+    if frame.empty:
+        return empty
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+        unbound = fc[fc["index"].isna()]
+        if not unbound.empty:
+            first = unbound.iloc[0]
+            raise RuntimeError(f"contract cannot check column {first['column']!r}: {first['check']}") from None
+        frame_level = fc["schema_context"] == "DataFrameSchema"
+        out = pd.DataFrame({
+            "pos": frame.index.get_indexer(fc["index"]),
+            "check": fc["check"].astype(str).to_numpy(),
+            "field": np.where(frame_level, None, fc["column"].astype(str)),
+            "value": fc["failure_case"].map(_short).to_numpy(),
+        })
+        # a frame-level check reports every column of the row: keep the row once
+        out.loc[frame_level.to_numpy(), "value"] = None
+        return out.drop_duplicates(["pos", "check", "field"]).reset_index(drop=True)
+    return empty
+
+
+def _short(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value)
+    return text if len(text) <= 200 else text[:197] + "..."

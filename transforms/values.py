@@ -1,0 +1,251 @@
+"""Vectorised value conversions from shop columns to Altcraft's wire formats. Pure functions, no I/O.
+
+Shop columns arrive as whatever the driver returns: SQLite gives raw text/int/float, PostgreSQL and MySQL
+give ``Decimal``/``datetime``/``bool``. Each converter accepts all of them. Repeated values (prices,
+statuses, tags) are converted once per distinct value through ``pd.factorize``, which is what makes
+millions of rows cheap.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import pandas as pd
+
+_TRUE = {"1", "t", "true", "y", "yes", "on"}
+_FALSE = {"0", "f", "false", "n", "no", "off"}
+
+
+def _by_unique(series: pd.Series, convert: Any) -> list[Any]:
+    """Apply ``convert`` once per distinct non-null value; nulls become ``None``."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    converted = np.empty(len(uniques) + 1, dtype=object)
+    converted[:-1] = [convert(u) for u in uniques.tolist()] if len(uniques) else []
+    converted[-1] = None
+    return converted[codes].tolist()
+
+
+def is_missing(series: pd.Series) -> np.ndarray:
+    return series.isna().to_numpy()
+
+
+def ids(series: pd.Series) -> list[str | None]:
+    """External IDs as strings: ``17`` and ``17.0`` (an int column with NULLs) both give ``"17"``."""
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype(str).tolist()
+
+    def one(v: Any) -> str:
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        if isinstance(v, Decimal) and v == v.to_integral_value():
+            return str(int(v))
+        return str(v).strip()
+
+    if series.dtype == object or pd.api.types.is_float_dtype(series.dtype):
+        return [None if _na(v) else one(v) for v in series.tolist()]
+    return [None if _na(v) else str(v) for v in series.tolist()]
+
+
+def _na(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
+    """Prices as exact decimal strings (``19.99`` -> ``"19.99"``, ``900.00`` -> ``"900"``) and as integer
+    minor units (for exact totals; ``0`` where missing or not representable).
+
+    Decimal and text values go through ``Decimal``. Binary floats (SQLite stores NUMERIC as REAL) are
+    scaled and rounded to the nearest minor unit: a float read from a decimal with at most ``scale``
+    places and under 2**53 / 10**scale round-trips exactly. A value with more places than ``scale`` is
+    never rounded: it is passed on in full (``"19.999"``) and the contract rejects it.
+    """
+    factor = 10**scale
+    if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_float_dtype(series.dtype):
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        scaled = values * factor
+        rounded = np.round(scaled)
+        exact = np.abs(scaled - rounded) <= 1e-6 * np.maximum(1.0, np.abs(scaled))
+        minor = np.where(np.isfinite(rounded) & exact, rounded, 0).astype(np.int64)
+        strings = _by_unique(pd.Series(np.where(exact, rounded, np.nan)), lambda m: minor_to_str(int(m), scale))
+        missing = np.isnan(values)
+        inexact = ~exact & ~missing
+        if inexact.any():
+            for i in np.flatnonzero(inexact).tolist():
+                strings[i] = _decimal_str(Decimal(repr(float(values[i]))))
+        return strings, minor
+
+    def one(v: Any) -> tuple[str, int]:
+        try:
+            d = Decimal(str(v).strip())
+        except InvalidOperation:
+            return str(v), 0
+        if not d.is_finite():
+            return str(v), 0
+        q = d.scaleb(scale)
+        if q != q.to_integral_value():
+            return _decimal_str(d), 0
+        return minor_to_str(int(q), scale), int(q)
+
+    pairs = _by_unique(series, one)
+    strings = [p[0] if p else None for p in pairs]
+    minor = np.fromiter((p[1] if p else 0 for p in pairs), dtype=np.int64, count=len(pairs))
+    return strings, minor
+
+
+def minor_to_str(minor: int, scale: int) -> str:
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**scale)
+    if not frac:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:0{scale}d}".rstrip("0")
+
+
+def _decimal_str(d: Decimal) -> str:
+    text = format(d, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def rfc3339(series: pd.Series, tz: ZoneInfo) -> list[str | None]:
+    """Times as RFC 3339 UTC with milliseconds (``2022-01-02T15:04:05.141Z``, the seed examples' form).
+
+    Naive values (and text without an offset) are wall time in the source timezone ``tz``; aware values
+    keep their instant. Unparsable text is passed through unchanged, for the contract to reject.
+    """
+    if len(series) == 0:
+        return []
+    if not isinstance(series.dtype, pd.DatetimeTZDtype) and not pd.api.types.is_datetime64_dtype(series.dtype):
+        parsed_text = _parse_naive_text(series)
+        if parsed_text is None:  # mixed offsets, objects, odd formats: one value at a time
+            return _by_unique(series, lambda v: _one_rfc3339(v, tz))
+        series = parsed_text
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        parsed = series
+    else:
+        parsed = series.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+    utc = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    arr = utc.to_numpy(dtype="datetime64[ms]")
+    out = np.char.add(np.datetime_as_string(arr, unit="ms").astype(object), "Z")
+    missing = utc.isna().to_numpy()
+    result = out.tolist()
+    for i in np.flatnonzero(missing).tolist():
+        result[i] = None
+    return result
+
+
+def _parse_naive_text(series: pd.Series) -> pd.Series | None:
+    """Vectorised parse of ISO text without offsets (SQLite's stored form); None if any value differs."""
+    if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
+        return None
+    try:
+        parsed = pd.to_datetime(series, format="ISO8601")
+    except (ValueError, TypeError):
+        return None
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype) or parsed.isna().sum() != series.isna().sum():
+        return None
+    return parsed
+
+
+def _one_rfc3339(value: Any, tz: ZoneInfo) -> str:
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    elif isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, pd.Timestamp):
+        moment = value.to_pydatetime()
+    else:
+        return str(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    utc = moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
+
+
+def booleans(series: pd.Series) -> list[Any]:
+    """Booleans from bool/0/1/'true'/'f'...; anything else passes through for the contract to reject."""
+
+    def one(v: Any) -> Any:
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, (int, np.integer)) and v in (0, 1):
+            return bool(v)
+        if isinstance(v, float) and v in (0.0, 1.0):
+            return bool(v)
+        text = str(v).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        return v
+
+    return _by_unique(series, one)
+
+
+def integers(series: pd.Series) -> list[Any]:
+    """Integers from int/float/Decimal/text; a non-integral value passes through for the contract."""
+
+    def one(v: Any) -> Any:
+        try:
+            d = Decimal(str(v).strip())
+        except InvalidOperation:
+            return v
+        return int(d) if d.is_finite() and d == d.to_integral_value() else v
+
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.tolist()
+    return _by_unique(series, one)
+
+
+def lists(series: pd.Series, item: str = "str") -> list[list[Any] | None]:
+    """Arrays from a JSON array text, a comma-separated text, or a single scalar (a category id).
+
+    ``item`` is ``str`` (tags, pictures, categories) or ``raw`` (barcodes keep JSON numbers as numbers,
+    as in the SKU seed example)."""
+
+    def one(v: Any) -> list[Any]:
+        if isinstance(v, (list, tuple)):
+            values = list(v)
+        elif isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                try:
+                    values = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    values = [text]
+            else:
+                values = [p.strip() for p in text.split(",") if p.strip()]
+        else:
+            values = [v]
+        if item == "str":
+            return [str(int(x)) if isinstance(x, float) and x.is_integer() else str(x) for x in values]
+        return values
+
+    return _by_unique(series, one)
+
+
+def strings(series: pd.Series) -> list[str | None]:
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype(str).tolist()
+    return _by_unique(series, lambda v: v if isinstance(v, str) else str(v))
+
+
+def custom_value(series: pd.Series, value_type: str, tz: ZoneInfo) -> list[Any]:
+    """A custom field's values in the JSON type its ``value_type`` asks for (api.md §2.5)."""
+    if value_type == "int":
+        return integers(series)
+    if value_type == "float":
+        return _by_unique(series, lambda v: float(v) if isinstance(v, (int, float, Decimal)) else v)
+    if value_type == "bool":
+        return booleans(series)
+    if value_type == "date":
+        return rfc3339(series, tz)
+    return strings(series)

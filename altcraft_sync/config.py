@@ -55,7 +55,7 @@ ORDER_FIELDS = {
     "delivery_cost": False, "create_time": False, "update_time": False, "region": False, "tags": False,
 }
 LINE_FIELDS = {
-    "external_id": True, "status": True, "product": True, "final_price_per_item": True, "count": True,
+    "external_id": True, "status": False, "product": True, "final_price_per_item": True, "count": True,
     "base_price_per_item": False, "min_price_per_item": False,
 }
 
@@ -119,6 +119,8 @@ class ChildSource(TableSource):
 
 class LinesSource(ChildSource):
     status_map: dict[str, str] = Field(default_factory=dict)
+    default_status: str | None = None
+    """Line status for shops that keep none per line (used when ``columns.status`` is not mapped)."""
 
 
 class CatalogStream(TableSource):
@@ -306,6 +308,10 @@ class Config(_Model):
                         f"streams.orders.status_map.{shop}: {ac!r} is not an Altcraft order status "
                         f"({', '.join(ORDER_STATUSES)})"
                     )
+            if "status" not in orders.lines.columns and not orders.lines.default_status:
+                raise ValueError("streams.orders.lines.columns.status: map a column or set streams.orders.lines.default_status")
+            if orders.lines.default_status and orders.lines.default_status not in line_statuses:
+                raise ValueError(f"streams.orders.lines.default_status: {orders.lines.default_status!r} is not a line status")
             for shop, ac in orders.lines.status_map.items():
                 if ac not in line_statuses:
                     raise ValueError(

@@ -157,8 +157,9 @@ class ShopSource:
                         self._check_values(conn, "orders", "status", spec.status_map, ORDER_STATUSES,
                                            "streams.orders.status_map")
                         line_allowed = set(LINE_STATUSES) | {s.external_id for s in self.config.custom_line_statuses}
-                        self._check_values(conn, "orders.lines", "status", spec.lines.status_map, line_allowed,
-                                           "streams.orders.lines.status_map")
+                        if "status" in spec.lines.columns:
+                                self._check_values(conn, "orders.lines", "status", spec.lines.status_map, line_allowed,
+                                               "streams.orders.lines.status_map")
                     if isinstance(spec, CatalogStream) and spec.regional is not None:
                         self.entities[f"{name}.regional"] = self._bind(
                             conn, f"{name}.regional", f"streams.{name}.regional", spec.regional)

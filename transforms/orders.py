@@ -51,7 +51,8 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     # --- lines ---------------------------------------------------------------------------------------
     line_fields = list(spec.lines.columns)
     L, line_minor = convert(lines, line_fields, tz, scale)
-    L["status"] = map_values(lines["status"], spec.lines.status_map)
+    L["status"] = (map_values(lines["status"], spec.lines.status_map) if "status" in spec.lines.columns
+                   else [spec.lines.default_status] * len(lines))
     line_cf = _custom(lines, spec.lines.custom_fields, config, tz)
     line_parent = lines["_parent"].to_numpy(dtype=object)
     line_frame = contract_frame({**L, **line_cf}, {"_parent": line_parent})

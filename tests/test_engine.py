@@ -1,0 +1,201 @@
+"""The sync engine end to end against the emulator, without Prefect: incremental runs, retries,
+quarantine, deletes, locks, dry runs, and that the watermark never passes an unrecorded row."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from altcraft_sync.config import load_config
+from altcraft_sync.errors import AltcraftAuthError, AltcraftUnavailable, StreamLocked
+from connectors.state import StateStore
+from sandbox import demo_shop
+from tests.conftest import TOKEN
+from tests.helpers import build_shop, just_before, run_all, shop_config
+
+
+@pytest.fixture
+def shop(tmp_path):
+    url = f"sqlite:///{tmp_path}/shop.db"
+    return url, build_shop(url, orders=300)
+
+
+@pytest.fixture
+def cfg_path(tmp_path, shop, emulator):
+    return shop_config(tmp_path, shop[0], emulator, TOKEN)
+
+
+def test_first_run_delivers_every_valid_record_and_quarantines_the_rest(cfg_path, emulator):
+    stats = run_all(cfg_path)
+    orders = stats["orders"]
+    assert orders.failed == orders.rejected == 0
+    assert orders.delivered == len(emulator.store.orders) == 300 - orders.invalid
+    assert orders.invalid >= 3  # negative count, missing email, total mismatch are planted
+    assert stats["skus"].invalid == 1 and stats["products"].invalid == 1
+    assert len(emulator.store.skus) == stats["skus"].delivered
+    assert all(count == 1 for count in emulator.import_counts.values())  # nothing sent twice
+    state = StateStore(load_config(cfg_path).state)
+    q = {(r["entity"], r["external_id"]): r["reasons"] for r in state.quarantine_rows()}
+    assert any(r["check"] == "positive integer" and r["field"] == "lines.count" for r in q[("order", "1")])
+
+
+def test_second_run_without_changes_sends_nothing(cfg_path, emulator):
+    run_all(cfg_path)
+    requests_before = emulator.stats["api_requests"]
+    stats = run_all(cfg_path, run_id="second")
+    assert sum(s.delivered + s.rejected + s.failed for s in stats.values()) == 0
+    # only the custom-field definitions call goes out; no record is imported again
+    assert emulator.stats["api_requests"] - requests_before == 1
+
+
+def test_changed_line_resends_exactly_its_order(cfg_path, shop, emulator):
+    run_all(cfg_path)
+    engine = shop[1]
+    with engine.connect() as conn:
+        line_id, order_id = conn.execute(
+            sa.select(demo_shop.order_lines.c.id, demo_shop.order_lines.c.order_id)
+            .where(demo_shop.order_lines.c.order_id == 50).limit(1)).one()
+        order_ts = conn.execute(sa.select(demo_shop.orders.c.updated_at).where(demo_shop.orders.c.id == 50)).scalar()
+    demo_shop.touch(engine, order_ids=[], line_id=line_id, at=just_before(engine))
+    counts = dict(emulator.import_counts)
+    stats = run_all(cfg_path, run_id="third")
+    assert stats["orders"].delivered == 1
+    sent = {k for k, v in emulator.import_counts.items() if v != counts.get(k, 0)}
+    assert sent == {("order", "50")}
+    line = next(l for l in emulator.store.orders["50"]["lines"] if l["external_id"] == str(line_id))
+    assert line["status"] == "delivered" and line["custom_fields"] == {"gift_message": "Happy birthday!"}
+    with engine.connect() as conn:  # the order row itself was not touched
+        assert conn.execute(sa.select(demo_shop.orders.c.updated_at).where(demo_shop.orders.c.id == 50)).scalar() == order_ts
+
+
+def test_rejected_record_is_retried_next_run_without_source_change(cfg_path, emulator):
+    emulator.faults.update({"reject": {"42": [503, "temporarily unavailable"], "43": [409, "profile is busy"]}})
+    first = run_all(cfg_path)
+    assert first["orders"].failed == 1 and first["orders"].rejected == 1
+    assert "42" not in emulator.store.orders and "43" not in emulator.store.orders
+    state = StateStore(load_config(cfg_path).state)
+    wm = state.get_watermark("orders", "orders")
+    assert wm is not None  # the watermark moved on: both are recorded in the ledger, not lost
+    # still refused: retried again, still pending
+    second = run_all(cfg_path, run_id="second")
+    assert second["orders"].retried == 2 and "42" not in emulator.store.orders
+    emulator.faults.update({"reject": {}})
+    third = run_all(cfg_path, run_id="third")
+    assert third["orders"].retried == 2 and third["orders"].delivered == 2
+    assert {"42", "43"} <= set(emulator.store.orders)
+    assert state.pending("order") == []
+
+
+def test_permanent_rejection_is_not_hammered(cfg_path, emulator):
+    emulator.faults.update({"reject": {"42": [400, "unknown currency"]}})
+    run_all(cfg_path)
+    before = emulator.stats["api_requests"]
+    stats = run_all(cfg_path, run_id="second")
+    assert stats["orders"].retried == 0
+    assert emulator.stats["api_requests"] - before == 1  # definitions only
+    summary = StateStore(load_config(cfg_path).state).summary()
+    assert summary["ledger"]["order"]["rejected-permanent"] == 1
+
+
+def test_quarantined_row_is_sent_once_fixed(cfg_path, shop, emulator):
+    run_all(cfg_path)
+    engine = shop[1]
+    assert "1" not in emulator.store.orders  # order 1 has a line with count -1
+    with engine.begin() as conn:
+        conn.execute(demo_shop.order_lines.update().where(demo_shop.order_lines.c.order_id == 1, demo_shop.order_lines.c.qty < 0)
+                     .values(qty=1, updated_at=just_before(engine)))
+        lines = conn.execute(sa.select(demo_shop.order_lines.c.final_price, demo_shop.order_lines.c.qty)
+                             .where(demo_shop.order_lines.c.order_id == 1)).all()
+        delivery = conn.execute(sa.select(demo_shop.orders.c.delivery_cost).where(demo_shop.orders.c.id == 1)).scalar()
+        total = sum(p * q for p, q in lines) + delivery
+        conn.execute(demo_shop.orders.update().where(demo_shop.orders.c.id == 1).values(total=total, updated_at=just_before(engine)))
+    stats = run_all(cfg_path, run_id="second")
+    assert "1" in emulator.store.orders and stats["orders"].invalid == 0
+    state = StateStore(load_config(cfg_path).state)
+    assert ("order", "1") not in {(r["entity"], r["external_id"]) for r in state.quarantine_rows()}
+
+
+def test_soft_delete_deletes_in_altcraft(cfg_path, shop, emulator):
+    run_all(cfg_path)
+    engine = shop[1]
+    with engine.begin() as conn:
+        conn.execute(demo_shop.orders.update().where(demo_shop.orders.c.id == 60).values(is_deleted=True, updated_at=just_before(engine)))
+        conn.execute(demo_shop.skus.update().where(demo_shop.skus.c.id == 5).values(is_deleted=True, updated_at=just_before(engine)))
+    stats = run_all(cfg_path, run_id="second")
+    assert stats["orders"].deleted == 1 and "60" not in emulator.store.orders
+    assert stats["skus"].deleted == 1 and "S0000005" not in emulator.store.skus
+    stats = run_all(cfg_path, run_id="third")  # a deleted row re-read in the lookback is not deleted twice
+    assert stats["orders"].deleted == 0
+
+
+def test_dry_run_sends_and_records_nothing(cfg_path, emulator):
+    stats = run_all(cfg_path, dry_run=True)
+    assert emulator.stats["api_requests"] == 0
+    assert stats["orders"].new == 300 - stats["orders"].invalid
+    assert stats["orders"].samples["new"] and stats["orders"].samples["invalid"]
+    state = StateStore(load_config(cfg_path).state)
+    assert state.all_watermarks() == {} and state.summary() == {"ledger": {}, "quarantine": {}}
+
+
+def test_bad_token_fails_and_leaves_watermarks(cfg_path, emulator):
+    run_all(cfg_path, streams=["categories"])
+    state = StateStore(load_config(cfg_path).state)
+    before = state.all_watermarks()
+    emulator.token = "rotated-token"
+    with pytest.raises(AltcraftAuthError):
+        run_all(cfg_path)
+    assert state.all_watermarks() == before
+
+
+def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop, emulator):
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50))
+    cfg.altcraft.max_attempts = 2
+    cfg.altcraft.backoff_initial = 0.01
+    run_all(cfg, streams=["categories", "products", "skus"])
+    calls = {"n": 0}
+    original = emulator.handle
+
+    def failing_after_two(method, body, bearer):
+        if method == "market/orders/import" and body.get("data"):
+            calls["n"] += 1
+            if calls["n"] > 2:
+                return {"error": 503, "error_text": "maintenance"}
+        return original(method, body, bearer)
+
+    emulator.handle = failing_after_two
+    with pytest.raises(AltcraftUnavailable, match="maintenance"):
+        run_all(cfg, streams=["orders"])
+    state = StateStore(cfg.state)
+    wm = state.get_watermark("orders", "orders")
+    delivered = set(emulator.store.orders)
+    assert wm is not None and 0 < len(delivered) <= 100
+    # every order at or below the watermark was delivered or recorded
+    eng = shop[1]
+    with eng.connect() as conn:
+        upto = [str(r[0]) for r in conn.execute(sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"),
+                                                {"t": wm.ts, "p": wm.pk})]
+    recorded = {e for e in upto if e in delivered} | {r["external_id"] for r in state.quarantine_rows()}
+    assert set(upto) <= recorded
+    emulator.handle = original
+    run_all(cfg, streams=["orders"], run_id="resume")
+    assert len(emulator.store.orders) == 300 - len([r for r in state.quarantine_rows() if r["entity"] == "order"])
+
+
+def test_two_runs_of_one_stream_never_overlap(cfg_path):
+    state = StateStore(load_config(cfg_path).state)
+    state.acquire_lock("orders", "someone-else")
+    with pytest.raises(StreamLocked, match="being synced by someone-else"):
+        run_all(cfg_path, streams=["orders"])
+    state.release_lock("orders", "someone-else")
+    run_all(cfg_path, streams=["orders"])
+
+
+def test_stale_lock_is_taken_over(cfg_path):
+    cfg = load_config(cfg_path)
+    cfg.state.stale_lock_seconds = 0.001
+    state = StateStore(cfg.state)
+    state.acquire_lock("orders", "crashed-run")
+    import time
+
+    time.sleep(0.01)
+    state.acquire_lock("orders", "new-run")

@@ -167,7 +167,8 @@ class LineContract(pa.DataFrameModel):
 
 
 def _with_prices(schema: pa.DataFrameSchema, fields: list[str], scale: int) -> pa.DataFrameSchema:
-    check = pa.Check.str_matches(price_pattern(scale), name=f"non-negative decimal, at most {scale} places")
+    # built-in checks report ``error`` (not ``name``) in failure cases
+    check = pa.Check.str_matches(price_pattern(scale), error=f"non-negative decimal, at most {scale} places")
     updates = {f: {"checks": [check]} for f in fields if f in schema.columns}
     return schema.update_columns(updates) if updates else schema
 
@@ -188,9 +189,9 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
         elif cf.value_type == "bool":
             check = pa.Check(boolean, name="bool custom field")
         elif cf.value_type == "enum":
-            check = pa.Check.isin(list((cf.enum_values or {}).keys()), name="enum custom field")
+            check = pa.Check.isin(list((cf.enum_values or {}).keys()), error="enum custom field")
         elif cf.value_type == "date":
-            check = pa.Check.str_matches(RFC3339, name="date custom field")
+            check = pa.Check.str_matches(RFC3339, error="date custom field")
         else:
             check = pa.Check(lambda s: s.map(lambda v: isinstance(v, str)).astype(bool) | s.isna(), name="unicode custom field")
         columns[name] = pa.Column(object, checks=[check], nullable=not cf.required, required=True)
@@ -228,7 +229,8 @@ def order_schema(scale: int, matching_mode: str, matching_fields: list[str], cus
 def line_schema(scale: int, custom_statuses: list[str], custom: list[CustomField], present: list[str]) -> pa.DataFrameSchema:
     schema = _with_prices(LineContract.to_schema(),
                           ["final_price_per_item", "base_price_per_item", "min_price_per_item"], scale)
-    schema = schema.update_column("status", checks=[pa.Check.isin(list(LINE_STATUSES) + custom_statuses)])
+    allowed = list(LINE_STATUSES) + custom_statuses
+    schema = schema.update_column("status", checks=[pa.Check.isin(allowed, error=f"isin({allowed})")])
     return _with_custom(schema, custom, present)
 
 

@@ -69,7 +69,9 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
         values = series.to_numpy(dtype="float64", na_value=np.nan)
         scaled = values * factor
         rounded = np.round(scaled)
-        exact = np.abs(scaled - rounded) <= 1e-6 * np.maximum(1.0, np.abs(scaled))
+        # a decimal with <= scale places lands within a few ULPs of a whole number of minor units
+        tolerance = np.maximum(1e-6, np.abs(scaled) * 4 * np.finfo(np.float64).eps)
+        exact = np.abs(scaled - rounded) <= tolerance
         minor = np.where(np.isfinite(rounded) & exact, rounded, 0).astype(np.int64)
         strings = _by_unique(pd.Series(np.where(exact, rounded, np.nan)), lambda m: minor_to_str(int(m), scale))
         missing = np.isnan(values)
@@ -79,7 +81,15 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
                 strings[i] = _decimal_str(Decimal(repr(float(values[i]))))
         return strings, minor
 
+    eps4 = 4 * float(np.finfo(np.float64).eps)
+
     def one(v: Any) -> tuple[str, int]:
+        if isinstance(v, float):  # a binary float among objects: the same rule as the vectorised path
+            scaled = v * factor
+            whole = round(scaled)
+            if abs(scaled - whole) <= max(1e-6, abs(scaled) * eps4):
+                return minor_to_str(int(whole), scale), int(whole)
+            return _decimal_str(Decimal(repr(v))), 0
         try:
             d = Decimal(str(v).strip())
         except InvalidOperation:

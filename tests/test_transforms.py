@@ -1,0 +1,298 @@
+"""Transforms: pure functions from canonical source frames to Altcraft records and a quarantine.
+
+Frames here look exactly like what connectors.shop_db returns: ``_pk``, ``_ts``, the Altcraft field names
+the mapping labels columns with, ``cf.<id>`` for custom fields and ``m.<field>`` for matching fields."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from altcraft_sync.config import parse_config
+from transforms import values as V
+from transforms.catalog import definitions, map_catalog, map_categories
+from transforms.orders import map_orders
+
+SEED_DEFS = [
+    {"external_id": "order_field_id_123", "name": "Дополнительное поле заказа", "entity_type": "order",
+     "required": False, "value_type": "unicode", "default_value": "значение тестового поля"},
+    {"external_id": "line_field_id_123", "name": "Дополнительное поле позиции заказа", "entity_type": "line_order",
+     "required": False, "value_type": "unicode", "default_value": "значение тестового поля"},
+    {"external_id": "test_field_string", "name": "Строковое поле", "entity_type": "sku", "required": False,
+     "value_type": "unicode", "default_value": "Значение тестового поля sku по умолчанию"},
+    {"external_id": "weight", "name": "Weight", "entity_type": "order", "required": False, "value_type": "int",
+     "default_value": 0},
+]
+ORDER_COLS = ["external_id", "endpoint", "tags", "status", "delivery_cost", "total_price", "currency", "create_time", "region"]
+LINE_COLS = ["external_id", "status", "product", "base_price_per_item", "min_price_per_item", "final_price_per_item", "count"]
+SKU_COLS = ["name", "external_id", "price", "old_price", "currency", "description", "product_external_id", "categories",
+            "tags", "manufacturer_name", "url", "pictures", "count", "expiration_time", "is_available", "delivery",
+            "barcode", "manufacturer_warranty"]
+REGION_COLS = ["external_id", "price", "old_price", "currency", "count", "is_available", "delivery"]
+
+
+def make_config(**over):
+    cfg = {
+        "sync": {"money_scale": 2},
+        "custom_fields": SEED_DEFS,
+        "custom_line_statuses": [{"external_id": "status_id_123", "name": "Доставлен в пункт выдачи", "type": "in_process"}],
+        "streams": {
+            "orders": {
+                "table": "orders", "primary_key": "id", "updated_at": "u", "columns": {c: c for c in ORDER_COLS},
+                "custom_fields": {"order_field_id_123": "x", "weight": "w"}, "matching": {"mode": "email", "columns": {"email": "email"}},
+                "lines": {"table": "lines", "primary_key": "id", "updated_at": "u", "parent_key": "order_id",
+                          "columns": {c: c for c in LINE_COLS}, "custom_fields": {"line_field_id_123": "y"}},
+            },
+            "skus": {"table": "skus", "primary_key": "id", "updated_at": "u", "columns": {c: c for c in SKU_COLS},
+                     "custom_fields": {"test_field_string": "z"},
+                     "regional": {"table": "r", "primary_key": "id", "updated_at": "u", "parent_key": "sku_id",
+                                  "columns": {c: c for c in REGION_COLS}, "custom_fields": {"test_field_string": "z"}}},
+            "categories": {"table": "c", "primary_key": "id", "updated_at": "u",
+                           "columns": {"external_id": "id", "name": "name", "parent_external_id": "parent"}},
+        },
+    }
+    for key, value in over.items():
+        cfg.setdefault(key, {}).update(value) if isinstance(value, dict) else cfg.__setitem__(key, value)
+    return parse_config(cfg)
+
+
+def orders_frame(rows):
+    df = pd.DataFrame(rows)
+    df.insert(0, "_pk", range(1, len(rows) + 1))
+    df.insert(1, "_ts", "2022-01-02 15:04:05")
+    return df
+
+
+def lines_frame(rows):
+    df = pd.DataFrame(rows)
+    df.insert(0, "_pk", range(1, len(rows) + 1))
+    df.insert(1, "_ts", "2022-01-02 15:04:05")
+    return df
+
+
+def seed_order(**over):
+    row = {"external_id": 1234000, "endpoint": "website", "tags": '["one", "two"]', "status": "delivered",
+           "delivery_cost": 100.0, "total_price": 1000.0, "currency": "USD",
+           "create_time": "2022-01-02 15:04:05.141", "region": "region_YnCrJj8Y1", "cf.order_field_id_123": "data",
+           "cf.weight": None, "m.email": "johndoe@example.com"}
+    row.update(over)
+    return row
+
+
+def seed_line(parent=1, **over):
+    row = {"_parent": parent, "external_id": "line_01", "status": "status_id_123", "product": "iphone_test_1",
+           "base_price_per_item": 900, "min_price_per_item": 900, "final_price_per_item": 900, "count": 1,
+           "cf.line_field_id_123": "data"}
+    row.update(over)
+    return row
+
+
+def test_seed_order_example_reproduced_field_for_field():
+    out = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), make_config())
+    assert out.quarantine.empty
+    assert out.records() == [{
+        "external_id": "1234000", "matching": "email", "email": "johndoe@example.com", "endpoint": "website",
+        "tags": ["one", "two"], "status": "delivered", "delivery_cost": "100", "total_price": "1000", "currency": "USD",
+        "create_time": "2022-01-02T15:04:05.141Z", "custom_fields": {"order_field_id_123": "data"},
+        "region": "region_YnCrJj8Y1",
+        "lines": [{"external_id": "line_01", "status": "status_id_123", "product": "iphone_test_1",
+                   "base_price_per_item": "900", "min_price_per_item": "900", "final_price_per_item": "900",
+                   "count": 1, "custom_fields": {"line_field_id_123": "data"}}],
+    }]
+    defs = definitions(make_config())
+    assert defs["custom_fields"][:2] == SEED_DEFS[:2]
+    assert defs["custom_line_statuses"] == [{"external_id": "status_id_123", "name": "Доставлен в пункт выдачи", "type": "in_process"}]
+
+
+def test_seed_sku_example_reproduced_field_for_field():
+    sku = pd.DataFrame([{
+        "_pk": 1, "_ts": "2024-01-01 00:00:00", "name": "Apple iPhone 13 256GB", "external_id": "sku_test_1",
+        "price": Decimal("1000"), "old_price": Decimal("1100.00"), "currency": "USD", "description": "Описание SKU",
+        "product_external_id": "iphone_test_1", "categories": '["test_category_2"]', "tags": "phone, Apple",
+        "manufacturer_name": "Apple", "url": "https://example.com", "pictures": '["https://example.com", "https://example.com"]',
+        "count": 10, "expiration_time": 730, "is_available": 1, "delivery": "true",
+        "barcode": "[23346346, 23546362, 76834566]", "manufacturer_warranty": True, "cf.test_field_string": "Тестовое поле",
+    }])
+    region = pd.DataFrame([{"_pk": 9, "_ts": "2024-01-01 00:00:00", "_parent": 1, "external_id": "region_YnCrJj8Y1",
+                            "price": 75000.0, "old_price": 80000, "currency": "RUB", "count": 8, "is_available": True,
+                            "delivery": True, "cf.test_field_string": "Тестовое поле"}])
+    out = map_catalog(sku, region, make_config(), "skus")
+    assert out.quarantine.empty
+    assert out.records() == [{
+        "name": "Apple iPhone 13 256GB", "external_id": "sku_test_1", "price": "1000", "old_price": "1100",
+        "currency": "USD", "description": "Описание SKU", "product_external_id": "iphone_test_1",
+        "categories": ["test_category_2"], "tags": ["phone", "Apple"], "manufacturer_name": "Apple",
+        "url": "https://example.com", "pictures": ["https://example.com", "https://example.com"], "count": 10,
+        "expiration_time": "730", "is_available": True, "delivery": True, "barcode": [23346346, 23546362, 76834566],
+        "manufacturer_warranty": True, "custom_fields": {"test_field_string": "Тестовое поле"},
+        "regional_data": [{"external_id": "region_YnCrJj8Y1", "price": "75000", "old_price": "80000", "currency": "RUB",
+                           "custom_fields": {"test_field_string": "Тестовое поле"}, "count": 8, "is_available": True,
+                           "delivery": True}],
+    }]
+
+
+@pytest.mark.parametrize("order_over, line_over, check, field", [
+    ({"status": "shipped"}, {}, "isin", "status"),
+    ({"total_price": -5.0}, {}, "non-negative decimal", "total_price"),
+    ({"total_price": 1000.001}, {}, "non-negative decimal", "total_price"),
+    ({"currency": None}, {}, "not_nullable", "currency"),
+    ({"endpoint": ""}, {}, "str_length", "endpoint"),
+    ({"create_time": "yesterday"}, {}, "str_matches", "create_time"),
+    ({"m.email": None}, {}, "matching 'email' needs email", None),
+    ({"m.email": "not-an-address"}, {}, "email is an address", None),
+    ({"total_price": 999.0}, {}, "total_price = sum", None),
+    ({"region": ""}, {}, "str_length", "region"),
+    ({}, {"count": 0}, "positive integer", "lines.count"),
+    ({}, {"count": 1.5}, "positive integer", "lines.count"),
+    ({}, {"status": "lost"}, "isin", "lines.status"),
+    ({}, {"product": ""}, "str_length", "lines.product"),
+    ({}, {"final_price_per_item": "9x"}, "non-negative decimal", "lines.final_price_per_item"),
+    ({"cf.weight": "heavy"}, {}, "int custom field", "cf.weight"),
+    ({"cf.weight": 2.5}, {}, "int custom field", "cf.weight"),
+])
+def test_each_check_fails_bad_rows_and_passes_good_ones(order_over, line_over, check, field):
+    good = seed_order(external_id=1)
+    bad = seed_order(external_id=2, **order_over)
+    lines = lines_frame([seed_line(1), seed_line(2, **line_over)])
+    out = map_orders(orders_frame([good, bad]), lines, make_config())
+    assert [r["external_id"] for r in out.records()] == ["1"]
+    q = out.quarantine
+    assert set(q["external_id"]) == {"2"}
+    assert any(check in c and (field is None or f == field) for c, f in zip(q["check"], q["field"])), q.to_string()
+
+
+def test_duplicate_external_ids_are_both_quarantined():
+    out = map_orders(orders_frame([seed_order(), seed_order()]), lines_frame([seed_line(1), seed_line(2)]), make_config())
+    assert out.payloads == [] and set(out.quarantine["check"]) == {"field_uniqueness"}
+
+
+def test_order_without_lines_is_quarantined():
+    out = map_orders(orders_frame([seed_order()]), lines_frame([seed_line(99)]), make_config())
+    assert out.payloads == [] and "greater_than(0)" in out.quarantine["check"].tolist()
+
+
+def test_total_mismatch_can_warn_instead():
+    out = map_orders(orders_frame([seed_order(total_price=999.0)]), lines_frame([seed_line()]),
+                     make_config(sync={"total_mismatch": "warn"}))
+    assert len(out.payloads) == 1 and "differs" in out.warnings[0]
+
+
+def test_soft_deleted_rows_become_deletions():
+    df = orders_frame([seed_order(external_id=1), seed_order(external_id=2)])
+    df["_deleted"] = [0, 1]
+    out = map_orders(df, lines_frame([seed_line(1), seed_line(2)]), make_config())
+    assert out.deletions == [("2", 2)] and [r["external_id"] for r in out.records()] == ["1"]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (19.99, "19.99"), (Decimal("19.99"), "19.99"), ("19.990", "19.99"), (19.9, "19.9"), (900.0, "900"),
+    (Decimal("900.00"), "900"), (0.1 + 0.2, "0.3"), (1999, "1999"), (99_999_999_999.99, "99999999999.99"),
+    (Decimal("12345678901234567.89"), "12345678901234567.89"), (0, "0"),
+])
+def test_money_is_exact(raw, expected):
+    for series in (pd.Series([raw]), pd.Series([raw], dtype=object)):
+        strings, _ = V.money(series, 2)
+        assert strings == [expected]
+
+
+def test_money_with_too_many_places_is_passed_on_unrounded_for_the_contract():
+    assert V.money(pd.Series([19.999]), 2)[0] == ["19.999"]
+    assert V.money(pd.Series([Decimal("0.005")], dtype=object), 2)[0] == ["0.005"]
+    strings, minor = V.money(pd.Series([1.5, None, 2.25]), 2)
+    assert strings == ["1.5", None, "2.25"] and minor.tolist() == [150, 0, 225]
+
+
+def test_naive_and_aware_times():
+    msk = ZoneInfo("Europe/Moscow")
+    naive = pd.Series([datetime(2024, 3, 1, 12, 0, 0, 123456)])
+    assert V.rfc3339(naive, msk) == ["2024-03-01T09:00:00.123Z"]
+    aware = pd.Series([datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)])
+    assert V.rfc3339(aware, msk) == ["2024-03-01T12:00:00.000Z"]
+    text = pd.Series(["2024-03-01 12:00:00", "2024-03-01T12:00:00.5", None])
+    assert V.rfc3339(text, msk) == ["2024-03-01T09:00:00.000Z", "2024-03-01T09:00:00.500Z", None]
+    mixed = pd.Series(["2024-03-01T12:00:00+05:00", "2024-03-01 12:00:00"], dtype=object)
+    assert V.rfc3339(mixed, msk) == ["2024-03-01T07:00:00.000Z", "2024-03-01T09:00:00.000Z"]
+    assert V.rfc3339(pd.Series(["not a time"]), msk) == ["not a time"]  # left for the contract to reject
+
+
+def test_empty_frames():
+    cfg = make_config()
+    empty_o = orders_frame([seed_order()]).iloc[0:0]
+    empty_l = lines_frame([seed_line()]).iloc[0:0]
+    out = map_orders(empty_o, empty_l, cfg)
+    assert out.payloads == [] and out.quarantine.empty and out.deletions == []
+    assert map_categories(pd.DataFrame({"_pk": [], "_ts": [], "external_id": [], "name": [], "parent_external_id": []}), cfg).payloads == []
+
+
+def test_categories_parents_first_and_cycles_quarantined():
+    cats = pd.DataFrame({"_pk": [1, 2, 3, 4, 5, 6], "_ts": "t",
+                         "external_id": [3, 2, 1, 10, 11, 12], "name": ["c", "b", "a", "x", "y", "z"],
+                         "parent_external_id": [2, 1, None, 11, 10, 99]})
+    out = map_categories(cats, make_config())
+    assert [r["external_id"] for r in out.records()] == ["1", "12", "2", "3"]
+    assert set(out.quarantine["external_id"]) == {"10", "11"}
+
+
+def test_fingerprint_is_stable_and_content_based():
+    cfg = make_config()
+    a = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), cfg).payloads[0]
+    b = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), cfg).payloads[0]
+    c = map_orders(orders_frame([seed_order(status="paid")]), lines_frame([seed_line()]), cfg).payloads[0]
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+    assert orjson.loads(a.data)["external_id"] == a.external_id == "1234000"
+
+
+# --- property: every source line lands in exactly one payload order, totals add up ------------------
+cents = st.integers(min_value=0, max_value=10_000_000)
+
+
+@st.composite
+def shops(draw):
+    n_orders = draw(st.integers(min_value=1, max_value=25))
+    orders, lines, line_id = [], [], 0
+    for pk in range(1, n_orders + 1):
+        n_lines = draw(st.integers(min_value=1, max_value=6))
+        total = 0
+        for _ in range(n_lines):
+            line_id += 1
+            price, count = draw(cents), draw(st.integers(min_value=1, max_value=50))
+            total += price * count
+            lines.append({"_parent": pk, "external_id": line_id, "status": draw(st.sampled_from(["new", "delivered", "status_id_123"])),
+                          "product": f"p{draw(st.integers(0, 30))}", "base_price_per_item": None, "min_price_per_item": None,
+                          "final_price_per_item": Decimal(price) / 100, "count": count, "cf.line_field_id_123": None})
+        delivery = draw(cents)
+        orders.append(seed_order(external_id=f"o{pk}", delivery_cost=Decimal(delivery) / 100,
+                                 total_price=Decimal(total + delivery) / 100,
+                                 create_time=draw(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)))))
+    perm = draw(st.permutations(range(len(lines))))
+    return orders, [lines[i] for i in perm]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shops())
+def test_property_every_line_in_exactly_one_order_and_totals_match(shop):
+    orders, lines = shop
+    of = orders_frame(orders)
+    of["create_time"] = of["create_time"].astype("datetime64[us]")
+    lf = lines_frame(lines).astype({"final_price_per_item": object})
+    out = map_orders(of, lf, make_config())
+    assert out.quarantine.empty, out.quarantine.to_string()
+    records = out.records()
+    assert len(records) == len(orders)
+    seen = [l["external_id"] for r in records for l in r["lines"]]
+    assert sorted(seen, key=int) == sorted((str(l["external_id"]) for l in lines), key=int)
+    assert len(seen) == len(set(seen))
+    for r, src in zip(sorted(records, key=lambda r: int(r["external_id"][1:])), orders):
+        lines_total = sum(Decimal(l["final_price_per_item"]) * l["count"] for l in r["lines"])
+        assert Decimal(r["total_price"]) == lines_total + Decimal(r["delivery_cost"])
+        assert Decimal(r["total_price"]) == src["total_price"]
+    parent_of = {str(l["external_id"]): f"o{l['_parent']}" for l in lines}
+    assert all(parent_of[l["external_id"]] == r["external_id"] for r in records for l in r["lines"])

@@ -26,8 +26,9 @@ from rich.table import Table  # noqa: E402
 from altcraft_sync.errors import SyncError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keep Altcraft's Market in sync with a shop database.")
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets a fixed width so tables never fold their headers.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file (YAML).", envvar="ALTCRAFT_SYNC_CONFIG")]
 StreamOpt = Annotated[Optional[list[str]], typer.Option("--stream", "-s", help="Only these streams (repeatable).")]
@@ -100,9 +101,9 @@ def _finish(state: Any, what: str) -> dict[str, Any]:
 def _print_figures(figures: dict[str, Any]) -> None:
     table = Table(title="altcraft-sync run")
     cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deleted", "retried"]
-    table.add_column("stream")
+    table.add_column("stream", no_wrap=True, min_width=10)
     for c in cols:
-        table.add_column(c, justify="right")
+        table.add_column(c, justify="right", overflow="fold")
     for name, f in figures.items():
         table.add_row(name, *[str(f.get(c, 0)) for c in cols])
     console.print(table)

@@ -63,10 +63,6 @@ class StreamStats:
         out.pop("samples")
         return out
 
-    @property
-    def bad_share(self) -> float:
-        seen = self.delivered + self.rejected + self.failed + self.invalid + self.unchanged
-        return (self.rejected + self.invalid) / seen if seen else 0.0
 
 
 Progress = Callable[[StreamStats], None]

@@ -97,7 +97,9 @@ def run_streams(
             if not dry_run:
                 runtime.state.record_stream(run_id, stream, stats.figures())
         bad = sum(s.rejected + s.invalid for s in results.values())
-        seen = sum(s.delivered + s.rejected + s.failed + s.invalid + s.unchanged for s in results.values())
+        # a dry run delivers nothing: count what it would have sent (new + changed) instead
+        seen = sum((s.new + s.changed if dry_run else s.delivered + s.failed) + s.rejected + s.invalid + s.unchanged
+                   for s in results.values())
         if seen and bad / seen > cfg.sync.failure_threshold:
             raise ThresholdExceeded(
                 f"{bad} of {seen} records ({bad / seen:.1%}) were rejected or invalid, above sync.failure_threshold "

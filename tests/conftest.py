@@ -47,3 +47,12 @@ def make_client(emulator):
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the whole session (starting one costs ~20 s on 2 cores)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -48,12 +48,14 @@ def sync(
     stream: StreamOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, map and validate; send and record nothing.")] = False,
     skip_triggers: Annotated[bool, typer.Option("--skip-triggers", help="Ask Altcraft not to fire triggers.")] = False,
+    reconcile: Annotated[bool, typer.Option("--reconcile", help="Also delete in Altcraft what was hard-deleted "
+                                                                "from the source (reads every key).")] = False,
 ) -> None:
     """Run the nightly-sync flow once (what changed since the last run)."""
     from flows.sync import nightly_sync
 
     state = _with_progress(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
-                                                skip_triggers=skip_triggers, return_state=True))
+                                                skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
     _finish(state, "nightly-sync")
 
 

@@ -244,7 +244,8 @@ class AltcraftSettings(_Model):
 
 class StateSettings(_Model):
     url: SecretStr = SecretStr("sqlite:///.altcraft-sync/state.db")
-    stale_lock_seconds: float = Field(default=3600, gt=0)
+    stale_lock_seconds: float = Field(default=600, gt=0)
+    """A lock not refreshed for this long belongs to a dead run (every chunk commit refreshes it)."""
 
     def display_url(self) -> str:
         return mask_url(self.url.get_secret_value())

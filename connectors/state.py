@@ -19,6 +19,7 @@ The schema is created on first use; ``schema_version`` tells later versions what
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -192,10 +193,14 @@ class StateStore:
         quarantined: Sequence[tuple[str, str, Any, list[dict[str, Any]]]] = (),
         cleared: Iterable[tuple[str, str]] = (),
         run_id: str | None = None,
+        lock_owner: str | None = None,
     ) -> None:
-        """One transaction: ledger outcomes, quarantine changes and the stream's new watermark(s)."""
+        """One transaction: ledger outcomes, quarantine changes, the stream's new watermark(s), and a
+        refresh of the stream lock (the heartbeat that tells a live run from a dead one)."""
         ts = now()
         with self.engine.begin() as conn:
+            if lock_owner:
+                conn.execute(locks.update().where(locks.c.stream == stream, locks.c.owner == lock_owner).values(acquired_at=ts))
             if entries:
                 self._upsert_ledger(conn, entries, ts)
             if quarantined:
@@ -342,22 +347,24 @@ class StateStore:
 
     # --- locks -------------------------------------------------------------------------------------
     def acquire_lock(self, stream: str, owner: str) -> None:
-        """Take the stream's lock, or raise ``StreamLocked``. A lock older than ``stale_lock_seconds`` is
-        taken over (its run died without releasing it)."""
+        """Take the stream's lock, or raise ``StreamLocked``.
+
+        A held lock is taken over when its run is dead: its process is gone on this host (owners are
+        ``run@host:pid``), or it has not been refreshed (every chunk commit refreshes it) for
+        ``stale_lock_seconds``."""
         ts = now()
         stale_before = ts - timedelta(seconds=self.settings.stale_lock_seconds)
         with self.engine.begin() as conn:
             conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.acquired_at < stale_before))
+            held = conn.execute(sa.select(locks.c.owner).where(locks.c.stream == stream)).scalar()
+            if held is not None and _owner_is_dead(held):
+                conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.owner == held))
             try:
                 conn.execute(locks.insert().values(stream=stream, owner=owner, acquired_at=ts))
             except IntegrityError:
                 held = conn.execute(sa.select(locks.c.owner, locks.c.acquired_at).where(locks.c.stream == stream)).first()
                 who = f"{held.owner} since {_aware(held.acquired_at):%Y-%m-%d %H:%M:%S} UTC" if held else "another run"
                 raise StreamLocked(f"stream {stream!r} is being synced by {who}; runs of one stream never overlap") from None
-
-    def refresh_lock(self, stream: str, owner: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(locks.update().where(locks.c.stream == stream, locks.c.owner == owner).values(acquired_at=now()))
 
     def release_lock(self, stream: str, owner: str) -> None:
         with self.engine.begin() as conn:
@@ -385,6 +392,25 @@ class StateStore:
             conn.execute(backfill_windows.delete().where(backfill_windows.c.backfill_id == backfill_id))
 
 
+def lock_owner(run_id: str) -> str:
+    """``run@host:pid``: lets a later run on the same host see that a crashed owner is gone."""
+    return f"{run_id}@{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    _, _, where = owner.rpartition("@")
+    host, _, pid = where.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's run: only the stale timeout can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _pk(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -397,5 +423,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def default_state_dir() -> Path:
-    return Path(os.environ.get("ALTCRAFT_SYNC_HOME", ".altcraft-sync"))

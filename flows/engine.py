@@ -24,10 +24,11 @@ import pandas as pd
 from altcraft_sync.config import Config
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import Cursor, ShopSource, to_utc
-from connectors.state import LedgerEntry, StateStore
+from connectors.state import LedgerEntry, StateStore, lock_owner
 from transforms.catalog import definitions, map_catalog, map_categories
 from transforms.orders import map_orders
-from transforms.payload import Mapped, Payload
+from transforms.payload import Mapped, Payload, deleted_mask
+from transforms.values import ids
 
 ENTITY = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
 SAMPLE_SIZE = 5
@@ -88,6 +89,7 @@ class Syncer:
             raise ValueError("a client is needed unless dry_run")
         self.config, self.source, self.state, self.client = config, source, state, client
         self.run_id, self.dry_run, self.skip_triggers = run_id, dry_run, skip_triggers
+        self.owner = lock_owner(run_id)
         self.on_progress = on_progress or (lambda s: None)
         self.log = log or logging.getLogger("altcraft_sync.engine")
         self._attempted: set[tuple[str, str]] = set()
@@ -105,7 +107,7 @@ class Syncer:
         """Sync one stream incrementally from its watermark, or, with ``window=(since, until)`` (aware
         datetimes), re-send that range without touching the watermark (backfills)."""
         stats = StreamStats(stream)
-        owner = self.run_id
+        owner = self.owner
         if not self.dry_run:
             self.state.acquire_lock(stream, owner)
         try:
@@ -136,11 +138,46 @@ class Syncer:
     def retry(self, stream: str) -> StreamStats:
         """Re-send only what the ledger holds as failed or retryably rejected (``altcraft-sync retry``)."""
         stats = StreamStats(stream)
-        self.state.acquire_lock(stream, self.run_id)
+        self.state.acquire_lock(stream, self.owner)
         try:
             self._retry_pending(stream, stats)
         finally:
-            self.state.release_lock(stream, self.run_id)
+            self.state.release_lock(stream, self.owner)
+        return stats
+
+    def reconcile(self, stream: str) -> StreamStats:
+        """Delete in Altcraft what the ledger says is there but the source no longer has (hard deletes).
+
+        Opt-in: it reads every source key (in pages; keys only) and every ledger key of the entity. Never
+        a re-send: only ids that vanished are deleted, in batches. Categories cannot be deleted through the
+        API (api.md §1.2), so they are only reported."""
+        entity = ENTITY[stream]
+        stats = StreamStats(stream)
+        self.state.acquire_lock(stream, self.owner)
+        try:
+            present: set[str] = set()
+            for frame in self.source.iter_keys(stream):
+                if "_deleted" in frame:
+                    frame = frame[~deleted_mask(frame)]
+                present.update(ids(frame["external_id"]))
+            vanished = [(ext, pk) for ext, pk in self.state.delivered_ids(entity) if ext not in present]
+            stats.extracted = len(present)
+            if not vanished:
+                return stats
+            self.log.info("%s: %d records left the source; deleting them in Altcraft", stream, len(vanished))
+            if stream == "categories":
+                stats.warnings.append(f"{len(vanished)} categories left the source; Altcraft has no category delete method")
+                return stats
+            if self.dry_run:
+                stats.deleted = len(vanished)
+                self._sample(stats, "deleted", [ext for ext, _ in vanished])
+                return stats
+            size = self.config.altcraft.batch_size
+            for start in range(0, len(vanished), size):
+                entries = self._delete(stream, entity, vanished[start:start + size], stats)
+                self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
+        finally:
+            self.state.release_lock(stream, self.owner)
         return stats
 
     # --- cursors -------------------------------------------------------------------------------------
@@ -195,13 +232,14 @@ class Syncer:
                         cursor_name: str) -> None:
         if parents.empty:
             if cursor is not None and not self.dry_run:
-                self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor})
+                self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor}, lock_owner=self.owner)
             return
         entries, quarantined, cleared = self._process(stream, parents, stats)
         stats.chunks += 1
         if not self.dry_run:
             self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor} if cursor else None,
-                                    entries=entries, quarantined=quarantined, cleared=cleared, run_id=self.run_id)
+                                    entries=entries, quarantined=quarantined, cleared=cleared, run_id=self.run_id,
+                                    lock_owner=self.owner)
         self.on_progress(stats)
 
     # --- one chunk -----------------------------------------------------------------------------------
@@ -295,9 +333,8 @@ class Syncer:
         return entries
 
     def _delete(self, stream: str, entity: str, deletions: list[tuple[str, Any]], stats: StreamStats) -> list[LedgerEntry]:
-        """Soft-deleted rows: delete in Altcraft what the ledger says is there; never-sent rows need nothing."""
-        ids = [ext for ext, _ in deletions]
-        known = self.state.known(entity, ids)
+        """Delete in Altcraft what the ledger says is there; rows never sent need nothing."""
+        known = self.state.known(entity, [ext for ext, _ in deletions])
         targets = [(ext, pk) for ext, pk in deletions if ext in known and known[ext].status != "deleted"]
         if not targets or self.dry_run:
             return []

@@ -54,6 +54,15 @@ def sync_stream(syncer: Syncer, stream: str, window: tuple[datetime, datetime] |
     return stats
 
 
+@task(name="reconcile-stream", cache_policy=NO_CACHE, task_run_name="reconcile {stream}")
+def reconcile_stream(syncer: Syncer, stream: str) -> StreamStats:
+    """Delete in Altcraft the records that were hard-deleted from the source."""
+    syncer.log = get_run_logger()
+    stats = syncer.reconcile(stream)
+    syncer.log.info("%s: %d source keys, %d vanished records deleted", stream, stats.extracted, stats.deleted)
+    return stats
+
+
 def run_streams(
     runtime: Runtime,
     *,
@@ -63,6 +72,7 @@ def run_streams(
     skip_triggers: bool,
     window: tuple[datetime, datetime] | None = None,
     title: str,
+    reconcile: bool = False,
 ) -> dict[str, StreamStats]:
     """Run the chosen streams in dependency order inside the current flow; publish artifacts."""
     log = get_run_logger()
@@ -91,6 +101,10 @@ def run_streams(
         syncer.define()
         for stream in chosen:
             stats = sync_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream, window)
+            if reconcile:
+                gone = reconcile_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream)
+                stats.deleted += gone.deleted
+                stats.warnings += gone.warnings
             results[stream] = stats
             progress.update(stats, stream_done=True)
             _notify(stats, True)
@@ -132,10 +146,12 @@ def nightly_sync(
     streams: list[StreamName] | None = None,
     dry_run: bool = False,
     skip_triggers: bool = False,
+    reconcile: bool = False,
 ) -> State:
-    """Send what changed in the shop since the last run: categories, products, SKUs, then orders."""
+    """Send what changed in the shop since the last run: categories, products, SKUs, then orders.
+    ``reconcile`` also deletes in Altcraft what was hard-deleted from the source (reads every key)."""
     return guarded(lambda rt: run_streams(rt, kind="nightly", streams=list(streams or []) or None, dry_run=dry_run,
-                                          skip_triggers=skip_triggers, title="nightly-sync"),
+                                          skip_triggers=skip_triggers, title="nightly-sync", reconcile=reconcile),
                    config_path, need_client=not dry_run)
 
 

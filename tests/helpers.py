@@ -83,3 +83,26 @@ def run_artifacts(flow_run_id: Any) -> list[dict[str, Any]]:
             return resp.json()
 
     return asyncio.run(read())
+
+
+def mapped_source(config_path: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every valid, live record the source holds, mapped independently of any run (the expected state)."""
+    from connectors.shop_db import ShopSource
+    from transforms.catalog import map_catalog, map_categories
+    from transforms.orders import map_orders
+
+    cfg = config_path if isinstance(config_path, Config) else load_config(config_path)
+    src = ShopSource(cfg)
+    src.bind()
+    try:
+        out = {}
+        frames = {s: next(src.read_changes(s, None, src.upper_bound(s, -3600), 10**7))[0] for s in STREAMS}
+        out["categories"] = map_categories(frames["categories"], cfg)
+        out["products"] = map_catalog(frames["products"], None, cfg, "products")
+        skus = frames["skus"]
+        out["skus"] = map_catalog(skus, src.fetch_by_keys("skus.regional", skus["_pk"].tolist(), by_parent=True), cfg, "skus")
+        orders = frames["orders"]
+        out["orders"] = map_orders(orders, src.fetch_by_keys("orders.lines", orders["_pk"].tolist(), by_parent=True), cfg)
+    finally:
+        src.close()
+    return {k: {r["external_id"]: r for r in m.records()} for k, m in out.items()}

@@ -11,14 +11,11 @@ from typer.testing import CliRunner
 
 from altcraft_sync.cli import app
 from altcraft_sync.config import load_config
-from connectors.shop_db import ShopSource
 from connectors.state import StateStore
 from flows.sync import nightly_sync
 from sandbox import demo_shop
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, just_before, shop_config
-from transforms.catalog import map_catalog, map_categories
-from transforms.orders import map_orders
+from tests.helpers import build_shop, just_before, mapped_source, shop_config
 
 pytestmark = pytest.mark.prefect
 
@@ -28,24 +25,6 @@ def setup(tmp_path, emulator, prefect_harness):
     url = f"sqlite:///{tmp_path}/shop.db"
     engine = build_shop(url, orders=150)
     return engine, shop_config(tmp_path, url, emulator, TOKEN)
-
-
-def mapped_source(config_path):
-    """Every valid record the source holds, mapped independently of any run."""
-    cfg = load_config(config_path)
-    src = ShopSource(cfg)
-    src.bind()
-    out = {}
-    frames = {s: next(src.read_changes(s, None, src.upper_bound(s, 0), 10**6))[0]
-              for s in ("categories", "products", "skus", "orders")}
-    out["categories"] = map_categories(frames["categories"], cfg)
-    out["products"] = map_catalog(frames["products"], None, cfg, "products")
-    skus = frames["skus"]
-    out["skus"] = map_catalog(skus, src.fetch_by_keys("skus.regional", skus["_pk"].tolist(), by_parent=True), cfg, "skus")
-    orders = frames["orders"]
-    out["orders"] = map_orders(orders, src.fetch_by_keys("orders.lines", orders["_pk"].tolist(), by_parent=True), cfg)
-    src.close()
-    return {k: {r["external_id"]: r for r in m.records()} for k, m in out.items()}
 
 
 def test_flow_end_to_end(setup, emulator):

@@ -67,6 +67,35 @@ def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None) -> None:
     _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
 
 
+@app.command()
+def backfill(
+    since: Annotated[str, typer.Option(help="Start of the range (exclusive) on updated_at: YYYY-MM-DD or ISO time, UTC.")],
+    until: Annotated[str, typer.Option(help="End of the range (inclusive).")],
+    config: ConfigOpt = DEFAULT_CONFIG,
+    stream: StreamOpt = None,
+    window_days: Annotated[float, typer.Option(help="Window size in days.")] = 7,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be sent; send and record nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run windows a previous backfill finished again.")] = False,
+    resend: Annotated[bool, typer.Option("--resend", help="Send even records delivered unchanged.")] = False,
+    triggers: Annotated[bool, typer.Option("--triggers/--skip-triggers", help="Let Altcraft fire triggers "
+                                           "(default: skip them for old records).")] = False,
+) -> None:
+    """Re-send a range of history window by window (resumable; never moves the nightly watermark)."""
+    from flows.backfill import backfill as backfill_flow
+    from flows.backfill import params_from_cli
+
+    try:
+        params = params_from_cli(since, until, stream, window_days=window_days, dry_run=dry_run, force=force,
+                                 resend=resend, skip_triggers=not triggers)
+    except SyncError as err:
+        fail(str(err))
+    state = _with_progress(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
+    figures = _finish(state, "backfill")
+    if dry_run:
+        console.print("dry run: nothing was sent or recorded; the Prefect run's summary artifact has samples")
+    del figures
+
+
 def _with_progress(run: Any) -> Any:
     """Run a flow, drawing a progress line per stream when stdout is a terminal."""
     from flows.sync import add_progress_listener

@@ -48,3 +48,7 @@ class AltcraftUnavailable(AltcraftError):
 
 class ThresholdExceeded(SyncError):
     """The share of rejected + invalid records passed the configured failure threshold."""
+
+
+class StaleWatermark(SyncError):
+    """A stream's watermark did not move although the source has eligible rows after it."""

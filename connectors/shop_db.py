@@ -339,6 +339,18 @@ class ShopSource:
             if len(rows) < limit:
                 return
 
+    def has_rows_between(self, entity: str, start: Cursor | None, upper: Any) -> bool:
+        """Whether any row lies after ``start`` and at or before ``upper``: after a run has read up to
+        ``upper``, a yes means the watermark is stuck (the stale check)."""
+        ent = self.entities[entity]
+        ts = self._read(ent.ts)
+        query = sa.select(sa.literal(1)).select_from(ent.source).where(ts <= sa.literal(upper, ts.type))
+        after = self._after(ent, start)
+        if after is not None:
+            query = query.where(after)
+        _, rows = self._fetch(query.limit(1))
+        return bool(rows)
+
     def fetch_by_keys(self, entity: str, keys: Sequence[Any], *, by_parent: bool = False) -> pd.DataFrame:
         """Rows whose primary key (or, for children, parent key) is in ``keys``; any order."""
         ent = self.entities[entity]

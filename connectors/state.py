@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -346,7 +347,18 @@ class StateStore:
                  "streams": by_run.get(r.run_id, {})} for r in rows]
 
     # --- locks -------------------------------------------------------------------------------------
-    def acquire_lock(self, stream: str, owner: str) -> None:
+    def acquire_lock(self, stream: str, owner: str, wait_seconds: float = 0) -> None:
+        """Take the stream's lock; with ``wait_seconds``, wait for a live holder to finish first."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                return self._try_lock(stream, owner)
+            except StreamLocked:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(5.0, max(0.05, deadline - time.monotonic())))
+
+    def _try_lock(self, stream: str, owner: str) -> None:
         """Take the stream's lock, or raise ``StreamLocked``.
 
         A held lock is taken over when its run is dead: its process is gone on this host (owners are

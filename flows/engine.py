@@ -55,6 +55,7 @@ class StreamStats:
     watermark_after: dict[str, str | None] = field(default_factory=dict)
     lag_seconds: float | None = None
     source_has_newer: bool = False
+    stale: bool = False
     warnings: list[str] = field(default_factory=list)
     samples: dict[str, list[Any]] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
@@ -84,12 +85,16 @@ class Syncer:
         skip_triggers: bool = False,
         on_progress: Progress | None = None,
         log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        resend: bool = False,
+        lock_wait_seconds: float = 0,
     ) -> None:
         if client is None and not dry_run:
             raise ValueError("a client is needed unless dry_run")
         self.config, self.source, self.state, self.client = config, source, state, client
         self.run_id, self.dry_run, self.skip_triggers = run_id, dry_run, skip_triggers
         self.owner = lock_owner(run_id)
+        self.resend = resend
+        self.lock_wait_seconds = lock_wait_seconds
         self.on_progress = on_progress or (lambda s: None)
         self.log = log or logging.getLogger("altcraft_sync.engine")
         self._attempted: set[tuple[str, str]] = set()
@@ -109,7 +114,7 @@ class Syncer:
         stats = StreamStats(stream)
         owner = self.owner
         if not self.dry_run:
-            self.state.acquire_lock(stream, owner)
+            self.state.acquire_lock(stream, owner, wait_seconds=self.lock_wait_seconds)
         try:
             db_now = self.source.db_now()
             margin = self.config.source.safety_margin_seconds
@@ -127,6 +132,8 @@ class Syncer:
                     self._parent_range = (start, upper)
                 last = self._run_cursor(stream, cursor_name, start, upper, wm, stats, commit_watermark=window is None)
                 stats.watermark_after[cursor_name] = _show(last)
+                if window is None and not self.dry_run:
+                    stats.stale = stats.stale or self.source.has_rows_between(cursor_name, last, upper)
             if window is None and not self.dry_run:
                 self._retry_pending(stream, stats)
             self._lag(stream, stats)
@@ -282,7 +289,7 @@ class Syncer:
         send: list[Payload] = []
         for p in payloads:
             k = known.get(p.external_id)
-            if k is not None and k.fingerprint == p.fingerprint and (k.status == "delivered" or k.permanent):
+            if not self.resend and k is not None and k.fingerprint == p.fingerprint and (k.status == "delivered" or k.permanent):
                 if k.status == "delivered":
                     stats.unchanged += 1
                 else:

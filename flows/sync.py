@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.config import STREAMS
-from altcraft_sync.errors import SyncError, ThresholdExceeded
+from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded
 from flows.engine import StreamStats, Syncer
 from flows.reporting import ProgressReporter, stream_rows, summary_markdown
 from flows.runtime import Runtime, open_runtime
@@ -42,7 +42,7 @@ def _notify(stats: StreamStats, done: bool) -> None:
 
 @task(name="sync-stream", cache_policy=NO_CACHE, task_run_name="sync {stream}")
 def sync_stream(syncer: Syncer, stream: str, window: tuple[datetime, datetime] | None = None) -> StreamStats:
-    """One stream, chunk by chunk; the task's log says what moved."""
+    """One stream, chunk by chunk (or one backfill window); the task's log says what moved."""
     log = get_run_logger()
     syncer.log = log
     stats = syncer.sync_stream(stream, window=window)
@@ -70,46 +70,70 @@ def run_streams(
     streams: list[str] | None,
     dry_run: bool,
     skip_triggers: bool,
-    window: tuple[datetime, datetime] | None = None,
     title: str,
     reconcile: bool = False,
 ) -> dict[str, StreamStats]:
-    """Run the chosen streams in dependency order inside the current flow; publish artifacts."""
-    log = get_run_logger()
+    """Run the chosen streams incrementally, in dependency order, inside the current flow."""
     cfg = runtime.config
-    chosen = [s for s in STREAMS if s in cfg.enabled_streams() and (not streams or s in streams)]
     unknown = set(streams or []) - set(cfg.enabled_streams())
     if unknown:
         raise SyncError(f"--stream {', '.join(sorted(unknown))}: not configured (configured: {', '.join(cfg.enabled_streams())})")
-    for w in runtime.warnings:
-        log.warning(w)
+    chosen = [s for s in STREAMS if s in cfg.enabled_streams() and (not streams or s in streams)]
     run_id = str(flow_run.get_id() or uuid.uuid4())
-    progress = ProgressReporter()
-    progress.start(len(chosen))
-
-    def on_progress(stats: StreamStats) -> None:
-        progress.update(stats)
-        _notify(stats, False)
-
     syncer = Syncer(cfg, runtime.source, runtime.state, runtime.client, run_id=run_id, dry_run=dry_run,
-                    skip_triggers=skip_triggers, on_progress=on_progress)
-    if not dry_run:
-        runtime.state.start_run(run_id, kind)
-    results: dict[str, StreamStats] = {}
-    outcome = "Completed"
-    try:
+                    skip_triggers=skip_triggers)
+
+    def body() -> dict[str, StreamStats]:
+        results: dict[str, StreamStats] = {}
         syncer.define()
         for stream in chosen:
-            stats = sync_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream, window)
+            stats = sync_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream)
             if reconcile:
                 gone = reconcile_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream)
                 stats.deleted += gone.deleted
                 stats.warnings += gone.warnings
             results[stream] = stats
-            progress.update(stats, stream_done=True)
-            _notify(stats, True)
-            if not dry_run:
-                runtime.state.record_stream(run_id, stream, stats.figures())
+            if stats.stale:
+                raise StaleWatermark(
+                    f"stream {stream}: the watermark did not advance although the source has rows after it "
+                    f"({stats.watermark_after}); check the updated_at column and the source query")
+        return results
+
+    return publish(runtime, run_id=run_id, kind=kind, title=title, dry_run=dry_run, body=body, syncer=syncer)
+
+
+def publish(runtime: Runtime, *, run_id: str, kind: str, title: str, dry_run: bool,
+            body: Callable[[], dict[str, StreamStats]], syncer: Syncer | None = None) -> dict[str, StreamStats]:
+    """Run ``body`` as a recorded run: progress artifact while it runs, then the run history, the failure
+    threshold, and the table + summary artifacts, whatever the outcome."""
+    log = get_run_logger()
+    cfg = runtime.config
+    for w in runtime.warnings:
+        log.warning(w)
+    progress = ProgressReporter()
+    progress.start(len(cfg.enabled_streams()))
+    results: dict[str, StreamStats] = {}
+    done: set[str] = set()
+
+    def on_progress(stats: StreamStats) -> None:
+        results.setdefault(stats.stream, stats)
+        progress.update(stats)
+        _notify(stats, False)
+
+    if syncer is not None:
+        syncer.on_progress = on_progress
+    if not dry_run:
+        runtime.state.start_run(run_id, kind)
+    outcome = "Completed"
+    try:
+        results.update(body())
+        for name, stats in results.items():
+            if name not in done:
+                done.add(name)
+                progress.update(stats, stream_done=True)
+                _notify(stats, True)
+                if not dry_run:
+                    runtime.state.record_stream(run_id, name, stats.figures())
         bad = sum(s.rejected + s.invalid for s in results.values())
         # a dry run delivers nothing: count what it would have sent (new + changed) instead
         seen = sum((s.new + s.changed if dry_run else s.delivered + s.failed) + s.rejected + s.invalid + s.unchanged

@@ -147,6 +147,8 @@ class AltcraftEmulator:
         self.stats: Counter[str] = Counter()
         self.import_counts: Counter[tuple[str, str]] = Counter()
         """(entity, external_id) -> how many times it was accepted: lets tests prove 'sent once'."""
+        self.skip_triggers: dict[str, bool] = {}
+        """order external_id -> the ``skip_triggers`` flag of the request that last imported it."""
         self.in_flight = 0
         self._rng = random.Random(self.faults.seed)
         self._server = _Server((host, port), _Handler)
@@ -282,6 +284,8 @@ class AltcraftEmulator:
             self.store.internal_id(kind, ext)
             stored[ext] = item
             self.import_counts[(kind, ext)] += 1
+            if kind == "order":
+                self.skip_triggers[ext] = bool(body.get("skip_triggers", False))
             if kind == "product":
                 for sku in item.get("sku") or []:
                     self.store.internal_id("sku", sku["external_id"])

@@ -66,21 +66,17 @@ def just_before(engine: sa.Engine, seconds: float = 1.0) -> datetime:
 
 
 def run_artifacts(flow_run_id: Any) -> list[dict[str, Any]]:
-    """Artifacts of one flow run, read back through the Prefect REST API.
-
-    Sent as a raw request: Prefect 3.8's ``read_artifacts`` sends ``null`` for omitted filters, which its
-    server (with the FastAPI we pin) refuses with 422, and empty run filters exclude flow-level artifacts."""
+    """Artifacts of one flow run, read back through the Prefect API (as dicts)."""
     import asyncio
 
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     async def read() -> list[dict[str, Any]]:
         async with get_client() as client:
-            resp = await client._client.post("/artifacts/filter", json={
-                "artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}}, "limit": 200, "offset": 0,
-                "sort": "CREATED_DESC"})
-            resp.raise_for_status()
-            return resp.json()
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            return [a.model_dump(mode="json") for a in found]
 
     return asyncio.run(read())
 

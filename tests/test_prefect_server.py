@@ -1,0 +1,105 @@
+"""A real Prefect server, deployments from prefect.yaml, a process worker, and the backfill deployment
+run through it against the emulator; everything read back through the Prefect REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TOKEN
+from tests.helpers import build_shop, shop_config
+
+pytestmark = pytest.mark.server
+ROOT = Path(__file__).parents[1]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    api = env["PREFECT_API_URL"]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("prefect server did not start: " + (tmp_path / "server.log").read_text()[-2000:])
+    yield env, api
+    os.killpg(proc.pid, 9)
+    proc.wait()
+
+
+def run(cmd: list[str], env: dict[str, str], **kw) -> str:
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, **kw)
+    assert out.returncode == 0, f"{cmd}: {out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
+    env, api = server
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=120)
+    cfg = shop_config(tmp_path, url, emulator, TOKEN)
+    run([PREFECT, "work-pool", "create", "altcraft-sync", "--type", "process"], env)
+    deployed = run([PREFECT, "--no-prompt", "deploy", "--all"], env)
+    assert "nightly-sync" in deployed and "backfill" in deployed
+    deployments = httpx.post(f"{api}/deployments/filter", json={"limit": 10, "offset": 0}).json()
+    by_name = {d["name"]: d for d in deployments}
+    assert by_name["nightly-sync"]["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
+    assert by_name["nightly-sync"]["schedules"][0]["schedule"]["timezone"] == "Europe/Moscow"
+    assert by_name["backfill"]["parameter_openapi_schema"]["definitions"]["BackfillParams"]["properties"]["skip_triggers"]["default"] is True
+
+    params = {"params": {"since": "2024-01-01T00:00:00Z", "until": "2030-01-01T00:00:00Z", "window_days": 730},
+              "config_path": str(cfg)}
+    out = run([PREFECT, "deployment", "run", "backfill/backfill", "--params", json.dumps(params)], env)
+    run_id = next(line.split()[-1] for line in out.splitlines() if "UUID" in line)
+    worker_log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "altcraft-sync", "--limit", "1"], env=env, cwd=ROOT,
+                              stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        state = None
+        while time.monotonic() < deadline:
+            state = httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]
+            if state and state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                break
+            time.sleep(2)
+        assert state and state["type"] == "COMPLETED", (state, (tmp_path / "worker.log").read_text()[-4000:])
+    finally:
+        os.killpg(worker.pid, 9)
+        worker.wait()
+
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [run_id]}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}).json()
+    by_type = {a["type"]: a for a in artifacts}
+    assert {"table", "markdown", "progress"} <= set(by_type)
+    rows = {r["stream"]: r for r in json.loads(by_type["table"]["data"])}
+    assert rows["orders"]["delivered"] == len(emulator.store.orders) > 0
+    assert rows["orders"]["delivered"] + rows["orders"]["invalid"] == rows["orders"]["extracted"] == 120
+    assert rows["skus"]["delivered"] == len(emulator.store.skus)
+    assert by_type["progress"]["data"] == 100
+    assert "backfill 2024-01-01..2030-01-01" in by_type["markdown"]["data"]
+    assert all(emulator.skip_triggers.values())  # historical orders: no trigger emails

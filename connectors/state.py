@@ -222,6 +222,8 @@ class StateStore:
 
     def _upsert_ledger(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:
         """Upsert outcomes; ``attempts`` counts sends since the last delivery (reset on delivery)."""
+        if self.dialect in ("sqlite", "postgresql"):
+            return self._upsert_ledger_fast(conn, entries, ts)
         rows = [
             {"entity": e.entity, "external_id": e.external_id, "source_pk": _pk(e.source_pk), "fingerprint": e.fingerprint,
              "status": e.status, "error_code": e.error_code, "error_text": e.error_text, "permanent": e.permanent,
@@ -236,6 +238,35 @@ class StateStore:
                                      else_=ledger.c.attempts + 1),
                          "delivered_at": sa.func.coalesce(ins.delivered_at, ledger.c.delivered_at),
                      })
+
+    def _upsert_ledger_fast(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:
+        """The same upsert as one hand-written statement on the DBAPI cursor: the per-row parameter
+        processing of a Core executemany cost ~40 us a record, as much as the insert itself. The SQL
+        names only this module's own tables and columns; every value is a bound parameter."""
+        if self.dialect == "sqlite":
+            mark, stamp = "?", ts.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+        else:
+            mark, stamp = "%s", ts
+        sql = (
+            "INSERT INTO ledger (entity, external_id, source_pk, fingerprint, status, error_code, error_text, "
+            "permanent, attempts, updated_at, delivered_at) VALUES (" + ", ".join([mark] * 11) + ") "
+            "ON CONFLICT (entity, external_id) DO UPDATE SET source_pk = excluded.source_pk, "
+            "fingerprint = excluded.fingerprint, status = excluded.status, error_code = excluded.error_code, "
+            "error_text = excluded.error_text, permanent = excluded.permanent, updated_at = excluded.updated_at, "
+            "attempts = CASE WHEN excluded.status IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
+            "delivered_at = COALESCE(excluded.delivered_at, ledger.delivered_at)"
+        )
+        rows = [
+            (e.entity, e.external_id, _pk(e.source_pk), e.fingerprint, e.status, e.error_code, e.error_text,
+             bool(e.permanent), 0 if e.status in ("delivered", "deleted") else 1, stamp,
+             stamp if e.status == "delivered" else None)
+            for e in entries
+        ]
+        conn.exec_driver_sql(sql, rows)
+
+    def quarantined_ids(self, entity: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(quarantine.c.external_id).where(quarantine.c.entity == entity)).scalars())
 
     def _upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
                 update: list[str], extra: Any = None) -> None:

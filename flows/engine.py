@@ -14,7 +14,10 @@ hides a failure. Permanent rejections wait until their data changes.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -59,6 +62,11 @@ class StreamStats:
     warnings: list[str] = field(default_factory=list)
     samples: dict[str, list[Any]] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time by phase (read, map, ledger, push, commit): where a run spends its time."""
+
+    def timed(self, phase: str, started: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
     def figures(self) -> dict[str, Any]:
         out = asdict(self)
@@ -68,6 +76,17 @@ class StreamStats:
 
 
 Progress = Callable[[StreamStats], None]
+
+
+@dataclass
+class _Prepared:
+    """A mapped chunk, ready for the pipeline thread to push and commit."""
+
+    entries: list[LedgerEntry]
+    quarantined: list[tuple[str, str, Any, list[dict[str, Any]]]]
+    cleared: list[tuple[str, str]]
+    send: list[Payload]
+    deletions: list[tuple[str, Any]]
 
 
 class Syncer:
@@ -98,6 +117,9 @@ class Syncer:
         self.on_progress = on_progress or (lambda s: None)
         self.log = log or logging.getLogger("altcraft_sync.engine")
         self._attempted: set[tuple[str, str]] = set()
+        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-commit")
+        self._pending: Future[None] | None = None
+        self._quarantine_ids: dict[str, set[str]] = {}
         self._parent_range: tuple[Cursor | None, Any] = (None, None)
 
     # --- entry points --------------------------------------------------------------------------------
@@ -131,13 +153,16 @@ class Syncer:
                 if cursor_name == stream:
                     self._parent_range = (start, upper)
                 last = self._run_cursor(stream, cursor_name, start, upper, wm, stats, commit_watermark=window is None)
+                self.drain()
                 stats.watermark_after[cursor_name] = _show(last)
                 if window is None and not self.dry_run:
                     stats.stale = stats.stale or self.source.has_rows_between(cursor_name, last, upper)
             if window is None and not self.dry_run:
                 self._retry_pending(stream, stats)
+                self.drain()
             self._lag(stream, stats)
         finally:
+            self._abandon()
             if not self.dry_run:
                 self.state.release_lock(stream, owner)
         return stats
@@ -148,7 +173,9 @@ class Syncer:
         self.state.acquire_lock(stream, self.owner)
         try:
             self._retry_pending(stream, stats)
+            self.drain()
         finally:
+            self._abandon()
             self.state.release_lock(stream, self.owner)
         return stats
 
@@ -211,15 +238,31 @@ class Syncer:
                 whole = pd.concat(frames, ignore_index=True)
                 self._process_commit(stream, whole, stats, _max(last, newest) if commit_watermark else None, name)
                 last = _max(last, newest)
+            self.drain()
             return last
-        for frame, cur in self.source.read_changes(name, start, upper, chunk_size, keys_only=is_child):
+        t = time.perf_counter()
+        parent_start, parent_upper = self._parent_range
+        skip = (stream, parent_start, parent_upper) if is_child else None
+        for frame, cur in self.source.read_changes(name, start, upper, chunk_size, keys_only=is_child, skip_parents_in=skip):
             if is_child:
                 keys = list(dict.fromkeys(frame["_parent"].tolist()))
                 parents = self._not_yet_read(self.source.fetch_by_keys(stream, keys))
             else:
                 parents = frame
+            stats.timed("read", t)
             last = _max(last, cur)
             self._process_commit(stream, parents, stats, last if commit_watermark else None, name)
+            t = time.perf_counter()
+        self.drain()
+        if is_child:
+            # Child rows up to ``upper`` were either read above or left out because their parent was read
+            # by the parent cursor in this run: the child cursor may move to the newest of them.
+            newest = self.source.last_cursor(name, upper)
+            if newest is not None and (last is None or (newest.ts, newest.pk) > (last.ts, last.pk)):
+                last = newest
+                if commit_watermark and not self.dry_run:
+                    self.state.commit_chunk(stream=stream, cursors={name: last}, lock_owner=self.owner)
+        stats.timed("read", t)
         return last
 
     def _not_yet_read(self, parents: pd.DataFrame) -> pd.DataFrame:
@@ -237,34 +280,75 @@ class Syncer:
 
     def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:
+        """Map this chunk now; push and commit it on the pipeline thread, after the previous chunk's
+        commit (at most one chunk in flight, commits strictly in order)."""
         if parents.empty:
             if cursor is not None and not self.dry_run:
-                self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor}, lock_owner=self.owner)
+                self._in_order(lambda: self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor},
+                                                               lock_owner=self.owner))
             return
-        entries, quarantined, cleared = self._process(stream, parents, stats)
+        prepared = self._process(stream, parents, stats)
+        self._in_order(lambda: self._push_commit(stream, prepared, stats, cursor, cursor_name))
+
+    def _in_order(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the single pipeline thread once the previous piece finished (its error, if any,
+        surfaces here). Network and state I/O of chunk N overlap reading and mapping of chunk N+1."""
+        self.drain()
+        ctx = contextvars.copy_context()  # Prefect's run context, for progress artifacts
+        self._pending = self._pipeline.submit(ctx.run, work)
+
+    def _abandon(self) -> None:
+        """After an error: wait for the chunk in flight without raising its error a second time."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()
+
+    def drain(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _push_commit(self, stream: str, prepared: _Prepared, stats: StreamStats, cursor: Cursor | None,
+                     cursor_name: str) -> None:
+        entries = list(prepared.entries)
+        if prepared.deletions:
+            entries += self._delete(stream, ENTITY[stream], prepared.deletions, stats)
+        if prepared.send:
+            t = time.perf_counter()
+            entries += self._push(stream, ENTITY[stream], prepared.send, stats)
+            stats.timed("push", t)
         stats.chunks += 1
+        t = time.perf_counter()
         if not self.dry_run:
             self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor} if cursor else None,
-                                    entries=entries, quarantined=quarantined, cleared=cleared, run_id=self.run_id,
-                                    lock_owner=self.owner)
+                                    entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
+                                    run_id=self.run_id, lock_owner=self.owner)
+        stats.timed("commit", t)
         self.on_progress(stats)
 
     # --- one chunk -----------------------------------------------------------------------------------
-    def _map(self, stream: str, parents: pd.DataFrame) -> Mapped:
+    def _map(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> Mapped:
+        """Fetch the children (timed as ``read``) and map + validate + encode (timed as ``map``)."""
         pks = parents["_pk"].tolist()
+        t = time.perf_counter()
+        child = {"orders": "orders.lines"}.get(stream, f"{stream}.regional")
+        children = self.source.fetch_by_keys(child, pks, by_parent=True) if child in self.source.entities else None
+        stats.timed("read", t)
+        t = time.perf_counter()
         if stream == "orders":
-            return map_orders(parents, self.source.fetch_by_keys("orders.lines", pks, by_parent=True), self.config)
-        if stream == "categories":
-            return map_categories(parents, self.config)
-        regional = (self.source.fetch_by_keys(f"{stream}.regional", pks, by_parent=True)
-                    if f"{stream}.regional" in self.source.entities else None)
-        return map_catalog(parents, regional, self.config, stream)
+            mapped = map_orders(parents, children, self.config)
+        elif stream == "categories":
+            mapped = map_categories(parents, self.config)
+        else:
+            mapped = map_catalog(parents, children, self.config, stream)
+        stats.timed("map", t)
+        return mapped
 
-    def _process(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> tuple[
-            list[LedgerEntry], list[tuple[str, str, Any, list[dict[str, Any]]]], list[tuple[str, str]]]:
+    def _process(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> _Prepared:
+        """Map + validate a chunk and decide what to send (the ledger says what is unchanged)."""
         entity = ENTITY[stream]
         stats.extracted += len(parents)
-        mapped = self._map(stream, parents)
+        mapped = self._map(stream, parents, stats)
         for w in mapped.warnings:
             self.log.warning("%s: %s", stream, w)
             stats.warnings.append(w)
@@ -281,11 +365,12 @@ class Syncer:
             self._sample(stats, "invalid", [{"external_id": ext, "reasons": reasons} for _, ext, _, reasons in quarantined])
 
         if mapped.deletions:
-            entries += self._delete(stream, entity, mapped.deletions, stats)
             cleared += [(entity, ext) for ext, _ in mapped.deletions]
 
         payloads = mapped.payloads
+        t = time.perf_counter()
         known = self.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
+        stats.timed("ledger", t)
         send: list[Payload] = []
         for p in payloads:
             k = known.get(p.external_id)
@@ -300,14 +385,23 @@ class Syncer:
                 stats.new += 1
             else:
                 stats.changed += 1
-        cleared += [(entity, p.external_id) for p in payloads]
+        in_quarantine = self._quarantined(entity)
+        if in_quarantine:
+            cleared += [(entity, p.external_id) for p in payloads if p.external_id in in_quarantine]
+            in_quarantine.difference_update(ext for _, ext in cleared)
+        in_quarantine.update(ext for _, ext, _, _ in quarantined)
         if self.dry_run:
             self._sample(stats, "new", [p for p in send if p.external_id not in known])
             self._sample(stats, "changed", [p for p in send if p.external_id in known])
-            return entries, quarantined, cleared
-        if send:
-            entries += self._push(stream, entity, send, stats)
-        return entries, quarantined, cleared
+            return _Prepared(entries, quarantined, cleared, [], [])
+        return _Prepared(entries, quarantined, cleared, send, mapped.deletions)
+
+    def _quarantined(self, entity: str) -> set[str]:
+        """The entity's quarantined external_ids (loaded once per run, kept current): only those need a
+        delete when they turn valid, instead of a delete per valid record."""
+        if entity not in self._quarantine_ids:
+            self._quarantine_ids[entity] = self.state.quarantined_ids(entity)
+        return self._quarantine_ids[entity]
 
     def _push(self, stream: str, entity: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
         assert self.client is not None

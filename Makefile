@@ -22,7 +22,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(SHOP_TEST_PG_URL),--dialect sqlite --dialect postgresql,)
 
 clean:
 	rm -rf $(VENV) .altcraft-sync .pytest_cache

@@ -15,7 +15,6 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated, Any, Optional  # noqa: E402
 

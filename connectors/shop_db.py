@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
 from altcraft_sync.config import (
-    ORDER_STATUSES, CatalogStream, ChildSource, Config, LINE_STATUSES, LinesSource, OrdersStream, TableSource,
+    ORDER_STATUSES, CatalogStream, ChildSource, Config, LINE_STATUSES, OrdersStream, TableSource,
 )
 from altcraft_sync.errors import ConfigError, SourceError
 
@@ -154,12 +154,6 @@ class ShopSource:
                     self.entities[name] = self._bind(conn, name, f"streams.{name}", spec)
                     if isinstance(spec, OrdersStream):
                         self.entities["orders.lines"] = self._bind(conn, "orders.lines", "streams.orders.lines", spec.lines)
-                        self._check_values(conn, "orders", "status", spec.status_map, ORDER_STATUSES,
-                                           "streams.orders.status_map")
-                        line_allowed = set(LINE_STATUSES) | {s.external_id for s in self.config.custom_line_statuses}
-                        if "status" in spec.lines.columns:
-                                self._check_values(conn, "orders.lines", "status", spec.lines.status_map, line_allowed,
-                                               "streams.orders.lines.status_map")
                     if isinstance(spec, CatalogStream) and spec.regional is not None:
                         self.entities[f"{name}.regional"] = self._bind(
                             conn, f"{name}.regional", f"streams.{name}.regional", spec.regional)
@@ -179,6 +173,26 @@ class ShopSource:
         except SQLAlchemyError as err:
             raise SourceError(f"shop database {self.display_url}: {type(err).__name__}: {_first_line(err)}") from None
         return warnings
+
+    def check_values(self, since: dict[str, Cursor | None] | None = None) -> None:
+        """Every shop status value must map to an Altcraft status; one-line ``ConfigError`` otherwise.
+
+        ``since`` limits the check per entity to rows after a cursor (an index range): an incremental run
+        checks exactly the rows it may read, instead of grouping millions of rows on every run. Without it
+        (the first run, ``altcraft-sync check``) every row is checked."""
+        spec = self.config.streams.orders
+        if spec is None:
+            return
+        line_allowed = set(LINE_STATUSES) | {s.external_id for s in self.config.custom_line_statuses}
+        checks = [("orders", spec.status_map, ORDER_STATUSES, "streams.orders.status_map")]
+        if "status" in spec.lines.columns:
+            checks.append(("orders.lines", spec.lines.status_map, line_allowed, "streams.orders.lines.status_map"))
+        try:
+            with self.engine.connect() as conn:
+                for entity, value_map, allowed, path in checks:
+                    self._check_values(conn, entity, "status", value_map, allowed, path, (since or {}).get(entity))
+        except DBAPIError as err:
+            raise SourceError(f"shop database {self.display_url}: {_first_line(err.orig)}") from None
 
     def _bind(self, conn: sa.Connection, name: str, path: str, spec: TableSource) -> Entity:
         if spec.table:
@@ -225,11 +239,15 @@ class ShopSource:
         return sa.type_coerce(column, sa.types.NullType()) if self.raw else column
 
     def _check_values(self, conn: sa.Connection, entity: str, fld: str, value_map: dict[str, str],
-                      allowed: Iterable[str], path: str) -> None:
+                      allowed: Iterable[str], path: str, since: Cursor | None = None) -> None:
         ent = self.entities[entity]
         column = ent.col(ent.spec.columns[fld])
         allowed = set(allowed)
-        rows = conn.execute(sa.select(column, sa.func.count()).group_by(column)).all()
+        query = sa.select(column, sa.func.count()).select_from(ent.source).group_by(column)
+        after = self._after(ent, since)
+        if after is not None:
+            query = query.where(after)
+        rows = conn.execute(query).all()
         for value, count in rows:
             if value is None:
                 continue
@@ -254,9 +272,12 @@ class ShopSource:
             return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
     def max_cursor_ts(self, entity: str) -> Any:
+        """The newest ``updated_at`` (``ORDER BY ... DESC LIMIT 1``: index-backed even through a user's
+        SELECT, where ``MAX()`` makes SQLite scan)."""
         ent = self.entities[entity]
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.max(self._read(ent.ts)))).scalar()
+        ts = self._read(ent.ts)
+        _, rows = self._fetch(sa.select(ts).select_from(ent.source).where(ts.is_not(None)).order_by(ts.desc()).limit(1))
+        return _plain(rows[0][0]) if rows else None
 
     def upper_bound(self, entity: str, margin_seconds: float, now: datetime | None = None) -> Any:
         """``db_now - margin`` in the representation of the entity's ``updated_at`` values."""

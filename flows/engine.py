@@ -377,6 +377,8 @@ class Syncer:
             if not self.resend and k is not None and k.fingerprint == p.fingerprint and (k.status == "delivered" or k.permanent):
                 if k.status == "delivered":
                     stats.unchanged += 1
+                    if self.dry_run:
+                        self._sample(stats, "unchanged", [p.external_id])
                 else:
                     stats.rejected += 1  # a permanent rejection stays visible until its data changes
                 continue

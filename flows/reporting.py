@@ -60,7 +60,7 @@ def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, 
         for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]:
             lines.append(f"| {k.replace('|', '/')} | {n} |")
     for name, s in results.items():
-        for kind in ("rejected", "invalid", "new", "changed"):
+        for kind in ("rejected", "invalid", "new", "changed", "unchanged"):
             sample = s.samples.get(kind)
             if sample and (kind in ("rejected", "invalid") or dry_run):
                 lines += ["", f"## {name}: sample of {kind}", "", "```json",

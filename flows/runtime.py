@@ -8,7 +8,7 @@ from pathlib import Path
 
 from altcraft_sync.config import Config, load_config, resolve_token
 from connectors.altcraft import AltcraftClient
-from connectors.shop_db import ShopSource
+from connectors.shop_db import Cursor, ShopSource
 from connectors.state import StateStore
 
 
@@ -27,6 +27,20 @@ class Runtime:
         self.state.close()
 
 
+def _value_check_ranges(cfg: Config, source: ShopSource, state: StateStore) -> dict[str, Cursor | None] | None:
+    """Where the status check must look: from each cursor's lookback start (what this run can read), or
+    everywhere when a cursor has no watermark yet."""
+    out: dict[str, Cursor | None] = {}
+    for entity in ("orders", "orders.lines"):
+        if entity not in source.entities:
+            continue
+        wm = state.get_watermark("orders", entity)
+        if wm is None:
+            return None
+        out[entity] = source.lookback_start(entity, wm, cfg.source.lookback_seconds)
+    return out
+
+
 def open_runtime(config: Config | str | Path | None, *, need_client: bool = True) -> Runtime:
     """Validate everything before anything is read or sent: the config file, the live shop database
     against the mapping, the state database, and (unless ``need_client`` is false) the token."""
@@ -35,6 +49,7 @@ def open_runtime(config: Config | str | Path | None, *, need_client: bool = True
     try:
         warnings = source.bind()
         state = StateStore(cfg.state)
+        source.check_values(_value_check_ranges(cfg, source, state))
     except Exception:
         source.close()
         raise

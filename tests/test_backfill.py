@@ -82,6 +82,10 @@ def test_backfill_dry_run_reports_and_records_nothing(setup, emulator):
     assert state.is_completed(), state.message
     figures = state.result()
     assert figures["orders"]["new"] > 0 and figures["orders"]["invalid"] > 0
+    from tests.helpers import run_artifacts
+
+    summary = next(a for a in run_artifacts(state.state_details.flow_run_id) if a["type"] == "markdown")["data"]
+    assert "orders: sample of new" in summary and "orders: sample of invalid" in summary
     assert emulator.stats["api_requests"] == 0
     store = StateStore(load_config(cfg).state)
     assert store.window_status(params.backfill_id(), "orders") == {} and store.summary()["ledger"] == {}

@@ -147,3 +147,15 @@ def test_run_fails_when_too_many_records_are_bad(tmp_path, emulator, prefect_har
     assert state.is_failed() and "above sync.failure_threshold 2%" in state.message
     # everything valid was still delivered and recorded: the failure is about the share, not a loss
     assert len(emulator.store.orders) > 0 and _watermarks(cfg)
+
+
+def test_retry_command_resends_what_was_rejected(setup, emulator):
+    _, cfg = setup
+    emulator.faults.update({"reject": {"12": [409, "profile is locked"]}})
+    assert nightly_sync(config_path=str(cfg), return_state=True).is_completed()
+    assert "12" not in emulator.store.orders
+    emulator.faults.update({"reject": {}})
+    result = CliRunner().invoke(app, ["retry", "--config", str(cfg), "--stream", "orders"])
+    assert result.exit_code == 0, result.output
+    assert "12" in emulator.store.orders
+    assert StateStore(load_config(cfg).state).pending("order") == []

@@ -58,6 +58,17 @@ def run(cmd: list[str], env: dict[str, str], **kw) -> str:
     return out.stdout
 
 
+def wait_for(api: str, run_id: str, seconds: float = 300) -> dict:
+    deadline = time.monotonic() + seconds
+    state: dict = {}
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{run_id}").json()["state"] or {}
+        if state.get("type") in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        time.sleep(2)
+    return state
+
+
 def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
     env, api = server
     url = f"sqlite:///{tmp_path}/shop.db"
@@ -77,17 +88,20 @@ def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
     out = run([PREFECT, "deployment", "run", "backfill/backfill", "--params", json.dumps(params)], env)
     run_id = next(line.split()[-1] for line in out.splitlines() if "UUID" in line)
     worker_log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "altcraft-sync", "--limit", "1"], env=env, cwd=ROOT,
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "altcraft-sync", "--limit", "3"], env=env, cwd=ROOT,
                               stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 300
-        state = None
-        while time.monotonic() < deadline:
-            state = httpx.get(f"{api}/flow_runs/{run_id}").json()["state"]
-            if state and state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                break
-            time.sleep(2)
-        assert state and state["type"] == "COMPLETED", (state, (tmp_path / "worker.log").read_text()[-4000:])
+        assert wait_for(api, run_id)["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-4000:]
+        # fan-out: one child flow run per window, through the deployment, bounded by its concurrency limit
+        fan = {"params": {"since": "2024-01-01T00:00:00Z", "until": "2030-01-01T00:00:00Z", "window_days": 1100,
+                          "fan_out": True, "resend": True}, "config_path": str(cfg)}
+        out = run([PREFECT, "deployment", "run", "backfill/backfill", "--params", json.dumps(fan)], env)
+        parent_id = next(line.split()[-1] for line in out.splitlines() if "UUID" in line)
+        assert wait_for(api, parent_id)["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-4000:]
+        runs = httpx.post(f"{api}/flow_runs/filter", json={"limit": 50, "offset": 0, "sort": "START_TIME_ASC"}).json()
+        children = [r for r in runs if r["id"] not in (run_id, parent_id)]
+        assert len(children) == 2 and all(r["state"]["type"] == "COMPLETED" for r in children)
+        assert all(r["parameters"]["params"]["fan_out"] is False for r in children)
     finally:
         os.killpg(worker.pid, 9)
         worker.wait()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from altcraft_sync.config import load_config, parse_config
+from altcraft_sync.config import parse_config
 from altcraft_sync.errors import ConfigError, SourceError
 from connectors.shop_db import Cursor, ShopSource
 from sandbox import demo_shop
@@ -42,6 +42,7 @@ def shop_url(request, tmp_path):
 def _source(cfg_dict):
     src = ShopSource(parse_config(cfg_dict))
     src.bind()
+    src.check_values()
     return src
 
 
@@ -191,3 +192,18 @@ def test_memory_stays_flat_reading_200k_orders_in_chunks(tmp_path):
     assert n_small == 20_000 and n_big == 200_000
     assert big < 1.3 * small + 512 * 1024, (small, big)  # flat: 10x the rows, same peak
     assert big < 30 * 1024 * 1024
+
+
+def test_incremental_runs_check_status_values_only_where_they_read(tmp_path):
+    url = f"sqlite:///{tmp_path}/v.db"
+    engine = sa.create_engine(url)
+    S2.create(engine)
+    S2.fill(engine, 10, datetime.now(UTC) - timedelta(days=2))
+    with engine.begin() as conn:  # an old row with a value nobody mapped
+        conn.execute(S2.zakazy.update().where(S2.zakazy.c.nomer == "Z-000001").values(sostoyanie="arhiv"))
+    src = ShopSource(parse_config(S2.config(url, "sqlite://", "http://127.0.0.1:1/api/v1.1/", "x")))
+    src.bind()
+    with pytest.raises(ConfigError, match="'arhiv'"):
+        src.check_values()  # first run / check: every row
+    recent = Cursor(src.to_native("orders", datetime.now(UTC) - timedelta(days=1)), None)
+    src.check_values({"orders": recent, "orders.lines": recent})  # what an incremental run can read: clean

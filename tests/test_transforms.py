@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import orjson
 import pandas as pd
 import pytest

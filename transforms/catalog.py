@@ -15,7 +15,7 @@ from transforms import values as V
 from transforms.payload import (
     gc_paused,
     Mapped, attach_custom, build_records, contract_frame, convert, deleted_mask, empty_quarantine, encode, nest,
-    plain_keys, quarantine_rows,
+    plain_keys, quarantine_rows, split_deleted,
 )
 
 CATEGORY_REQUIRED = frozenset({"external_id", "name"})
@@ -92,12 +92,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
     entity = "product" if stream == "products" else "sku"
     tz, scale = ZoneInfo(config.source.timezone), config.sync.money_scale
     out = Mapped(entity)
-    frame = frame.reset_index(drop=True)
-    deleted = deleted_mask(frame)
-    if deleted.any():
-        gone = frame[deleted]
-        out.deletions = list(zip(V.ids(gone["external_id"]), plain_keys(gone["_pk"])))
-        frame = frame[~deleted].reset_index(drop=True)
+    frame = split_deleted(frame, out)
     if frame.empty:
         return out
     pks = plain_keys(frame["_pk"])

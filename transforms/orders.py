@@ -17,7 +17,7 @@ from transforms import contract
 from transforms.payload import (
     gc_paused,
     Mapped, attach_custom, build_records, contract_frame, convert, deleted_mask, empty_quarantine, encode,
-    map_values, nest, plain_keys, quarantine_rows,
+    map_values, nest, plain_keys, quarantine_rows, split_deleted,
 )
 from transforms import values as V
 
@@ -31,13 +31,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     assert spec is not None
     sync, tz, scale = config.sync, ZoneInfo(config.source.timezone), config.sync.money_scale
     out = Mapped("order")
-    orders = orders.reset_index(drop=True)
-
-    deleted = deleted_mask(orders)
-    if deleted.any():
-        gone = orders[deleted]
-        out.deletions = list(zip(V.ids(gone["external_id"]), plain_keys(gone["_pk"])))
-        orders = orders[~deleted].reset_index(drop=True)
+    orders = split_deleted(orders, out)
     if orders.empty:
         return out
 

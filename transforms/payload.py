@@ -198,6 +198,17 @@ def quarantine_rows(entity: str, fails: pd.DataFrame, external_ids: list[Any], s
     }, columns=QUARANTINE_COLUMNS)
 
 
+def split_deleted(frame: pd.DataFrame, out: Mapped) -> pd.DataFrame:
+    """Record soft-deleted rows as deletions on ``out``; return the live rows, re-indexed."""
+    frame = frame.reset_index(drop=True)
+    deleted = deleted_mask(frame)
+    if deleted.any():
+        gone = frame[deleted]
+        out.deletions = list(zip(V.ids(gone["external_id"]), plain_keys(gone["_pk"])))
+        frame = frame[~deleted].reset_index(drop=True)
+    return frame
+
+
 def deleted_mask(frame: pd.DataFrame) -> np.ndarray:
     if "_deleted" not in frame:
         return np.zeros(len(frame), dtype=bool)

@@ -418,8 +418,9 @@ class Syncer:
         stats.requests += report.requests
         entries = []
         for p in send:
-            self._attempted.add((entity, p.external_id))
             o = report.outcomes[p.external_id]
+            if o.status != "delivered":  # only what may be pending: memory stays flat in N
+                self._attempted.add((entity, p.external_id))
             entries.append(LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, o.status,
                                        o.code or None, o.text or None, o.permanent))
             if o.status == "delivered":

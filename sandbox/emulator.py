@@ -28,6 +28,7 @@ Where Altcraft's behaviour is not documented the emulator has to pick one; each 
 
 from __future__ import annotations
 
+import gc
 import hmac
 import random
 import re
@@ -150,6 +151,7 @@ class AltcraftEmulator:
         self.skip_triggers: dict[str, bool] = {}
         """order external_id -> the ``skip_triggers`` flag of the request that last imported it."""
         self.in_flight = 0
+        self.freeze_gc = False
         self._rng = random.Random(self.faults.seed)
         self._server = _Server((host, port), _Handler)
         self._server.emulator = self
@@ -171,6 +173,10 @@ class AltcraftEmulator:
         return self
 
     def serve_forever(self) -> None:
+        """Serve in this thread (the ``altcraft-sync sandbox`` process). The store holds millions of
+        plain dicts with no cycles: freezing them out of the cyclic GC after each import keeps collections
+        from rescanning the whole store (capacity fell from ~25k to ~6.7k orders/s at 1M stored)."""
+        self.freeze_gc = True
         self._server.serve_forever()
 
     def stop(self) -> None:
@@ -291,6 +297,8 @@ class AltcraftEmulator:
                     self.store.internal_id("sku", sku["external_id"])
                     self.store.skus[sku["external_id"]] = {**sku, "product_external_id": ext}
             result.append({"error": 0, "error_text": "", "external_id": ext})
+        if self.freeze_gc:
+            gc.freeze()
         return {"result": result}
 
     # --- list / delete -------------------------------------------------------------------------------

@@ -246,7 +246,7 @@ class Syncer:
         for frame, cur in self.source.read_changes(name, start, upper, chunk_size, keys_only=is_child, skip_parents_in=skip):
             if is_child:
                 keys = list(dict.fromkeys(frame["_parent"].tolist()))
-                parents = self._not_yet_read(self.source.fetch_by_keys(stream, keys))
+                parents = self.source.fetch_by_keys(stream, keys)
             else:
                 parents = frame
             stats.timed("read", t)
@@ -264,19 +264,6 @@ class Syncer:
                     self.state.commit_chunk(stream=stream, cursors={name: last}, lock_owner=self.owner)
         stats.timed("read", t)
         return last
-
-    def _not_yet_read(self, parents: pd.DataFrame) -> pd.DataFrame:
-        """Drop parents the parent cursor already read in this run: their ``(updated_at, pk)`` lies in the
-        range it covered. A parent changed since then has moved past that range and is kept. Keeps the
-        first sync from processing every order twice, with no per-run memory of keys."""
-        start, upper = self._parent_range
-        if parents.empty:
-            return parents
-        seen = [
-            ts is not None and ts <= upper and (start is None or ts > start.ts or (start.pk is not None and ts == start.ts and pk > start.pk))
-            for ts, pk in zip(parents["_ts"].tolist(), parents["_pk"].tolist())
-        ]
-        return parents[[not s for s in seen]]
 
     def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:

@@ -74,9 +74,8 @@ def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, 
 class ProgressReporter:
     """Updates a Prefect progress artifact at most every ``interval`` seconds (the API is not free)."""
 
-    def __init__(self, total_hint: int | None = None, interval: float = 2.0) -> None:
+    def __init__(self, interval: float = 2.0) -> None:
         self.interval = interval
-        self.total_hint = total_hint
         self._last = 0.0
         self._artifact_id: Any = None
         self.done_streams: list[str] = []

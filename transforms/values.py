@@ -30,10 +30,6 @@ def _by_unique(series: pd.Series, convert: Any) -> list[Any]:
     return converted[codes].tolist()
 
 
-def is_missing(series: pd.Series) -> np.ndarray:
-    return series.isna().to_numpy()
-
-
 def ids(series: pd.Series) -> list[str | None]:
     """External IDs as strings: ``17`` and ``17.0`` (an int column with NULLs) both give ``"17"``."""
     if pd.api.types.is_integer_dtype(series.dtype):

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,8 +132,8 @@ def _add(total: StreamStats, part: StreamStats) -> None:
 
 def _fan_out(params: BackfillParams, config_path: str) -> State:
     """One child flow run per window through the ``backfill`` deployment; waits for all of them."""
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.flow_runs import wait_for_flow_run
 
     log = get_run_logger()
     children = []
@@ -143,10 +144,14 @@ def _fan_out(params: BackfillParams, config_path: str) -> State:
         children.append(run)
         log.info("submitted window %s..%s as flow run %s", start, end, run.name)
     failed = []
-    for run in children:
-        final = wait_for_flow_run(run.id, timeout=24 * 3600, poll_interval=5)
-        if not final.state or not final.state.is_completed():
-            failed.append(f"{final.name}: {final.state.message if final.state else 'no state'}")
+    with get_client(sync_client=True) as client:  # prefect.flow_runs.wait_for_flow_run is async in 3.8
+        for run in children:
+            final = client.read_flow_run(run.id)
+            while not (final.state and final.state.is_final()):
+                time.sleep(5)
+                final = client.read_flow_run(run.id)
+            if not final.state.is_completed():
+                failed.append(f"{final.name}: {final.state.message}")
     if failed:
         return Failed(message=f"{len(failed)} of {len(children)} windows failed: " + "; ".join(failed)[:500])
     return Completed(message=f"{len(children)} windows completed")

@@ -202,3 +202,18 @@ def guarded(body: Callable[[Runtime], dict[str, StreamStats]], config_path: str,
 def _one_line(results: dict[str, StreamStats]) -> str:
     return "; ".join(f"{k}: {v.delivered} delivered, {v.unchanged} unchanged, {v.invalid} invalid, {v.rejected} rejected"
                      for k, v in results.items()) or "nothing to do"
+
+
+@flow(name="retry", flow_run_name="retry pending records", validate_parameters=True)
+def retry_pending(config_path: str = "altcraft-sync.yaml", streams: list[StreamName] | None = None) -> State:
+    """Re-send what the ledger holds as failed or retryably rejected, without waiting for the next run."""
+
+    def body(runtime: Runtime) -> dict[str, StreamStats]:
+        run_id = str(flow_run.get_id() or uuid.uuid4())
+        syncer = Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=run_id,
+                        log=get_run_logger())
+        syncer.define()
+        chosen = [s for s in STREAMS if s in runtime.config.enabled_streams() and (not streams or s in streams)]
+        return {s: syncer.retry(s) for s in chosen}
+
+    return guarded(body, config_path, need_client=True)

@@ -153,6 +153,7 @@ class AltcraftEmulator:
         self.in_flight = 0
         self.freeze_gc = False
         self._rng = random.Random(self.faults.seed)
+        self._seeded = self.faults.seed
         self._server = _Server((host, port), _Handler)
         self._server.emulator = self
         self._thread: threading.Thread | None = None
@@ -199,6 +200,8 @@ class AltcraftEmulator:
     def _injected_fault(self) -> tuple[str, Any] | None:
         f = self.faults
         with self.lock:
+            if f.seed != self._seeded:  # a seed set at run time restarts a reproducible fault sequence
+                self._rng, self._seeded = random.Random(f.seed), f.seed
             self.stats["api_requests"] += 1
             n = self.stats["api_requests"]
             roll_drop, roll_err = self._rng.random(), self._rng.random()

@@ -216,7 +216,7 @@ def test_plain_http_refused_for_remote_hosts():
 
 def test_token_never_in_logs_reprs_or_errors(emulator, make_client, caplog):
     caplog.set_level(logging.DEBUG)
-    c = make_client(max_attempts=3)
+    c = make_client(max_attempts=10)
     seed_catalog(c)
     emulator.faults.update({"error_rate": 0.5, "seed": 1})
     c.import_orders(enc([order(f"o-{i}") for i in range(30)]))

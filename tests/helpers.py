@@ -102,3 +102,19 @@ def mapped_source(config_path: Any) -> dict[str, dict[str, dict[str, Any]]]:
     finally:
         src.close()
     return {k: {r["external_id"]: r for r in m.records()} for k, m in out.items()}
+
+
+def orders_down_after(emulator: Any, n_imports: int) -> Any:
+    """Make Altcraft answer 503 to every orders import after the first ``n_imports``; returns the original
+    handler so a test can bring it back."""
+    original, calls = emulator.handle, {"n": 0}
+
+    def handle(method: str, body: dict[str, Any], bearer: str | None) -> dict[str, Any]:
+        if method == "market/orders/import" and body.get("data"):
+            calls["n"] += 1
+            if calls["n"] > n_imports:
+                return {"error": 503, "error_text": "maintenance"}
+        return original(method, body, bearer)
+
+    emulator.handle = handle
+    return original

@@ -13,7 +13,7 @@ from connectors.state import StateStore
 from flows.backfill import BackfillParams, backfill
 from flows.sync import nightly_sync
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, shop_config
+from tests.helpers import build_shop, orders_down_after, shop_config
 
 pytestmark = pytest.mark.prefect
 
@@ -38,16 +38,7 @@ def test_backfill_windows_resume_and_leave_the_nightly_watermark(setup, emulator
     params = BackfillParams(since=since, until=until, window_days=90)
     assert len(params.windows()) == 7
     # Altcraft goes down for good while the fourth orders window is being sent
-    original, calls = emulator.handle, {"n": 0}
-
-    def flaky(method, body, bearer):
-        if method == "market/orders/import" and body.get("data"):
-            calls["n"] += 1
-            if calls["n"] > 3:
-                return {"error": 503, "error_text": "maintenance"}
-        return original(method, body, bearer)
-
-    emulator.handle = flaky
+    original = orders_down_after(emulator, 3)
     state = backfill(params=params, config_path=str(cfg), return_state=True)
     assert state.is_failed() and "maintenance" in state.message
     store = StateStore(load_config(cfg).state)

@@ -11,7 +11,7 @@ from altcraft_sync.errors import AltcraftAuthError, AltcraftUnavailable, StreamL
 from connectors.state import StateStore
 from sandbox import demo_shop
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, just_before, run_all, shop_config
+from tests.helpers import build_shop, just_before, orders_down_after, run_all, shop_config
 
 
 @pytest.fixture
@@ -152,17 +152,7 @@ def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop,
     cfg.altcraft.max_attempts = 2
     cfg.altcraft.backoff_initial = 0.01
     run_all(cfg, streams=["categories", "products", "skus"])
-    calls = {"n": 0}
-    original = emulator.handle
-
-    def failing_after_two(method, body, bearer):
-        if method == "market/orders/import" and body.get("data"):
-            calls["n"] += 1
-            if calls["n"] > 2:
-                return {"error": 503, "error_text": "maintenance"}
-        return original(method, body, bearer)
-
-    emulator.handle = failing_after_two
+    original = orders_down_after(emulator, 2)
     with pytest.raises(AltcraftUnavailable, match="maintenance"):
         run_all(cfg, streams=["orders"])
     state = StateStore(cfg.state)

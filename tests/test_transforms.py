@@ -209,6 +209,24 @@ def test_money_with_too_many_places_is_passed_on_unrounded_for_the_contract():
     assert strings == ["1.5", None, "2.25"] and minor.tolist() == [150, 0, 225]
 
 
+@pytest.mark.parametrize("scale", range(0, 7))
+def test_vectorised_minor_units_match_the_scalar_formatting(scale):
+    import numpy as np
+
+    minor = np.array([0, 1, -1, 5, 10, 99, 100, 12_345_678, -12_345_678, 10**scale, -(10**scale) - 3,
+                      7 * 10 ** (scale + 1), 2**52], dtype=np.int64)
+    assert V.minor_strings(minor, scale).tolist() == [V.minor_to_str(int(m), scale) for m in minor]
+
+
+def test_money_float_column_of_distinct_prices_keeps_every_value():
+    # mostly distinct prices go through the vectorised path: each one exact, NaN stays missing, a float
+    # past 2**53 minor units is never taken as a whole number of cents
+    col = pd.Series([0.05, 10.5, 1234567.89, float("nan"), -3.1, 1e17])
+    strings, minor = V.money(col, 2)
+    assert strings == ["0.05", "10.5", "1234567.89", None, "-3.1", "100000000000000000"]
+    assert minor.tolist() == [5, 1050, 123456789, 0, -310, 0]
+
+
 def test_naive_and_aware_times():
     msk = ZoneInfo("Europe/Moscow")
     naive = pd.Series([datetime(2024, 3, 1, 12, 0, 0, 123456)])

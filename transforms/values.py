@@ -8,6 +8,7 @@ millions of rows cheap.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -65,13 +66,17 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
         values = series.to_numpy(dtype="float64", na_value=np.nan)
         scaled = values * factor
         rounded = np.round(scaled)
-        # a decimal with <= scale places lands within a few ULPs of a whole number of minor units
+        # a decimal with <= scale places lands within a few ULPs of a whole number of minor units; past
+        # 2**53 a float no longer holds every whole number, so such a value is never taken as exact
         tolerance = np.maximum(1e-6, np.abs(scaled) * 4 * np.finfo(np.float64).eps)
-        exact = np.abs(scaled - rounded) <= tolerance
-        minor = np.where(np.isfinite(rounded) & exact, rounded, 0).astype(np.int64)
-        strings = _by_unique(pd.Series(np.where(exact, rounded, np.nan)), lambda m: minor_to_str(int(m), scale))
-        missing = np.isnan(values)
-        inexact = ~exact & ~missing
+        with np.errstate(invalid="ignore"):
+            exact = (np.abs(scaled - rounded) <= tolerance) & (np.abs(rounded) < 2.0**53)
+        minor = np.where(exact, rounded, 0).astype(np.int64)
+        codes, uniques = pd.factorize(minor)
+        strings_arr = minor_strings(uniques, scale)[codes]
+        strings_arr[~exact] = None
+        strings = strings_arr.tolist()
+        inexact = ~exact & ~np.isnan(values)
         if inexact.any():
             for i in np.flatnonzero(inexact).tolist():
                 strings[i] = _decimal_str(Decimal(repr(float(values[i]))))
@@ -101,6 +106,26 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
     strings = [p[0] if p else None for p in pairs]
     minor = np.fromiter((p[1] if p else 0 for p in pairs), dtype=np.int64, count=len(pairs))
     return strings, minor
+
+
+def minor_strings(minor: np.ndarray, scale: int) -> np.ndarray:
+    """``minor_to_str`` over an int64 array, vectorised (an object array of str): whole units as text plus
+    the fraction's decimal tail from a table (``".5"``, ``".05"``, ``""``). Several times faster than one
+    call per value, which matters for columns of mostly distinct prices (order totals)."""
+    whole, frac = np.divmod(np.abs(minor), 10**scale)
+    out = whole.astype(str).astype(object)
+    if scale:
+        out = out + _fraction_tails(scale)[frac] if scale <= 4 else np.array(
+            [w + minor_to_str(int(f), scale)[1:] if f else w for w, f in zip(out.tolist(), frac.tolist())], dtype=object)
+    negative = minor < 0
+    if negative.any():
+        out[negative] = "-" + out[negative]
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _fraction_tails(scale: int) -> np.ndarray:
+    return np.array([""] + [f".{f:0{scale}d}".rstrip("0") for f in range(1, 10**scale)], dtype=object)
 
 
 def minor_to_str(minor: int, scale: int) -> str:

@@ -261,6 +261,9 @@ class SyncSettings(_Model):
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
     """A run whose share of rejected + invalid records exceeds this ends Failed."""
     skip_triggers: bool = False
+    map_workers: int = Field(default=1, ge=0, le=16)
+    """Processes that map chunks while the run reads and sends (started only for streams with full pages
+    to read); 0 maps in the run's own process."""
 
 
 class Config(_Model):

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,8 +30,8 @@ from altcraft_sync.config import Config
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import Cursor, ShopSource, to_utc
 from connectors.state import LedgerEntry, StateStore, lock_owner
-from transforms.catalog import definitions, map_catalog, map_categories
-from transforms.orders import map_orders
+from flows.mapping import ChunkMapper, MapResult
+from transforms.catalog import definitions
 from transforms.payload import Mapped, Payload, deleted_mask
 from transforms.values import ids
 
@@ -53,6 +55,8 @@ class StreamStats:
     new: int = 0
     changed: int = 0
     chunks: int = 0
+    mapped_in_workers: int = 0
+    """Chunks mapped in a map worker process rather than the run's own."""
     requests: int = 0
     watermark_before: dict[str, str | None] = field(default_factory=dict)
     watermark_after: dict[str, str | None] = field(default_factory=dict)
@@ -63,7 +67,9 @@ class StreamStats:
     samples: dict[str, list[Any]] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time by phase (read, map, ledger, push, commit): where a run spends its time."""
+    """Time by phase (read, map, ledger, push, commit): where a run spends its time. ``map`` is the
+    mappers' own time, in a worker process it overlaps reading; ``map_wait`` is how long the run waited
+    for a worker's result, ``send_wait`` for the previous chunk's push + commit."""
 
     def timed(self, phase: str, started: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
@@ -121,6 +127,8 @@ class Syncer:
         self._pending: Future[None] | None = None
         self._quarantine_ids: dict[str, set[str]] = {}
         self._parent_range: tuple[Cursor | None, Any] = (None, None)
+        self.mapper = ChunkMapper(config, 0 if dry_run else config.sync.map_workers)
+        self._mapping: deque[tuple[Future[MapResult], str, StreamStats, Cursor | None, str]] = deque()
 
     # --- entry points --------------------------------------------------------------------------------
     def define(self) -> None:
@@ -163,6 +171,7 @@ class Syncer:
             self._lag(stream, stats)
         finally:
             self._abandon()
+            self.mapper.shutdown()
             if not self.dry_run:
                 self.state.release_lock(stream, owner)
         return stats
@@ -244,6 +253,8 @@ class Syncer:
         parent_start, parent_upper = self._parent_range
         skip = (stream, parent_start, parent_upper) if is_child else None
         for frame, cur in self.source.read_changes(name, start, upper, chunk_size, keys_only=is_child, skip_parents_in=skip):
+            if len(frame) >= chunk_size:
+                self.mapper.start()  # a full page: more are likely to follow, worth mapping in parallel
             if is_child:
                 keys = list(dict.fromkeys(frame["_parent"].tolist()))
                 parents = self.source.fetch_by_keys(stream, keys)
@@ -267,30 +278,59 @@ class Syncer:
 
     def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:
-        """Map this chunk now; push and commit it on the pipeline thread, after the previous chunk's
-        commit (at most one chunk in flight, commits strictly in order)."""
+        """Fetch this chunk's children and hand it to the mapper; once mapped (in order), push and commit
+        it on the pipeline thread after the previous chunk's commit. Commits stay strictly in chunk order:
+        at most ``mapper.depth`` chunks are mapping and one is being sent while the next one is read."""
         if parents.empty:
+            self._finish_mapping()
             if cursor is not None and not self.dry_run:
                 self._in_order(lambda: self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor},
                                                                lock_owner=self.owner))
             return
-        prepared = self._process(stream, parents, stats)
+        stats.extracted += len(parents)
+        children = self._children(stream, parents, stats)
+        self._mapping.append((self.mapper.submit(stream, parents, children), stream, stats, cursor, cursor_name))
+        while len(self._mapping) > self.mapper.depth:
+            self._finish_one()
+
+    def _finish_one(self) -> None:
+        future, stream, stats, cursor, cursor_name = self._mapping.popleft()
+        t = time.perf_counter()
+        mapped, seconds, pid = future.result()
+        stats.timed("map_wait", t)
+        stats.seconds["map"] = stats.seconds.get("map", 0.0) + seconds
+        stats.mapped_in_workers += pid != os.getpid()
+        prepared = self._process(stream, mapped, stats)
+        t = time.perf_counter()
         self._in_order(lambda: self._push_commit(stream, prepared, stats, cursor, cursor_name))
+        stats.timed("send_wait", t)
+
+    def _finish_mapping(self) -> None:
+        while self._mapping:
+            self._finish_one()
 
     def _in_order(self, work: Callable[[], None]) -> None:
         """Run ``work`` on the single pipeline thread once the previous piece finished (its error, if any,
         surfaces here). Network and state I/O of chunk N overlap reading and mapping of chunk N+1."""
-        self.drain()
+        self._wait_pipeline()
         ctx = contextvars.copy_context()  # Prefect's run context, for progress artifacts
         self._pending = self._pipeline.submit(ctx.run, work)
 
     def _abandon(self) -> None:
-        """After an error: wait for the chunk in flight without raising its error a second time."""
+        """After an error: drop the chunks still mapping (nothing of them was sent or committed) and wait
+        for the chunk in flight without raising its error a second time."""
+        while self._mapping:
+            self._mapping.popleft()[0].cancel()
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.exception()
 
     def drain(self) -> None:
+        """Finish every chunk handed over so far: mapped, sent and committed, in order."""
+        self._finish_mapping()
+        self._wait_pipeline()
+
+    def _wait_pipeline(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
@@ -314,28 +354,19 @@ class Syncer:
         self.on_progress(stats)
 
     # --- one chunk -----------------------------------------------------------------------------------
-    def _map(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> Mapped:
-        """Fetch the children (timed as ``read``) and map + validate + encode (timed as ``map``)."""
-        pks = parents["_pk"].tolist()
-        t = time.perf_counter()
+    def _children(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> pd.DataFrame | None:
+        """All children of these parents (timed as ``read``): a parent is always mapped whole."""
         child = {"orders": "orders.lines"}.get(stream, f"{stream}.regional")
-        children = self.source.fetch_by_keys(child, pks, by_parent=True) if child in self.source.entities else None
-        stats.timed("read", t)
+        if child not in self.source.entities:
+            return None
         t = time.perf_counter()
-        if stream == "orders":
-            mapped = map_orders(parents, children, self.config)
-        elif stream == "categories":
-            mapped = map_categories(parents, self.config)
-        else:
-            mapped = map_catalog(parents, children, self.config, stream)
-        stats.timed("map", t)
-        return mapped
+        children = self.source.fetch_by_keys(child, parents["_pk"].tolist(), by_parent=True)
+        stats.timed("read", t)
+        return children
 
-    def _process(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> _Prepared:
-        """Map + validate a chunk and decide what to send (the ledger says what is unchanged)."""
+    def _process(self, stream: str, mapped: Mapped, stats: StreamStats) -> _Prepared:
+        """Decide what of a mapped chunk to send (the ledger says what is unchanged)."""
         entity = ENTITY[stream]
-        stats.extracted += len(parents)
-        mapped = self._map(stream, parents, stats)
         for w in mapped.warnings:
             self.log.warning("%s: %s", stream, w)
             stats.warnings.append(w)

@@ -36,9 +36,10 @@ def build_shop(url: str, orders: int = 300, seed: int = 7) -> sa.Engine:
 
 
 def shop_config(tmp: Path, shop_url: str, emulator: Any, token: str, failure_threshold: float = 0.5,
-                **source: Any) -> Path:
+                map_workers: int = 0, **source: Any) -> Path:
     """The demo mapping for a test shop. Small test shops have a high share of the planted invalid rows,
-    so the failure threshold is raised unless a test is about it."""
+    so the failure threshold is raised unless a test is about it. Chunks are mapped in-process unless a
+    test asks for map workers (starting one costs seconds, and small chunks would start them)."""
     import yaml
 
     path = write_demo_config(shop_url, f"sqlite:///{tmp}/state.db", emulator.url, token, tmp / "config.yaml",
@@ -46,6 +47,7 @@ def shop_config(tmp: Path, shop_url: str, emulator: Any, token: str, failure_thr
     raw = yaml.safe_load(path.read_text())
     raw["source"].update(source)
     raw["sync"]["failure_threshold"] = failure_threshold
+    raw["sync"]["map_workers"] = map_workers
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 

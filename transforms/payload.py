@@ -13,7 +13,7 @@ import gc
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -29,9 +29,11 @@ ID_FIELDS = frozenset({"external_id", "product_external_id", "parent_external_id
 QUARANTINE_COLUMNS = ["entity", "external_id", "source_pk", "check", "field", "value"]
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """One record ready to send: its canonical JSON bytes and their fingerprint."""
+class Payload(NamedTuple):
+    """One record ready to send: its canonical JSON bytes and their fingerprint.
+
+    A named tuple, not a frozen dataclass: a million of them are built per full sync, and a frozen
+    dataclass's ``__init__`` cost ~1.8 us each against ~0.2 us."""
 
     external_id: str
     data: bytes
@@ -57,6 +59,18 @@ class Mapped:
     def records(self) -> list[dict[str, Any]]:
         """The payload records as dicts (tests and dry-run samples; the push uses the bytes)."""
         return [orjson.loads(p.data) for p in self.payloads]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to and from map worker processes) with the payloads as four columns: one list of
+        bytes pickles in ~5 ms per 5,000 records, 5,000 record objects in ~24 ms."""
+        state = dict(self.__dict__)
+        state["payloads"] = tuple(map(list, zip(*self.payloads))) if self.payloads else ()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        columns = state.pop("payloads")
+        self.__dict__.update(state)
+        self.payloads = list(map(Payload._make, zip(*columns))) if columns else []
 
 
 def empty_quarantine() -> pd.DataFrame:

@@ -1,0 +1,96 @@
+"""Map worker processes: the same payloads as mapping in-process, no secrets in the worker, and the engine's
+ordering guarantees (commits in chunk order, the watermark never past an undelivered row) with chunks
+mapped in another process. One worker start costs a few seconds, so these tests share the work."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+
+from altcraft_sync.config import load_config
+from altcraft_sync.errors import AltcraftUnavailable
+from connectors.state import StateStore
+from flows.engine import Syncer
+from flows.mapping import ChunkMapper, without_secrets
+from flows.runtime import open_runtime
+from tests.conftest import TOKEN
+from tests.helpers import build_shop, orders_down_after, run_all, shop_config
+from transforms.chunk import map_chunk
+
+
+@pytest.fixture
+def shop(tmp_path):
+    url = f"sqlite:///{tmp_path}/shop.db"
+    return url, build_shop(url, orders=300)
+
+
+def test_worker_config_carries_no_secrets(tmp_path, shop, emulator):
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN))
+    clean = without_secrets(cfg)
+    assert clean.altcraft.token.get_secret_value() == ""
+    assert clean.source.url.get_secret_value() == clean.state.url.get_secret_value() == ""
+    assert TOKEN not in clean.model_dump_json() and "shop.db" not in clean.model_dump_json()
+    # everything a transform reads is unchanged
+    assert clean.streams == cfg.streams and clean.sync == cfg.sync and clean.source.timezone == cfg.source.timezone
+
+
+def test_worker_maps_exactly_what_this_process_maps(tmp_path, shop, emulator):
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, map_workers=1))
+    rt = open_runtime(cfg, need_client=False)
+    mapper = ChunkMapper(cfg, 1)
+    try:
+        parents = next(rt.source.read_changes("orders", None, rt.source.upper_bound("orders", -3600), 10**6))[0]
+        lines = rt.source.fetch_by_keys("orders.lines", parents["_pk"].tolist(), by_parent=True)
+        here = map_chunk("orders", parents, lines, cfg)
+        mapper.start()
+        assert mapper.wait_ready(120)
+        there, seconds, pid = mapper.submit("orders", parents, lines).result(timeout=120)
+    finally:
+        mapper.shutdown()
+        rt.close()
+    assert pid != os.getpid() and seconds > 0
+    assert len(here.payloads) > 250 and there.payloads == here.payloads  # bytes, fingerprints, keys
+    assert there.quarantine.equals(here.quarantine) and not here.quarantine.empty
+    assert there.deletions == here.deletions and there.warnings == here.warnings
+
+
+def test_engine_with_map_workers_commits_in_order_and_resumes_after_an_outage(tmp_path, shop, emulator):
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, map_workers=1, chunk_size=25))
+    cfg.altcraft.max_attempts = 2
+    cfg.altcraft.backoff_initial = 0.01
+    run_all(cfg, streams=["categories", "products", "skus"])
+    original = orders_down_after(emulator, 5)
+    rt = open_runtime(cfg)
+    try:
+        syncer = Syncer(cfg, rt.source, rt.state, rt.client, run_id="with-workers")
+        syncer.mapper.start()
+        assert syncer.mapper.wait_ready(120)  # so that the small test shop's chunks go to the worker
+        with pytest.raises(AltcraftUnavailable, match="maintenance"):
+            syncer.sync_stream("orders")
+    finally:
+        rt.close()
+    state = StateStore(cfg.state)
+    wm = state.get_watermark("orders", "orders")
+    delivered = set(emulator.store.orders)
+    assert wm is not None and 0 < len(delivered) < 300
+    with shop[1].connect() as conn:
+        upto = [str(r[0]) for r in conn.execute(
+            sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"), {"t": wm.ts, "p": wm.pk})]
+    quarantined = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
+    assert set(upto) <= delivered | quarantined  # nothing at or below the watermark was lost
+
+    emulator.handle = original
+    rt = open_runtime(cfg)
+    try:
+        syncer = Syncer(cfg, rt.source, rt.state, rt.client, run_id="resume-with-workers")
+        syncer.mapper.start()
+        assert syncer.mapper.wait_ready(120)
+        stats = syncer.sync_stream("orders")
+    finally:
+        rt.close()
+    assert stats.mapped_in_workers > 0 and stats.failed == stats.rejected == 0
+    quarantined = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
+    assert set(emulator.store.orders) | quarantined == {str(i) for i in range(1, 301)}
+    assert set(emulator.store.orders).isdisjoint(quarantined)

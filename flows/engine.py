@@ -37,6 +37,10 @@ from transforms.values import ids
 
 ENTITY = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
 SAMPLE_SIZE = 5
+WORKERS_AFTER_FULL_PAGES = 3
+"""Map workers start once a cursor has read this many full pages. A run of a page or two (a nightly
+incremental) would spend more on starting a worker (2-3 s of CPU, measured) than it saves: at 1M orders
+the 1%-changed run took 7.0 s with a worker against 4.5 s without."""
 
 
 @dataclass
@@ -252,9 +256,11 @@ class Syncer:
         t = time.perf_counter()
         parent_start, parent_upper = self._parent_range
         skip = (stream, parent_start, parent_upper) if is_child else None
+        full_pages = 0
         for frame, cur in self.source.read_changes(name, start, upper, chunk_size, keys_only=is_child, skip_parents_in=skip):
-            if len(frame) >= chunk_size:
-                self.mapper.start()  # a full page: more are likely to follow, worth mapping in parallel
+            full_pages += len(frame) >= chunk_size
+            if full_pages >= WORKERS_AFTER_FULL_PAGES:
+                self.mapper.start()  # a big change set: worth mapping in parallel from here on
             if is_child:
                 keys = list(dict.fromkeys(frame["_parent"].tolist()))
                 parents = self.source.fetch_by_keys(stream, keys)

@@ -94,3 +94,15 @@ def test_engine_with_map_workers_commits_in_order_and_resumes_after_an_outage(tm
     quarantined = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
     assert set(emulator.store.orders) | quarantined == {str(i) for i in range(1, 301)}
     assert set(emulator.store.orders).isdisjoint(quarantined)
+
+
+def test_map_workers_start_only_for_runs_of_many_pages(tmp_path, shop, emulator, monkeypatch):
+    started: list[str] = []
+    monkeypatch.setattr(ChunkMapper, "start", lambda self: started.append("start"))
+    few = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, map_workers=1, chunk_size=150))
+    run_all(few, streams=["categories", "products", "skus", "orders"])  # at most 2 full pages per cursor
+    assert started == []
+    (tmp_path / "state.db").unlink()
+    many = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, map_workers=1, chunk_size=40))
+    stats = run_all(many, streams=["categories", "products", "skus", "orders"])
+    assert started and stats["orders"].delivered > 250  # 300 orders in pages of 40

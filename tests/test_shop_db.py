@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from altcraft_sync.config import parse_config
+from altcraft_sync.config import load_config, parse_config
 from altcraft_sync.errors import ConfigError, SourceError
 from connectors.shop_db import Cursor, ShopSource
 from sandbox import demo_shop
@@ -207,3 +208,27 @@ def test_incremental_runs_check_status_values_only_where_they_read(tmp_path):
         src.check_values()  # first run / check: every row
     recent = Cursor(src.to_native("orders", datetime.now(UTC) - timedelta(days=1)), None)
     src.check_values({"orders": recent, "orders.lines": recent})  # what an incremental run can read: clean
+
+
+def test_prices_read_exactly_and_children_fetched_in_one_pass(shop_url, tmp_path, emulator):
+    """Prices come as the database's exact decimal (text on PostgreSQL/MySQL, not Decimal objects), and
+    children of more parents than one IN list holds are all fetched (PostgreSQL: one ``= ANY(array)``)."""
+    from connectors.shop_db import IN_BATCH
+
+    engine = build_shop(shop_url, orders=1000)
+    src = ShopSource(load_config(shop_config(tmp_path, shop_url, emulator, TOKEN)))
+    src.bind()
+    orders = next(src.read_changes("orders", None, src.upper_bound("orders", -3600), 10**6))[0]
+    with engine.connect() as conn:
+        exact = {r[0]: r[1] for r in conn.execute(sa.select(demo_shop.orders.c.id, demo_shop.orders.c.total))}
+    got = dict(zip([int(k) for k in orders["_pk"]], orders["total_price"]))
+    if src.dialect != "sqlite":  # SQLite stores NUMERIC as REAL: its exactness is the float path's
+        assert all(isinstance(v, str) for v in got.values())
+        assert {k: Decimal(v) for k, v in got.items()} == {k: Decimal(v) for k, v in exact.items()}
+    keys = orders["_pk"].tolist()
+    assert len(keys) > IN_BATCH
+    lines = src.fetch_by_keys("orders.lines", keys, by_parent=True)
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(demo_shop.order_lines)).scalar()
+    assert len(lines) == total and set(lines["_parent"].tolist()) <= set(keys)
+    src.close()

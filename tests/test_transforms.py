@@ -227,6 +227,18 @@ def test_money_float_column_of_distinct_prices_keeps_every_value():
     assert minor.tolist() == [5, 1050, 123456789, 0, -310, 0]
 
 
+def test_money_from_decimal_text_and_decimals_beyond_int64():
+    # PostgreSQL/MySQL prices arrive as the database's decimal text
+    text = pd.Series(["19.99", "900.00", "19.999", None, "0.10", "-5", "abc", "19.99"], dtype="str")
+    strings, minor = V.money(text, 2)
+    assert strings == ["19.99", "900", "19.999", None, "0.1", "-5", "abc", "19.99"]
+    assert minor.tolist() == [1999, 90000, 0, 0, 10, -500, 0, 1999]
+    # too big for int64 minor units: passed on in full for the contract, never an overflow
+    huge = pd.Series([Decimal("123456789012345678901.5"), Decimal("1.25")], dtype=object)
+    strings, minor = V.money(huge, 2)
+    assert strings == ["123456789012345678901.5", "1.25"] and minor.tolist() == [0, 125]
+
+
 def test_naive_and_aware_times():
     msk = ZoneInfo("Europe/Moscow")
     naive = pd.Series([datetime(2024, 3, 1, 12, 0, 0, 123456)])

@@ -83,29 +83,37 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
         return strings, minor
 
     eps4 = 4 * float(np.finfo(np.float64).eps)
+    limit = 2**63
 
-    def one(v: Any) -> tuple[str, int]:
+    def one(v: Any) -> int | str:
+        """Minor units when ``v`` is a whole number of them (and fits int64), else the text to pass on."""
         if isinstance(v, float):  # a binary float among objects: the same rule as the vectorised path
             scaled = v * factor
-            whole = round(scaled)
-            if abs(scaled - whole) <= max(1e-6, abs(scaled) * eps4):
-                return minor_to_str(int(whole), scale), int(whole)
-            return _decimal_str(Decimal(repr(v))), 0
+            whole = round(scaled) if abs(scaled) < 2.0**53 else None
+            if whole is not None and abs(scaled - whole) <= max(1e-6, abs(scaled) * eps4):
+                return int(whole)
+            return _decimal_str(Decimal(repr(v)))
         try:
-            d = Decimal(str(v).strip())
+            d = v if isinstance(v, Decimal) else Decimal(str(v).strip())
         except InvalidOperation:
-            return str(v), 0
+            return str(v)
         if not d.is_finite():
-            return str(v), 0
+            return str(v)
         q = d.scaleb(scale)
-        if q != q.to_integral_value():
-            return _decimal_str(d), 0
-        return minor_to_str(int(q), scale), int(q)
+        if q != q.to_integral_value() or abs(q) >= limit:
+            return _decimal_str(d)
+        return int(q)
 
-    pairs = _by_unique(series, one)
-    strings = [p[0] if p else None for p in pairs]
-    minor = np.fromiter((p[1] if p else 0 for p in pairs), dtype=np.int64, count=len(pairs))
-    return strings, minor
+    # Decimal objects (PostgreSQL/MySQL) or decimal text: parsed once per distinct value, formatted
+    # vectorised like the float path
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    results = [one(u) for u in uniques.tolist()]
+    whole_units = np.array([type(r) is int for r in results] + [False], dtype=bool)
+    minor_u = np.array([r if type(r) is int else 0 for r in results] + [0], dtype=np.int64)
+    strings_u = np.array([None if type(r) is int else r for r in results] + [None], dtype=object)
+    if whole_units.any():
+        strings_u[whole_units] = minor_strings(minor_u[whole_units], scale)
+    return strings_u[codes].tolist(), minor_u[codes]
 
 
 def minor_strings(minor: np.ndarray, scale: int) -> np.ndarray:

@@ -189,3 +189,27 @@ def test_stale_lock_is_taken_over(cfg_path):
 
     time.sleep(0.01)
     state.acquire_lock("orders", "new-run")
+
+
+def test_pending_records_come_from_the_status_index_not_a_ledger_scan(tmp_path):
+    """A run asks for pending records once per stream; over a ledger of a million delivered records that
+    must be an index lookup (a scan of the entity's keys took 2 s per stream)."""
+    from pydantic import SecretStr
+
+    from altcraft_sync.config import StateSettings
+    from connectors.state import LedgerEntry
+
+    state = StateStore(StateSettings(url=SecretStr(f"sqlite:///{tmp_path}/state.db")))
+    entries = [LedgerEntry("order", f"{i:05d}", i, "f", "delivered") for i in range(2000)]
+    entries += [LedgerEntry("order", "x-failed", 1, "f", "failed"),
+                LedgerEntry("order", "x-retryable", 2, "f", "rejected", 429, "slow down"),
+                LedgerEntry("order", "x-permanent", 3, "f", "rejected", 400, "bad currency", permanent=True),
+                LedgerEntry("sku", "s-failed", 4, "f", "failed")]
+    state.commit_chunk(stream="orders", entries=entries)
+    seen: list[tuple[str, object]] = []
+    sa.event.listen(state.engine, "before_cursor_execute", lambda conn, cur, sql, params, ctx, many: seen.append((sql, params)))
+    assert state.pending("order") == [("x-failed", "1"), ("x-retryable", "2")]
+    sql, params = next((q, p) for q, p in seen if "FROM ledger" in q)
+    with state.engine.connect() as conn:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+    assert "ix_ledger_status" in plan, plan

@@ -504,11 +504,11 @@ class Syncer:
     def _pk_cast(self, stream: str) -> Callable[[str], Any]:
         """Ledger keys are stored as text; bind them back in the primary key's own type."""
         try:
-            py = self.source.entities[stream].pk.type.python_type
-            if py in (int, str):
-                return py
-        except NotImplementedError:  # a user query's column: no declared type
-            pass
+            py: type | None = self.source.entities[stream].pk.type.python_type
+        except NotImplementedError:  # a user query's column has no declared type: ask the watermark
+            py = None
+        if py in (int, str):
+            return py
         wm = self.state.get_watermark(stream, stream)
         if wm is not None:
             return int if isinstance(wm.pk, int) else str

@@ -123,8 +123,8 @@ def minor_strings(minor: np.ndarray, scale: int) -> np.ndarray:
     whole, frac = np.divmod(np.abs(minor), 10**scale)
     out = whole.astype(str).astype(object)
     if scale:
-        out = out + _fraction_tails(scale)[frac] if scale <= 4 else np.array(
-            [w + minor_to_str(int(f), scale)[1:] if f else w for w, f in zip(out.tolist(), frac.tolist())], dtype=object)
+        tails = _fraction_tails(scale)[frac] if scale <= 4 else np.array([_tail(f, scale) for f in frac.tolist()], dtype=object)
+        out = out + tails
     negative = minor < 0
     if negative.any():
         out[negative] = "-" + out[negative]
@@ -133,7 +133,12 @@ def minor_strings(minor: np.ndarray, scale: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _fraction_tails(scale: int) -> np.ndarray:
-    return np.array([""] + [f".{f:0{scale}d}".rstrip("0") for f in range(1, 10**scale)], dtype=object)
+    """Every tail of a scale (10**scale of them): a table up to scale 4, computed per value past it."""
+    return np.array([_tail(f, scale) for f in range(10**scale)], dtype=object)
+
+
+def _tail(frac: int, scale: int) -> str:
+    return f".{frac:0{scale}d}".rstrip("0") if frac else ""
 
 
 def minor_to_str(minor: int, scale: int) -> str:

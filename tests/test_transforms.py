@@ -325,3 +325,30 @@ def test_property_every_line_in_exactly_one_order_and_totals_match(shop):
         assert Decimal(r["total_price"]) == src["total_price"]
     parent_of = {str(l["external_id"]): f"o{l['_parent']}" for l in lines}
     assert all(parent_of[l["external_id"]] == r["external_id"] for r in records for l in r["lines"])
+
+
+def test_text_columns_are_dtype_checked_with_one_answer() -> None:
+    """pandera gets one bool for a string column's dtype check. Answered with a per-row array (pandera's
+    own ``pd.StringDtype``), it formatted an empty failure report for every column of every chunk (~2 us an
+    order). A column that is not pandas' string dtype still fails."""
+    from pandera.engines import pandas_engine
+
+    from transforms import contract
+
+    text = contract.OrderContract.to_schema().columns["external_id"].dtype
+    assert isinstance(text, contract.Text)
+    assert text.check(pandas_engine.Engine.dtype(pd.Series(["a"], dtype="str").dtype)) is True
+    assert text.check(pandas_engine.Engine.dtype(pd.Series(["a"], dtype=object).dtype)) is False
+    assert text.check(pandas_engine.Engine.dtype(pd.Series([1]).dtype)) is False
+
+
+def test_schemas_are_built_once_per_distinct_arguments() -> None:
+    from altcraft_sync.config import CustomField
+    from transforms import contract
+
+    cf = CustomField(external_id="a", name="A", entity_type="line_order", value_type="int")
+    first = contract.line_schema(2, [], [cf], ["external_id", "cf.a"])
+    assert contract.line_schema(2, [], [cf], ["external_id", "cf.a"]) is first
+    other = CustomField(external_id="a", name="A", entity_type="line_order", value_type="unicode")
+    assert contract.line_schema(2, [], [other], ["external_id", "cf.a"]) is not first
+

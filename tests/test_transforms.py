@@ -352,3 +352,11 @@ def test_schemas_are_built_once_per_distinct_arguments() -> None:
     other = CustomField(external_id="a", name="A", entity_type="line_order", value_type="unicode")
     assert contract.line_schema(2, [], [other], ["external_id", "cf.a"]) is not first
 
+
+@pytest.mark.parametrize("keys", [[3, 1, 2, 10], ["b", "a", "c", "aa"], [2**70, 1, 5, 3]])
+def test_children_sort_by_parent_then_key_whatever_the_key_type(keys: list) -> None:
+    from transforms.payload import sort_children
+
+    frame = pd.DataFrame({"_parent": [2, 1, 2, 1], "_pk": pd.Series(keys, dtype=object), "v": ["w", "x", "y", "z"]})
+    expected = frame.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(sort_children(frame), expected)

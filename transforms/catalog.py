@@ -12,10 +12,11 @@ import pandas as pd
 from altcraft_sync.config import CatalogStream, Config
 from transforms import contract
 from transforms import values as V
+from transforms import jsoncols
 from transforms.payload import (
     gc_paused,
-    Mapped, attach_custom, build_records, contract_frame, convert, deleted_mask, empty_quarantine, encode, nest,
-    plain_keys, quarantine_rows, split_deleted,
+    Mapped, children_under, contract_frame, convert, deleted_mask, empty_quarantine, payloads, plain_keys,
+    quarantine_rows, record_texts, sort_children, split_deleted,
 )
 
 CATEGORY_REQUIRED = frozenset({"external_id", "name"})
@@ -54,9 +55,8 @@ def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
     bad = np.zeros(len(frame), dtype=bool)
     bad[all_fails["pos"].to_numpy(dtype=np.int64)] = True
     order = [i for i in np.argsort(depth, kind="stable").tolist() if not bad[i]]
-    rows = np.array(order, dtype=np.int64)
-    records = build_records(C, CATEGORY_REQUIRED, rows)
-    out.payloads = encode(records, [C["external_id"][i] for i in order], [pks[i] for i in order])
+    texts = record_texts(C, CATEGORY_REQUIRED, np.array(order, dtype=np.int64))
+    out.payloads = payloads(jsoncols.to_bytes(texts), [C["external_id"][i] for i in order], [pks[i] for i in order])
     return out
 
 
@@ -106,12 +106,12 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
     bad = np.zeros(len(frame), dtype=bool)
     bad[fails["pos"].to_numpy(dtype=np.int64)] = True
 
-    nested: list[list[dict[str, Any]]] | None = None
+    regional_rows: np.ndarray | None = None
     if spec.regional is not None and regional is not None:
         reg = regional[regional["_parent"].isin(pks)]
         if spec.regional.deleted_flag and not reg.empty:
             reg = reg[~deleted_mask(reg)]
-        reg = reg.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
+        reg = sort_children(reg)
         R, _ = convert(reg, list(spec.regional.columns), tz, scale)
         R_cf = {f"cf.{k}": V.custom_value(reg[f"cf.{k}"], types[k], tz) for k in spec.regional.custom_fields}
         r_parent = reg["_parent"].to_numpy(dtype=object)
@@ -129,20 +129,18 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
                 "field": ["regional_data." + (f or "*") for f in rfails["field"].tolist()],
                 "value": [f"{v} (region {R['external_id'][p]})" for v, p in zip(rfails["value"].tolist(), rpos.tolist())],
             }))
-        keep = np.flatnonzero(~bad[parent_pos]) if len(reg) else np.array([], dtype=np.int64)
-        reg_records = build_records(R, REGIONAL_REQUIRED, keep)
-        attach_custom(reg_records, {k: [v[i] for i in keep.tolist()] for k, v in R_cf.items()})
-        nested_all = nest(pks, r_parent[keep], reg_records)
-        nested = nested_all
+        regional_rows = parent_pos
 
     non_empty = [p for p in parts if not p.empty]
     out.quarantine = pd.concat(non_empty, ignore_index=True) if non_empty else empty_quarantine()
     good = np.flatnonzero(~bad)
-    records = build_records(P, CATALOG_REQUIRED, good)
-    attach_custom(records, {k: [v[i] for i in good.tolist()] for k, v in P_cf.items()})
-    if nested is not None:
-        for rec, i in zip(records, good.tolist()):
-            if nested[i]:
-                rec["regional_data"] = nested[i]
-    out.payloads = encode(records, [P["external_id"][i] for i in good.tolist()], [pks[i] for i in good.tolist()])
+    nested: dict[str, jsoncols.Values] = {}
+    if regional_rows is not None:
+        rows, offsets = children_under(good, len(frame), regional_rows)
+        grouped = jsoncols.arrays(record_texts(R, REGIONAL_REQUIRED, rows, R_cf, checked=rframe), offsets)
+        # a row without regional entries leaves ``regional_data`` out
+        nested["regional_data"] = jsoncols.present_where(grouped, np.diff(offsets) > 0)
+    texts = record_texts(P, CATALOG_REQUIRED, good, P_cf, nested, checked=pframe)
+    good_list = good.tolist()
+    out.payloads = payloads(jsoncols.to_bytes(texts), [P["external_id"][i] for i in good_list], [pks[i] for i in good_list])
     return out

@@ -14,10 +14,11 @@ import pandas as pd
 
 from altcraft_sync.config import Config
 from transforms import contract
+from transforms import jsoncols
 from transforms.payload import (
     gc_paused,
-    Mapped, attach_custom, build_records, contract_frame, convert, deleted_mask, empty_quarantine, encode,
-    map_values, nest, plain_keys, quarantine_rows, split_deleted,
+    Mapped, children_under, contract_frame, convert, deleted_mask, empty_quarantine, map_values, payloads, plain_keys,
+    quarantine_rows, record_texts, sort_children, split_deleted,
 )
 from transforms import values as V
 
@@ -40,7 +41,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     lines = lines[lines["_parent"].isin(order_pks)]
     if spec.lines.deleted_flag and not lines.empty:
         lines = lines[~deleted_mask(lines)]
-    lines = lines.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
+    lines = sort_children(lines)
 
     # --- lines ---------------------------------------------------------------------------------------
     line_fields = list(spec.lines.columns)
@@ -114,19 +115,13 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     good = np.flatnonzero(~bad)
     if not len(good):
         return out
-    good_line = ~bad[parent_pos] if len(lines) else np.zeros(0, dtype=bool)
-    line_rows = np.flatnonzero(good_line)
-    line_records = build_records(L, LINE_REQUIRED, line_rows)
-    if line_cf:
-        attach_custom(line_records, {k: [v[i] for i in line_rows.tolist()] for k, v in line_cf.items()})
-    records = build_records({**matching, **O}, ORDER_REQUIRED | {"matching"}, good)
-    if order_cf:
-        attach_custom(records, {k: [v[i] for i in good.tolist()] for k, v in order_cf.items()})
-    good_pks = [order_pks[i] for i in good.tolist()]
-    grouped = nest(good_pks, line_parent[line_rows], line_records)
-    for rec, its_lines in zip(records, grouped):
-        rec["lines"] = its_lines
-    out.payloads = encode(records, [O["external_id"][i] for i in good.tolist()], good_pks)
+    line_rows, offsets = children_under(good, n, parent_pos)
+    line_texts = record_texts(L, LINE_REQUIRED, line_rows, line_cf, checked=line_frame)
+    texts = record_texts({**matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
+                         {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
+    good_list = good.tolist()
+    out.payloads = payloads(jsoncols.to_bytes(texts), [O["external_id"][i] for i in good_list],
+                            [order_pks[i] for i in good_list])
     return out
 
 

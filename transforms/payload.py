@@ -1,9 +1,9 @@
-"""Payload building shared by every entity: field conversion by Altcraft type, records from column lists,
-nesting children by group offsets, canonical encoding with a content fingerprint, quarantine rows.
+"""Payload building shared by every entity: field conversion by Altcraft type, the frame the contract
+checks, records as canonical JSON built column-wise (:mod:`transforms.jsoncols`) with children grouped by
+offsets, the content fingerprint, quarantine rows.
 
-Records are built from column lists (``tolist()`` + ``zip``), never with ``DataFrame.to_dict("records")``
-or per-row loops over a DataFrame: that is several times faster on pandas 3 and is most of the cost of a
-transform.
+Records are never built with ``DataFrame.to_dict("records")``, per-row loops over a DataFrame or a dict
+per record: each field is converted once per column, and JSON is joined from columns.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from altcraft_sync.config import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MONEY_FIELDS, TIME_FIELDS
+from transforms import jsoncols
 from transforms import values as V
 
 P = ParamSpec("P")
@@ -77,15 +79,67 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})
 
 
-def encode(records: list[dict[str, Any]], external_ids: list[str], source_pks: list[Any]) -> list[Payload]:
-    """Canonical JSON (sorted keys) is both the wire payload and the fingerprint's input, so a record is
-    serialized exactly once."""
-    out = []
-    dumps, opt, blake = orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.blake2b
-    for rec, ext, pk in zip(records, external_ids, source_pks):
-        data = dumps(rec, option=opt)
-        out.append(Payload(ext, data, blake(data, digest_size=16).hexdigest(), pk))
-    return out
+def payloads(data: list[bytes], external_ids: list[str], source_pks: list[Any]) -> list[Payload]:
+    """Canonical JSON is both the wire payload and the fingerprint's input, so a record is serialized
+    exactly once."""
+    blake = hashlib.blake2b
+    return [Payload(ext, d, blake(d, digest_size=16).hexdigest(), pk) for d, ext, pk in zip(data, external_ids, source_pks)]
+
+
+def record_texts(columns: dict[str, list[Any]], required: frozenset[str] | set[str], rows: np.ndarray,
+                 custom: dict[str, list[Any]] | None = None, nested: dict[str, jsoncols.Values] | None = None,
+                 checked: pd.DataFrame | None = None) -> pa.Array:
+    """The canonical JSON object of each selected row (``rows``, in that order), built column-wise.
+
+    ``columns`` hold wire values (a missing optional value leaves its key out), ``custom`` the ``cf.<id>``
+    columns that go into a ``custom_fields`` object (left out when it has no values), and ``nested`` JSON
+    values already built for the selected rows (``lines``, ``regional_data``). String columns are taken
+    from ``checked`` (the contract frame) when given: the same values, already in Arrow."""
+    n = len(rows)
+    fields = {}
+    for name, vals in columns.items():
+        arrow = _arrow_text(checked, name)
+        fields[name] = jsoncols.scalars(vals if arrow is None else arrow, rows)
+    if custom:
+        inner = {name[3:]: jsoncols.scalars(vals, rows) for name, vals in custom.items()}
+        fields["custom_fields"] = jsoncols.omit_empty(jsoncols.objects(inner, n))
+    fields.update(nested or {})
+    return jsoncols.objects(fields, n, required)
+
+
+def sort_children(frame: pd.DataFrame) -> pd.DataFrame:
+    """Child rows sorted by parent key, then their own key (re-indexed).
+
+    Integer keys, the usual case, are sorted as int64 arrays: pandas sorts an ``object`` key column (how
+    primary keys are read, to keep them exact) by factorizing it, ~2 ms per 15,000 lines against 0.3 ms."""
+    parent, own = _int_keys(frame["_parent"]), _int_keys(frame["_pk"])
+    if parent is None or own is None:
+        return frame.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
+    return frame.take(np.lexsort((own, parent))).reset_index(drop=True)
+
+
+def _int_keys(series: pd.Series) -> np.ndarray | None:
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.to_numpy()
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=False) == "integer":
+        try:
+            return series.to_numpy().astype(np.int64)
+        except OverflowError:
+            return None
+    return None
+
+
+def children_under(good: np.ndarray, n_parents: int, parent_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Child rows of the kept parents (``good``, positions among ``n_parents``), grouped in the kept
+    parents' sequence, and the group offsets (``len(good) + 1``) that :func:`jsoncols.arrays` takes.
+    ``parent_pos`` is each child's parent position; children keep their order within a parent."""
+    rank = np.full(n_parents, -1, dtype=np.int64)
+    rank[good] = np.arange(len(good))
+    child_rank = rank[parent_pos] if len(parent_pos) else np.zeros(0, dtype=np.int64)
+    rows = np.flatnonzero(child_rank >= 0)
+    rows = rows[np.argsort(child_rank[rows], kind="stable")]
+    counts = np.bincount(child_rank[rows], minlength=len(good))
+    return rows, np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
 def convert(frame: pd.DataFrame, fields: list[str], tz: ZoneInfo, scale: int) -> tuple[dict[str, list[Any]], dict[str, np.ndarray]]:
@@ -133,6 +187,14 @@ def contract_frame(columns: dict[str, list[Any]], extra: dict[str, Any] | None =
     return pd.DataFrame(data)
 
 
+def _arrow_text(frame: pd.DataFrame | None, name: str) -> pa.Array | None:
+    """A string column of the contract frame as Arrow (zero-copy). ``contract_frame`` builds those columns
+    from the converters' ``str``/``None`` values, so they hold exactly the wire values."""
+    if frame is None or name not in frame.columns or not isinstance(frame[name].dtype, pd.StringDtype):
+        return None
+    return pa.array(frame[name].array)
+
+
 def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
     """Run a transform with the cyclic GC paused.
 
@@ -151,50 +213,6 @@ def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
                 gc.enable()
 
     return wrapper
-
-
-def build_records(columns: dict[str, list[Any]], required: frozenset[str] | set[str], rows: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Dicts from column lists; optional fields whose value is missing are left out of the record."""
-    if rows is not None and np.array_equal(rows, np.arange(len(next(iter(columns.values()), [])))):
-        rows = None  # the identity selection: nothing to pick or reorder
-    if rows is not None:
-        columns = {k: [v[i] for i in rows.tolist()] for k, v in columns.items()} if len(rows) else {k: [] for k in columns}
-    names = list(columns)
-    if not names:
-        return []
-    records = [dict(zip(names, row)) for row in zip(*columns.values())]
-    for name, vals in columns.items():
-        if name in required:
-            continue
-        for i, v in enumerate(vals):
-            if v is None or (isinstance(v, float) and v != v):
-                del records[i][name]
-    return records
-
-
-def attach_custom(records: list[dict[str, Any]], custom: dict[str, list[Any]]) -> None:
-    """Put the ``cf.<id>`` columns into each record's ``custom_fields`` object (absent when empty)."""
-    if not custom:
-        return
-    names = [k[3:] for k in custom]
-    for rec, row in zip(records, zip(*custom.values())):
-        values = {n: v for n, v in zip(names, row) if v is not None and not (isinstance(v, float) and v != v)}
-        if values:
-            rec["custom_fields"] = values
-
-
-def nest(parent_keys: list[Any], child_parents: np.ndarray, children: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Children grouped under their parents by group offsets (children sorted by parent key)."""
-    if not children:
-        return [[] for _ in parent_keys]
-    starts = np.concatenate(([0], np.flatnonzero(child_parents[1:] != child_parents[:-1]) + 1))
-    ends = np.append(starts[1:], len(child_parents))
-    spans = dict(zip(child_parents[starts].tolist(), zip(starts.tolist(), ends.tolist())))
-    out = []
-    for key in parent_keys:
-        span = spans.get(key)
-        out.append(children[span[0]:span[1]] if span else [])
-    return out
 
 
 def quarantine_rows(entity: str, fails: pd.DataFrame, external_ids: list[Any], source_pks: list[Any]) -> pd.DataFrame:

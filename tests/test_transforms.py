@@ -360,3 +360,33 @@ def test_children_sort_by_parent_then_key_whatever_the_key_type(keys: list) -> N
     frame = pd.DataFrame({"_parent": [2, 1, 2, 1], "_pk": pd.Series(keys, dtype=object), "v": ["w", "x", "y", "z"]})
     expected = frame.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(sort_children(frame), expected)
+
+
+def test_vectorised_type_checks_agree_with_the_per_value_ones() -> None:
+    """The contract's type checks take one inferred-dtype pass when a column is all of one kind; mixed
+    columns still get the per-value test, and the answers are the same."""
+    from transforms import contract as C
+
+    cases = {
+        "positive": (C.positive_int, [1, 5, None, 0, -2, True, 2.0, "3", 2**70]),
+        "ints": (C.positive_int, [1, 5, None, 7]),
+        "bools": (C.boolean, [True, None, False]),
+        "bools+": (C.boolean, [True, 1, "yes", None]),
+        "text": (C.text, ["a", None, ""]),
+        "text+": (C.text, ["a", 1, None]),
+        "number": (C.number, [1, 2.5, None]),
+        "number+": (C.number, [1, True, "x", None]),
+    }
+    expected = {
+        "positive": [True, True, True, False, False, False, False, False, True],
+        "ints": [True, True, True, True],
+        "bools": [True, True, True],
+        "bools+": [True, False, False, True],
+        "text": [True, True, True],
+        "text+": [True, False, True],
+        "number": [True, True, True],
+        "number+": [True, False, False, True],
+    }
+    for name, (check, values) in cases.items():
+        assert check(pd.Series(values, dtype=object)).tolist() == expected[name], name
+    assert C.EMAIL and pd.Series(["a@b.co", "a\u00a0b@c.de", "a b@c.de"], dtype="str").str.match(C.EMAIL).tolist() == [True, False, False]

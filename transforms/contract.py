@@ -43,7 +43,10 @@ class Text(pandas_engine.STRING):
             return False
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_SPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+"""Python's ``\\s``, spelled out: with ``\\s`` pandas runs the match in Python's ``re`` (RE2's ``\\s`` is
+ASCII only), one value at a time; spelled out, it runs in Arrow with the same meaning."""
+EMAIL = f"^[^@{_SPACE}]+@[^@{_SPACE}]+\\.[^@{_SPACE}]+$"
 DESCRIPTION_MAX = 1000
 _ = CUSTOM_LINE_STATUS_TYPES  # documented enum, enforced in config.CustomLineStatus
 
@@ -53,8 +56,23 @@ def price_pattern(scale: int) -> str:
     return r"^\d+$" if scale == 0 else rf"^\d+(\.\d{{1,{scale}}})?$"
 
 
+def _all(s: pd.Series, kinds: tuple[str, ...]) -> bool:
+    """Every present value is of one of pandas' inferred ``kinds`` (one pass in C, not a call per value)."""
+    return pd.api.types.infer_dtype(s, skipna=True) in kinds + ("empty",)
+
+
 def _is_int(s: pd.Series, minimum: int) -> pd.Series:
     """Python/numpy integers >= minimum (vectorised: type test, then a numeric comparison)."""
+    if _all(s, ("integer",)):  # the usual case: compare as int64 (bools infer as "boolean", never here)
+        present = s.notna().to_numpy()
+        try:
+            values = s.to_numpy()[present].astype(np.int64)
+        except OverflowError:  # past int64: the general path below
+            pass
+        else:
+            ok = ~present
+            ok[present] = values >= minimum
+            return pd.Series(ok, index=s.index)
     types = s.map(type)
     is_int = types.isin([int, np.int64, np.int32]).to_numpy()
     num = pd.to_numeric(s.where(is_int), errors="coerce")
@@ -70,7 +88,21 @@ def non_negative_int(s: pd.Series) -> pd.Series:
 
 
 def boolean(s: pd.Series) -> pd.Series:
+    if _all(s, ("boolean",)):
+        return pd.Series(True, index=s.index)
     return s.map(type).isin([bool, np.bool_]) | s.isna()
+
+
+def text(s: pd.Series) -> pd.Series:
+    if _all(s, ("string",)):
+        return pd.Series(True, index=s.index)
+    return s.map(lambda v: isinstance(v, str)).astype(bool) | s.isna()
+
+
+def number(s: pd.Series) -> pd.Series:
+    if _all(s, ("integer", "floating", "mixed-integer-float")):
+        return pd.Series(True, index=s.index)
+    return s.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool) | s.isna()
 
 
 class CategoryContract(pa.DataFrameModel):
@@ -227,9 +259,7 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
         if cf.value_type == "int":
             check = pa.Check(lambda s: _is_int(s, -(2**63)), name="int custom field")
         elif cf.value_type == "float":
-            check = pa.Check(
-                lambda s: s.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool) | s.isna(),
-                name="float custom field")
+            check = pa.Check(number, name="float custom field")
         elif cf.value_type == "bool":
             check = pa.Check(boolean, name="bool custom field")
         elif cf.value_type == "enum":
@@ -237,7 +267,7 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
         elif cf.value_type == "date":
             check = pa.Check.str_matches(RFC3339, error="date custom field")
         else:
-            check = pa.Check(lambda s: s.map(lambda v: isinstance(v, str)).astype(bool) | s.isna(), name="unicode custom field")
+            check = pa.Check(text, name="unicode custom field")
         columns[name] = pa.Column(object, checks=[check], nullable=not cf.required, required=True)
     return schema.add_columns(columns) if columns else schema
 

@@ -390,3 +390,22 @@ def test_vectorised_type_checks_agree_with_the_per_value_ones() -> None:
     for name, (check, values) in cases.items():
         assert check(pd.Series(values, dtype=object)).tolist() == expected[name], name
     assert C.EMAIL and pd.Series(["a@b.co", "a\u00a0b@c.de", "a b@c.de"], dtype="str").str.match(C.EMAIL).tolist() == [True, False, False]
+
+
+_decimal_texts = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.from_regex(r"-?[0-9]{1,20}(\.[0-9]{0,6})?", fullmatch=True),
+    st.sampled_from(["", " 5", "1e3", "+5", ".5", "5.", "abc", "-0.00", "NaN", "0x10"]),
+    st.none(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_decimal_texts, max_size=30), st.sampled_from([0, 2, 3, 4]))
+def test_decimal_text_is_parsed_vectorised_exactly_as_decimal_does(texts: list, scale: int) -> None:
+    """Prices read as text (PostgreSQL/MySQL) take a vectorised parse; every value must come out exactly
+    as the one-value-at-a-time ``Decimal`` path gives it (object columns still take that path)."""
+    vectorised = V.money(pd.Series(texts, dtype="str"), scale)
+    one_by_one = V.money(pd.Series(texts, dtype=object), scale)
+    assert vectorised[0] == one_by_one[0]
+    assert vectorised[1].tolist() == one_by_one[1].tolist()

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
@@ -104,8 +106,25 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
             return _decimal_str(d)
         return int(q)
 
-    # Decimal objects (PostgreSQL/MySQL) or decimal text: parsed once per distinct value, formatted
-    # vectorised like the float path
+    plain = _plain_decimal_text(series, scale)
+    if plain is not None:  # decimal text (PostgreSQL/MySQL prices are read as their own text)
+        minor, exact = plain
+        codes, uniques = pd.factorize(minor)
+        strings_arr = minor_strings(uniques, scale)[codes]
+        rest = np.flatnonzero(~exact)
+        if len(rest):  # nulls, and text the pattern does not take: as one value at a time below
+            values = series.to_numpy(dtype=object, na_value=None)
+            seen: dict[Any, int | str] = {}
+            for i in rest.tolist():
+                v = values[i]
+                r = None if v is None else seen.get(v)
+                if r is None and v is not None:
+                    r = seen[v] = one(v)
+                minor[i] = r if type(r) is int else 0
+                strings_arr[i] = minor_to_str(r, scale) if type(r) is int else r
+        return strings_arr.tolist(), minor
+
+    # Decimal objects or unusual text: parsed once per distinct value, formatted vectorised like the float path
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     results = [one(u) for u in uniques.tolist()]
     whole_units = np.array([type(r) is int for r in results] + [False], dtype=bool)
@@ -114,6 +133,31 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
     if whole_units.any():
         strings_u[whole_units] = minor_strings(minor_u[whole_units], scale)
     return strings_u[codes].tolist(), minor_u[codes]
+
+
+def _plain_decimal_text(series: pd.Series, scale: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Minor units of a text column's plain decimals (``-?digits[.digits]``, how databases print NUMERIC),
+    parsed vectorised with Arrow, and where that worked (not for nulls, other text, or more significant
+    places than ``scale``: those are left to ``Decimal``). ``None`` when the column is not text.
+
+    The decimal text path parsed each distinct price with ``Decimal``: 11.7 us an order on PostgreSQL,
+    where nearly every total and line price is distinct."""
+    digits = 18 - scale  # whole * 10**scale stays inside int64
+    if not isinstance(series.dtype, pd.StringDtype) or not len(series) or digits < 1:
+        return None
+    arr = pa.array(series.array)
+    parts = pc.extract_regex(arr, rf"^(?P<sign>-?)(?P<whole>[0-9]{{1,{digits}}})(?:\.(?P<frac>[0-9]*?)0*)?$")
+    frac = pc.fill_null(pc.struct_field(parts, "frac"), "")
+    exact = pc.and_(parts.is_valid(), pc.less_equal(pc.utf8_length(frac), scale)).to_numpy(zero_copy_only=False)
+    whole = pc.if_else(exact, pc.struct_field(parts, "whole"), "0").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    minor = whole * 10**scale
+    if scale:
+        padded = pc.utf8_rpad(pc.if_else(exact, frac, ""), width=scale, padding="0")
+        minor = minor + padded.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    negative = pc.equal(pc.fill_null(pc.struct_field(parts, "sign"), ""), "-").to_numpy(zero_copy_only=False)
+    minor = np.where(negative, -minor, minor)
+    minor[~exact] = 0
+    return minor.astype(np.int64), exact
 
 
 def minor_strings(minor: np.ndarray, scale: int) -> np.ndarray:

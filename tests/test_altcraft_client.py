@@ -78,7 +78,7 @@ def test_per_item_rejections_mixed_with_deliveries(emulator, make_client):
     c = make_client()
     seed_catalog(c)
     records = [order("ok-1"), order("bad-status", status="shipped"), order("ok-2"),
-               order("bad-currency", currency="XXX"), order("bad-product", product="nope")]
+               order("bad-currency", currency="XXX"), order("bad-product", product="no-such-sku")]
     report = c.import_orders(enc(records))
     got = {k: (o.status, o.code, o.permanent) for k, o in report.outcomes.items()}
     assert got["ok-1"] == ("delivered", 0, False) and got["ok-2"] == ("delivered", 0, False)

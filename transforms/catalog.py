@@ -55,8 +55,8 @@ def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
     bad = np.zeros(len(frame), dtype=bool)
     bad[all_fails["pos"].to_numpy(dtype=np.int64)] = True
     order = [i for i in np.argsort(depth, kind="stable").tolist() if not bad[i]]
-    texts = record_texts(C, CATEGORY_REQUIRED, np.array(order, dtype=np.int64))
-    out.payloads = payloads(jsoncols.to_bytes(texts), [C["external_id"][i] for i in order], [pks[i] for i in order])
+    rows = np.array(order, dtype=np.int64)
+    out.payloads = payloads(record_texts(C, CATEGORY_REQUIRED, rows), rows, C["external_id"], pks)
     return out
 
 
@@ -106,7 +106,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
     bad = np.zeros(len(frame), dtype=bool)
     bad[fails["pos"].to_numpy(dtype=np.int64)] = True
 
-    regional_rows: np.ndarray | None = None
+    regional_parent_pos: np.ndarray | None = None  # each regional row's parent position, when read
     if spec.regional is not None and regional is not None:
         reg = regional[regional["_parent"].isin(pks)]
         if spec.regional.deleted_flag and not reg.empty:
@@ -129,18 +129,17 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
                 "field": ["regional_data." + (f or "*") for f in rfails["field"].tolist()],
                 "value": [f"{v} (region {R['external_id'][p]})" for v, p in zip(rfails["value"].tolist(), rpos.tolist())],
             }))
-        regional_rows = parent_pos
+        regional_parent_pos = parent_pos
 
     non_empty = [p for p in parts if not p.empty]
     out.quarantine = pd.concat(non_empty, ignore_index=True) if non_empty else empty_quarantine()
     good = np.flatnonzero(~bad)
     nested: dict[str, jsoncols.Values] = {}
-    if regional_rows is not None:
-        rows, offsets = children_under(good, len(frame), regional_rows)
+    if regional_parent_pos is not None:
+        rows, offsets = children_under(good, len(frame), regional_parent_pos)
         grouped = jsoncols.arrays(record_texts(R, REGIONAL_REQUIRED, rows, R_cf, checked=rframe), offsets)
         # a row without regional entries leaves ``regional_data`` out
         nested["regional_data"] = jsoncols.present_where(grouped, np.diff(offsets) > 0)
     texts = record_texts(P, CATALOG_REQUIRED, good, P_cf, nested, checked=pframe)
-    good_list = good.tolist()
-    out.payloads = payloads(jsoncols.to_bytes(texts), [P["external_id"][i] for i in good_list], [pks[i] for i in good_list])
+    out.payloads = payloads(texts, good, P["external_id"], pks)
     return out

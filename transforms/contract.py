@@ -25,7 +25,6 @@ from pandera.typing import Series
 from altcraft_sync.config import CUSTOM_LINE_STATUS_TYPES, LINE_STATUSES, MATCHING_FIELDS, ORDER_STATUSES, CustomField
 
 
-
 @pandas_engine.Engine.register_dtype
 @dtypes.immutable(init=True)
 class Text(pandas_engine.STRING):
@@ -41,6 +40,7 @@ class Text(pandas_engine.STRING):
             return pandas_engine.Engine.dtype(pandera_dtype).type == self.type
         except TypeError:
             return False
+
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 _SPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())

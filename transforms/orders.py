@@ -119,9 +119,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     line_texts = record_texts(L, LINE_REQUIRED, line_rows, line_cf, checked=line_frame)
     texts = record_texts({**matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
                          {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
-    good_list = good.tolist()
-    out.payloads = payloads(jsoncols.to_bytes(texts), [O["external_id"][i] for i in good_list],
-                            [order_pks[i] for i in good_list])
+    out.payloads = payloads(texts, good, O["external_id"], order_pks)
     return out
 
 

@@ -79,11 +79,14 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})
 
 
-def payloads(data: list[bytes], external_ids: list[str], source_pks: list[Any]) -> list[Payload]:
-    """Canonical JSON is both the wire payload and the fingerprint's input, so a record is serialized
+def payloads(texts: pa.Array, rows: np.ndarray, external_ids: list[str], source_pks: list[Any]) -> list[Payload]:
+    """The records built by :func:`record_texts` for ``rows``, with the external id and source key of each
+    row. Canonical JSON is both the wire payload and the fingerprint's input, so a record is serialized
     exactly once."""
     blake = hashlib.blake2b
-    return [Payload(ext, d, blake(d, digest_size=16).hexdigest(), pk) for d, ext, pk in zip(data, external_ids, source_pks)]
+    picked = rows.tolist()
+    return [Payload(external_ids[i], d, blake(d, digest_size=16).hexdigest(), source_pks[i])
+            for d, i in zip(jsoncols.to_bytes(texts), picked)]
 
 
 def record_texts(columns: dict[str, list[Any]], required: frozenset[str] | set[str], rows: np.ndarray,

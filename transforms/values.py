@@ -107,24 +107,23 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
         return int(q)
 
     plain = _plain_decimal_text(series, scale)
-    if plain is not None:  # decimal text (PostgreSQL/MySQL prices are read as their own text)
-        minor, exact = plain
-        codes, uniques = pd.factorize(minor)
-        strings_arr = minor_strings(uniques, scale)[codes]
-        rest = np.flatnonzero(~exact)
-        if len(rest):  # nulls, and text the pattern does not take: as one value at a time below
-            values = series.to_numpy(dtype=object, na_value=None)
-            seen: dict[Any, int | str] = {}
-            for i in rest.tolist():
-                v = values[i]
-                r = None if v is None else seen.get(v)
-                if r is None and v is not None:
-                    r = seen[v] = one(v)
-                minor[i] = r if type(r) is int else 0
-                strings_arr[i] = minor_to_str(r, scale) if type(r) is int else r
-        return strings_arr.tolist(), minor
+    if plain is None:  # Decimal objects or unusual text
+        strings, minor = _by_decimal(series, one, scale)
+        return strings.tolist(), minor
+    # decimal text (PostgreSQL/MySQL prices are read as their own text): what the vectorised parse did not
+    # take (nulls, other text) goes the Decimal way
+    minor, exact = plain
+    codes, uniques = pd.factorize(minor)
+    strings_arr = minor_strings(uniques, scale)[codes]
+    rest = np.flatnonzero(~exact)
+    if len(rest):
+        strings_arr[rest], minor[rest] = _by_decimal(series.iloc[rest], one, scale)
+    return strings_arr.tolist(), minor
 
-    # Decimal objects or unusual text: parsed once per distinct value, formatted vectorised like the float path
+
+def _by_decimal(series: pd.Series, one: Any, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """``one`` (minor units or the text to pass on) once per distinct value; formatted vectorised like
+    the float path. Nulls give ``None`` and 0."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     results = [one(u) for u in uniques.tolist()]
     whole_units = np.array([type(r) is int for r in results] + [False], dtype=bool)
@@ -132,7 +131,7 @@ def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
     strings_u = np.array([None if type(r) is int else r for r in results] + [None], dtype=object)
     if whole_units.any():
         strings_u[whole_units] = minor_strings(minor_u[whole_units], scale)
-    return strings_u[codes].tolist(), minor_u[codes]
+    return strings_u[codes], minor_u[codes]
 
 
 def _plain_decimal_text(series: pd.Series, scale: int) -> tuple[np.ndarray, np.ndarray] | None:

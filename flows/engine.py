@@ -71,8 +71,8 @@ class StreamStats:
     samples: dict[str, list[Any]] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    """Time by phase (read, map, ledger, push, commit): where a run spends its time. ``map`` is the
-    mappers' own time, in a worker process it overlaps reading; ``map_wait`` is how long the run waited
+    """Time by phase (read, read_children, map, ledger, push, commit): where a run spends its time.
+    ``read_children`` and ``map`` are the mappers' own time, in a worker process they overlap reading; ``map_wait`` is how long the run waited
     for a worker's result, ``send_wait`` for the previous chunk's push + commit."""
 
     def timed(self, phase: str, started: float) -> None:
@@ -127,11 +127,13 @@ class Syncer:
         self.on_progress = on_progress or (lambda s: None)
         self.log = log or logging.getLogger("altcraft_sync.engine")
         self._attempted: set[tuple[str, str]] = set()
-        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-commit")
+        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._pending: Future[None] | None = None
+        self._committing: Future[None] | None = None
         self._quarantine_ids: dict[str, set[str]] = {}
         self._parent_range: tuple[Cursor | None, Any] = (None, None)
-        self.mapper = ChunkMapper(config, 0 if dry_run else config.sync.map_workers)
+        self.mapper = ChunkMapper(config, 0 if dry_run else config.sync.map_workers, source)
         self._mapping: deque[tuple[Future[MapResult], str, StreamStats, Cursor | None, str]] = deque()
 
     # --- entry points --------------------------------------------------------------------------------
@@ -284,27 +286,28 @@ class Syncer:
 
     def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:
-        """Fetch this chunk's children and hand it to the mapper; once mapped (in order), push and commit
-        it on the pipeline thread after the previous chunk's commit. Commits stay strictly in chunk order:
+        """Hand this chunk to the mapper, which fetches its children and maps it; once mapped (in order),
+        push and commit it on the pipeline thread after the previous chunk's commit. Commits stay strictly in chunk order:
         at most ``mapper.depth`` chunks are mapping and one is being sent while the next one is read."""
         if parents.empty:
             self._finish_mapping()
             if cursor is not None and not self.dry_run:
-                self._in_order(lambda: self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor},
-                                                               lock_owner=self.owner))
+                self._in_order(lambda: self._commit_in_order(lambda: self.state.commit_chunk(
+                    stream=stream, cursors={cursor_name: cursor}, lock_owner=self.owner)))
             return
         stats.extracted += len(parents)
-        children = self._children(stream, parents, stats)
-        self._mapping.append((self.mapper.submit(stream, parents, children), stream, stats, cursor, cursor_name))
+        future = self.mapper.submit(stream, parents, self._child_entity(stream))
+        self._mapping.append((future, stream, stats, cursor, cursor_name))
         while len(self._mapping) > self.mapper.depth:
             self._finish_one()
 
     def _finish_one(self) -> None:
         future, stream, stats, cursor, cursor_name = self._mapping.popleft()
         t = time.perf_counter()
-        mapped, seconds, pid = future.result()
+        mapped, map_seconds, read_seconds, pid = future.result()
         stats.timed("map_wait", t)
-        stats.seconds["map"] = stats.seconds.get("map", 0.0) + seconds
+        stats.seconds["map"] = stats.seconds.get("map", 0.0) + map_seconds
+        stats.seconds["read_children"] = stats.seconds.get("read_children", 0.0) + read_seconds
         stats.mapped_in_workers += pid != os.getpid()
         prepared = self._process(stream, mapped, stats)
         t = time.perf_counter()
@@ -316,11 +319,23 @@ class Syncer:
             self._finish_one()
 
     def _in_order(self, work: Callable[[], None]) -> None:
-        """Run ``work`` on the single pipeline thread once the previous piece finished (its error, if any,
+        """Run ``work`` on the single push thread once the previous piece finished (its error, if any,
         surfaces here). Network and state I/O of chunk N overlap reading and mapping of chunk N+1."""
         self._wait_pipeline()
         ctx = contextvars.copy_context()  # Prefect's run context, for progress artifacts
         self._pending = self._pipeline.submit(ctx.run, work)
+
+    def _commit_in_order(self, commit: Callable[[], None]) -> None:
+        """On the push thread: hand a pushed chunk's commit to the commit thread once the previous chunk's
+        commit finished (its error surfaces here). Commits stay in chunk order, one at a time; the push of
+        chunk N+1 overlaps the commit of chunk N, which kept Altcraft idle for a fifth of a full sync.
+        A crash between the two leaves both chunks uncommitted: the next run re-reads and re-sends them,
+        as after any crash between a push and its commit."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            committing.result()
+        ctx = contextvars.copy_context()
+        self._committing = self._committer.submit(ctx.run, commit)
 
     def _abandon(self) -> None:
         """After an error: drop the chunks still mapping (nothing of them was sent or committed) and wait
@@ -330,16 +345,25 @@ class Syncer:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.exception()
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            committing.exception()
 
     def drain(self) -> None:
         """Finish every chunk handed over so far: mapped, sent and committed, in order."""
         self._finish_mapping()
         self._wait_pipeline()
+        self._wait_commits()
 
     def _wait_pipeline(self) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.result()
+
+    def _wait_commits(self) -> None:
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            committing.result()
 
     def _push_commit(self, stream: str, prepared: _Prepared, stats: StreamStats, cursor: Cursor | None,
                      cursor_name: str) -> None:
@@ -351,24 +375,26 @@ class Syncer:
             entries += self._push(stream, ENTITY[stream], prepared.send, stats)
             stats.timed("push", t)
         stats.chunks += 1
+
+        def commit() -> None:
+            t = time.perf_counter()
+            if not self.dry_run:
+                self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor} if cursor else None,
+                                        entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
+                                        run_id=self.run_id, lock_owner=self.owner)
+            stats.timed("commit", t)
+            self.on_progress(stats)
+
         t = time.perf_counter()
-        if not self.dry_run:
-            self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor} if cursor else None,
-                                    entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
-                                    run_id=self.run_id, lock_owner=self.owner)
-        stats.timed("commit", t)
-        self.on_progress(stats)
+        self._commit_in_order(commit)
+        stats.timed("commit_wait", t)
 
     # --- one chunk -----------------------------------------------------------------------------------
-    def _children(self, stream: str, parents: pd.DataFrame, stats: StreamStats) -> pd.DataFrame | None:
-        """All children of these parents (timed as ``read``): a parent is always mapped whole."""
+    def _child_entity(self, stream: str) -> str | None:
+        """The entity whose rows belong inside this stream's records (all of a parent's children are
+        fetched with it: a parent is always mapped whole), or None."""
         child = {"orders": "orders.lines"}.get(stream, f"{stream}.regional")
-        if child not in self.source.entities:
-            return None
-        t = time.perf_counter()
-        children = self.source.fetch_by_keys(child, parents["_pk"].tolist(), by_parent=True)
-        stats.timed("read", t)
-        return children
+        return child if child in self.source.entities else None
 
     def _process(self, stream: str, mapped: Mapped, stats: StreamStats) -> _Prepared:
         """Decide what of a mapped chunk to send (the ledger says what is unchanged)."""

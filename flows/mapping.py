@@ -1,14 +1,23 @@
-"""Mapping chunks in worker processes while the engine reads and sends.
+"""Fetching each chunk's children and mapping it in worker processes while the engine reads and sends.
 
 A sync is CPU-bound in one process: reading, mapping and sending share one GIL, so a 2-core machine ran
 a full sync on one core. Mapping (pandas + pandera + JSON) is pure (``transforms.chunk.map_chunk``), so it
 can run in other processes while this one reads the next chunk and pushes the last: the engine keeps the
 order of commits, the workers only turn frames into payloads.
 
+A worker also fetches the chunk's children (order lines, regional rows) itself, with its own connection:
+the children are most of the rows (3 lines an order), and building their frame in the run's process held
+its GIL for a quarter of a full sync while the push thread waited for it. The parent page is still read
+by the engine, which needs its keyset cursor before it can ask for the next page. Reading the children
+in another connection changes nothing about consistency: the engine never read parents and children in
+one transaction either (``connectors.shop_db``), and a child changed after its parent was read moves the
+child cursor, so the next run sends it.
+
 Workers are started only when a stream has full pages to read (an incremental run of a few changes never
 pays their start-up), and chunks are mapped in this process until the first worker is ready, so starting
 them never makes a run slower. ``spawn``, not ``fork``: the flow process runs Prefect's threads, and a
-forked copy of a locked lock would hang. Workers get the config without its secrets (they need none).
+forked copy of a locked lock would hang. Workers get the shop database URL (they read) and nothing else
+secret: the API token and the state database URL are blanked.
 """
 
 from __future__ import annotations
@@ -19,53 +28,84 @@ import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
+from typing import NamedTuple
+
 import pandas as pd
 from pydantic import SecretStr
 
 from altcraft_sync.config import Config
+from connectors.shop_db import ShopSource
 from transforms.chunk import map_chunk
 from transforms.payload import Mapped
 
 log = logging.getLogger("altcraft_sync.mapping")
 _worker_config: Config | None = None
+_worker_source: ShopSource | None = None
 
 
-def without_secrets(config: Config) -> Config:
-    """The config a map worker needs: everything but the database URLs and the API token."""
+def worker_config(config: Config) -> Config:
+    """The config a map worker needs: the mapping and the shop database URL, without the API token and
+    the state database URL (a worker never sends or commits)."""
     blank = SecretStr("")
     return config.model_copy(update={
-        "source": config.source.model_copy(update={"url": blank}),
         "state": config.state.model_copy(update={"url": blank}),
         "altcraft": config.altcraft.model_copy(update={"token": blank}),
     })
 
 
 def _init_worker(config: Config) -> None:
-    global _worker_config
-    _worker_config = config
+    global _worker_config, _worker_source
+    _worker_config, _worker_source = config, None
+
+
+def _own_source() -> ShopSource:
+    """The worker's own connection to the shop, bound to the mapping on first use (the run's process
+    validated the mapping already; binding here only reflects the tables again)."""
+    global _worker_source
+    if _worker_source is None:
+        assert _worker_config is not None, "map worker started without a config"
+        source = ShopSource(_worker_config)
+        source.bind()
+        _worker_source = source
+    return _worker_source
 
 
 def _ready() -> bool:
     return True
 
 
-MapResult = tuple[Mapped, float, int]
-"""The mapped chunk, the seconds its mapping took, and the id of the process that mapped it."""
+class MapResult(NamedTuple):
+    mapped: Mapped
+    map_seconds: float
+    """Mapping alone (transforms)."""
+    read_seconds: float
+    """Fetching the chunk's children."""
+    pid: int
+    """The process that did both: a worker's differs from the run's."""
 
 
-def _map_timed(stream: str, parents: pd.DataFrame, children: pd.DataFrame | None, config: Config | None = None) -> MapResult:
-    started = time.perf_counter()
+def fetch_and_map(stream: str, parents: pd.DataFrame, child: str | None, config: Config | None = None,
+                  source: ShopSource | None = None) -> MapResult:
+    """Fetch the children of ``parents`` (entity ``child``, if the stream has one) and map the chunk. In a
+    worker ``config`` and ``source`` are the worker's own; in the run's process the caller passes its own."""
     cfg = config if config is not None else _worker_config
     assert cfg is not None, "map worker started without a config"
-    return map_chunk(stream, parents, children, cfg), time.perf_counter() - started, os.getpid()
+    started = time.perf_counter()
+    children = None
+    if child is not None:
+        children = (source or _own_source()).fetch_by_keys(child, parents["_pk"].tolist(), by_parent=True)
+    fetched = time.perf_counter()
+    mapped = map_chunk(stream, parents, children, cfg)
+    return MapResult(mapped, time.perf_counter() - fetched, fetched - started, os.getpid())
 
 
 class ChunkMapper:
-    """Maps chunks in ``workers`` processes (0: always in this process); results come back as futures, in
-    the order the engine asks for them. ``depth`` is how many chunks may be mapping while the engine reads."""
+    """Fetches children and maps chunks in ``workers`` processes (0: always in this process, through
+    ``source``); results come back as futures, in the order the engine asks for them. ``depth`` is how many
+    chunks may be mapping while the engine reads."""
 
-    def __init__(self, config: Config, workers: int) -> None:
-        self.config, self.workers = config, workers
+    def __init__(self, config: Config, workers: int, source: ShopSource) -> None:
+        self.config, self.workers, self.source = config, workers, source
         self._pool: ProcessPoolExecutor | None = None
         self._ready: Future[bool] | None = None
         self._failed = False
@@ -79,19 +119,20 @@ class ChunkMapper:
         if self.workers <= 0 or self._pool is not None or self._failed:
             return
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_worker, initargs=(without_secrets(self.config),))
+                                         initializer=_init_worker, initargs=(worker_config(self.config),))
         self._ready = self._pool.submit(_ready)
 
-    def submit(self, stream: str, parents: pd.DataFrame, children: pd.DataFrame | None) -> Future[MapResult]:
+    def submit(self, stream: str, parents: pd.DataFrame, child: str | None) -> Future[MapResult]:
+        """Fetch the children (entity ``child``, or none) of ``parents`` and map the chunk."""
         if self._pool is not None and self._ready is not None and self._ready.done():
             if self._ready.exception() is None:
-                return self._pool.submit(_map_timed, stream, parents, children)
+                return self._pool.submit(fetch_and_map, stream, parents, child)
             log.warning("map workers failed to start (%s); mapping in this process", self._ready.exception())
             self._failed = True
             self.shutdown()
         done: Future[MapResult] = Future()
         try:
-            done.set_result(_map_timed(stream, parents, children, self.config))
+            done.set_result(fetch_and_map(stream, parents, child, self.config, self.source))
         except Exception as err:  # surfaces from result(), in chunk order, like a worker's error
             done.set_exception(err)
         return done

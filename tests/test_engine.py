@@ -3,11 +3,13 @@ quarantine, deletes, locks, dry runs, and that the watermark never passes an unr
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import sqlalchemy as sa
 
 from altcraft_sync.config import load_config
-from altcraft_sync.errors import AltcraftAuthError, AltcraftUnavailable, StreamLocked
+from altcraft_sync.errors import AltcraftAuthError, AltcraftUnavailable, StateError, StreamLocked
 from connectors.state import StateStore
 from sandbox import demo_shop
 from tests.conftest import TOKEN
@@ -169,6 +171,40 @@ def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop,
     emulator.handle = original
     run_all(cfg, streams=["orders"], run_id="resume")
     assert len(emulator.store.orders) == 300 - len([r for r in state.quarantine_rows() if r["entity"] == "order"])
+
+
+def test_a_failed_commit_stops_every_later_commit(tmp_path, shop, emulator, monkeypatch):
+    """The push of chunk N+1 overlaps the commit of chunk N: when that commit fails, the run stops there
+    and commits nothing after it, although Altcraft may already hold chunk N+1 (sent again next run)."""
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50))
+    run_all(cfg, streams=["categories", "products", "skus"])
+    real, calls = StateStore.commit_chunk, []
+
+    def failing_third(self, **kw):
+        if kw.get("entries"):
+            calls.append(len(kw["entries"]))
+            if len(calls) == 3:
+                time.sleep(1.0)  # the next chunk is pushed meanwhile
+                raise StateError("state database is gone")
+        return real(self, **kw)
+
+    monkeypatch.setattr(StateStore, "commit_chunk", failing_third)
+    with pytest.raises(StateError, match="gone"):
+        run_all(cfg, streams=["orders"])
+    assert len(calls) == 3  # nothing was committed after the failure
+    monkeypatch.setattr(StateStore, "commit_chunk", real)
+    state = StateStore(cfg.state)
+    wm = state.get_watermark("orders", "orders")
+    with shop[1].connect() as conn:
+        upto = {str(r[0]) for r in conn.execute(
+            sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"), {"t": wm.ts, "p": wm.pk})}
+    in_ledger = set(state.known("order", [str(i) for i in range(1, 301)]))
+    quarantined = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
+    assert len(upto) == 100 and upto == in_ledger | (quarantined & upto)  # exactly the first two chunks
+    assert len(emulator.store.orders) > len(in_ledger)  # the next chunk went out before the failure surfaced
+    run_all(cfg, streams=["orders"], run_id="after-the-failure")
+    quarantined = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
+    assert set(emulator.store.orders) | quarantined == {str(i) for i in range(1, 301)}
 
 
 def test_two_runs_of_one_stream_never_overlap(cfg_path):

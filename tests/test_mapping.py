@@ -1,4 +1,4 @@
-"""Map worker processes: the same payloads as mapping in-process, no secrets in the worker, and the engine's
+"""Map worker processes: the same children and payloads as in-process, no token or state URL in the worker, and the engine's
 ordering guarantees (commits in chunk order, the watermark never past an undelivered row) with chunks
 mapped in another process. One worker start costs a few seconds, so these tests share the work."""
 
@@ -13,7 +13,7 @@ from altcraft_sync.config import load_config
 from altcraft_sync.errors import AltcraftUnavailable
 from connectors.state import StateStore
 from flows.engine import Syncer
-from flows.mapping import ChunkMapper, without_secrets
+from flows.mapping import ChunkMapper, worker_config
 from flows.runtime import open_runtime
 from tests.conftest import TOKEN
 from tests.helpers import build_shop, orders_down_after, run_all, shop_config
@@ -26,12 +26,12 @@ def shop(tmp_path):
     return url, build_shop(url, orders=300)
 
 
-def test_worker_config_carries_no_secrets(tmp_path, shop, emulator):
+def test_worker_config_carries_no_token_and_no_state_url(tmp_path, shop, emulator):
     cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN))
-    clean = without_secrets(cfg)
-    assert clean.altcraft.token.get_secret_value() == ""
-    assert clean.source.url.get_secret_value() == clean.state.url.get_secret_value() == ""
-    assert TOKEN not in clean.model_dump_json() and "shop.db" not in clean.model_dump_json()
+    clean = worker_config(cfg)
+    assert clean.altcraft.token.get_secret_value() == "" and clean.state.url.get_secret_value() == ""
+    assert TOKEN not in clean.model_dump_json() and "state.db" not in clean.model_dump_json()
+    assert clean.source.url.get_secret_value() == cfg.source.url.get_secret_value()  # it reads the children
     # everything a transform reads is unchanged
     assert clean.streams == cfg.streams and clean.sync == cfg.sync and clean.source.timezone == cfg.source.timezone
 
@@ -39,18 +39,19 @@ def test_worker_config_carries_no_secrets(tmp_path, shop, emulator):
 def test_worker_maps_exactly_what_this_process_maps(tmp_path, shop, emulator):
     cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, map_workers=1))
     rt = open_runtime(cfg, need_client=False)
-    mapper = ChunkMapper(cfg, 1)
+    mapper = ChunkMapper(cfg, 1, rt.source)
     try:
         parents = next(rt.source.read_changes("orders", None, rt.source.upper_bound("orders", -3600), 10**6))[0]
         lines = rt.source.fetch_by_keys("orders.lines", parents["_pk"].tolist(), by_parent=True)
         here = map_chunk("orders", parents, lines, cfg)
         mapper.start()
         assert mapper.wait_ready(120)
-        there, seconds, pid = mapper.submit("orders", parents, lines).result(timeout=120)
+        there, seconds, read_seconds, pid = mapper.submit("orders", parents, "orders.lines").result(timeout=120)
     finally:
         mapper.shutdown()
         rt.close()
-    assert pid != os.getpid() and seconds > 0
+    assert pid != os.getpid() and seconds > 0 and read_seconds > 0
+    assert all(b'"lines":[{' in p.data for p in there.payloads)  # the worker fetched the lines itself
     assert len(here.payloads) > 250 and there.payloads == here.payloads  # bytes, fingerprints, keys
     assert there.quarantine.equals(here.quarantine) and not here.quarantine.empty
     assert there.deletions == here.deletions and there.warnings == here.warnings

@@ -461,10 +461,20 @@ def _pk(value: Any) -> str | None:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL (readers never block the committing thread), and room for the ledger's write pattern: a chunk's
+    records land at random places of the (entity, external_id) key, so each commit dirties thousands of
+    index pages. With SQLite's defaults (2 MB page cache, a checkpoint every 1,000 WAL pages) a page was
+    written to the WAL and checkpointed back into the file several times a chunk: 20 us a record at 1M
+    ledger rows. A 16 MB cache and checkpoints every ~80 MB of WAL halve that (measured: 20.2 -> 11.7 s
+    for 1M shuffled records, system time 9.4 -> 2.8 s); ``journal_size_limit`` shrinks the WAL file back
+    after a checkpoint so the state directory does not keep the high-water mark."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA cache_size=-16384")
+    cur.execute("PRAGMA wal_autocheckpoint=20000")
+    cur.execute("PRAGMA journal_size_limit=67108864")
     cur.close()
 
 

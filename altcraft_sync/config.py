@@ -262,8 +262,9 @@ class SyncSettings(_Model):
     """A run whose share of rejected + invalid records exceeds this ends Failed."""
     skip_triggers: bool = False
     map_workers: int = Field(default=1, ge=0, le=16)
-    """Processes that map chunks while the run reads and sends (started only after a cursor has read a few
-    full pages, see ``flows.engine.WORKERS_AFTER_FULL_PAGES``); 0 maps in the run's own process."""
+    """Processes that fetch each chunk's children and map the chunk while the run reads and sends (started
+    only after a cursor has read a few full pages, see ``flows.engine.WORKERS_AFTER_FULL_PAGES``); each
+    opens its own connection to the shop database. 0 does both in the run's own process."""
 
 
 class Config(_Model):

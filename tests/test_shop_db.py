@@ -232,3 +232,33 @@ def test_prices_read_exactly_and_children_fetched_in_one_pass(shop_url, tmp_path
         total = conn.execute(sa.select(sa.func.count()).select_from(demo_shop.order_lines)).scalar()
     assert len(lines) == total and set(lines["_parent"].tolist()) <= set(keys)
     src.close()
+
+
+def test_a_map_worker_reads_the_children_on_its_own_connection(shop_url, tmp_path, emulator):
+    """Map workers fetch each chunk's lines themselves (``flows.mapping``): on every database the worker's
+    own connection returns what the run's connection returns, so the payloads are the same bytes."""
+    import os
+
+    from flows.mapping import ChunkMapper
+    from flows.runtime import open_runtime
+    from transforms.chunk import map_chunk
+
+    build_shop(shop_url, orders=200)
+    cfg = load_config(shop_config(tmp_path, shop_url, emulator, TOKEN, map_workers=1))
+    rt = open_runtime(cfg, need_client=False)
+    mapper = ChunkMapper(cfg, 1, rt.source)
+    try:
+        parents = next(rt.source.read_changes("orders", None, rt.source.upper_bound("orders", -3600), 10**6))[0]
+        lines = rt.source.fetch_by_keys("orders.lines", parents["_pk"].tolist(), by_parent=True)
+        here = map_chunk("orders", parents, lines, cfg)
+        mapper.start()
+        assert mapper.wait_ready(120)
+        there = mapper.submit("orders", parents, "orders.lines").result(timeout=120)
+    finally:
+        mapper.shutdown()
+        rt.close()
+    assert there.pid != os.getpid() and there.read_seconds > 0
+    assert len(here.payloads) > 150 and there.mapped.payloads == here.payloads  # bytes, fingerprints, keys
+    assert all(b'"lines":[{' in p.data for p in there.mapped.payloads)
+    assert there.mapped.quarantine.equals(here.quarantine) and not here.quarantine.empty
+    assert there.mapped.deletions == here.deletions and there.mapped.warnings == here.warnings

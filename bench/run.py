@@ -307,10 +307,10 @@ def bench_dialect(args: argparse.Namespace, dialect: str, workdir: Path) -> dict
     p = out["phases"]
     ratios = {}
     if "full" in p and "floor" in p:
-        ratios["full_over_floor"] = round(p["full"]["wall_s"] / p["floor"]["wall_s"], 2)
-    if "full" in p and "floor" in p:  # the full sync's CPU (run + workers + emulator) spread over every core
-        full = p["full"]
-        ratios["full_cpu_bound_over_floor"] = round((full["cpu_s"] + full["emulator_cpu_s"]) / CORES / p["floor"]["wall_s"], 2)
+        full, floor = p["full"], p["floor"]["wall_s"]
+        ratios["full_over_floor"] = round(full["wall_s"] / floor, 2)
+        # the full sync's CPU (run + workers + emulator) spread over every core: no overlap beats it
+        ratios["full_cpu_bound_over_floor"] = round((full["cpu_s"] + full["emulator_cpu_s"]) / CORES / floor, 2)
     if "incremental" in p and "full" in p:
         ratios["incremental_over_full"] = round(p["incremental"]["wall_s"] / p["full"]["wall_s"], 4)
     if "full_small" in p and "full" in p:

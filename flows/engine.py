@@ -72,8 +72,9 @@ class StreamStats:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     """Time by phase (read, read_children, map, ledger, push, commit): where a run spends its time.
-    ``read_children`` and ``map`` are the mappers' own time, in a worker process they overlap reading; ``map_wait`` is how long the run waited
-    for a worker's result, ``send_wait`` for the previous chunk's push + commit."""
+    ``read_children`` and ``map`` are the mappers' own time, in a worker process they overlap reading;
+    ``map_wait`` is how long the run waited for a worker's result, ``send_wait`` for the previous chunk's
+    push, ``commit_wait`` how long a push waited for the previous chunk's commit."""
 
     def timed(self, phase: str, started: float) -> None:
         self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
@@ -287,8 +288,9 @@ class Syncer:
     def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:
         """Hand this chunk to the mapper, which fetches its children and maps it; once mapped (in order),
-        push and commit it on the pipeline thread after the previous chunk's commit. Commits stay strictly in chunk order:
-        at most ``mapper.depth`` chunks are mapping and one is being sent while the next one is read."""
+        push it on the push thread and commit it on the commit thread. Commits stay strictly in chunk order:
+        at most ``mapper.depth`` chunks are mapping, one is being sent and one committed while the next one
+        is read."""
         if parents.empty:
             self._finish_mapping()
             if cursor is not None and not self.dry_run:
@@ -331,9 +333,7 @@ class Syncer:
         chunk N+1 overlaps the commit of chunk N, which kept Altcraft idle for a fifth of a full sync.
         A crash between the two leaves both chunks uncommitted: the next run re-reads and re-sends them,
         as after any crash between a push and its commit."""
-        committing, self._committing = self._committing, None
-        if committing is not None:
-            committing.result()
+        self._wait_commits()
         ctx = contextvars.copy_context()
         self._committing = self._committer.submit(ctx.run, commit)
 
@@ -345,7 +345,7 @@ class Syncer:
         pending, self._pending = self._pending, None
         if pending is not None:
             pending.exception()
-        committing, self._committing = self._committing, None
+        committing, self._committing = self._committing, None  # after the push: it may hand over a commit
         if committing is not None:
             committing.exception()
 

@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
-
 from typing import NamedTuple
 
 import pandas as pd

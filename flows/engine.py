@@ -33,7 +33,7 @@ from connectors.state import LedgerEntry, StateStore, lock_owner
 from flows.mapping import ChunkMapper, MapResult
 from transforms.catalog import definitions
 from transforms.payload import Mapped, Payload, deleted_mask
-from transforms.values import ids
+from transforms.values import ids, pylist
 
 ENTITY = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
 SAMPLE_SIZE = 5
@@ -209,7 +209,7 @@ class Syncer:
             for frame in self.source.iter_keys(stream):
                 if "_deleted" in frame:
                     frame = frame[~deleted_mask(frame)]
-                present.update(ids(frame["external_id"]))
+                present.update(pylist(ids(frame["external_id"])))
             vanished = [(ext, pk) for ext, pk in self.state.delivered_ids(entity) if ext not in present]
             stats.extracted = len(present)
             if not vanished:

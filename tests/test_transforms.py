@@ -199,14 +199,14 @@ def test_soft_deleted_rows_become_deletions():
 def test_money_is_exact(raw, expected):
     for series in (pd.Series([raw]), pd.Series([raw], dtype=object)):
         strings, _ = V.money(series, 2)
-        assert strings == [expected]
+        assert V.pylist(strings) == [expected]
 
 
 def test_money_with_too_many_places_is_passed_on_unrounded_for_the_contract():
-    assert V.money(pd.Series([19.999]), 2)[0] == ["19.999"]
-    assert V.money(pd.Series([Decimal("0.005")], dtype=object), 2)[0] == ["0.005"]
+    assert V.pylist(V.money(pd.Series([19.999]), 2)[0]) == ["19.999"]
+    assert V.pylist(V.money(pd.Series([Decimal("0.005")], dtype=object), 2)[0]) == ["0.005"]
     strings, minor = V.money(pd.Series([1.5, None, 2.25]), 2)
-    assert strings == ["1.5", None, "2.25"] and minor.tolist() == [150, 0, 225]
+    assert V.pylist(strings) == ["1.5", None, "2.25"] and minor.tolist() == [150, 0, 225]
 
 
 @pytest.mark.parametrize("scale", range(0, 7))
@@ -223,7 +223,7 @@ def test_money_float_column_of_distinct_prices_keeps_every_value():
     # past 2**53 minor units is never taken as a whole number of cents
     col = pd.Series([0.05, 10.5, 1234567.89, float("nan"), -3.1, 1e17])
     strings, minor = V.money(col, 2)
-    assert strings == ["0.05", "10.5", "1234567.89", None, "-3.1", "100000000000000000"]
+    assert V.pylist(strings) == ["0.05", "10.5", "1234567.89", None, "-3.1", "100000000000000000"]
     assert minor.tolist() == [5, 1050, 123456789, 0, -310, 0]
 
 
@@ -231,25 +231,27 @@ def test_money_from_decimal_text_and_decimals_beyond_int64():
     # PostgreSQL/MySQL prices arrive as the database's decimal text
     text = pd.Series(["19.99", "900.00", "19.999", None, "0.10", "-5", "abc", "19.99"], dtype="str")
     strings, minor = V.money(text, 2)
-    assert strings == ["19.99", "900", "19.999", None, "0.1", "-5", "abc", "19.99"]
+    assert V.pylist(strings) == ["19.99", "900", "19.999", None, "0.1", "-5", "abc", "19.99"]
     assert minor.tolist() == [1999, 90000, 0, 0, 10, -500, 0, 1999]
     # too big for int64 minor units: passed on in full for the contract, never an overflow
     huge = pd.Series([Decimal("123456789012345678901.5"), Decimal("1.25")], dtype=object)
     strings, minor = V.money(huge, 2)
-    assert strings == ["123456789012345678901.5", "1.25"] and minor.tolist() == [0, 125]
+    assert V.pylist(strings) == ["123456789012345678901.5", "1.25"] and minor.tolist() == [0, 125]
 
 
 def test_naive_and_aware_times():
     msk = ZoneInfo("Europe/Moscow")
     naive = pd.Series([datetime(2024, 3, 1, 12, 0, 0, 123456)])
-    assert V.rfc3339(naive, msk) == ["2024-03-01T09:00:00.123Z"]
+    assert V.pylist(V.rfc3339(naive, msk)) == ["2024-03-01T09:00:00.123Z"]
     aware = pd.Series([datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)])
-    assert V.rfc3339(aware, msk) == ["2024-03-01T12:00:00.000Z"]
+    assert V.pylist(V.rfc3339(aware, msk)) == ["2024-03-01T12:00:00.000Z"]
     text = pd.Series(["2024-03-01 12:00:00", "2024-03-01T12:00:00.5", None])
-    assert V.rfc3339(text, msk) == ["2024-03-01T09:00:00.000Z", "2024-03-01T09:00:00.500Z", None]
+    assert V.pylist(V.rfc3339(text, msk)) == ["2024-03-01T09:00:00.000Z", "2024-03-01T09:00:00.500Z", None]
     mixed = pd.Series(["2024-03-01T12:00:00+05:00", "2024-03-01 12:00:00"], dtype=object)
-    assert V.rfc3339(mixed, msk) == ["2024-03-01T07:00:00.000Z", "2024-03-01T09:00:00.000Z"]
-    assert V.rfc3339(pd.Series(["not a time"]), msk) == ["not a time"]  # left for the contract to reject
+    assert V.pylist(V.rfc3339(mixed, msk)) == ["2024-03-01T07:00:00.000Z", "2024-03-01T09:00:00.000Z"]
+    assert V.pylist(V.rfc3339(pd.Series(["not a time"]), msk)) == ["not a time"]  # left for the contract to reject
+    utc = pd.Series(["2024-03-01 12:00:00.5", None, "1969-12-31T23:59:59.9995"], dtype="str")
+    assert V.pylist(V.rfc3339(utc, ZoneInfo("UTC"))) == ["2024-03-01T12:00:00.500Z", None, "1969-12-31T23:59:59.999Z"]
 
 
 def test_empty_frames():
@@ -407,5 +409,33 @@ def test_decimal_text_is_parsed_vectorised_exactly_as_decimal_does(texts: list, 
     as the one-value-at-a-time ``Decimal`` path gives it (object columns still take that path)."""
     vectorised = V.money(pd.Series(texts, dtype="str"), scale)
     one_by_one = V.money(pd.Series(texts, dtype=object), scale)
-    assert vectorised[0] == one_by_one[0]
+    assert V.pylist(vectorised[0]) == V.pylist(one_by_one[0])
     assert vectorised[1].tolist() == one_by_one[1].tolist()
+
+
+_naive_times = st.one_of(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 12, 31)).map(lambda d: d.isoformat(sep=" ")),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 12, 31)).map(lambda d: d.isoformat()),
+    st.dates(min_value=datetime(1900, 1, 1).date(), max_value=datetime(2200, 12, 31).date()).map(str),
+    st.sampled_from(["2024-03-01T09:00", "2024-03-01T09", "2024-03-31 02:30:00", "2024-10-27 02:30:00",
+                     "2024-03-01 12:00:00+03:00", " 2024-03-01", "2024-3-1", "not a time", "1969-12-31 23:59:59.9995"]),
+    st.none(),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_naive_times, max_size=20), st.sampled_from(["UTC", "Europe/Moscow", "Europe/Berlin"]))
+def test_times_parsed_in_arrow_come_out_as_pandas_parses_them(texts: list, zone: str) -> None:
+    """SQLite's text times are parsed by Arrow's cast when every value is plain ISO 8601; anything else
+    goes to pandas. Both must give the same wire value for every text (object columns take pandas' path)."""
+    tz = ZoneInfo(zone)
+    assert V.pylist(V.rfc3339(pd.Series(texts, dtype="str"), tz)) == V.pylist(V.rfc3339(pd.Series(texts, dtype=object), tz))
+
+
+def test_ids_and_strings_from_text_and_integer_columns():
+    assert V.pylist(V.ids(pd.Series([17, 2**62]))) == ["17", str(2**62)]
+    assert V.pylist(V.ids(pd.Series(["A-1", None, "ü"], dtype="str"))) == ["A-1", None, "ü"]
+    assert V.pylist(V.ids(pd.Series([17.0, None, " x "], dtype=object))) == ["17", None, "x"]
+    assert V.pylist(V.strings(pd.Series([1, 2]))) == ["1", "2"]
+    assert V.pylist(V.strings(pd.Series(["a", None], dtype="str"))) == ["a", None]
+    assert V.pylist(V.strings(pd.Series([1.5, "b", None], dtype=object))) == ["1.5", "b", None]

@@ -45,8 +45,8 @@ def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
     C, _ = convert(frame, list(spec.columns), ZoneInfo(config.source.timezone), config.sync.money_scale)
     pks = plain_keys(frame["_pk"])
     fails = contract.failures(contract_frame(C), contract.CategoryContract.to_schema())
-    parents = C.get("parent_external_id", [None] * len(frame))
-    depth = _depths(C["external_id"], parents)
+    parents = V.pylist(C.get("parent_external_id", [None] * len(frame)))
+    depth = _depths(V.pylist(C["external_id"]), parents)
     cyclic = np.flatnonzero(depth < 0)
     cycle_fails = pd.DataFrame({"pos": cyclic, "check": "category tree has no cycles",
                                 "field": "parent_external_id", "value": [parents[i] for i in cyclic.tolist()]})
@@ -122,12 +122,13 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
         if not rfails.empty:
             rpos = rfails["pos"].to_numpy()
             opos = parent_pos[rpos]
+            ids, region_ids = V.pylist(P["external_id"]), V.pylist(R["external_id"])
             bad[opos] = True
             parts.append(pd.DataFrame({
-                "entity": entity, "external_id": [P["external_id"][p] for p in opos.tolist()],
+                "entity": entity, "external_id": [ids[p] for p in opos.tolist()],
                 "source_pk": [pks[p] for p in opos.tolist()], "check": rfails["check"].to_numpy(),
                 "field": ["regional_data." + (f or "*") for f in rfails["field"].tolist()],
-                "value": [f"{v} (region {R['external_id'][p]})" for v, p in zip(rfails["value"].tolist(), rpos.tolist())],
+                "value": [f"{v} (region {region_ids[p]})" for v, p in zip(rfails["value"].tolist(), rpos.tolist())],
             }))
         regional_parent_pos = parent_pos
 

@@ -71,7 +71,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
         matching[fld] = [value] * n
     order_cf = _custom(orders, spec.custom_fields, config, tz)
 
-    count_int = np.array([c if isinstance(c, int) else 0 for c in L.get("count", [])], dtype=np.int64)
+    count_int = _whole_counts(lines["count"], L["count"]) if "count" in L else np.zeros(len(lines), dtype=np.int64)
     final_minor = line_minor.get("final_price_per_item", np.zeros(len(lines), dtype=np.int64))
     parent_pos = pd.Index(order_pks).get_indexer(line_parent) if len(lines) else np.array([], dtype=np.int64)
     lines_minor = np.bincount(parent_pos, weights=final_minor * count_int, minlength=n).astype(np.int64)
@@ -89,7 +89,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     if not total_rule:
         mismatch = np.flatnonzero(total_minor != lines_minor + delivery_minor)
         if len(mismatch):
-            sample = ", ".join(O["external_id"][i] for i in mismatch[:5].tolist())
+            sample = ", ".join(V.pylist(O["external_id"])[i] for i in mismatch[:5].tolist())
             out.warnings.append(f"{len(mismatch)} orders' total_price differs from their lines + delivery (e.g. {sample})")
 
     # --- quarantine: invalid orders and orders with an invalid line ----------------------------------
@@ -100,10 +100,11 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
         lpos = line_fails["pos"].to_numpy()
         opos = parent_pos[lpos]
         bad[opos] = True
-        line_ext = [L["external_id"][p] for p in lpos.tolist()]
+        line_ids, order_ids = V.pylist(L["external_id"]), V.pylist(O["external_id"])
+        line_ext = [line_ids[p] for p in lpos.tolist()]
         parts.append(pd.DataFrame({
             "entity": "order",
-            "external_id": [O["external_id"][p] for p in opos.tolist()],
+            "external_id": [order_ids[p] for p in opos.tolist()],
             "source_pk": [order_pks[p] for p in opos.tolist()],
             "check": line_fails["check"].to_numpy(),
             "field": ["lines." + (f or "*") for f in line_fails["field"].tolist()],
@@ -126,3 +127,11 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
 def _custom(frame: pd.DataFrame, mapping: dict[str, str], config: Config, tz: ZoneInfo) -> dict[str, list[Any]]:
     types = {cf.external_id: cf.value_type for cf in config.custom_fields}
     return {f"cf.{cf_id}": V.custom_value(frame[f"cf.{cf_id}"], types[cf_id], tz) for cf_id in mapping}
+
+
+def _whole_counts(source: pd.Series, converted: list[Any]) -> np.ndarray:
+    """Line counts as int64 for the order total (a count the contract rejects counts 0: its order is
+    quarantined anyway). An integer source column is taken as it is; anything else value by value."""
+    if pd.api.types.is_integer_dtype(source.dtype) and not source.hasnans:
+        return source.to_numpy(dtype=np.int64)
+    return np.array([c if isinstance(c, int) else 0 for c in converted], dtype=np.int64)

@@ -79,17 +79,19 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})
 
 
-def payloads(texts: pa.Array, rows: np.ndarray, external_ids: list[str], source_pks: list[Any]) -> list[Payload]:
+def payloads(texts: pa.Array, rows: np.ndarray, external_ids: V.Column, source_pks: list[Any]) -> list[Payload]:
     """The records built by :func:`record_texts` for ``rows``, with the external id and source key of each
     row. Canonical JSON is both the wire payload and the fingerprint's input, so a record is serialized
     exactly once."""
     blake = hashlib.blake2b
     picked = rows.tolist()
-    return [Payload(external_ids[i], d, blake(d, digest_size=16).hexdigest(), source_pks[i])
-            for d, i in zip(jsoncols.to_bytes(texts), picked)]
+    ids = (external_ids.take(pa.array(rows, pa.int64())).to_pylist() if isinstance(external_ids, pa.Array)
+           else [external_ids[i] for i in picked])
+    return [Payload(e, d, blake(d, digest_size=16).hexdigest(), source_pks[i])
+            for e, d, i in zip(ids, jsoncols.to_bytes(texts), picked)]
 
 
-def record_texts(columns: dict[str, list[Any]], required: frozenset[str] | set[str], rows: np.ndarray,
+def record_texts(columns: dict[str, V.Column], required: frozenset[str] | set[str], rows: np.ndarray,
                  custom: dict[str, list[Any]] | None = None, nested: dict[str, jsoncols.Values] | None = None,
                  checked: pd.DataFrame | None = None) -> pa.Array:
     """The canonical JSON object of each selected row (``rows``, in that order), built column-wise.
@@ -101,7 +103,7 @@ def record_texts(columns: dict[str, list[Any]], required: frozenset[str] | set[s
     n = len(rows)
     fields = {}
     for name, vals in columns.items():
-        arrow = _arrow_text(checked, name)
+        arrow = vals if isinstance(vals, pa.Array) else _arrow_text(checked, name)
         fields[name] = jsoncols.scalars(vals if arrow is None else arrow, rows)
     if custom:
         inner = {name[3:]: jsoncols.scalars(vals, rows) for name, vals in custom.items()}
@@ -145,9 +147,9 @@ def children_under(good: np.ndarray, n_parents: int, parent_pos: np.ndarray) -> 
     return rows, np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
-def convert(frame: pd.DataFrame, fields: list[str], tz: ZoneInfo, scale: int) -> tuple[dict[str, list[Any]], dict[str, np.ndarray]]:
+def convert(frame: pd.DataFrame, fields: list[str], tz: ZoneInfo, scale: int) -> tuple[dict[str, V.Column], dict[str, np.ndarray]]:
     """Each mapped field in Altcraft's wire type; money fields also as integer minor units."""
-    out: dict[str, list[Any]] = {}
+    out: dict[str, V.Column] = {}
     minor: dict[str, np.ndarray] = {}
     for name in fields:
         col = frame[name]
@@ -170,22 +172,28 @@ def convert(frame: pd.DataFrame, fields: list[str], tz: ZoneInfo, scale: int) ->
     return out, minor
 
 
-def map_values(series: pd.Series, mapping: dict[str, str]) -> list[Any]:
+def map_values(series: pd.Series, mapping: dict[str, str]) -> V.Column:
     """Shop values through a value map (statuses); unmapped values pass through for the contract."""
-    return V._by_unique(series, lambda v: mapping.get(str(v), str(v)))
+    return V.by_unique_text(series, lambda v: mapping.get(str(v), str(v)))
 
 
-def contract_frame(columns: dict[str, list[Any]], extra: dict[str, Any] | None = None) -> pd.DataFrame:
-    """The frame pandera checks: string fields as pandas ``str``, the rest as ``object``; lists are
-    built by the transform itself and are not part of the checked frame."""
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+"""pandas' default ``str`` dtype (pandas 3), which the contract's ``Text`` columns expect."""
+
+
+def contract_frame(columns: dict[str, V.Column], extra: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The frame pandera checks: string fields as pandas ``str`` (an Arrow column is wrapped, not
+    copied), the rest as ``object``; lists are built by the transform itself and are not part of the
+    checked frame."""
     data: dict[str, Any] = {}
     for name, vals in columns.items():
         if name in LIST_FIELDS:
             continue
+        arrow = isinstance(vals, pa.Array)
         if name in INT_FIELDS or name in BOOL_FIELDS or name.startswith("cf."):
-            data[name] = pd.Series(vals, dtype=object)
+            data[name] = pd.Series(vals.to_numpy(zero_copy_only=False) if arrow else vals, dtype=object)
         else:
-            data[name] = pd.Series(vals, dtype="str")
+            data[name] = pd.Series(pd.array(vals, dtype=TEXT) if arrow else vals, dtype=TEXT)
     data.update(extra or {})
     return pd.DataFrame(data)
 
@@ -218,10 +226,11 @@ def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def quarantine_rows(entity: str, fails: pd.DataFrame, external_ids: list[Any], source_pks: list[Any]) -> pd.DataFrame:
+def quarantine_rows(entity: str, fails: pd.DataFrame, external_ids: V.Column, source_pks: list[Any]) -> pd.DataFrame:
     """Failure rows (``pos, check, field, value``) as quarantine rows naming the record."""
     if fails.empty:
         return empty_quarantine()
+    external_ids = V.pylist(external_ids)
     pos = fails["pos"].to_numpy()
     return pd.DataFrame({
         "entity": entity,
@@ -239,7 +248,7 @@ def split_deleted(frame: pd.DataFrame, out: Mapped) -> pd.DataFrame:
     deleted = deleted_mask(frame)
     if deleted.any():
         gone = frame[deleted]
-        out.deletions = list(zip(V.ids(gone["external_id"]), plain_keys(gone["_pk"])))
+        out.deletions = list(zip(V.pylist(V.ids(gone["external_id"])), plain_keys(gone["_pk"])))
         frame = frame[~deleted].reset_index(drop=True)
     return frame
 

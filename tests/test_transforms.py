@@ -151,6 +151,7 @@ def test_seed_sku_example_reproduced_field_for_field():
     ({"region": ""}, {}, "str_length", "region"),
     ({}, {"count": 0}, "positive integer", "lines.count"),
     ({}, {"count": 1.5}, "positive integer", "lines.count"),
+    ({}, {"count": None}, "not_nullable", "lines.count"),
     ({}, {"status": "lost"}, "isin", "lines.status"),
     ({}, {"product": ""}, "str_length", "lines.product"),
     ({}, {"final_price_per_item": "9x"}, "non-negative decimal", "lines.final_price_per_item"),
@@ -166,6 +167,16 @@ def test_each_check_fails_bad_rows_and_passes_good_ones(order_over, line_over, c
     q = out.quarantine
     assert set(q["external_id"]) == {"2"}
     assert any(check in c and (field is None or f == field) for c, f in zip(q["check"], q["field"])), q.to_string()
+
+
+def test_a_line_id_repeated_within_an_order_quarantines_that_order_only():
+    lines = [seed_line(1, external_id="a"), seed_line(1, external_id="b"), seed_line(2, external_id="a"),
+             seed_line(3, external_id="x"), seed_line(3, external_id="x")]
+    orders = [seed_order(external_id=i, total_price=[0, 1900.0, 1000.0, 1900.0][i]) for i in (1, 2, 3)]
+    out = map_orders(orders_frame(orders), lines_frame(lines), make_config())
+    assert [r["external_id"] for r in out.records()] == ["1", "2"]  # "a" in two orders is fine
+    assert set(out.quarantine["external_id"]) == {"3"}
+    assert set(out.quarantine["check"]) == {"line external_id unique within its order"}
 
 
 def test_duplicate_external_ids_are_both_quarantined():
@@ -392,6 +403,22 @@ def test_vectorised_type_checks_agree_with_the_per_value_ones() -> None:
     for name, (check, values) in cases.items():
         assert check(pd.Series(values, dtype=object)).tolist() == expected[name], name
     assert C.EMAIL and pd.Series(["a@b.co", "a\u00a0b@c.de", "a b@c.de"], dtype="str").str.match(C.EMAIL).tolist() == [True, False, False]
+
+
+def test_regex_checks_run_in_arrow_mean_what_python_re_means() -> None:
+    """The contract's regexes run in Arrow (RE2); each answer must be Python's ``re`` answer, around every
+    character Python calls whitespace and in the prices' and times' patterns."""
+    import re
+
+    from transforms import contract as C
+
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["\u200b", "\u180e", "x"]
+    cases = {C.EMAIL: [f"a{w}b@c.de" for w in spaces] + [f"ab@c{w}.de" for w in spaces] + ["a@b.co", "@b.co", "a@b", "é@ü.рф"],
+             C.price_pattern(2): ["1", "1.5", "1.55", "1.555", "-1", "1.", ".5", "١٢", "1e3", ""],
+             C.RFC3339: ["2022-01-02T15:04:05.141Z", "2022-01-02T15:04:05+03:00", "2022-01-02 15:04:05Z", "2022-01-02T15:04:05"]}
+    for pattern, texts in cases.items():
+        arrow = C.matches(pattern)(pd.Series(texts + [None], dtype="str")).tolist()
+        assert arrow == [re.match(pattern, t) is not None for t in texts] + [True], pattern
 
 
 _decimal_texts = st.one_of(

@@ -18,6 +18,8 @@ from typing import Optional, TypeVar
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera import dtypes
 from pandera.engines import pandas_engine
 from pandera.typing import Series
@@ -42,7 +44,8 @@ class Text(pandas_engine.STRING):
             return False
 
 
-RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
+# ASCII digits spelled [0-9]: Python's ``\d`` also takes other scripts' digits, RE2's (Arrow's) does not
+RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
 _SPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 """Python's ``\\s``, spelled out: with ``\\s`` pandas runs the match in Python's ``re`` (RE2's ``\\s`` is
 ASCII only), one value at a time; spelled out, it runs in Arrow with the same meaning."""
@@ -53,7 +56,62 @@ _ = CUSTOM_LINE_STATUS_TYPES  # documented enum, enforced in config.CustomLineSt
 
 def price_pattern(scale: int) -> str:
     """Non-negative decimal string with at most ``scale`` places (str_matches is a prefix match: anchor it)."""
-    return r"^\d+$" if scale == 0 else rf"^\d+(\.\d{{1,{scale}}})?$"
+    return r"^[0-9]+$" if scale == 0 else rf"^[0-9]+(\.[0-9]{{1,{scale}}})?$"
+
+
+def _text(s: pd.Series) -> pyarrow.Array | None:
+    """A ``Text`` column's values in Arrow (zero-copy); ``None`` for any other dtype."""
+    if not isinstance(s.dtype, pd.StringDtype):
+        return None
+    arr = pyarrow.array(s.array)
+    return arr.combine_chunks() if isinstance(arr, pyarrow.ChunkedArray) else arr
+
+
+def _bools(values: pyarrow.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=index)
+
+
+def str_matches(pattern: str, label: str | None = None) -> pa.Check:
+    """``Check.str_matches`` (same pattern, same ``str_matches('...')`` label unless ``label`` is given), run
+    by Arrow's RE2 directly on ``Text`` columns.
+
+    pandas 3's ``str.match`` re-parses the pattern with Python's ``re`` parser on every call, to decide
+    whether RE2 can run it: ~0.3 ms a column a chunk for a price, over 1 ms for the e-mail pattern. Every
+    pattern here is RE2-compatible with the same meaning (see ``EMAIL``); other dtypes (``object`` custom
+    fields) take pandas' path, as the built-in check does."""
+    name = label or f"str_matches('{pattern}')"
+    return pa.Check(matches(pattern), name=name, error=name)
+
+
+def matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
+    """The vectorised test behind :func:`str_matches` (a null is not this check's business: it passes)."""
+
+    def check(s: pd.Series) -> pd.Series:
+        arr = _text(s)
+        if arr is None:
+            return s.isna() | s.astype("str").str.match(pattern).fillna(False).astype(bool)
+        return _bools(pc.fill_null(pc.match_substring_regex(arr, pattern), True), s.index)
+
+    return check
+
+
+def non_empty(s: pd.Series) -> pd.Series:
+    """Present and not the empty string."""
+    arr = _text(s)
+    if arr is None:
+        return s.notna() & (s.astype("str") != "")
+    return _bools(pc.fill_null(pc.greater(pc.binary_length(arr), 0), False), s.index)
+
+
+def unique_within(df: pd.DataFrame, parent: str, key: str) -> pd.Series:
+    """No two rows of one parent share ``key`` (a line's ``external_id`` within its order).
+
+    Keys unique across the whole frame (line ids usually are) are answered by one Arrow distinct count;
+    otherwise the pairs are compared, ~1.5 ms per 15,000 rows."""
+    arr = _text(df[key])
+    if arr is not None and not arr.null_count and pc.count_distinct(arr).as_py() == len(arr):
+        return pd.Series(True, index=df.index)
+    return ~df.duplicated([parent, key], keep=False)
 
 
 def _all(s: pd.Series, kinds: tuple[str, ...]) -> bool:
@@ -64,10 +122,16 @@ def _all(s: pd.Series, kinds: tuple[str, ...]) -> bool:
 def _is_int(s: pd.Series, minimum: int) -> pd.Series:
     """Python/numpy integers >= minimum (vectorised: type test, then a numeric comparison)."""
     if _all(s, ("integer",)):  # the usual case: compare as int64 (bools infer as "boolean", never here)
+        try:
+            return pd.Series(s.to_numpy().astype(np.int64) >= minimum, index=s.index)
+        except TypeError:  # a null among them (pandera drops them first; called directly, it may not)
+            pass
+        except OverflowError:  # past int64: the general path below
+            pass
         present = s.notna().to_numpy()
         try:
             values = s.to_numpy()[present].astype(np.int64)
-        except OverflowError:  # past int64: the general path below
+        except OverflowError:
             pass
         else:
             ok = ~present
@@ -110,7 +174,7 @@ class CategoryContract(pa.DataFrameModel):
     name: Series[Text] = pa.Field(str_length={"min_value": 1})
     parent_external_id: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
 
-    @pa.dataframe_check(name="category is not its own parent")
+    @pa.dataframe_check(name="category is not its own parent", ignore_na=False)
     def not_own_parent(cls, df: pd.DataFrame) -> pd.Series:
         if "parent_external_id" not in df:
             return pd.Series(True, index=df.index)
@@ -130,7 +194,7 @@ class CatalogContract(pa.DataFrameModel):
     currency: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
     description: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"max_value": DESCRIPTION_MAX})
     url: Optional[Series[Text]] = pa.Field(nullable=True)
-    expiration_time: Optional[Series[Text]] = pa.Field(nullable=True, str_matches=r"^\d+$")
+    expiration_time: Optional[Series[Text]] = pa.Field(nullable=True)
     count: Optional[Series[object]] = pa.Field(nullable=True)
     is_available: Optional[Series[object]] = pa.Field(nullable=True)
     delivery: Optional[Series[object]] = pa.Field(nullable=True)
@@ -139,6 +203,10 @@ class CatalogContract(pa.DataFrameModel):
     @pa.check("count", name="non-negative integer")
     def _count(cls, s: pd.Series) -> pd.Series:
         return non_negative_int(s)
+
+    @pa.check("expiration_time", name=r"str_matches('^[0-9]+$')")
+    def _expiration(cls, s: pd.Series) -> pd.Series:
+        return matches(r"^[0-9]+$")(s)
 
     @pa.check("is_available", "delivery", "manufacturer_warranty", name="boolean")
     def _bools(cls, s: pd.Series) -> pd.Series:
@@ -171,9 +239,9 @@ class RegionalContract(pa.DataFrameModel):
     def _bools(cls, s: pd.Series) -> pd.Series:
         return boolean(s)
 
-    @pa.dataframe_check(name="one entry per region")
+    @pa.dataframe_check(name="one entry per region", ignore_na=False)
     def _unique_region(cls, df: pd.DataFrame) -> pd.Series:
-        return ~df.duplicated(["_parent", "external_id"], keep=False)
+        return unique_within(df, "_parent", "external_id")
 
     class Config:
         strict = False
@@ -188,10 +256,14 @@ class OrderContract(pa.DataFrameModel):
     delivery_cost: Optional[Series[Text]] = pa.Field(nullable=True)
     currency: Series[Text] = pa.Field(str_length={"min_value": 1})
     endpoint: Series[Text] = pa.Field(str_length={"min_value": 1})
-    create_time: Optional[Series[Text]] = pa.Field(nullable=True, str_matches=RFC3339)
-    update_time: Optional[Series[Text]] = pa.Field(nullable=True, str_matches=RFC3339)
+    create_time: Optional[Series[Text]] = pa.Field(nullable=True)
+    update_time: Optional[Series[Text]] = pa.Field(nullable=True)
     region: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
     n_lines: Series[int] = pa.Field(gt=0, alias="_n_lines")
+
+    @pa.check("create_time", "update_time", name=f"str_matches('{RFC3339}')")
+    def _times(cls, s: pd.Series) -> pd.Series:
+        return matches(RFC3339)(s)
 
     class Config:
         strict = False
@@ -210,11 +282,11 @@ class LineContract(pa.DataFrameModel):
 
     @pa.check("count", name="positive integer")
     def _count(cls, s: pd.Series) -> pd.Series:
-        return positive_int(s) & s.notna()
+        return positive_int(s)  # a missing count fails the column's own not-null check
 
-    @pa.dataframe_check(name="line external_id unique within its order")
+    @pa.dataframe_check(name="line external_id unique within its order", ignore_na=False)
     def _unique_in_order(cls, df: pd.DataFrame) -> pd.Series:
-        return ~df.duplicated(["_parent", "external_id"], keep=False)
+        return unique_within(df, "_parent", "external_id")
 
     class Config:
         strict = False
@@ -243,8 +315,7 @@ def _memoized(build: S) -> S:
 
 
 def _with_prices(schema: pa.DataFrameSchema, fields: list[str], scale: int) -> pa.DataFrameSchema:
-    # built-in checks report ``error`` (not ``name``) in failure cases
-    check = pa.Check.str_matches(price_pattern(scale), error=f"non-negative decimal, at most {scale} places")
+    check = str_matches(price_pattern(scale), f"non-negative decimal, at most {scale} places")
     updates = {f: {"checks": [check]} for f in fields if f in schema.columns}
     return schema.update_columns(updates) if updates else schema
 
@@ -265,7 +336,7 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
         elif cf.value_type == "enum":
             check = pa.Check.isin(list((cf.enum_values or {}).keys()), error="enum custom field")
         elif cf.value_type == "date":
-            check = pa.Check.str_matches(RFC3339, error="date custom field")
+            check = str_matches(RFC3339, "date custom field")
         else:
             check = pa.Check(text, name="unicode custom field")
         columns[name] = pa.Column(object, checks=[check], nullable=not cf.required, required=True)
@@ -285,17 +356,17 @@ def order_schema(scale: int, matching_mode: str, matching_fields: list[str], cus
         def has_any(df: pd.DataFrame, cols: list[str] = cols) -> pd.Series:
             ok = pd.Series(False, index=df.index)
             for c in cols:
-                ok |= df[c].notna() & (df[c].astype("str") != "")
+                ok |= non_empty(df[c])
             return ok
 
-        extra.append(pa.Check(has_any, name=f"matching {matching_mode!r} needs {' or '.join(group)}"))
+        extra.append(pa.Check(has_any, name=f"matching {matching_mode!r} needs {' or '.join(group)}", ignore_na=False))
     if "email" in matching_fields:
-        extra.append(pa.Check(lambda df: df["email"].isna() | df["email"].astype("str").str.match(EMAIL),
-                              name="email is an address"))
+        email = matches(EMAIL)
+        extra.append(pa.Check(lambda df: email(df["email"]), name="email is an address", ignore_na=False))
     if total_rule:
         extra.append(pa.Check(
             lambda df: df["_total_minor"] == df["_lines_minor"] + df["_delivery_minor"],
-            name="total_price = sum(final_price_per_item x count) + delivery_cost"))
+            name="total_price = sum(final_price_per_item x count) + delivery_cost", ignore_na=False))
     with_rules = copy.copy(schema)  # pandera has no public "add frame checks"; the attribute is documented
     with_rules.checks = list(schema.checks) + extra
     return with_rules

@@ -387,13 +387,17 @@ def catalog_schema(model: type[pa.DataFrameModel], scale: int, custom: list[Cust
     return _with_custom(schema, custom, present)
 
 
+_NO_FAILURES = pd.DataFrame({"pos": pd.Series([], dtype="int64"), "check": pd.Series([], dtype=object),
+                             "field": pd.Series([], dtype=object), "value": pd.Series([], dtype=object)})
+
+
 def failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
     """Validate lazily; one row per (row position, failed check): ``pos, check, field, value``.
 
     A failure pandera cannot tie to a row (a missing column, a wrong dtype) is a bug in the transform,
     not bad data, and is raised.
     """
-    empty = pd.DataFrame({"pos": pd.Series([], dtype="int64"), "check": [], "field": [], "value": []})
+    empty = _NO_FAILURES.copy()
     if frame.empty:
         return empty
     try:

@@ -15,7 +15,7 @@ from transforms import values as V
 from transforms import jsoncols
 from transforms.payload import (
     gc_paused,
-    Mapped, children_under, contract_frame, convert, deleted_mask, empty_quarantine, payloads, plain_keys,
+    Mapped, children_under, contract_frame, parent_positions, convert, deleted_mask, empty_quarantine, payloads, plain_keys,
     quarantine_rows, record_texts, sort_children, split_deleted,
 )
 
@@ -118,7 +118,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
         rframe = contract_frame({**R, **R_cf}, {"_parent": r_parent})
         rfails = contract.failures(rframe, contract.catalog_schema(contract.RegionalContract, scale, config.custom_fields,
                                                                    list(rframe.columns)))
-        parent_pos = pd.Index(pks).get_indexer(r_parent) if len(reg) else np.array([], dtype=np.int64)
+        parent_pos = parent_positions(pks, reg["_parent"])
         if not rfails.empty:
             rpos = rfails["pos"].to_numpy()
             opos = parent_pos[rpos]

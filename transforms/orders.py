@@ -17,7 +17,7 @@ from transforms import contract
 from transforms import jsoncols
 from transforms.payload import (
     gc_paused,
-    Mapped, children_under, contract_frame, convert, deleted_mask, empty_quarantine, map_values, payloads, plain_keys,
+    Mapped, children_under, contract_frame, parent_positions, convert, deleted_mask, empty_quarantine, map_values, payloads, plain_keys,
     quarantine_rows, record_texts, sort_children, split_deleted,
 )
 from transforms import values as V
@@ -73,7 +73,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
 
     count_int = _whole_counts(lines["count"], L["count"]) if "count" in L else np.zeros(len(lines), dtype=np.int64)
     final_minor = line_minor.get("final_price_per_item", np.zeros(len(lines), dtype=np.int64))
-    parent_pos = pd.Index(order_pks).get_indexer(line_parent) if len(lines) else np.array([], dtype=np.int64)
+    parent_pos = parent_positions(order_pks, lines["_parent"])
     lines_minor = np.bincount(parent_pos, weights=final_minor * count_int, minlength=n).astype(np.int64)
     n_lines = np.bincount(parent_pos, minlength=n).astype(np.int64)
     delivery_minor = order_minor.get("delivery_cost", np.zeros(n, dtype=np.int64))

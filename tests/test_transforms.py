@@ -459,6 +459,16 @@ def test_times_parsed_in_arrow_come_out_as_pandas_parses_them(texts: list, zone:
     assert V.pylist(V.rfc3339(pd.Series(texts, dtype="str"), tz)) == V.pylist(V.rfc3339(pd.Series(texts, dtype=object), tz))
 
 
+def test_times_a_clock_change_repeats_or_skips_are_kept_and_agree_on_every_path():
+    berlin = ZoneInfo("Europe/Berlin")
+    walls = ["2024-10-27 02:30:00", "2024-03-31 02:30:00"]  # repeated (autumn), skipped (spring)
+    expected = ["2024-10-27T00:30:00.000Z", "2024-03-31T01:00:00.000Z"]
+    assert V.pylist(V.rfc3339(pd.Series(walls, dtype="str"), berlin)) == expected
+    assert V.pylist(V.rfc3339(pd.Series(pd.to_datetime(walls)), berlin)) == expected
+    mixed = pd.Series(walls + ["2024-10-27T02:30:00+01:00"], dtype=object)  # an offset: one value at a time
+    assert V.pylist(V.rfc3339(mixed, berlin)) == expected + ["2024-10-27T01:30:00.000Z"]
+
+
 def test_ids_and_strings_from_text_and_integer_columns():
     assert V.pylist(V.ids(pd.Series([17, 2**62]))) == ["17", str(2**62)]
     assert V.pylist(V.ids(pd.Series(["A-1", None, "ü"], dtype="str"))) == ["A-1", None, "ü"]

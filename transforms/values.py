@@ -265,10 +265,17 @@ def rfc3339(series: pd.Series, tz: ZoneInfo) -> Column:
     elif getattr(tz, "key", None) in ("UTC", "Etc/UTC"):  # naive UTC already: localizing and converting back is ~0.2 us a value
         utc = series
     else:
-        utc = series.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC").dt.tz_localize(None)
+        utc = _localize(series, tz).dt.tz_convert("UTC").dt.tz_localize(None)
     # Arrow prints a millisecond timestamp as "YYYY-MM-DD HH:MM:SS.fff" (NaT is null): 3x faster than numpy
     text = pa.array(utc.to_numpy(dtype="datetime64[ms]"), from_pandas=True).cast(STRING)
     return pc.binary_join_element_wise(pc.replace_substring(text, " ", "T", max_replacements=1), "Z", "")
+
+
+def _localize(series: pd.Series, tz: ZoneInfo) -> pd.Series:
+    """Wall times in ``tz`` as instants. A wall time the autumn clock change repeats is taken at its first
+    occurrence (as ``fold=0`` does); one the spring change skips moves forward to the change. Never NaT:
+    a time that became NaT would leave its field out of the record without a word."""
+    return series.dt.tz_localize(tz, ambiguous=np.ones(len(series), dtype=bool), nonexistent="shift_forward")
 
 
 def _parse_naive_text(series: pd.Series) -> pd.Series | None:
@@ -309,7 +316,7 @@ def _one_rfc3339(value: Any, tz: ZoneInfo) -> str:
     else:
         return str(value)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
+        moment = _localize(pd.Series([moment]), tz).iloc[0].to_pydatetime()
     utc = moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
     return utc.isoformat(timespec="milliseconds") + "Z"
 

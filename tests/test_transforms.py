@@ -179,6 +179,50 @@ def test_a_line_id_repeated_within_an_order_quarantines_that_order_only():
     assert set(out.quarantine["check"]) == {"line external_id unique within its order"}
 
 
+def seed_sku(pk, **over):
+    row = {"_pk": pk, "_ts": "2024-01-01 00:00:00", "name": "Apple iPhone 13 256GB", "external_id": f"sku_{pk}",
+           "price": Decimal("1000"), "old_price": Decimal("1100.00"), "currency": "USD", "description": "Описание SKU",
+           "product_external_id": "iphone_test_1", "categories": '["test_category_2"]', "tags": "phone, Apple",
+           "manufacturer_name": "Apple", "url": "https://example.com", "pictures": "[]", "count": 10,
+           "expiration_time": 730, "is_available": 1, "delivery": "true", "barcode": "[1]",
+           "manufacturer_warranty": True, "cf.test_field_string": "x"}
+    row.update(over)
+    return row
+
+
+def seed_region(pk, parent, **over):
+    row = {"_pk": pk, "_ts": "2024-01-01 00:00:00", "_parent": parent, "external_id": f"region_{pk}", "price": 750.0,
+           "old_price": 800, "currency": "RUB", "count": 8, "is_available": True, "delivery": True,
+           "cf.test_field_string": "x"}
+    row.update(over)
+    return row
+
+
+@pytest.mark.parametrize("sku_over, region_over, check, field", [
+    ({"name": ""}, {}, "str_length", "name"),
+    ({"price": Decimal("-5")}, {}, "non-negative decimal", "price"),
+    ({"old_price": "abc"}, {}, "non-negative decimal", "old_price"),
+    ({"currency": ""}, {}, "str_length", "currency"),
+    ({"description": "x" * 1001}, {}, "str_length", "description"),
+    ({"expiration_time": "7 days"}, {}, "str_matches", "expiration_time"),
+    ({"count": -1}, {}, "non-negative integer", "count"),
+    ({"is_available": "maybe"}, {}, "boolean", "is_available"),
+    ({"product_external_id": None}, {}, "not_nullable", "product_external_id"),
+    ({}, {"count": -2}, "non-negative integer", "regional_data.count"),
+    ({}, {"price": "1.234"}, "non-negative decimal", "regional_data.price"),
+    ({}, {"external_id": "region_2"}, "one entry per region", "regional_data.*"),
+])
+def test_each_catalog_check_fails_bad_rows_and_passes_good_ones(sku_over, region_over, check, field):
+    skus = pd.DataFrame([seed_sku(1), seed_sku(2, **sku_over)])
+    # the good SKU has one region; the bad one two, the second of them overridden
+    regions = pd.DataFrame([seed_region(1, 1), seed_region(2, 2), seed_region(3, 2, **region_over)])
+    out = map_catalog(skus, regions, make_config(), "skus")
+    assert [r["external_id"] for r in out.records()] == ["sku_1"]
+    q = out.quarantine
+    assert set(q["external_id"]) == {"sku_2"}
+    assert any(check in c and f == field for c, f in zip(q["check"], q["field"])), q.to_string()
+
+
 def test_duplicate_external_ids_are_both_quarantined():
     out = map_orders(orders_frame([seed_order(), seed_order()]), lines_frame([seed_line(1), seed_line(2)]), make_config())
     assert out.payloads == [] and set(out.quarantine["check"]) == {"field_uniqueness"}

@@ -64,7 +64,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
         O["currency"] = [sync.default_currency] * n
     if "endpoint" not in O:
         O["endpoint"] = [sync.endpoint] * n
-    matching: dict[str, list[Any]] = {"matching": [spec.matching.mode] * n}
+    matching: dict[str, V.Column] = {"matching": [spec.matching.mode] * n}
     for fld in spec.matching.columns:
         matching[fld] = V.strings(orders[f"m.{fld}"])
     for fld, value in spec.matching.constants.items():
@@ -124,7 +124,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     return out
 
 
-def _custom(frame: pd.DataFrame, mapping: dict[str, str], config: Config, tz: ZoneInfo) -> dict[str, list[Any]]:
+def _custom(frame: pd.DataFrame, mapping: dict[str, str], config: Config, tz: ZoneInfo) -> dict[str, V.Column]:
     types = {cf.external_id: cf.value_type for cf in config.custom_fields}
     return {f"cf.{cf_id}": V.custom_value(frame[f"cf.{cf_id}"], types[cf_id], tz) for cf_id in mapping}
 

@@ -97,7 +97,7 @@ def payloads(texts: pa.Array, rows: np.ndarray, external_ids: V.Column, source_p
 
 
 def record_texts(columns: dict[str, V.Column], required: frozenset[str] | set[str], rows: np.ndarray,
-                 custom: dict[str, list[Any]] | None = None, nested: dict[str, jsoncols.Values] | None = None,
+                 custom: dict[str, V.Column] | None = None, nested: dict[str, jsoncols.Values] | None = None,
                  checked: pd.DataFrame | None = None) -> pa.Array:
     """The canonical JSON object of each selected row (``rows``, in that order), built column-wise.
 

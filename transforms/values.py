@@ -38,7 +38,8 @@ def pylist(values: Column) -> list[Any]:
 
 
 def _text_arrow(series: pd.Series) -> pa.Array | None:
-    """A string column as Arrow (zero-copy for pandas' ``str`` dtype); ``None`` for any other dtype."""
+    """A text column as Arrow (zero-copy for pandas' ``str`` dtype) or an integer one as its decimal text;
+    ``None`` for any other dtype (those are converted value by value)."""
     if isinstance(series.dtype, pd.StringDtype):
         arr = pa.array(series.array)
         return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
@@ -92,7 +93,7 @@ def _na(v: Any) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and v != v)
 
 
-def money(series: pd.Series, scale: int) -> tuple[list[str | None], np.ndarray]:
+def money(series: pd.Series, scale: int) -> tuple[Column, np.ndarray]:
     """Prices as exact decimal strings (``19.99`` -> ``"19.99"``, ``900.00`` -> ``"900"``) and as integer
     minor units (for exact totals; ``0`` where missing or not representable).
 
@@ -390,7 +391,7 @@ def strings(series: pd.Series) -> Column:
     return by_unique_text(series, lambda v: v if isinstance(v, str) else str(v))
 
 
-def custom_value(series: pd.Series, value_type: str, tz: ZoneInfo) -> list[Any]:
+def custom_value(series: pd.Series, value_type: str, tz: ZoneInfo) -> Column:
     """A custom field's values in the JSON type its ``value_type`` asks for (api.md §2.5)."""
     if value_type == "int":
         return integers(series)

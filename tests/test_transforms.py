@@ -223,6 +223,21 @@ def test_each_catalog_check_fails_bad_rows_and_passes_good_ones(sku_over, region
     assert any(check in c and f == field for c, f in zip(q["check"], q["field"])), q.to_string()
 
 
+@pytest.mark.parametrize("first", ["products", "skus"])
+def test_check_labels_do_not_depend_on_which_schema_was_built_first(first):
+    """pandera loses a model check's ``name`` after its first schema; a run maps products, then SKUs (a
+    subclass), and the SKUs' reasons must read the same either way."""
+    from transforms import contract as C
+
+    models = {"products": C.CatalogContract, "skus": C.SkuContract}
+    frame = pd.DataFrame({"external_id": ["a"], "name": ["n"], "count": pd.Series([-1], dtype=object),
+                          "expiration_time": ["soon"], "product_external_id": ["p"]}).astype(
+        {"external_id": "str", "name": "str", "expiration_time": "str", "product_external_id": "str"})
+    for stream in (first, "skus" if first == "products" else "products", first):
+        labels = set(C.failures(frame, models[stream].to_schema())["check"])
+        assert labels == {"non-negative integer", "str_matches('^[0-9]+$')"}, (stream, labels)
+
+
 def test_duplicate_external_ids_are_both_quarantined():
     out = map_orders(orders_frame([seed_order(), seed_order()]), lines_frame([seed_line(1), seed_line(2)]), make_config())
     assert out.payloads == [] and set(out.quarantine["check"]) == {"field_uniqueness"}

@@ -25,6 +25,7 @@ from pandera.engines import pandas_engine
 from pandera.typing import Series
 
 from altcraft_sync.config import CUSTOM_LINE_STATUS_TYPES, LINE_STATUSES, MATCHING_FIELDS, ORDER_STATUSES, CustomField
+from transforms.values import arrow_strings
 
 
 @pandas_engine.Engine.register_dtype
@@ -59,14 +60,6 @@ def price_pattern(scale: int) -> str:
     return r"^[0-9]+$" if scale == 0 else rf"^[0-9]+(\.[0-9]{{1,{scale}}})?$"
 
 
-def _text(s: pd.Series) -> pyarrow.Array | None:
-    """A ``Text`` column's values in Arrow (zero-copy); ``None`` for any other dtype."""
-    if not isinstance(s.dtype, pd.StringDtype):
-        return None
-    arr = pyarrow.array(s.array)
-    return arr.combine_chunks() if isinstance(arr, pyarrow.ChunkedArray) else arr
-
-
 def _bools(values: pyarrow.Array, index: pd.Index) -> pd.Series:
     return pd.Series(values.to_numpy(zero_copy_only=False), index=index)
 
@@ -87,7 +80,7 @@ def matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
     """The vectorised test behind :func:`str_matches` (a null is not this check's business: it passes)."""
 
     def check(s: pd.Series) -> pd.Series:
-        arr = _text(s)
+        arr = arrow_strings(s)
         if arr is None:
             return s.isna() | s.astype("str").str.match(pattern).fillna(False).astype(bool)
         return _bools(pc.fill_null(pc.match_substring_regex(arr, pattern), True), s.index)
@@ -97,7 +90,7 @@ def matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
 
 def non_empty(s: pd.Series) -> pd.Series:
     """Present and not the empty string."""
-    arr = _text(s)
+    arr = arrow_strings(s)
     if arr is None:
         return s.notna() & (s.astype("str") != "")
     return _bools(pc.fill_null(pc.greater(pc.binary_length(arr), 0), False), s.index)
@@ -108,7 +101,7 @@ def unique_within(df: pd.DataFrame, parent: str, key: str) -> pd.Series:
 
     Keys unique across the whole frame (line ids usually are) are answered by one Arrow distinct count;
     otherwise the pairs are compared, ~1.5 ms per 15,000 rows."""
-    arr = _text(df[key])
+    arr = arrow_strings(df[key])
     if arr is not None and not arr.null_count and pc.count_distinct(arr).as_py() == len(arr):
         return pd.Series(True, index=df.index)
     return ~df.duplicated([parent, key], keep=False)

@@ -203,10 +203,7 @@ def contract_frame(columns: dict[str, V.Column], extra: dict[str, Any] | None = 
     """The frame pandera checks: string fields as pandas ``str`` (an Arrow column is wrapped, not
     copied), the rest as ``object``; lists are built by the transform itself and are not part of the
     checked frame."""
-    first = next(iter(columns.values()), None)
-    if first is None:
-        first = next(iter((extra or {}).values()), [])
-    index = pd.RangeIndex(len(first))
+    index = pd.RangeIndex(len(next(iter({**columns, **(extra or {})}.values()), [])))
     data: dict[str, Any] = {}
     for name, vals in columns.items():
         if name in LIST_FIELDS:
@@ -226,9 +223,9 @@ def contract_frame(columns: dict[str, V.Column], extra: dict[str, Any] | None = 
 def _arrow_text(frame: pd.DataFrame | None, name: str) -> pa.Array | None:
     """A string column of the contract frame as Arrow (zero-copy). ``contract_frame`` builds those columns
     from the converters' ``str``/``None`` values, so they hold exactly the wire values."""
-    if frame is None or name not in frame.columns or not isinstance(frame[name].dtype, pd.StringDtype):
+    if frame is None or name not in frame.columns:
         return None
-    return pa.array(frame[name].array)
+    return V.arrow_strings(frame[name])
 
 
 def gc_paused(func: Callable[P, R]) -> Callable[P, R]:

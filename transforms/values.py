@@ -37,15 +37,20 @@ def pylist(values: Column) -> list[Any]:
     return values.to_pylist() if isinstance(values, (pa.Array, pa.ChunkedArray)) else values
 
 
+def arrow_strings(series: pd.Series) -> pa.Array | None:
+    """A column of pandas' ``str`` dtype as one Arrow array (zero-copy); ``None`` for any other dtype."""
+    if not isinstance(series.dtype, pd.StringDtype):
+        return None
+    arr = pa.array(series.array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
 def _text_arrow(series: pd.Series) -> pa.Array | None:
-    """A text column as Arrow (zero-copy for pandas' ``str`` dtype) or an integer one as its decimal text;
-    ``None`` for any other dtype (those are converted value by value)."""
-    if isinstance(series.dtype, pd.StringDtype):
-        arr = pa.array(series.array)
-        return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    """A text column as Arrow or an integer one as its decimal text; ``None`` for any other dtype (those
+    are converted value by value)."""
     if pd.api.types.is_integer_dtype(series.dtype):
         return pa.array(series, from_pandas=True).cast(STRING)
-    return None
+    return arrow_strings(series)
 
 
 def _by_unique(series: pd.Series, convert: Any) -> list[Any]:
@@ -61,11 +66,12 @@ def by_unique_text(series: pd.Series, convert: Any) -> Column:
     """:func:`_by_unique` for a ``convert`` that gives text: an Arrow string array (a list if some
     converted value is not a ``str``, e.g. passed through for the contract to reject)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    converted = [convert(u) for u in uniques.tolist()]
-    if not all(type(c) is str for c in converted):
-        return _by_unique(series, convert)
-    table = pa.array(converted + [None], STRING)
-    return table.take(pa.array(np.where(codes < 0, len(converted), codes)))
+    converted = [convert(u) for u in uniques.tolist()] + [None]  # code -1 (null) takes the last
+    if all(type(c) is str for c in converted[:-1]):
+        return pa.array(converted, STRING).take(pa.array(np.where(codes < 0, len(converted) - 1, codes)))
+    table = np.empty(len(converted), dtype=object)
+    table[:] = converted
+    return table[codes].tolist()
 
 
 def ids(series: pd.Series) -> Column:
@@ -191,9 +197,9 @@ def _plain_decimal_text(series: pd.Series, scale: int) -> tuple[np.ndarray, np.n
     path parsed each distinct price with ``Decimal`` instead: 11.7 us an order on PostgreSQL, where nearly
     every total and line price is distinct."""
     digits = 18 - scale  # at most 18 digits in all: the unscaled value fits int64
-    if not isinstance(series.dtype, pd.StringDtype) or not len(series) or digits < 1:
+    arr = arrow_strings(series)
+    if arr is None or not len(arr) or digits < 1:
         return None
-    arr = pa.array(series.array)
     fraction = rf"(\.[0-9]{{0,{scale}}}0*)?" if scale else r"(\.0*)?"
     plain = pc.fill_null(pc.match_substring_regex(arr, rf"^-?[0-9]{{1,{digits}}}{fraction}$"), False)
     parsed = pc.if_else(plain, arr, "0").cast(pa.decimal128(18, scale))
@@ -284,13 +290,9 @@ def _parse_naive_text(series: pd.Series) -> pd.Series | None:
 
     Arrow's cast parses a subset of ISO 8601 (``YYYY-MM-DD[[T ]hh[:mm[:ss[.f]]]]``, no offset) ten times
     faster than pandas; text it refuses (offsets, spaces, short forms, nanoseconds) gets pandas' parser."""
-    if isinstance(series.dtype, pd.StringDtype):
-        try:
-            stamps = pa.array(series.array).cast(pa.timestamp("us"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        else:
-            return pd.Series(stamps.to_numpy(zero_copy_only=False), index=series.index)
+    stamps = _arrow_iso(series)
+    if stamps is not None:
+        return stamps
     if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
         return None
     try:
@@ -300,6 +302,18 @@ def _parse_naive_text(series: pd.Series) -> pd.Series | None:
     if isinstance(parsed.dtype, pd.DatetimeTZDtype) or parsed.isna().sum() != series.isna().sum():
         return None
     return parsed
+
+
+def _arrow_iso(series: pd.Series) -> pd.Series | None:
+    """Arrow's parse of a ``str`` column, or ``None`` when some value is outside its ISO 8601 subset."""
+    text = arrow_strings(series)
+    if text is None:
+        return None
+    try:
+        stamps = text.cast(pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # refused: the caller asks pandas
+        return None
+    return pd.Series(stamps.to_numpy(zero_copy_only=False), index=series.index)
 
 
 def _one_rfc3339(value: Any, tz: ZoneInfo) -> str:

@@ -103,6 +103,28 @@ backfill_windows = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+notes_metadata = sa.MetaData()
+in_flight = sa.Table(
+    "in_flight",
+    notes_metadata,
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(40), nullable=False),
+    sa.Column("records", sa.Text, nullable=False),  # JSON [[external_id, source_pk], ...]
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Batches about to be sent whose outcome is not committed yet (a write-ahead note, one row a batch).
+
+A run that dies between Altcraft's answer and the chunk commit leaves Altcraft holding records the
+ledger does not know. The watermark did not move, so the next run sends them again and the ledger
+learns them; but a row hard-deleted in between is never read again, and only this note still says it
+may be in Altcraft (``Syncer.reconcile`` deletes it there).
+
+A SQLite state keeps these notes in a file of their own beside it (``<state>.in-flight``): a note is
+written just before a push, while the previous chunk's commit holds the state file's one write lock,
+and waiting for it cost ~70 ms a chunk (the push no longer overlapped the commit). A note is removed
+after its chunk's commit, not in it; one left by a crash in between names records the ledger already
+has, and reconcile deleting such a record again only when it left the source is harmless."""
+
 RETRYABLE = ("failed", "rejected")
 
 
@@ -149,16 +171,23 @@ class StateStore:
         except (SQLAlchemyError, ImportError, ValueError) as err:
             raise StateError(f"state.url: cannot use {self.display_url}: {type(err).__name__}") from None
         self.dialect = self.engine.dialect.name
+        self.notes = self.engine  # where the in-flight notes live
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            if not url.startswith("sqlite:///:memory:") and url != "sqlite://":
+                self.notes = sa.create_engine(f"{url}.in-flight", future=True)
+                sa.event.listen(self.notes, "connect", _sqlite_pragmas)
         self._ensure_schema()
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.notes is not self.engine:
+            self.notes.dispose()
 
     def _ensure_schema(self) -> None:
         try:
             metadata.create_all(self.engine)
+            notes_metadata.create_all(self.notes)
             with self.engine.begin() as conn:
                 version = conn.execute(sa.select(schema_version.c.version)).scalar()
                 if version is None:
@@ -318,6 +347,29 @@ class StateStore:
                 .limit(limit)
             ).all()
         return sorted((r.external_id, r.source_pk) for r in rows)
+
+    # --- batches in flight -------------------------------------------------------------------------
+    def begin_send(self, batch_id: str, entity: str, records: Sequence[tuple[str, Any]]) -> None:
+        """Note, committed before the first request, that these (external_id, source_pk) are being sent."""
+        with self.notes.begin() as conn:
+            conn.execute(in_flight.insert().values(
+                batch_id=batch_id, entity=entity, created_at=now(),
+                records=orjson.dumps([[ext, _pk(pk)] for ext, pk in records]).decode()))
+
+    def unsettled(self, entity: str) -> tuple[list[str], list[tuple[str, str]]]:
+        """Notes left by runs that died before committing a batch's outcome: their ids, and the records
+        Altcraft may hold without the ledger knowing."""
+        with self.notes.connect() as conn:
+            rows = conn.execute(sa.select(in_flight.c.batch_id, in_flight.c.records).where(in_flight.c.entity == entity)).all()
+        return [r.batch_id for r in rows], [(ext, pk) for r in rows for ext, pk in orjson.loads(r.records)]
+
+    def settle(self, batch_ids: Sequence[str]) -> None:
+        """Remove notes whose outcomes are committed (or, in reconcile, acted on)."""
+        if not batch_ids:
+            return
+        with self.notes.begin() as conn:
+            for start in range(0, len(batch_ids), 500):
+                conn.execute(in_flight.delete().where(in_flight.c.batch_id.in_(batch_ids[start:start + 500])))
 
     def delivered_ids(self, entity: str) -> Iterable[tuple[str, str]]:
         """(external_id, source_pk) of everything Altcraft holds according to the ledger (reconcile)."""

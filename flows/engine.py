@@ -18,6 +18,7 @@ import contextvars
 import logging
 import os
 import time
+import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
@@ -210,22 +211,28 @@ class Syncer:
                 if "_deleted" in frame:
                     frame = frame[~deleted_mask(frame)]
                 present.update(pylist(ids(frame["external_id"])))
-            vanished = [(ext, pk) for ext, pk in self.state.delivered_ids(entity) if ext not in present]
+            vanished = dict((ext, pk) for ext, pk in self.state.delivered_ids(entity) if ext not in present)
+            # batches a dead run sent without committing their outcome: Altcraft may hold them unknown to
+            # the ledger, and one hard-deleted since is never read again
+            batches, maybe_sent = self.state.unsettled(entity)
+            for ext, pk in maybe_sent:
+                if ext not in present:
+                    vanished.setdefault(ext, pk)
             stats.extracted = len(present)
-            if not vanished:
-                return stats
-            self.log.info("%s: %d records left the source; deleting them in Altcraft", stream, len(vanished))
-            if stream == "categories":
+            if vanished:
+                self.log.info("%s: %d records left the source; deleting them in Altcraft", stream, len(vanished))
+            if vanished and stream == "categories":
                 stats.warnings.append(f"{len(vanished)} categories left the source; Altcraft has no category delete method")
-                return stats
-            if self.dry_run:
+            elif vanished and self.dry_run:
                 stats.deleted = len(vanished)
-                self._sample(stats, "deleted", [ext for ext, _ in vanished])
-                return stats
-            size = self.config.altcraft.batch_size
-            for start in range(0, len(vanished), size):
-                entries = self._delete(stream, entity, vanished[start:start + size], stats)
-                self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
+                self._sample(stats, "deleted", list(vanished))
+            elif vanished:
+                targets, size = list(vanished.items()), self.config.altcraft.batch_size
+                for start in range(0, len(targets), size):
+                    entries = self._delete(stream, entity, targets[start:start + size], stats, only_known=False)
+                    self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
+            if not self.dry_run:
+                self.state.settle(batches)
         finally:
             self.state.release_lock(stream, self.owner)
         return stats
@@ -370,8 +377,12 @@ class Syncer:
         entries = list(prepared.entries)
         if prepared.deletions:
             entries += self._delete(stream, ENTITY[stream], prepared.deletions, stats)
+        batch = None
         if prepared.send:
             t = time.perf_counter()
+            if not self.dry_run:
+                batch = uuid.uuid4().hex
+                self.state.begin_send(batch, ENTITY[stream], [(p.external_id, p.source_pk) for p in prepared.send])
             entries += self._push(stream, ENTITY[stream], prepared.send, stats)
             stats.timed("push", t)
         stats.chunks += 1
@@ -382,6 +393,8 @@ class Syncer:
                 self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor} if cursor else None,
                                         entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
                                         run_id=self.run_id, lock_owner=self.owner)
+                if batch:
+                    self.state.settle([batch])
             stats.timed("commit", t)
             self.on_progress(stats)
 
@@ -486,10 +499,15 @@ class Syncer:
                 for e in entries if e.status != "delivered"])
         return entries
 
-    def _delete(self, stream: str, entity: str, deletions: list[tuple[str, Any]], stats: StreamStats) -> list[LedgerEntry]:
-        """Delete in Altcraft what the ledger says is there; rows never sent need nothing."""
-        known = self.state.known(entity, [ext for ext, _ in deletions])
-        targets = [(ext, pk) for ext, pk in deletions if ext in known and known[ext].status != "deleted"]
+    def _delete(self, stream: str, entity: str, deletions: list[tuple[str, Any]], stats: StreamStats,
+                only_known: bool = True) -> list[LedgerEntry]:
+        """Delete in Altcraft what the ledger says is there; rows never sent need nothing. Reconcile also
+        deletes what may have been sent unknown to the ledger (``only_known=False``): a delete of an id
+        Altcraft does not hold counts as done."""
+        targets = deletions
+        if only_known:
+            known = self.state.known(entity, [ext for ext, _ in deletions])
+            targets = [(ext, pk) for ext, pk in deletions if ext in known and known[ext].status != "deleted"]
         if not targets or self.dry_run:
             return []
         assert self.client is not None

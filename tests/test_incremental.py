@@ -270,3 +270,39 @@ def test_reconcile_deletes_only_what_vanished(tmp_path, emulator):
     assert stats.deleted == 2 and {"10", "11"}.isdisjoint(emulator.store.orders)
     assert sum(emulator.import_counts.values()) == imports_before  # nothing re-sent
     assert emulator.store.orders == mapped_source(cfg)["orders"]
+
+
+def test_reconcile_deletes_a_row_sent_by_a_dead_run_and_hard_deleted_before_the_next(tmp_path, emulator, monkeypatch):
+    """Altcraft answered, the run died before the commit, and the row was hard-deleted before any other
+    run read it: the ledger never learned of it, so only the run's note of the batch in flight lets
+    reconcile delete it. A clean commit leaves no note behind."""
+    from flows.engine import Syncer
+    from flows.runtime import open_runtime
+
+    url = f"sqlite:///{tmp_path}/shop.db"
+    engine = build_shop(url, orders=30)
+    cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN))
+    run_all(cfg, streams=["categories", "products", "skus"])
+    real = StateStore.commit_chunk
+
+    def dying(store, **kw):
+        if kw.get("entries"):
+            raise Crash("killed after Altcraft answered, before the commit")
+        return real(store, **kw)
+
+    monkeypatch.setattr(StateStore, "commit_chunk", dying)
+    with pytest.raises(Crash):
+        run_all(cfg, streams=["orders"])
+    monkeypatch.setattr(StateStore, "commit_chunk", real)
+    assert "12" in emulator.store.orders and StateStore(cfg.state).known("order", ["12"]) == {}
+    with engine.begin() as conn:
+        conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id == 12))
+        conn.execute(D.orders.delete().where(D.orders.c.id == 12))
+    run_all(cfg, streams=["orders"], run_id="next")  # sends everything else again; 12 is never read
+    assert "12" in emulator.store.orders
+    rt = open_runtime(cfg)
+    stats = Syncer(rt.config, rt.source, rt.state, rt.client, run_id="reconcile").reconcile("orders")
+    assert stats.deleted == 1 and "12" not in emulator.store.orders
+    assert emulator.store.orders == mapped_source(cfg)["orders"]
+    assert rt.state.unsettled("order") == ([], [])  # settled by reconcile; the clean runs left none
+    rt.close()

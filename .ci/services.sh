@@ -24,3 +24,4 @@ mysql -uroot -e "CREATE DATABASE IF NOT EXISTS altcraft_test;
 log "postgresql $pgver and mariadb are up on 127.0.0.1"
 echo "export SHOP_TEST_PG_URL=postgresql://altcraft:altcraft-test@127.0.0.1:5432/altcraft_test"
 echo "export SHOP_TEST_MYSQL_URL=mysql+pymysql://altcraft:altcraft-test@127.0.0.1:3306/altcraft_test"
+echo "export SHOP_TEST_DB_CTL=$(cd "$(dirname "$0")" && pwd)/db-ctl.sh"

@@ -182,6 +182,16 @@ class CustomLineStatus(_Model):
     type: Literal["delivered", "canceled", "refunded", "in_process"]
 
 
+class DatabaseRetry(_Model):
+    """How long a database operation is re-run after a transient error (connection lost, server restart,
+    deadlock, ``database is locked``); permanent errors fail at once."""
+
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    max_retry_seconds: float = Field(default=120, gt=0)
+    backoff_initial: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=10, gt=0)
+
+
 class SourceSettings(_Model):
     url: SecretStr = SecretStr("sqlite:///.altcraft-sync/demo-shop.db")
     chunk_size: int = Field(default=5000, ge=1, le=1_000_000)
@@ -189,6 +199,7 @@ class SourceSettings(_Model):
     lookback_seconds: float = Field(default=600, ge=0)
     timezone: str = "UTC"
     """Timezone of naive timestamp columns (most shop schemas store local or UTC wall time)."""
+    retry: DatabaseRetry = Field(default_factory=DatabaseRetry)
 
     @field_validator("timezone")
     @classmethod
@@ -246,6 +257,7 @@ class StateSettings(_Model):
     url: SecretStr = SecretStr("sqlite:///.altcraft-sync/state.db")
     stale_lock_seconds: float = Field(default=600, gt=0)
     """A lock not refreshed for this long belongs to a dead run (every chunk commit refreshes it)."""
+    retry: DatabaseRetry = Field(default_factory=DatabaseRetry)
 
     def display_url(self) -> str:
         return mask_url(self.url.get_secret_value())
@@ -261,6 +273,9 @@ class SyncSettings(_Model):
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
     """A run whose share of rejected + invalid records exceeds this ends Failed."""
     skip_triggers: bool = False
+    wait_for_dependencies: bool = True
+    """Hold back (as *deferred*) an order whose line product, a SKU whose product, or a product whose
+    category Altcraft does not hold yet, until it does. Turn off for accounts that accept unknown ones."""
     map_workers: int = Field(default=1, ge=0, le=16)
     """Processes that fetch each chunk's children and map the chunk while the run reads and sends (started
     only after a cursor has read a few full pages, see ``flows.engine.WORKERS_AFTER_FULL_PAGES``); each

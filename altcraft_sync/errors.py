@@ -52,3 +52,14 @@ class ThresholdExceeded(SyncError):
 
 class StaleWatermark(SyncError):
     """A stream's watermark did not move although the source has eligible rows after it."""
+
+
+def one_line(err: BaseException, run_id: str | None = None) -> str:
+    """The one line an operator sees for any error that ends a run: a ``SyncError``'s own message, or,
+    for an exception nobody anticipated, ``internal error: <type>: <first line>`` with the run id (the
+    traceback goes to the debug log, never to the terminal or the run state)."""
+    if isinstance(err, SyncError):
+        return str(err)
+    text = str(err).strip().splitlines()
+    where = f" (run {run_id})" if run_id else ""
+    return f"internal error: {type(err).__name__}: {text[0] if text else '(no message)'}{where}"

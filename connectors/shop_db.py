@@ -19,10 +19,10 @@ Reads follow ``../shared/design/sync-correctness.md``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -35,6 +35,7 @@ from altcraft_sync.config import (
     MONEY_FIELDS, ORDER_STATUSES, CatalogStream, ChildSource, Config, LINE_STATUSES, OrdersStream, TableSource,
 )
 from altcraft_sync.errors import ConfigError, SourceError
+from connectors.dbretry import RetryPolicy, first_line, is_transient, retrying
 
 log = logging.getLogger("altcraft_sync.shop_db")
 
@@ -43,6 +44,7 @@ CF_PREFIX = "cf."
 MATCH_PREFIX = "m."
 IN_BATCH = 900
 ANY_BATCH = 20_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,8 @@ class ShopSource:
             raise ConfigError(f"source.url: cannot use {self.display_url}: {type(err).__name__}") from None
         self.dialect = self.engine.dialect.name
         self.raw = self.dialect == "sqlite"
+        r = config.source.retry
+        self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)
         self.entities: dict[str, Entity] = {}
         self._ts_shape: dict[str, tuple[str, str, int]] = {}
 
@@ -170,10 +174,10 @@ class ShopSource:
             raise
         except DBAPIError as err:
             if err.connection_invalidated or isinstance(err, sa.exc.OperationalError):
-                raise SourceError(f"shop database {self.display_url} is unreachable: {_first_line(err.orig)}") from None
-            raise SourceError(f"shop database {self.display_url}: {_first_line(err.orig)}") from None
+                raise SourceError(f"shop database {self.display_url} is unreachable: {first_line(err.orig)}") from None
+            raise SourceError(f"shop database {self.display_url}: {first_line(err.orig)}") from None
         except SQLAlchemyError as err:
-            raise SourceError(f"shop database {self.display_url}: {type(err).__name__}: {_first_line(err)}") from None
+            raise SourceError(f"shop database {self.display_url}: {type(err).__name__}: {first_line(err)}") from None
         return warnings
 
     def check_values(self, since: dict[str, Cursor | None] | None = None) -> None:
@@ -194,7 +198,7 @@ class ShopSource:
                 for entity, value_map, allowed, path in checks:
                     self._check_values(conn, entity, "status", value_map, allowed, path, (since or {}).get(entity))
         except DBAPIError as err:
-            raise SourceError(f"shop database {self.display_url}: {_first_line(err.orig)}") from None
+            raise SourceError(f"shop database {self.display_url}: {first_line(err.orig)}") from None
 
     def _bind(self, conn: sa.Connection, name: str, path: str, spec: TableSource) -> Entity:
         if spec.table:
@@ -206,7 +210,7 @@ class ShopSource:
             try:
                 probe = conn.execute(sa.select(sa.text("*")).select_from(sa.text(f"({spec.query}) AS altcraft_probe")).limit(0))
             except DBAPIError as err:
-                raise ConfigError(f"{path}.query: the SELECT fails: {_first_line(err.orig)}") from None
+                raise ConfigError(f"{path}.query: the SELECT fails: {first_line(err.orig)}") from None
             names = list(probe.keys())
             source = sa.text(spec.query).columns(*[sa.column(n) for n in names]).subquery("src")
         available = set(source.c.keys())
@@ -276,15 +280,18 @@ class ShopSource:
     # --- clock and bounds ------------------------------------------------------------------------
     def db_now(self) -> datetime:
         """The database's own clock, as aware UTC (never this machine's clock: writers use the DB's)."""
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
-                value = conn.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
-                return datetime.fromisoformat(value).replace(tzinfo=UTC)
-            if self.dialect in ("mysql", "mariadb"):
-                value = conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)")).scalar()
-                return value.replace(tzinfo=UTC)
-            value = conn.execute(sa.text("SELECT CURRENT_TIMESTAMP")).scalar()
-            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        def once() -> datetime:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    value = conn.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
+                    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+                if self.dialect in ("mysql", "mariadb"):
+                    value = conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)")).scalar()
+                    return value.replace(tzinfo=UTC)
+                value = conn.execute(sa.text("SELECT CURRENT_TIMESTAMP")).scalar()
+                return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+        return self._retrying("clock read", once)
 
     def max_cursor_ts(self, entity: str) -> Any:
         """The newest ``updated_at`` (``ORDER BY ... DESC LIMIT 1``: index-backed even through a user's
@@ -461,7 +468,7 @@ class ShopSource:
             yield _frame(keys, rows)
 
     def _fetch(self, query: sa.Select[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-        try:
+        def once() -> tuple[list[str], list[tuple[Any, ...]]]:
             with self.engine.connect() as conn:
                 result = conn.execute(query)
                 if self._passes_through(query):
@@ -470,8 +477,17 @@ class ShopSource:
                     # fifth of a full sync's reading).
                     return list(result.keys()), result.cursor.fetchall()
                 return list(result.keys()), [tuple(r) for r in result.fetchall()]
+
+        return self._retrying("read", once)
+
+    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` re-run on transient errors (a page is one query: re-reading it is exact); a permanent
+        error, or a transient one past the retry caps, becomes a one-line ``SourceError`` with its cause."""
+        try:
+            return retrying(self.retry, f"shop database {what}", fn)
         except DBAPIError as err:
-            raise SourceError(f"shop database {self.display_url}: {_first_line(err.orig)}") from None
+            kind = "unreachable" if is_transient(err) else "error"
+            raise SourceError(f"shop database {self.display_url} {kind} during {what}: {first_line(err)}") from err
 
 
 def _no_processor(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> bool:
@@ -496,8 +512,3 @@ def _frame(keys: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
             i = keys.index(k)
             frame[k] = pd.Series([r[i] for r in rows], dtype=object)
     return frame
-
-
-def _first_line(err: object) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

@@ -18,14 +18,15 @@ The schema is created on first use; ``schema_version`` tells later versions what
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -33,8 +34,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from altcraft_sync.config import StateSettings
 from altcraft_sync.errors import StateError, StreamLocked
+from connectors.dbretry import RetryPolicy, first_line, retrying
 from connectors.shop_db import Cursor
 
+P = ParamSpec("P")
+R = TypeVar("R")
 SCHEMA_VERSION = 1
 metadata = sa.MetaData()
 
@@ -125,7 +129,7 @@ and waiting for it cost ~70 ms a chunk (the push no longer overlapped the commit
 after its chunk's commit, not in it; one left by a crash in between names records the ledger already
 has, and reconcile deleting such a record again only when it left the source is harmless."""
 
-RETRYABLE = ("failed", "rejected")
+RETRYABLE = ("failed", "rejected", "deferred")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,26 @@ class Known:
     attempts: int
 
 
+def _retried(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A state operation (one read or one whole transaction) re-run on transient database errors
+    (:mod:`connectors.dbretry`); what still fails becomes one ``StateError`` line naming the operation and
+    the cause (the chained exception keeps the traceback for the debug log)."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            store = args[0]
+            assert isinstance(store, StateStore)
+            try:
+                return retrying(store.retry, f"state database {what}", lambda: fn(*args, **kwargs))
+            except SQLAlchemyError as err:
+                raise StateError(f"state database {store.display_url}: {what} failed: {first_line(err)}") from err
+
+        return run
+
+    return wrap
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -164,6 +188,8 @@ class StateStore:
         self.settings = settings
         url = settings.url.get_secret_value()
         self.display_url = settings.display_url()
+        r = settings.retry
+        self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -186,21 +212,25 @@ class StateStore:
 
     def _ensure_schema(self) -> None:
         try:
-            metadata.create_all(self.engine)
-            notes_metadata.create_all(self.notes)
-            with self.engine.begin() as conn:
-                version = conn.execute(sa.select(schema_version.c.version)).scalar()
-                if version is None:
-                    conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-                elif version > SCHEMA_VERSION:
-                    raise StateError(
-                        f"state database {self.display_url} has schema version {version}, newer than this "
-                        f"altcraft-sync ({SCHEMA_VERSION}): upgrade altcraft-sync"
-                    )
+            retrying(self.retry, "state database schema", self._create_schema)
         except SQLAlchemyError as err:
-            raise StateError(f"state database {self.display_url} is unusable: {type(err).__name__}") from None
+            raise StateError(f"state database {self.display_url} is unusable: {first_line(err)}") from err
+
+    def _create_schema(self) -> None:
+        metadata.create_all(self.engine)
+        notes_metadata.create_all(self.notes)
+        with self.engine.begin() as conn:
+            version = conn.execute(sa.select(schema_version.c.version)).scalar()
+            if version is None:
+                conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            elif version > SCHEMA_VERSION:
+                raise StateError(
+                    f"state database {self.display_url} has schema version {version}, newer than this "
+                    f"altcraft-sync ({SCHEMA_VERSION}): upgrade altcraft-sync"
+                )
 
     # --- watermarks ------------------------------------------------------------------------------
+    @_retried("watermark read")
     def get_watermark(self, stream: str, cursor: str) -> Cursor | None:
         with self.engine.connect() as conn:
             value = conn.execute(
@@ -208,12 +238,14 @@ class StateStore:
             ).scalar()
         return Cursor.from_json(value) if value else None
 
+    @_retried("watermark read")
     def all_watermarks(self) -> dict[tuple[str, str], tuple[Cursor, datetime]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(watermarks)).all()
         return {(r.stream, r.cursor): (Cursor.from_json(r.value), _aware(r.updated_at)) for r in rows}
 
     # --- the chunk commit --------------------------------------------------------------------------
+    @_retried("chunk commit")
     def commit_chunk(
         self,
         *,
@@ -221,7 +253,7 @@ class StateStore:
         cursors: dict[str, Cursor] | None = None,
         entries: Sequence[LedgerEntry] = (),
         quarantined: Sequence[tuple[str, str, Any, list[dict[str, Any]]]] = (),
-        cleared: Iterable[tuple[str, str]] = (),
+        cleared: Sequence[tuple[str, str]] = (),
         run_id: str | None = None,
         lock_owner: str | None = None,
     ) -> None:
@@ -293,6 +325,7 @@ class StateStore:
         ]
         conn.exec_driver_sql(sql, rows)
 
+    @_retried("quarantine read")
     def quarantined_ids(self, entity: str) -> set[str]:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(quarantine.c.external_id).where(quarantine.c.entity == entity)).scalars())
@@ -320,6 +353,7 @@ class StateStore:
                 conn.execute(table.insert(), part)
 
     # --- ledger reads ------------------------------------------------------------------------------
+    @_retried("ledger read")
     def known(self, entity: str, external_ids: Sequence[str]) -> dict[str, Known]:
         out: dict[str, Known] = {}
         with self.engine.connect() as conn:
@@ -334,21 +368,43 @@ class StateStore:
                     out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts)
         return out
 
+    @_retried("ledger read")
     def pending(self, entity: str, limit: int = 100_000) -> list[tuple[str, str]]:
-        """(external_id, source_pk) of records to retry: failed, or rejected with a non-permanent error."""
+        """(external_id, source_pk) of records to retry: failed, deferred (waiting for what they depend
+        on), or rejected with a non-permanent error."""
         # No ORDER BY in SQL: with one, SQLite walks the whole (entity, external_id) key to avoid a sort
         # instead of using the (entity, status) index, 2 s per stream at 1M ledger rows; the few pending
         # rows are sorted here.
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(ledger.c.external_id, ledger.c.source_pk)
-                .where(ledger.c.entity == entity, ledger.c.status.in_(("failed", "rejected")),
+                .where(ledger.c.entity == entity, ledger.c.status.in_(("failed", "rejected", "deferred")),
                        sa.or_(ledger.c.status == "failed", sa.not_(ledger.c.permanent)))
                 .limit(limit)
             ).all()
         return sorted((r.external_id, r.source_pk) for r in rows)
 
     # --- batches in flight -------------------------------------------------------------------------
+    @_retried("ledger read")
+    def delivered_among(self, entity: str, external_ids: Sequence[str]) -> set[str]:
+        """Which of ``external_ids`` Altcraft holds according to the ledger (dependency checks)."""
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(external_ids), 900):
+                part = list(external_ids[start:start + 900])
+                out.update(conn.execute(sa.select(ledger.c.external_id).where(
+                    ledger.c.entity == entity, ledger.c.external_id.in_(part), ledger.c.status == "delivered")).scalars())
+        return out
+
+    @_retried("ledger read")
+    def delivered_keys(self, entity: str, limit: int) -> list[str]:
+        """Source keys of up to ``limit`` records Altcraft holds according to the ledger (carriers)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                sa.select(ledger.c.source_pk).where(ledger.c.entity == entity, ledger.c.status == "delivered",
+                                                    ledger.c.source_pk.is_not(None)).limit(limit)).scalars())
+
+    @_retried("in-flight note")
     def begin_send(self, batch_id: str, entity: str, records: Sequence[tuple[str, Any]]) -> None:
         """Note, committed before the first request, that these (external_id, source_pk) are being sent."""
         with self.notes.begin() as conn:
@@ -356,6 +412,7 @@ class StateStore:
                 batch_id=batch_id, entity=entity, created_at=now(),
                 records=orjson.dumps([[ext, _pk(pk)] for ext, pk in records]).decode()))
 
+    @_retried("in-flight read")
     def unsettled(self, entity: str) -> tuple[list[str], list[tuple[str, str]]]:
         """Notes left by runs that died before committing a batch's outcome: their ids, and the records
         Altcraft may hold without the ledger knowing."""
@@ -363,6 +420,7 @@ class StateStore:
             rows = conn.execute(sa.select(in_flight.c.batch_id, in_flight.c.records).where(in_flight.c.entity == entity)).all()
         return [r.batch_id for r in rows], [(ext, pk) for r in rows for ext, pk in orjson.loads(r.records)]
 
+    @_retried("in-flight clean-up")
     def settle(self, batch_ids: Sequence[str]) -> None:
         """Remove notes whose outcomes are committed (or, in reconcile, acted on)."""
         if not batch_ids:
@@ -372,14 +430,16 @@ class StateStore:
                 conn.execute(in_flight.delete().where(in_flight.c.batch_id.in_(batch_ids[start:start + 500])))
 
     def delivered_ids(self, entity: str) -> Iterable[tuple[str, str]]:
-        """(external_id, source_pk) of everything Altcraft holds according to the ledger (reconcile)."""
+        """(external_id, source_pk) of everything Altcraft may hold or the backlog counts (reconcile):
+        delivered, and failed, rejected or deferred records (a delete of an absent id is harmless)."""
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=10_000).execute(
                 sa.select(ledger.c.external_id, ledger.c.source_pk)
-                .where(ledger.c.entity == entity, ledger.c.status.in_(["delivered", "rejected", "failed"])))
+                .where(ledger.c.entity == entity, ledger.c.status.in_(["delivered", *RETRYABLE])))
             for part in result.partitions():
                 yield from ((r.external_id, r.source_pk) for r in part)
 
+    @_retried("backlog read")
     def summary(self) -> dict[str, Any]:
         """Backlog figures for ``status``: ledger by entity and status, quarantine by entity."""
         with self.engine.connect() as conn:
@@ -394,11 +454,13 @@ class StateStore:
             ledger_counts.setdefault(entity, {})[key] = ledger_counts.get(entity, {}).get(key, 0) + count
         return {"ledger": ledger_counts, "quarantine": {e: c for e, c in quar}}
 
+    @_retried("quarantine read")
     def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(quarantine).order_by(quarantine.c.last_seen.desc()).limit(limit)).all()
         return [{**r._asdict(), "reasons": orjson.loads(r.reasons)} for r in rows]
 
+    @_retried("ledger read")
     def rejected_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -407,19 +469,33 @@ class StateStore:
         return [r._asdict() for r in rows]
 
     # --- runs --------------------------------------------------------------------------------------
+    @_retried("run start")
     def start_run(self, run_id: str, kind: str) -> None:
+        """Record a run as running, its owner in ``message`` until it ends. Runs left ``running`` by an
+        owner that is gone (killed, or its state database failed when it ended) are closed as failed
+        first, so the history never shows a dead run as running."""
         with self.engine.begin() as conn:
-            conn.execute(runs.insert().values(run_id=run_id, kind=kind, started_at=now(), status="running"))
+            left = conn.execute(sa.select(runs.c.run_id, runs.c.message).where(runs.c.status == "running")).all()
+            for r in left:
+                if r.message and _owner_is_dead(r.message):
+                    conn.execute(runs.update().where(runs.c.run_id == r.run_id).values(
+                        status="failed", ended_at=now(),
+                        message="interrupted: the run ended without recording its outcome"))
+            conn.execute(runs.insert().values(run_id=run_id, kind=kind, started_at=now(), status="running",
+                                              message=lock_owner(run_id)))
 
+    @_retried("run end")
     def finish_run(self, run_id: str, status: str, message: str | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(runs.update().where(runs.c.run_id == run_id).values(ended_at=now(), status=status, message=message))
 
+    @_retried("run figures")
     def record_stream(self, run_id: str, stream: str, figures: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             self._upsert(conn, run_streams, [{"run_id": run_id, "stream": stream, "figures": orjson.dumps(figures, default=str).decode()}],
                          ["run_id", "stream"], ["figures"])
 
+    @_retried("run history read")
     def last_runs(self, n: int = 10) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(n)).all()
@@ -443,6 +519,7 @@ class StateStore:
                     raise
                 time.sleep(min(5.0, max(0.05, deadline - time.monotonic())))
 
+    @_retried("stream lock")
     def _try_lock(self, stream: str, owner: str) -> None:
         """Take the stream's lock, or raise ``StreamLocked``.
 
@@ -463,11 +540,13 @@ class StateStore:
                 who = f"{held.owner} since {_aware(held.acquired_at):%Y-%m-%d %H:%M:%S} UTC" if held else "another run"
                 raise StreamLocked(f"stream {stream!r} is being synced by {who}; runs of one stream never overlap") from None
 
+    @_retried("lock release")
     def release_lock(self, stream: str, owner: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.owner == owner))
 
     # --- backfill progress -------------------------------------------------------------------------
+    @_retried("backfill read")
     def window_status(self, backfill_id: str, stream: str) -> dict[str, str]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -476,6 +555,7 @@ class StateStore:
             ).all()
         return {r.window_start: r.status for r in rows}
 
+    @_retried("backfill progress")
     def mark_window(self, backfill_id: str, stream: str, start: str, end: str, status: str,
                     figures: dict[str, Any] | None = None) -> None:
         with self.engine.begin() as conn:
@@ -484,9 +564,16 @@ class StateStore:
                 "status": status, "figures": orjson.dumps(figures or {}, default=str).decode(), "updated_at": now(),
             }], ["backfill_id", "stream", "window_start"], ["window_end", "status", "figures", "updated_at"])
 
+    @_retried("backfill reset")
     def reset_backfill(self, backfill_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(backfill_windows.delete().where(backfill_windows.c.backfill_id == backfill_id))
+
+
+_ABANDONED: set[str] = set()
+"""Owners (``run@host:pid``) in this process whose run ended without being able to release its lock or
+close its run row (the state database failed at the end). The process is alive, so only this set tells a
+later run in the same process (a worker, a test) that the owner is gone."""
 
 
 def lock_owner(run_id: str) -> str:
@@ -494,7 +581,14 @@ def lock_owner(run_id: str) -> str:
     return f"{run_id}@{socket.gethostname()}:{os.getpid()}"
 
 
+def abandon(owner: str) -> None:
+    """Mark ``owner``'s run as ended although its lock or run row could not be written."""
+    _ABANDONED.add(owner)
+
+
 def _owner_is_dead(owner: str) -> bool:
+    if owner in _ABANDONED:
+        return True
     _, _, where = owner.rpartition("@")
     host, _, pid = where.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():

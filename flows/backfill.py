@@ -28,7 +28,7 @@ from altcraft_sync.config import STREAMS
 from altcraft_sync.errors import SyncError
 from flows.engine import StreamStats, Syncer
 from flows.runtime import Runtime
-from flows.sync import StreamName, guarded, publish, sync_stream
+from flows.sync import StreamName, guarded, publish, stream_result, sync_stream
 
 
 class BackfillParams(BaseModel):
@@ -99,7 +99,6 @@ def run_windows(runtime: Runtime, params: BackfillParams) -> dict[str, StreamSta
     results: dict[str, StreamStats] = {s: StreamStats(s) for s in streams}
 
     def body() -> dict[str, StreamStats]:
-        syncer.define()
         for stream in streams:
             done = {} if params.dry_run else runtime.state.window_status(bid, stream)
             for start, end in windows:
@@ -107,9 +106,9 @@ def run_windows(runtime: Runtime, params: BackfillParams) -> dict[str, StreamSta
                 if done.get(key) == "done":
                     log.info("%s: window %s..%s already done (force to re-run)", stream, start, end)
                     continue
-                stats = sync_stream.with_options(tags=[f"stream:{stream}", "backfill"],
-                                                 task_run_name=f"{stream} {start:%Y-%m-%d}..{end:%Y-%m-%d}")(
-                    syncer, stream, (start, end))
+                stats = stream_result(sync_stream.with_options(
+                    tags=[f"stream:{stream}", "backfill"],
+                    task_run_name=f"{stream} {start:%Y-%m-%d}..{end:%Y-%m-%d}")(syncer, stream, (start, end)))
                 _add(results[stream], stats)
                 if not params.dry_run:
                     runtime.state.mark_window(bid, stream, key, end.isoformat(), "done", stats.figures())

@@ -7,10 +7,11 @@ unreachable, config error, stream locked, too many rejected/invalid records), ne
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -19,7 +20,8 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.config import STREAMS
-from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded
+from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded, one_line
+from connectors.state import abandon, lock_owner
 from flows.engine import StreamStats, Syncer
 from flows.reporting import ProgressReporter, stream_rows, summary_markdown
 from flows.runtime import Runtime, open_runtime
@@ -41,11 +43,14 @@ def _notify(stats: StreamStats, done: bool) -> None:
 
 
 @task(name="sync-stream", cache_policy=NO_CACHE, task_run_name="sync {stream}")
-def sync_stream(syncer: Syncer, stream: str, window: tuple[datetime, datetime] | None = None) -> StreamStats:
+def sync_stream(syncer: Syncer, stream: str, window: tuple[datetime, datetime] | None = None) -> StreamStats | State:
     """One stream, chunk by chunk (or one backfill window); the task's log says what moved."""
     log = get_run_logger()
     syncer.log = log
-    stats = syncer.sync_stream(stream, window=window)
+    try:
+        stats = syncer.sync_stream(stream, window=window)
+    except Exception as err:
+        return _task_failed(log, stream, err)
     log.info(
         "%s: %d read, %d unchanged, %d invalid, %d delivered, %d rejected, %d failed, %d deleted, %d retried; "
         "watermark %s -> %s", stream, stats.extracted, stats.unchanged, stats.invalid, stats.delivered,
@@ -55,12 +60,32 @@ def sync_stream(syncer: Syncer, stream: str, window: tuple[datetime, datetime] |
 
 
 @task(name="reconcile-stream", cache_policy=NO_CACHE, task_run_name="reconcile {stream}")
-def reconcile_stream(syncer: Syncer, stream: str) -> StreamStats:
+def reconcile_stream(syncer: Syncer, stream: str) -> StreamStats | State:
     """Delete in Altcraft the records that were hard-deleted from the source."""
     syncer.log = get_run_logger()
-    stats = syncer.reconcile(stream)
+    try:
+        stats = syncer.reconcile(stream)
+    except Exception as err:
+        return _task_failed(syncer.log, stream, err)
     syncer.log.info("%s: %d source keys, %d vanished records deleted", stream, stats.extracted, stats.deleted)
     return stats
+
+
+def _task_failed(log: Any, stream: str, err: Exception) -> State:
+    """A stream task's failure as one line: returned as a Failed state (raising would make Prefect log a
+    traceback of hundreds of lines at ERROR); the caller gets ``err`` raised back. The traceback goes to
+    the debug log (``PREFECT_LOGGING_LEVEL=DEBUG``)."""
+    log.error("%s: %s", stream, one_line(err))
+    log.debug("%s: traceback", stream, exc_info=err)
+    return Failed(message=one_line(err), data=err)
+
+
+def stream_result(out: StreamStats | State) -> StreamStats:
+    """A stream task's figures, or the error of a task that returned Failed (raised here, in the flow)."""
+    if not isinstance(out, State):
+        return out
+    err = out.result(raise_on_failure=False)
+    raise err if isinstance(err, BaseException) else SyncError(out.message or "stream failed")
 
 
 def run_streams(
@@ -85,11 +110,10 @@ def run_streams(
 
     def body() -> dict[str, StreamStats]:
         results: dict[str, StreamStats] = {}
-        syncer.define()
         for stream in chosen:
-            stats = sync_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream)
+            stats = stream_result(sync_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream))
             if reconcile:
-                gone = reconcile_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream)
+                gone = stream_result(reconcile_stream.with_options(tags=[f"stream:{stream}", kind])(syncer, stream))
                 stats.deleted += gone.deleted
                 stats.warnings += gone.warnings
             results[stream] = stats
@@ -143,19 +167,29 @@ def publish(runtime: Runtime, *, run_id: str, kind: str, title: str, dry_run: bo
                 f"{bad} of {seen} records ({bad / seen:.1%}) were rejected or invalid, above sync.failure_threshold "
                 f"{cfg.sync.failure_threshold:.0%}: see the quarantine and rejected samples"
             )
-    except SyncError as err:
-        outcome = f"Failed: {err}"
+    except BaseException as err:  # whatever ends the run, its row ends failed with one line
+        outcome = f"Failed: {one_line(err, run_id)}"
         raise
     finally:
         if not dry_run:
-            runtime.state.finish_run(run_id, "completed" if outcome == "Completed" else "failed",
-                                     None if outcome == "Completed" else outcome)
+            _close_run(runtime, run_id, outcome, log)
         if results:
             create_table_artifact(stream_rows(results), key=f"{kind.replace('_', '-')}-streams",
                                   description=f"{title}: figures per stream")
             create_markdown_artifact(summary_markdown(title, results, outcome, dry_run),
                                      key=f"{kind.replace('_', '-')}-summary", description=f"{title}: summary")
     return results
+
+
+def _close_run(runtime: Runtime, run_id: str, outcome: str, log: Any) -> None:
+    """Record how the run ended. If even that fails (the state database is gone), say so in one line and
+    mark the run's owner as ended in this process: its lock and run row are taken over by the next run."""
+    ok = outcome == "Completed"
+    try:
+        runtime.state.finish_run(run_id, "completed" if ok else "failed", None if ok else outcome)
+    except SyncError as err:
+        log.error("could not record the end of run %s: %s", run_id, err)
+        abandon(lock_owner(run_id))
 
 
 def _nightly_name() -> str:
@@ -183,20 +217,28 @@ def guarded(body: Callable[[Runtime], dict[str, StreamStats]], config_path: str,
     """Open the runtime and run ``body``; a ``SyncError`` becomes a Failed state with its one-line message
     (and the watermarks stay where the last committed chunk left them)."""
     log = get_run_logger()
+    run_id = str(flow_run.get_id() or "")
     try:
         runtime = open_runtime(config_path, need_client=need_client)
-    except SyncError as err:
-        log.error("%s", err)
-        return Failed(message=str(err))
+    except Exception as err:
+        return _failed(log, err, run_id)
     try:
         results = body(runtime)
-    except SyncError as err:
-        log.error("%s", err)
-        return Failed(message=str(err))
+    except Exception as err:
+        return _failed(log, err, run_id)
     finally:
         runtime.close()
     figures = {k: v.figures() for k, v in results.items()}
     return Completed(message=_one_line(results), data=figures)
+
+
+def _failed(log: Any, err: Exception, run_id: str) -> State:
+    """A Failed state with the error's one line; an unanticipated error's traceback goes to the debug log."""
+    message = one_line(err, run_id or None)
+    log.error("%s", message)
+    if not isinstance(err, SyncError):
+        logging.getLogger("altcraft_sync").debug("traceback of run %s", run_id, exc_info=err)
+    return Failed(message=message)
 
 
 def _one_line(results: dict[str, StreamStats]) -> str:
@@ -212,7 +254,6 @@ def retry_pending(config_path: str = "altcraft-sync.yaml", streams: list[StreamN
         run_id = str(flow_run.get_id() or uuid.uuid4())
         syncer = Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=run_id,
                         log=get_run_logger())
-        syncer.define()
         chosen = [s for s in STREAMS if s in runtime.config.enabled_streams() and (not streams or s in streams)]
         return {s: syncer.retry(s) for s in chosen}
 

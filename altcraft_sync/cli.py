@@ -130,7 +130,7 @@ def _finish(state: Any, what: str) -> dict[str, Any]:
 
 def _print_figures(figures: dict[str, Any]) -> None:
     table = Table(title="altcraft-sync run")
-    cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deleted", "retried"]
+    cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deferred", "deleted", "retried"]
     table.add_column("stream", no_wrap=True, min_width=10)
     for c in cols:
         table.add_column(c, justify="right", overflow="fold")
@@ -160,11 +160,11 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Op
                       "-" if row["lag_seconds"] is None else f"{row['lag_seconds']:.0f}")
     console.print(table)
     backlog = Table(title="Backlog")
-    for c in ("entity", "quarantined", "rejected (retrying)", "rejected (permanent)", "failed", "delivered"):
+    for c in ("entity", "quarantined", "rejected (retrying)", "rejected (permanent)", "failed", "deferred", "delivered"):
         backlog.add_column(c)
     for entity, counts in report["backlog"].items():
         backlog.add_row(entity, str(counts["quarantined"]), str(counts["rejected"]), str(counts["rejected_permanent"]),
-                        str(counts["failed"]), str(counts["delivered"]))
+                        str(counts["failed"]), str(counts["deferred"]), str(counts["delivered"]))
     console.print(backlog)
     runs = Table(title="Last runs")
     for c in ("started", "kind", "status", "message"):
@@ -204,6 +204,8 @@ def sandbox(
     drop_rate: Annotated[float, typer.Option(help="Fraction of connections dropped.")] = 0.0,
     latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
     seed: Annotated[Optional[int], typer.Option(help="Seed for the fault dice.")] = None,
+    strict_data: Annotated[bool, typer.Option("--strict-data", help="Refuse imports with an empty data array "
+                                              "(api.md marks data required; what Altcraft does is unknown).")] = False,
 ) -> None:
     """Run the local Altcraft emulator until interrupted (faults can be changed at run time with
     POST /__emulator/faults)."""
@@ -211,8 +213,9 @@ def sandbox(
 
     faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after, error_rate=error_rate,
                     drop_rate=drop_rate, latency_ms=latency_ms, seed=seed)
-    emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults)
-    console.print(f"Altcraft emulator on {emu.url} (token set; faults: {faults})", highlight=False)
+    emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults, strict_data=strict_data)
+    console.print(f"Altcraft emulator on {emu.url} (token set; strict data: {strict_data}; faults: {faults})",
+                  highlight=False)
     try:
         emu.serve_forever()
     except KeyboardInterrupt:

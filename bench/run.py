@@ -95,7 +95,6 @@ def phase_sync(args: argparse.Namespace) -> dict[str, Any]:
     rt = _runtime(args)
     try:
         syncer = Syncer(rt.config, rt.source, rt.state, rt.client, run_id=f"bench-{args.phase}")
-        syncer.define()
         out: dict[str, Any] = {"streams": {}}
         for stream in ("categories", "products", "skus", "orders"):
             st = syncer.sync_stream(stream)
@@ -146,8 +145,8 @@ def phase_capacity(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = AltcraftSettings(api_url=args.api, requests_per_second=10_000, concurrency=4)
     client = AltcraftClient(settings, SecretStr(TOKEN), limiter=RateLimiter(10_000))
-    client.import_categories([Encoded.of({"external_id": "cap", "name": "cap"})])
-    client.import_products([Encoded.of({"external_id": "cap-p", "name": "p"})])
+    client.import_categories([Encoded.of({"external_id": "cap", "name": "cap"})],
+                             carrier=Encoded.of({"external_id": "cap-p", "name": "p"}))
     client.import_skus([Encoded.of({"external_id": "cap-s", "name": "s", "product_external_id": "cap-p"})])
     line = {"status": "new", "product": "cap-s", "final_price_per_item": "10", "count": 1}
     records = [Encoded.of({"external_id": f"cap-{i}", "email": "a@b.co", "endpoint": "w", "status": "new",

@@ -7,6 +7,8 @@ What it guarantees (see ``../shared/altcraft/api.md`` for the API itself):
 - Retries with exponential backoff and jitter (tenacity) on connection errors, timeouts, HTTP 429 (with
   ``Retry-After`` honoured) and 500/502/503/504, capped in attempts and in total time. A bad token
   (body ``error`` 401/403 or HTTP 401/403) or the tariff limit (402) fails at once: retrying cannot help.
+- Every import carries real records in ``data`` (required, api.md §1.2): root definitions and categories
+  travel with one, never with an empty ``data``.
 - The body's ``error`` is checked even on HTTP 200 (api.md §0: HTTP 200 may carry an error, INFERRED).
 - Batches split by record count and serialized size; HTTP 413 or a whole-request 400 halves the batch
   until the offending records are isolated and reported as rejected while the rest are delivered.
@@ -60,6 +62,8 @@ class Outcome:
 class ImportReport:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     requests: int = 0
+    carrier: Outcome | None = None
+    """The outcome of the record that carried categories (:meth:`AltcraftClient.import_categories`)."""
 
     def count(self, status: Status) -> int:
         return sum(1 for o in self.outcomes.values() if o.status == status)
@@ -67,6 +71,8 @@ class ImportReport:
     def merge(self, other: ImportReport) -> None:
         self.outcomes.update(other.outcomes)
         self.requests += other.requests
+        if other.carrier is not None and (self.carrier is None or other.carrier.status == "delivered"):
+            self.carrier = other.carrier
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,36 +204,42 @@ class AltcraftClient:
         """Products, optionally with nested ``sku`` arrays, through ``market/products/import``."""
         return self._import("market/products/import", records, _defs(custom_fields, categories))
 
-    def import_categories(self, categories: Sequence[Encoded]) -> ImportReport:
-        """Categories alone, as the root ``categories`` of ``products/import`` with an empty ``data``.
+    def import_categories(
+        self, categories: Sequence[Encoded], *, carrier: Encoded, method: str = "market/products/import",
+    ) -> ImportReport:
+        """Categories as the root ``categories`` of ``products/import`` (or ``sku/import``), each request
+        carrying one real product (or SKU), ``carrier``, in ``data``.
 
-        Categories get no per-item result (api.md §2.4), so a category is delivered when its request
-        answered ``error: 0``; a refused request is halved until the bad categories are isolated.
-        Callers must send parents before children (transforms.catalog orders them).
-        """
-        return self._import("market/products/import", categories, {"data": []}, items_key="categories", ordered=True)
+        ``data`` is required (api.md §1.2); that a request with an empty one is accepted is only inferred,
+        so no request relies on it. The carrier is a record the ledger holds as delivered, re-sent
+        unchanged (imports upsert by ``external_id``), or a new one. Categories get no per-item result
+        (api.md §2.4): a category is delivered when its request answered ``error: 0``; a refused request
+        is halved until the bad categories are isolated. Batches go one after another, in the order given
+        (parents before children, :func:`transforms.catalog.map_categories`). ``report.carrier`` is the
+        carrier's own outcome."""
+        report = ImportReport()
+        prefix = self._prefix({}) + b'"data":[' + carrier.data + b"],"
+        for batch in self._batches(categories, len(prefix)):
+            report.merge(self._send_isolating(method, prefix, "categories", batch, carrier))
+        if report.carrier is None and categories:
+            report.carrier = Outcome(carrier.external_id, "failed", 0, "every request carrying it was refused")
+        return report
 
-    def define(
-        self, *, custom_fields: list[dict[str, Any]] | None = None,
-        custom_line_statuses: list[dict[str, Any]] | None = None,
-    ) -> None:
-        """Create/update root definitions once, before any record uses them.
+    def import_with_roots(self, method: str, carrier: Encoded, roots: dict[str, Any]) -> Outcome:
+        """Root definitions (``custom_fields``, ``custom_line_statuses``, ``skip_triggers``) in one request
+        with one real record, ``carrier``, as the seed's own orders/import example sends them: an import
+        with an empty ``data`` is not documented to work (api.md marks ``data`` required).
 
-        Sending definitions alone (``data: []``, INFERRED to be accepted) means a bad definition fails
-        the run once with a clear message instead of failing every record of every batch.
-        """
-        if custom_line_statuses:
-            method, root = "market/orders/import", {"custom_line_statuses": custom_line_statuses, "skip_triggers": True}
-            if custom_fields:
-                root["custom_fields"] = custom_fields
-        elif custom_fields:
-            method, root = "market/products/import", {"custom_fields": custom_fields}
-        else:
-            return
+        A refused request fails the run with one line: a bad definition would otherwise make every record
+        that uses it fail. Returns the carrier's own outcome."""
+        body = self._prefix(roots) + b'"data":[' + carrier.data + b"]}"
         try:
-            self._post(method, self._body({**root, "data": []}))
+            answer = self._post(method, body)
         except _Rejected as err:
-            raise AltcraftError(f"Altcraft refused the custom field/line status definitions: {err.text}") from None
+            names = ", ".join(f"{k} {[d.get('external_id') for d in v]}" for k, v in roots.items() if isinstance(v, list))
+            raise AltcraftError(f"Altcraft refused the definitions ({names}) sent with record "
+                                f"{carrier.external_id} through {method}: {err.code} {err.text}") from None
+        return self._outcomes([carrier], answer.get("result"))[carrier.external_id]
 
     # --- deletes -------------------------------------------------------------------------------------
     def delete_orders(self, external_ids: Iterable[str]) -> ImportReport:
@@ -297,22 +309,14 @@ class AltcraftClient:
             from_id = next_id
 
     # --- batching ------------------------------------------------------------------------------------
-    def _import(
-        self, method: str, records: Sequence[Encoded], root: dict[str, Any], items_key: str = "data",
-        ordered: bool = False,
-    ) -> ImportReport:
-        """Send ``records`` in batches; ``ordered`` sends the batches one after another (categories: a
-        parent must exist before a child arrives), otherwise up to ``concurrency`` at once."""
+    def _import(self, method: str, records: Sequence[Encoded], root: dict[str, Any]) -> ImportReport:
+        """Send ``records`` in batches, up to ``concurrency`` at once."""
         report = ImportReport()
         if not records:
             return report
         prefix = self._prefix(root)
-        if ordered:
-            for batch in self._batches(records, len(prefix)):
-                report.merge(self._send_isolating(method, prefix, items_key, batch))
-            return report
         futures = [
-            self._pool.submit(self._send_isolating, method, prefix, items_key, batch)
+            self._pool.submit(self._send_isolating, method, prefix, "data", batch)
             for batch in self._batches(records, len(prefix))
         ]
         for fut in futures:
@@ -333,7 +337,8 @@ class AltcraftClient:
         if batch:
             yield batch
 
-    def _send_isolating(self, method: str, prefix: bytes, items_key: str, batch: list[Encoded]) -> ImportReport:
+    def _send_isolating(self, method: str, prefix: bytes, items_key: str, batch: list[Encoded],
+                        carrier: Encoded | None = None) -> ImportReport:
         report = ImportReport(requests=1)
         body = prefix + b'"' + items_key.encode() + b'":[' + b",".join(r.data for r in batch) + b"]}"
         try:
@@ -347,10 +352,12 @@ class AltcraftClient:
             mid = len(batch) // 2
             log.info("%s: request of %d records refused (%s); halving to isolate", method, len(batch), err.code)
             for half in (batch[:mid], batch[mid:]):
-                report.merge(self._send_isolating(method, prefix, items_key, half))
+                report.merge(self._send_isolating(method, prefix, items_key, half, carrier))
             return report
         if items_key != "data":  # categories: no per-item result, the request's success is theirs
             report.outcomes.update({r.external_id: Outcome(r.external_id, "delivered") for r in batch})
+            if carrier is not None:
+                report.carrier = self._outcomes([carrier], answer.get("result"))[carrier.external_id]
             return report
         report.outcomes.update(self._outcomes(batch, answer.get("result")))
         return report
@@ -455,6 +462,8 @@ class AltcraftClient:
             raise _Transient(f"HTTP {status}", _retry_after(resp.headers.get("Retry-After")))
         if status == 413:
             raise _Rejected(413, "request body too large for Altcraft")
+        if status in (404, 405):
+            raise AltcraftError(_wrong_url(s.api_url, method, f"HTTP {status}"))
         try:
             answer = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
@@ -476,7 +485,19 @@ class AltcraftClient:
             raise AltcraftTariffError(f"Altcraft tariff limit reached (error 402: {text}): raise the plan's limits")
         if code in TRANSIENT_HTTP:
             raise _Transient(f"error {code}: {text}")
+        if "unknown method" in text.lower():
+            raise AltcraftError(_wrong_url(s.api_url, method, f"error {code}: {text}"))
         raise _Rejected(code or status, text or f"HTTP {status}")
+
+
+def _wrong_url(api_url: str, method: str, answer: str) -> str:
+    """One line for an answer that means the URL is not an API method: which URL was called, and what the
+    base should look like (the usual mistake is a base without its ``/api/v1.1/`` path)."""
+    called = f"Altcraft answered {answer} for {api_url}{method}"
+    if "/api/v1" not in api_url:
+        return (f"{called}: altcraft.api_url must be the API base ending in /api/v1.1/, e.g. "
+                f"{api_url.rstrip('/')}/api/v1.1/")
+    return f"{called}: check altcraft.api_url (it should end in /api/v1.1/) and that this Altcraft has the method"
 
 
 def _defs(custom_fields: list[dict[str, Any]] | None, categories: list[dict[str, Any]] | None) -> dict[str, Any]:

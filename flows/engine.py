@@ -21,23 +21,32 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from altcraft_sync.config import Config
-from connectors.altcraft import AltcraftClient
+from connectors.altcraft import AltcraftClient, Outcome
 from connectors.shop_db import Cursor, ShopSource, to_utc
-from connectors.state import LedgerEntry, StateStore, lock_owner
-from flows.mapping import ChunkMapper, MapResult
-from transforms.catalog import definitions
+from altcraft_sync.errors import SyncError
+from connectors.state import LedgerEntry, StateStore, abandon, lock_owner
+from flows import roots
+from flows.mapping import ChunkMapper, MapResult, fetch_and_map
 from transforms.payload import Mapped, Payload, deleted_mask
 from transforms.values import ids, pylist
 
 ENTITY = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
+DEPENDS_ON = {"orders": ("skus", "products"), "skus": ("products",), "products": ("categories",)}
+"""What a stream's records refer to (an order line's product may be a SKU or a product), in lookup order."""
+DEPENDED_ON = frozenset(ENTITY[s] for deps in DEPENDS_ON.values() for s in deps)
 SAMPLE_SIZE = 5
+CARRIER_CANDIDATES = 20
+"""Rows read to find one valid record that carries definitions or categories."""
 WORKERS_AFTER_FULL_PAGES = 3
 """Map workers start once a cursor has read this many full pages. A run of a page or two (a nightly
 incremental) would spend more on starting a worker (2-3 s of CPU, measured) than it saves: at 1M orders
@@ -55,6 +64,8 @@ class StreamStats:
     delivered: int = 0
     rejected: int = 0
     failed: int = 0
+    deferred: int = 0
+    """Records waiting for what they depend on (a SKU not delivered yet, a carrier): not rejections."""
     deleted: int = 0
     retried: int = 0
     new: int = 0
@@ -134,18 +145,20 @@ class Syncer:
         self._pending: Future[None] | None = None
         self._committing: Future[None] | None = None
         self._quarantine_ids: dict[str, set[str]] = {}
+        self._delivered_refs: dict[str, set[str]] = {}
+        self._in_flight_ids: dict[str, set[str]] = {}
+        self._carried: set[tuple[str, str]] = set()
+        self._positions: dict[str, Cursor | None] = {}
+        """Each cursor's last committed position in this run (watermarks are written only when they move)."""
+        self._would_send: dict[str, set[str]] = {}
+        """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""
+        """Per stream, references already found delivered in this run (a record never un-delivers
+        within a run: earlier streams are finished when a later one reads)."""
         self._parent_range: tuple[Cursor | None, Any] = (None, None)
         self.mapper = ChunkMapper(config, 0 if dry_run else config.sync.map_workers, source)
         self._mapping: deque[tuple[Future[MapResult], str, StreamStats, Cursor | None, str]] = deque()
 
     # --- entry points --------------------------------------------------------------------------------
-    def define(self) -> None:
-        """Send the root custom field / line status definitions once per run, before any record."""
-        if self.dry_run or self.client is None:
-            return
-        defs = definitions(self.config)
-        self.client.define(custom_fields=defs["custom_fields"], custom_line_statuses=defs["custom_line_statuses"])
-
     def sync_stream(self, stream: str, *, window: tuple[Any, Any] | None = None) -> StreamStats:
         """Sync one stream incrementally from its watermark, or, with ``window=(since, until)`` (aware
         datetimes), re-send that range without touching the watermark (backfills)."""
@@ -154,6 +167,8 @@ class Syncer:
         if not self.dry_run:
             self.state.acquire_lock(stream, owner, wait_seconds=self.lock_wait_seconds)
         try:
+            if not self.dry_run:
+                self._send_definitions(stream, stats)
             db_now = self.source.db_now()
             margin = self.config.source.safety_margin_seconds
             for cursor_name in self._cursors(stream):
@@ -166,6 +181,7 @@ class Syncer:
                     start = Cursor(self.source.to_native(cursor_name, window[0]), None)
                     upper = self.source.to_native(cursor_name, min(window[1], db_now - pd.Timedelta(seconds=margin)))
                 stats.watermark_before[cursor_name] = _show(wm)
+                self._positions[cursor_name] = wm
                 if cursor_name == stream:
                     self._parent_range = (start, upper)
                 last = self._run_cursor(stream, cursor_name, start, upper, wm, stats, commit_watermark=window is None)
@@ -181,7 +197,7 @@ class Syncer:
             self._abandon()
             self.mapper.shutdown()
             if not self.dry_run:
-                self.state.release_lock(stream, owner)
+                self._release(stream)
         return stats
 
     def retry(self, stream: str) -> StreamStats:
@@ -189,11 +205,12 @@ class Syncer:
         stats = StreamStats(stream)
         self.state.acquire_lock(stream, self.owner)
         try:
+            self._send_definitions(stream, stats)
             self._retry_pending(stream, stats)
             self.drain()
         finally:
             self._abandon()
-            self.state.release_lock(stream, self.owner)
+            self._release(stream)
         return stats
 
     def reconcile(self, stream: str) -> StreamStats:
@@ -231,11 +248,33 @@ class Syncer:
                 for start in range(0, len(targets), size):
                     entries = self._delete(stream, entity, targets[start:start + size], stats, only_known=False)
                     self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
+            # quarantined rows that left the source leave the backlog too (they were never sent)
+            gone = sorted(ext for ext in self.state.quarantined_ids(entity) if ext not in present)
+            if gone and not self.dry_run:
+                self.state.commit_chunk(stream=stream, cleared=[(entity, ext) for ext in gone], lock_owner=self.owner)
             if not self.dry_run:
                 self.state.settle(batches)
         finally:
-            self.state.release_lock(stream, self.owner)
+            self._release(stream)
         return stats
+
+    def _moved(self, cursor_name: str, cursor: Cursor | None) -> dict[str, Cursor] | None:
+        """The cursor to commit, or None when it is where the state already has it (a lookback re-read of
+        unchanged rows): a watermark is rewritten only when it moves. Called on the commit thread, in
+        chunk order."""
+        if cursor is None or self._positions.get(cursor_name) == cursor:
+            return None
+        self._positions[cursor_name] = cursor
+        return {cursor_name: cursor}
+
+    def _release(self, stream: str) -> None:
+        """Release the stream's lock without hiding the error that ended the stream: if the state database
+        cannot take even this, the owner is marked ended in this process and the next run takes over."""
+        try:
+            self.state.release_lock(stream, self.owner)
+        except SyncError as err:
+            self.log.error("%s: could not release the stream lock: %s", stream, err)
+            abandon(self.owner)
 
     # --- cursors -------------------------------------------------------------------------------------
     def _cursors(self, stream: str) -> list[str]:
@@ -302,7 +341,7 @@ class Syncer:
             self._finish_mapping()
             if cursor is not None and not self.dry_run:
                 self._in_order(lambda: self._commit_in_order(lambda: self.state.commit_chunk(
-                    stream=stream, cursors={cursor_name: cursor}, lock_owner=self.owner)))
+                    stream=stream, cursors=self._moved(cursor_name, cursor), lock_owner=self.owner)))
             return
         stats.extracted += len(parents)
         future = self.mapper.submit(stream, parents, self._child_entity(stream))
@@ -390,7 +429,7 @@ class Syncer:
         def commit() -> None:
             t = time.perf_counter()
             if not self.dry_run:
-                self.state.commit_chunk(stream=stream, cursors={cursor_name: cursor} if cursor else None,
+                self.state.commit_chunk(stream=stream, cursors=self._moved(cursor_name, cursor),
                                         entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
                                         run_id=self.run_id, lock_owner=self.owner)
                 if batch:
@@ -433,17 +472,25 @@ class Syncer:
         payloads = mapped.payloads
         t = time.perf_counter()
         known = self.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
+        blocked = self._blocked(stream, mapped)
         stats.timed("ledger", t)
         send: list[Payload] = []
-        for p in payloads:
+        for i, p in enumerate(payloads):
             k = known.get(p.external_id)
             if not self.resend and k is not None and k.fingerprint == p.fingerprint and (k.status == "delivered" or k.permanent):
-                if k.status == "delivered":
+                if (entity, p.external_id) in self._carried:  # new, delivered this run as a carrier
+                    self._carried.discard((entity, p.external_id))
+                    stats.delivered += 1
+                    stats.new += 1
+                elif k.status == "delivered":
                     stats.unchanged += 1
                     if self.dry_run:
                         self._sample(stats, "unchanged", [p.external_id])
                 else:
                     stats.rejected += 1  # a permanent rejection stays visible until its data changes
+                continue
+            if i in blocked:
+                entries.append(self._defer(entity, p, blocked[i], stats))
                 continue
             send.append(p)
             if k is None or k.status == "deleted":
@@ -456,10 +503,56 @@ class Syncer:
             in_quarantine.difference_update(ext for _, ext in cleared)
         in_quarantine.update(ext for _, ext, _, _ in quarantined)
         if self.dry_run:
+            if entity in DEPENDED_ON:
+                self._would_send.setdefault(entity, set()).update(p.external_id for p in send)
             self._sample(stats, "new", [p for p in send if p.external_id not in known])
             self._sample(stats, "changed", [p for p in send if p.external_id in known])
             return _Prepared(entries, quarantined, cleared, [], [])
         return _Prepared(entries, quarantined, cleared, send, mapped.deletions)
+
+    def _blocked(self, stream: str, mapped: Mapped, sending: Collection[str] = ()) -> dict[int, str]:
+        """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet
+        (held back by the safety margin, quarantined, rejected or failing), each with the first such
+        reference. Altcraft would reject them as unknown; they wait in the ledger as deferred instead.
+        Only streams this config syncs count: an orders-only config trusts Altcraft's catalogue. ``sending``
+        are references that travel in the same request (the categories a carrier product goes with)."""
+        deps = [ENTITY[s] for s in DEPENDS_ON.get(stream, ()) if s in self.source.entities]
+        if not deps or mapped.refs is None or not self.config.sync.wait_for_dependencies:
+            return {}
+        values, offsets = mapped.refs
+        ok = self._delivered_refs.setdefault(stream, set())
+        unknown = [v for v in pc.unique(values).to_pylist() if v is not None and v not in ok and v not in sending]
+        if self.dry_run:  # what this dry run would have delivered in an earlier stream counts as delivered
+            unknown = [v for v in unknown if not any(v in self._would_send.get(e, ()) for e in deps)]
+        for entity in deps:
+            if unknown:
+                found = self.state.delivered_among(entity, unknown)
+                ok.update(found)
+                unknown = [v for v in unknown if v not in found]
+        if not unknown:
+            return {}
+        hits = np.flatnonzero(pc.is_in(values, value_set=pa.array(unknown, pa.string())).to_numpy(zero_copy_only=False))
+        owners = np.searchsorted(offsets, hits, side="right") - 1
+        out: dict[int, str] = {}
+        for owner, ref in zip(owners.tolist(), values.take(pa.array(hits)).to_pylist()):
+            out.setdefault(owner, ref)
+        return out
+
+    def _defer(self, entity: str, p: Payload, ref: str, stats: StreamStats) -> LedgerEntry:
+        """A record that waits for ``ref``: not sent, not a rejection; re-read on every run (the ledger's
+        pending records) until what it needs is delivered."""
+        why = f"waiting for {ref!r}, which Altcraft does not hold yet"
+        stats.deferred += 1
+        self._attempted.add((entity, p.external_id))
+        self._sample(stats, "deferred", [{"external_id": p.external_id, "reason": why}])
+        return LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, "deferred", None, why)
+
+    def _maybe_sent(self, entity: str) -> set[str]:
+        """Ids named by in-flight notes of runs that died between Altcraft's answer and the commit (loaded
+        once per run): Altcraft may hold them though the ledger does not, so a soft delete reaches them."""
+        if entity not in self._in_flight_ids:
+            self._in_flight_ids[entity] = {ext for ext, _ in self.state.unsettled(entity)[1]}
+        return self._in_flight_ids[entity]
 
     def _quarantined(self, entity: str) -> set[str]:
         """The entity's quarantined external_ids (loaded once per run, kept current): only those need a
@@ -477,7 +570,7 @@ class Syncer:
         elif stream == "products":
             report = self.client.import_products(send)
         else:
-            report = self.client.import_categories(send)
+            return self._push_categories(send, stats)
         stats.requests += report.requests
         entries = []
         for p in send:
@@ -499,6 +592,96 @@ class Syncer:
                 for e in entries if e.status != "delivered"])
         return entries
 
+    # --- what must travel with a real record (flows.roots) --------------------------------------------
+    def _send_definitions(self, stream: str, stats: StreamStats) -> None:
+        """Send the custom field / line status definitions ``stream`` uses that the ledger does not hold
+        as delivered with the same fingerprint, with one carrier record of the stream, before any record of
+        the stream goes out. A run where they did not change sends nothing for them."""
+        defs = roots.definitions_for(self.config, stream, list(self.source.entities))
+        if not defs:
+            return
+        known: dict[str, Any] = {}
+        for entity in {d.entity for d in defs}:
+            known.update({(entity, k): v for k, v in self.state.known(entity, [d.external_id for d in defs
+                                                                              if d.entity == entity]).items()})
+        due = [d for d in defs if not _holds(known.get((d.entity, d.external_id)), d.fingerprint)]
+        if not due:
+            return
+        assert self.client is not None
+        found = self._carrier(stream)
+        if found is None:
+            stats.warnings.append(f"{len(due)} definitions wait for a {ENTITY[stream]} to carry them "
+                                  "(Altcraft takes definitions only with a record)")
+            return
+        carrier, resent = found
+        entity = ENTITY[stream]
+        batch = uuid.uuid4().hex
+        self.state.begin_send(batch, entity, [(carrier.external_id, carrier.source_pk)])
+        roots_body: dict[str, Any] = roots.roots_body(due)
+        if stream == "orders":  # a re-sent, unchanged order must not fire a customer's trigger again
+            roots_body["skip_triggers"] = True if resent else self.skip_triggers
+        outcome = self.client.import_with_roots(roots.IMPORT_METHOD[stream], carrier, roots_body)
+        stats.requests += 1
+        self.log.info("%s: sent %d definitions with %s %s", stream, len(due), entity, carrier.external_id)
+        entries = [LedgerEntry(d.entity, d.external_id, None, d.fingerprint, "delivered") for d in due]
+        entries.append(self._carrier_entry(entity, carrier, outcome, resent))
+        self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
+        self.state.settle([batch])
+
+    def _carrier(self, stream: str, sending: Collection[str] = ()) -> tuple[Payload, bool] | None:
+        """One real record of ``stream`` to carry root definitions or categories, and whether it is a
+        re-send: a record the ledger holds as delivered (sent again unchanged, an idempotent upsert), or,
+        before anything of the stream was delivered, the first valid row of the source. None when the
+        stream has no valid row at all."""
+        cast = self._pk_cast(stream)
+        delivered = self.state.delivered_keys(ENTITY[stream], CARRIER_CANDIDATES)
+        first_page = None if delivered else next(self.source.iter_keys(stream, limit=CARRIER_CANDIDATES), None)
+        keys = delivered or ([] if first_page is None else first_page["_pk"].tolist())
+        if not keys:
+            return None
+        parents = self.source.fetch_by_keys(stream, [cast(k) for k in keys])
+        if parents.empty:
+            return None
+        mapped = fetch_and_map(stream, parents, self._child_entity(stream), self.config, self.source).mapped
+        blocked = self._blocked(stream, mapped, sending)  # a carrier Altcraft would refuse as unknown is no carrier
+        usable = [p for i, p in enumerate(mapped.payloads) if i not in blocked]
+        return (usable[0], bool(delivered)) if usable else None
+
+    def _push_categories(self, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
+        """Categories go with one product (or SKU) per request (:meth:`AltcraftClient.import_categories`).
+        With no product or SKU to carry them they wait in the ledger as deferred, and go out on a later
+        run once one exists."""
+        assert self.client is not None
+        carrier_stream = roots.category_carrier(list(self.source.entities))
+        found = self._carrier(carrier_stream, {p.external_id for p in send}) if carrier_stream else None
+        if found is None or carrier_stream is None:
+            stats.deferred += len(send)
+            self._attempted.update(("category", p.external_id) for p in send)  # not again in this run's retry
+            why = "waiting for a product or SKU to carry it (Altcraft takes categories only with one)"
+            self._sample(stats, "deferred", [{"external_id": p.external_id, "reason": why} for p in send])
+            return [LedgerEntry("category", p.external_id, p.source_pk, p.fingerprint, "deferred", None, why)
+                    for p in send]
+        carrier, resent = found
+        report = self.client.import_categories(send, carrier=carrier, method=roots.IMPORT_METHOD[carrier_stream])
+        stats.requests += report.requests
+        entries = [_entry("category", p, report.outcomes[p.external_id]) for p in send]
+        for e in entries:
+            if e.status == "delivered":
+                stats.delivered += 1
+            else:
+                stats.rejected += 1
+                self.log.warning("category %s rejected by Altcraft: %s %s", e.external_id, e.error_code, e.error_text)
+        if report.carrier is not None:
+            entries.append(self._carrier_entry(ENTITY[carrier_stream], carrier, report.carrier, resent))
+        return entries
+
+    def _carrier_entry(self, entity: str, carrier: Payload, outcome: Outcome, resent: bool) -> LedgerEntry:
+        """The carrier's ledger entry. A new carrier that was delivered is counted as delivered when its own
+        stream reads it (and finds it unchanged), so a run's figures add up."""
+        if not resent and outcome.status == "delivered":
+            self._carried.add((entity, carrier.external_id))
+        return _entry(entity, carrier, outcome)
+
     def _delete(self, stream: str, entity: str, deletions: list[tuple[str, Any]], stats: StreamStats,
                 only_known: bool = True) -> list[LedgerEntry]:
         """Delete in Altcraft what the ledger says is there; rows never sent need nothing. Reconcile also
@@ -507,7 +690,9 @@ class Syncer:
         targets = deletions
         if only_known:
             known = self.state.known(entity, [ext for ext, _ in deletions])
-            targets = [(ext, pk) for ext, pk in deletions if ext in known and known[ext].status != "deleted"]
+            maybe_sent = self._maybe_sent(entity)
+            targets = [(ext, pk) for ext, pk in deletions
+                       if (known[ext].status != "deleted" if ext in known else ext in maybe_sent)]
         if not targets or self.dry_run:
             return []
         assert self.client is not None
@@ -574,6 +759,16 @@ class Syncer:
         bucket = stats.samples.setdefault(kind, [])
         for item in items[: max(0, SAMPLE_SIZE - len(bucket))]:
             bucket.append(_sample_of(item))
+
+
+def _holds(known: Any, fingerprint: str) -> bool:
+    """Whether the ledger says Altcraft holds this exact version."""
+    return known is not None and known.status == "delivered" and known.fingerprint == fingerprint
+
+
+def _entry(entity: str, p: Payload, o: Outcome) -> LedgerEntry:
+    return LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, o.status, o.code or None, o.text or None,
+                       o.permanent)
 
 
 def _sample_of(item: Any) -> Any:

@@ -35,7 +35,8 @@ def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
     for name, s in results.items():
         rows.append({
             "stream": name, "extracted": s.extracted, "unchanged": s.unchanged, "invalid": s.invalid,
-            "delivered": s.delivered, "rejected": s.rejected, "failed": s.failed, "deleted": s.deleted,
+            "delivered": s.delivered, "rejected": s.rejected, "failed": s.failed, "deferred": s.deferred,
+            "deleted": s.deleted,
             "retried": s.retried,
             "watermark": "; ".join(f"{k}: {s.watermark_before.get(k) or '-'} -> {v or '-'}" for k, v in s.watermark_after.items()),
             "lag_s": None if s.lag_seconds is None else round(s.lag_seconds, 1),
@@ -45,12 +46,12 @@ def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
 
 def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> str:
     lines = [f"# {title}", "", f"**Outcome:** {outcome}" + (" (dry run: nothing sent or recorded)" if dry_run else ""), ""]
-    lines += ["| stream | extracted | unchanged | invalid | delivered | rejected | failed | deleted | lag (s) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["| stream | extracted | unchanged | invalid | delivered | rejected | failed | deferred | deleted | lag (s) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, s in results.items():
         lag = "-" if s.lag_seconds is None else f"{s.lag_seconds:.0f}"
         lines.append(f"| {name} | {s.extracted} | {s.unchanged} | {s.invalid} | {s.delivered} | {s.rejected} | "
-                     f"{s.failed} | {s.deleted} | {lag} |")
+                     f"{s.failed} | {s.deferred} | {s.deleted} | {lag} |")
     reasons: dict[str, int] = {}
     for name, s in results.items():
         for k, n in s.quarantine_reasons.items():
@@ -60,9 +61,9 @@ def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, 
         for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]:
             lines.append(f"| {k.replace('|', '/')} | {n} |")
     for name, s in results.items():
-        for kind in ("rejected", "invalid", "new", "changed", "unchanged"):
+        for kind in ("rejected", "invalid", "deferred", "new", "changed", "unchanged"):
             sample = s.samples.get(kind)
-            if sample and (kind in ("rejected", "invalid") or dry_run):
+            if sample and (kind in ("rejected", "invalid", "deferred") or dry_run):
                 lines += ["", f"## {name}: sample of {kind}", "", "```json",
                           orjson.dumps(mask(sample), option=orjson.OPT_INDENT_2, default=str).decode(), "```"]
     warnings = [f"{name}: {w}" for name, s in results.items() for w in s.warnings]

@@ -43,6 +43,7 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
                 "rejected": summary["ledger"].get(e, {}).get("rejected", 0),
                 "rejected_permanent": summary["ledger"].get(e, {}).get("rejected-permanent", 0),
                 "failed": summary["ledger"].get(e, {}).get("failed", 0),
+                "deferred": summary["ledger"].get(e, {}).get("deferred", 0),
                 "delivered": summary["ledger"].get(e, {}).get("delivered", 0),
             }
             for e in entities

@@ -56,7 +56,7 @@ def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None
     state_db = home / "demo-state.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state_db}{suffix}").unlink(missing_ok=True)  # a fresh emulator needs a fresh ledger
-    with AltcraftEmulator(port=port, token=DEMO_TOKEN) as emu:
+    with AltcraftEmulator(port=port, token=DEMO_TOKEN, strict_data=True) as emu:  # refuses an empty data
         config = write_demo_config(f"sqlite:///{shop}", f"sqlite:///{state_db}", emu.url, DEMO_TOKEN, home / "demo.yaml")
         console.print(f"Altcraft emulator on {emu.url}; config {config}")
         console.print("[bold]Run 1[/]: everything is new (the first flow run starts a local Prefect server, ~20 s)")
@@ -79,7 +79,7 @@ def _run(flow: Any, config: Path, console: Console) -> dict[str, Any]:
         raise SyncError(f"demo run failed: {state.message}")
     figures = state.result()
     table = Table()
-    cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed"]
+    cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deferred"]
     table.add_column("stream")
     for c in cols:
         table.add_column(c, justify="right")

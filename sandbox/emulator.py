@@ -17,8 +17,9 @@ Where Altcraft's behaviour is not documented the emulator has to pick one; each 
 - INFERRED: an order line's ``product`` must be a known product or SKU external_id.
 - INFERRED: an invalid root ``categories``/``custom_fields``/``custom_line_statuses`` entry fails the whole
   request with ``{"error": 400, "error_text": "incorrect request: ..."}`` (they have no per-item result).
-- INFERRED: ``products/import`` answers like the other imports; ``data: []`` is accepted so categories can
-  be imported alone.
+- INFERRED: ``products/import`` answers like the other imports. ``data: []`` is accepted unless the emulator
+  runs with ``strict_data`` (``--strict-data``), which refuses it as api.md's "required" may mean; the
+  client never relies on either reading (definitions and categories travel with a real record).
 - INFERRED: list endpoints return prices as imported (major units); api.md notes a possible x100.
 - INFERRED: a field of the wrong JSON type (``count`` as a string, ``lines`` not an array, ...) fails the
   whole request with error 400, as a typed (Go) decoder does; value errors (enums, required fields,
@@ -138,8 +139,12 @@ class AltcraftEmulator:
         faults: Faults | None = None,
         currencies: frozenset[str] = DEFAULT_CURRENCIES,
         require_known_products: bool = True,
+        strict_data: bool = False,
     ) -> None:
         self.token = token
+        self.strict_data = strict_data
+        """Refuse an import whose ``data`` is empty (``--strict-data``): api.md marks ``data`` required, and
+        whether Altcraft accepts ``data: []`` is unknown, so tests run against the strict reading."""
         self.faults = faults or Faults()
         self.currencies = set(currencies)
         self.require_known_products = require_known_products
@@ -272,6 +277,10 @@ class AltcraftEmulator:
         data = body.get("data")
         if not isinstance(data, list):
             raise RequestError(400, "incorrect request: data must be an array")
+        if not data:
+            self.stats["empty_data_requests"] += 1
+            if self.strict_data:
+                raise RequestError(400, "incorrect request: data is required and must not be empty")
         for i, item in enumerate(data):
             problem = _type_problem(item, kind)
             if problem:

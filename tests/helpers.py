@@ -57,7 +57,6 @@ def run_all(config: Config | Path, streams: list[str] = STREAMS, **kw: Any) -> d
     rt = open_runtime(cfg, need_client=not kw.get("dry_run", False))
     try:
         syncer = Syncer(cfg, rt.source, rt.state, rt.client, run_id=kw.pop("run_id", "test-run"), **kw)
-        syncer.define()
         return {s: syncer.sync_stream(s) for s in streams}
     finally:
         rt.close()
@@ -120,3 +119,27 @@ def orders_down_after(emulator: Any, n_imports: int) -> Any:
 
     emulator.handle = handle
     return original
+
+
+class KilledBeforeCommit(Exception):
+    """Stands for the process dying between Altcraft's answer and a chunk's state commit."""
+
+
+def orders_run_killed_before_its_commit(config: Config, monkeypatch: Any) -> None:
+    """Run the orders stream with every chunk commit (outcomes and a cursor) dying, as a run killed after
+    Altcraft answered and before the commit; the real commit is back afterwards."""
+    import pytest
+
+    from connectors.state import StateStore
+
+    real = StateStore.commit_chunk
+
+    def dying(store: StateStore, **kw: Any) -> None:
+        if kw.get("entries") and kw.get("cursors"):  # a chunk's commit (not the definitions' carrier)
+            raise KilledBeforeCommit("killed after Altcraft answered, before the commit")
+        return real(store, **kw)
+
+    monkeypatch.setattr(StateStore, "commit_chunk", dying)
+    with pytest.raises(KilledBeforeCommit):
+        run_all(config, streams=["orders"])
+    monkeypatch.setattr(StateStore, "commit_chunk", real)

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from altcraft_sync.config import AltcraftSettings
-from altcraft_sync.errors import AltcraftAuthError, AltcraftTariffError, AltcraftUnavailable
+from altcraft_sync.errors import AltcraftAuthError, AltcraftError, AltcraftTariffError, AltcraftUnavailable
 from connectors.altcraft import Encoded
 from tests.conftest import TOKEN
 
@@ -25,8 +25,9 @@ def order(ext: str, product: str = "sku-1", **over) -> dict:
 
 
 def seed_catalog(client) -> None:
-    client.import_categories([Encoded.of({"external_id": "cat-1", "name": "Phones"})])
-    client.import_products([Encoded.of({"external_id": "prod-1", "name": "Phone", "categories": ["cat-1"]})])
+    report = client.import_categories([Encoded.of({"external_id": "cat-1", "name": "Phones"})],
+                                      carrier=Encoded.of({"external_id": "prod-1", "name": "Phone", "categories": ["cat-1"]}))
+    assert report.carrier is not None and report.carrier.status == "delivered"
     client.import_skus([Encoded.of({"external_id": "sku-1", "name": "Phone 128", "product_external_id": "prod-1",
                                     "price": "19.99"})])
 
@@ -43,9 +44,13 @@ def test_every_endpoint(emulator, make_client):
     defs = [{"external_id": "gift", "name": "Gift", "entity_type": "order", "required": False,
              "value_type": "bool", "default_value": False}]
     statuses = [{"external_id": "pickup", "name": "At pick-up point", "type": "in_process"}]
-    c.define(custom_fields=defs, custom_line_statuses=statuses)
     rec = order("o-1", custom_fields={"gift": True})
     rec["lines"][0]["status"] = "pickup"
+    # the definitions travel with the first order that uses them (data is never empty)
+    carried = c.import_with_roots("market/orders/import", Encoded.of(rec),
+                                  {"custom_fields": defs, "custom_line_statuses": statuses, "skip_triggers": True})
+    assert carried.status == "delivered"
+    assert set(emulator.store.custom_fields) == {"gift"} and set(emulator.store.custom_line_statuses) == {"pickup"}
     report = c.import_orders(enc([rec]), skip_triggers=True)
     assert report.outcomes["o-1"].status == "delivered"
     assert emulator.store.orders["o-1"] == rec
@@ -153,9 +158,37 @@ def test_bad_category_isolated(emulator, make_client):
     c = make_client()
     cats = [{"external_id": f"c{i}", "name": f"C{i}"} for i in range(10)]
     cats[4] = {"external_id": "c4", "name": ""}
-    report = c.import_categories(enc(cats))
+    report = c.import_categories(enc(cats), carrier=Encoded.of({"external_id": "p", "name": "Carrier"}))
     assert report.outcomes["c4"].status == "rejected"
     assert set(emulator.store.categories) == {f"c{i}" for i in range(10)} - {"c4"}
+    assert report.carrier is not None and report.carrier.status == "delivered"
+    assert emulator.stats["empty_data_requests"] == 0
+
+
+def test_strict_emulator_refuses_empty_data(emulator):
+    body = {"token": TOKEN, "categories": [{"external_id": "c", "name": "C"}], "data": []}
+    assert emulator.handle("market/products/import", body, None)["error"] == 400
+    assert emulator.stats["empty_data_requests"] == 1 and "c" not in emulator.store.categories
+
+
+def test_definitions_refused_fail_with_one_line_naming_them(emulator, make_client):
+    c = make_client()
+    bad = [{"external_id": "gift", "name": "Gift", "entity_type": "order", "value_type": "no-such-type",
+            "default_value": False}]
+    with pytest.raises(AltcraftError, match=r"refused the definitions \(custom_fields \['gift'\]\)") as err:
+        c.import_with_roots("market/orders/import", Encoded.of(order("o-1")), {"custom_fields": bad})
+    assert "\n" not in str(err.value) and TOKEN not in str(err.value)
+
+
+@pytest.mark.parametrize("path", ["/", "/api/"])
+def test_api_url_without_its_path_gets_a_hint(emulator, make_client, path):
+    base = emulator.url.split("/api/")[0] + path
+    c = make_client(api_url=base)
+    with pytest.raises(AltcraftError, match="api_url") as err:
+        c.import_orders(enc([order("o-1")]))
+    text = str(err.value)
+    assert f"{base}market/orders/import" in text and "/api/v1.1/" in text
+    assert c.retries == 0
 
 
 def test_bad_token_fails_fast_without_retries(emulator, make_client):

@@ -25,7 +25,7 @@ from connectors.state import StateStore
 from sandbox import demo_shop as D
 from sandbox.emulator import AltcraftEmulator
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, db_now, mapped_source, run_all, shop_config
+from tests.helpers import build_shop, db_now, mapped_source, orders_run_killed_before_its_commit, run_all, shop_config
 
 LOOKBACK = 300
 SHOP_STATES = ["created", "paid", "shipped", "completed", "cancelled"]
@@ -43,7 +43,7 @@ def machine_for(shop_url: str, workdir: Path) -> type[RuleBasedStateMachine]:
             self.dir = Path(tempfile.mkdtemp(dir=workdir))
             url = shop_url if not shop_url.startswith("sqlite") else f"sqlite:///{self.dir}/shop.db"
             self.engine = build_shop(url, orders=40, seed=3)
-            self.emu = AltcraftEmulator(token=TOKEN).start()
+            self.emu = AltcraftEmulator(token=TOKEN, strict_data=True).start()
             self.cfg = load_config(shop_config(self.dir, url, self.emu, TOKEN, chunk_size=7, lookback_seconds=LOOKBACK))
             self.cfg.altcraft.max_attempts = 3
             self.cfg.altcraft.backoff_initial = 0.001
@@ -92,7 +92,6 @@ def machine_for(shop_url: str, workdir: Path) -> type[RuleBasedStateMachine]:
             rt = open_runtime(self.cfg)
             try:
                 syncer = Syncer(self.cfg, rt.source, rt.state, rt.client, run_id=f"run-{uuid.uuid4()}")
-                syncer.define()
                 for stream in ("categories", "products", "skus", "orders"):
                     syncer.sync_stream(stream)
                     if reconcile:
@@ -283,17 +282,7 @@ def test_reconcile_deletes_a_row_sent_by_a_dead_run_and_hard_deleted_before_the_
     engine = build_shop(url, orders=30)
     cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN))
     run_all(cfg, streams=["categories", "products", "skus"])
-    real = StateStore.commit_chunk
-
-    def dying(store, **kw):
-        if kw.get("entries"):
-            raise Crash("killed after Altcraft answered, before the commit")
-        return real(store, **kw)
-
-    monkeypatch.setattr(StateStore, "commit_chunk", dying)
-    with pytest.raises(Crash):
-        run_all(cfg, streams=["orders"])
-    monkeypatch.setattr(StateStore, "commit_chunk", real)
+    orders_run_killed_before_its_commit(cfg, monkeypatch)
     assert "12" in emulator.store.orders and StateStore(cfg.state).known("order", ["12"]) == {}
     with engine.begin() as conn:
         conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id == 12))

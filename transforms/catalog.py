@@ -16,7 +16,7 @@ from transforms import jsoncols
 from transforms.payload import (
     gc_paused,
     Mapped, children_under, contract_frame, parent_positions, convert, deleted_mask, empty_quarantine, payloads, plain_keys,
-    quarantine_rows, record_texts, sort_children, split_deleted,
+    quarantine_rows, record_texts, refs_of, sort_children, split_deleted,
 )
 
 CATEGORY_REQUIRED = frozenset({"external_id", "name"})
@@ -143,4 +143,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
         nested["regional_data"] = jsoncols.present_where(grouped, np.diff(offsets) > 0)
     texts = record_texts(P, CATALOG_REQUIRED, good, P_cf, nested, checked=pframe)
     out.payloads = payloads(texts, good, P["external_id"], pks)
+    ref_column = "product_external_id" if entity == "sku" else "categories"
+    if ref_column in P:
+        out.refs = refs_of(P[ref_column], good)
     return out

@@ -18,7 +18,7 @@ from transforms import jsoncols
 from transforms.payload import (
     gc_paused,
     Mapped, children_under, contract_frame, parent_positions, convert, deleted_mask, empty_quarantine, map_values, payloads, plain_keys,
-    quarantine_rows, record_texts, sort_children, split_deleted,
+    quarantine_rows, record_texts, refs_of, sort_children, split_deleted,
 )
 from transforms import values as V
 
@@ -121,6 +121,8 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     texts = record_texts({**matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
                          {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
     out.payloads = payloads(texts, good, O["external_id"], order_pks)
+    if "product" in L:
+        out.refs = refs_of(L["product"], line_rows, offsets)
     return out
 
 

@@ -53,6 +53,9 @@ class Mapped:
     deletions: list[tuple[str, Any]] = field(default_factory=list)
     """(external_id, source_pk) of soft-deleted rows."""
     warnings: list[str] = field(default_factory=list)
+    refs: Refs | None = None
+    """The external ids each payload refers to (an order's line products, a SKU's product, a product's
+    categories): the engine holds a record back while one of them is not delivered."""
 
     @property
     def invalid_count(self) -> int:
@@ -73,6 +76,30 @@ class Mapped:
         columns = state.pop("payloads")
         self.__dict__.update(state)
         self.payloads = list(map(Payload._make, zip(*columns))) if columns else []
+
+
+class Refs(NamedTuple):
+    """References of a chunk's payloads, flat: payload ``i`` refers to ``values[offsets[i]:offsets[i+1]]``."""
+
+    values: pa.Array
+    offsets: np.ndarray
+
+
+def refs_of(column: V.Column | list[list[Any] | None], rows: np.ndarray, offsets: np.ndarray | None = None) -> Refs:
+    """The references in ``column`` at ``rows`` (one payload each, or grouped by ``offsets`` when a
+    payload has several rows, e.g. an order's lines). A list column (categories) is flattened per row."""
+    if isinstance(column, pa.Array):
+        values = column.take(pa.array(rows, pa.int64())).cast(pa.string())
+    else:
+        picked = [column[i] for i in rows.tolist()]
+        if picked and any(isinstance(v, list) for v in picked):
+            lengths = np.array([len(v) if isinstance(v, list) else 0 for v in picked], dtype=np.int64)
+            flat = [x for v in picked if isinstance(v, list) for x in v]
+            return Refs(pa.array(flat, pa.string()), np.concatenate(([0], np.cumsum(lengths))).astype(np.int64))
+        values = pa.array([None if v is None else str(v) for v in picked], pa.string())
+    if offsets is None:
+        offsets = np.arange(len(rows) + 1, dtype=np.int64)
+    return Refs(values, offsets)
 
 
 _EMPTY_QUARANTINE = pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})

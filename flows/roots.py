@@ -1,0 +1,85 @@
+"""Root definitions and categories: what must travel with a real record, and which record carries it.
+
+Altcraft takes custom field definitions, custom line statuses and categories only at the root of an
+import request whose ``data`` is required (api.md §1.1-1.2); the seed's own orders/import example sends
+definitions together with the orders that use them. Sending them with ``data: []`` works only if Altcraft
+accepts an empty ``data``, which nothing documents. So altcraft-sync never does:
+
+- a definition rides with one record of the stream that uses it (its ``entity_type``), sent just before
+  that stream reads: a record the ledger holds as delivered, re-sent unchanged (an idempotent upsert), or,
+  before anything was delivered, the stream's first valid row;
+- categories ride with one product (or SKU) in each categories request;
+- definitions are fingerprinted in the ledger (entities ``custom_field`` and ``line_status``): they are
+  sent when new or changed, never on a run where nothing about them changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from altcraft_sync.config import Config
+
+DEFINITION_ENTITIES = {"custom_fields": "custom_field", "custom_line_statuses": "line_status"}
+"""Root key -> the ledger entity its definitions are fingerprinted under."""
+
+STREAM_OF_ENTITY_TYPE = {"product": "products", "sku": "skus", "order": "orders", "line_order": "orders"}
+IMPORT_METHOD = {"products": "market/products/import", "skus": "market/sku/import", "orders": "market/orders/import"}
+CATEGORY_CARRIERS = ("products", "skus")
+"""Streams whose records can carry categories (both imports take a root ``categories``), preferred first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """One root definition as sent, with its ledger identity and fingerprint."""
+
+    root: str
+    """``custom_fields`` or ``custom_line_statuses``."""
+    external_id: str
+    body: dict[str, Any]
+    fingerprint: str
+
+    @property
+    def entity(self) -> str:
+        return DEFINITION_ENTITIES[self.root]
+
+
+def fingerprint(body: dict[str, Any]) -> str:
+    """The same fingerprint records get: blake2b of the canonical JSON (sorted keys)."""
+    return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def definitions_for(config: Config, stream: str, enabled: list[str]) -> list[Definition]:
+    """The definitions ``stream`` carries: those of its own entity type, and custom line statuses with
+    orders. A definition whose own stream is not enabled rides with the first enabled carrier stream,
+    so it still reaches Altcraft."""
+    carriers = [s for s in ("products", "skus", "orders") if s in enabled]
+    if stream not in carriers:
+        return []
+    out: list[Definition] = []
+    for cf in config.custom_fields:
+        home = STREAM_OF_ENTITY_TYPE[cf.entity_type]
+        if home == stream or (home not in carriers and stream == carriers[0]):
+            body = cf.model_dump(exclude_none=True)
+            out.append(Definition("custom_fields", cf.external_id, body, fingerprint(body)))
+    if stream == "orders":
+        for st in config.custom_line_statuses:
+            body = st.model_dump()
+            out.append(Definition("custom_line_statuses", st.external_id, body, fingerprint(body)))
+    return out
+
+
+def roots_body(definitions: list[Definition]) -> dict[str, list[dict[str, Any]]]:
+    """The request's root keys for these definitions, in config order."""
+    roots: dict[str, list[dict[str, Any]]] = {}
+    for d in definitions:
+        roots.setdefault(d.root, []).append(d.body)
+    return roots
+
+
+def category_carrier(enabled: list[str]) -> str | None:
+    """The stream whose records carry categories, or None when neither products nor SKUs are synced."""
+    return next((s for s in CATEGORY_CARRIERS if s in enabled), None)

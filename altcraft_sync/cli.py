@@ -51,16 +51,18 @@ def sync(
                                                                 "from the source (reads every key).")] = False,
 ) -> None:
     """Run the nightly-sync flow once (what changed since the last run)."""
+    _precheck(config)
     from flows.sync import nightly_sync
 
     state = _with_progress(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
                                                 skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
-    _finish(state, "nightly-sync")
+    _finish(state, "nightly-sync", dry_run)
 
 
 @app.command()
 def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None) -> None:
     """Re-send, now, every record whose last send failed or was rejected with a retryable error."""
+    _precheck(config)
     from flows.sync import retry_pending
 
     _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
@@ -88,11 +90,27 @@ def backfill(
                                  resend=resend, skip_triggers=not triggers)
     except SyncError as err:
         fail(str(err))
+    _precheck(config)
     state = _with_progress(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
-    figures = _finish(state, "backfill")
+    _finish(state, "backfill", dry_run)
     if dry_run:
-        console.print("dry run: nothing was sent or recorded; the Prefect run's summary artifact has samples")
-    del figures
+        console.print("the Prefect run's summary artifact has samples of what would be sent")
+
+
+def _precheck(config: Path) -> None:
+    """The config and the mapping against the shop database, checked before a flow starts: without a
+    Prefect API a flow run first starts a temporary server (10-20 s), and a typo should not wait for it."""
+    from altcraft_sync.config import load_config
+    from connectors.shop_db import ShopSource
+
+    try:
+        source = ShopSource(load_config(config))
+        try:
+            source.bind()
+        finally:
+            source.close()
+    except SyncError as err:
+        fail(str(err))
 
 
 def _with_progress(run: Any) -> Any:
@@ -120,22 +138,29 @@ def _with_progress(run: Any) -> Any:
             remove()
 
 
-def _finish(state: Any, what: str) -> dict[str, Any]:
+def _finish(state: Any, what: str, dry_run: bool = False) -> dict[str, Any]:
     if not state.is_completed():
         fail(f"{what} failed: {state.message}")
     figures = state.result(raise_on_failure=False) or {}
-    _print_figures(figures)
+    _print_figures(figures, dry_run)
     return figures
 
 
-def _print_figures(figures: dict[str, Any]) -> None:
-    table = Table(title="altcraft-sync run")
-    cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deferred", "deleted", "retried"]
+def _print_figures(figures: dict[str, Any], dry_run: bool = False) -> None:
+    """The run's table; a dry run's counts what a real run would do (it sends and records nothing)."""
+    if dry_run:
+        from flows.reporting import DRY_RUN_COLUMNS
+
+        table, cols = Table(title="altcraft-sync dry run: nothing sent or recorded"), dict(DRY_RUN_COLUMNS)
+    else:
+        table = Table(title="altcraft-sync run")
+        cols = {c: c for c in ("extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deferred",
+                               "deleted", "retried")}
     table.add_column("stream", no_wrap=True, min_width=10)
-    for c in cols:
-        table.add_column(c, justify="right", overflow="fold")
+    for label in cols:
+        table.add_column(label, justify="right", overflow="fold")
     for name, f in figures.items():
-        table.add_row(name, *[str(f.get(c, 0)) for c in cols])
+        table.add_row(name, *[str(f.get(field, 0)) for field in cols.values()])
     console.print(table)
 
 
@@ -174,6 +199,87 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Op
     console.print(runs)
     if report.get("source_error"):
         err_console.print(f"[yellow]source not reachable, lag unknown:[/] {report['source_error']}")
+
+
+@app.command()
+def verify(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    stream: StreamOpt = None,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="Compare only this many random delivered records.")] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Re-send what differs; delete what altcraft-sync sent "
+                                                           "that the shop no longer has.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Prove that Altcraft holds what the shop holds: page through Altcraft's list methods and compare each
+    record with the ledger and the mapped source, field by field. Exits 1 when differences remain."""
+    import uuid
+
+    from flows.runtime import open_runtime
+    from flows.verify import verify_streams
+
+    try:
+        runtime = open_runtime(config, need_client=True)
+        try:
+            assert runtime.client is not None
+            results = verify_streams(runtime.config, runtime.source, runtime.state, runtime.client,
+                                     run_id=f"verify-{uuid.uuid4().hex[:12]}", streams=stream, repair=repair, sample=sample)
+        finally:
+            runtime.close()
+    except SyncError as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps({n: s.figures() for n, s in results.items()}, default=str))
+    else:
+        from flows.verify import COLUMNS
+
+        table = Table(title="verify: Altcraft against the shop" + (" (repaired)" if repair else ""))
+        table.add_column("stream")
+        for c in COLUMNS:
+            table.add_column(c.replace("_", " "), justify="right")
+        for name, st in results.items():
+            table.add_row(name, *[str(getattr(st, c)) for c in COLUMNS])
+        console.print(table)
+        for name, st in results.items():
+            if st.note:
+                console.print(f"{name}: {st.note}")
+            for f, n in sorted(st.fields.items()):
+                console.print(f"{name}: field {f} differs in {n} records")
+            for kind, items in st.samples.items():
+                console.print(f"{name}: {kind}: " + ", ".join(json.dumps(i, default=str) for i in items), highlight=False)
+    left = sum(st.differences for st in results.values())
+    if left and not repair:
+        fail(f"Altcraft differs from the shop in {left} records; run `altcraft-sync verify --repair` to fix", code=1)
+
+
+@app.command()
+def quarantine(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    stream: Annotated[Optional[str], typer.Option("--stream", "-s", help="Only this stream.")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Only reasons containing this text.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many records (newest first).")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Quarantined, rejected, failed and deferred records with their reasons and values, from the state
+    database (no Prefect needed); e-mails and phones masked."""
+    from flows.status import collect_problems
+
+    try:
+        rows = collect_problems(config, stream=stream, reason=reason, limit=limit)
+    except SyncError as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(title=f"{len(rows)} records not in Altcraft as the shop has them" + (" (limit reached)" if len(rows) == limit else ""))
+    for c in ("kind", "entity", "external_id", "source key", "field", "check", "value", "when (UTC)"):
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        for i, x in enumerate(r["reasons"]):
+            first = i == 0
+            table.add_row(r["kind"] if first else "", r["entity"] if first else "", r["external_id"] if first else "",
+                          str(r["source_pk"] or "") if first else "", str(x["field"] or ""), str(x["check"] or ""),
+                          "" if x["value"] is None else str(x["value"]), f"{r['at']:%Y-%m-%d %H:%M}" if first and r["at"] else "")
+    console.print(table)
 
 
 @app.command()

@@ -432,8 +432,9 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
         raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config {cfg_path}:{where} is not valid YAML") from None
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        why = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"config {cfg_path}:{where} is not valid YAML: {why}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {cfg_path}: the top level must be a mapping")
     raw = _interpolate_tree(raw, env)

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -134,6 +135,12 @@ class ShopSource:
         except (SQLAlchemyError, ValueError, ImportError) as err:
             raise ConfigError(f"source.url: cannot use {self.display_url}: {type(err).__name__}") from None
         self.dialect = self.engine.dialect.name
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and database and database != ":memory:" and not database.startswith("file:") \
+                and not Path(database).exists():
+            # SQLite would create an empty database and the run would find no tables: say what is wrong
+            raise ConfigError(f"source.url: SQLite file {database} does not exist (check the path; it is relative "
+                              f"to {Path.cwd()})")
         self.raw = self.dialect == "sqlite"
         r = config.source.retry
         self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)

@@ -150,6 +150,7 @@ class Known:
     status: str
     permanent: bool
     attempts: int
+    source_pk: str | None = None
 
 
 def _retried(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -195,7 +196,7 @@ class StateStore:
         try:
             self.engine = sa.create_engine(url, future=True)
         except (SQLAlchemyError, ImportError, ValueError) as err:
-            raise StateError(f"state.url: cannot use {self.display_url}: {type(err).__name__}") from None
+            raise StateError(f"state.url: cannot use {self.display_url}: {type(err).__name__}: {first_line(err)}") from None
         self.dialect = self.engine.dialect.name
         self.notes = self.engine  # where the in-flight notes live
         if self.dialect == "sqlite":
@@ -361,11 +362,11 @@ class StateStore:
                 part = list(external_ids[start:start + 900])
                 rows = conn.execute(
                     sa.select(ledger.c.external_id, ledger.c.fingerprint, ledger.c.status, ledger.c.permanent,
-                              ledger.c.attempts)
+                              ledger.c.attempts, ledger.c.source_pk)
                     .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))
                 ).all()
                 for r in rows:
-                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts)
+                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts, r.source_pk)
         return out
 
     @_retried("ledger read")
@@ -394,6 +395,29 @@ class StateStore:
                 part = list(external_ids[start:start + 900])
                 out.update(conn.execute(sa.select(ledger.c.external_id).where(
                     ledger.c.entity == entity, ledger.c.external_id.in_(part), ledger.c.status == "delivered")).scalars())
+        return out
+
+    @_retried("ledger read")
+    def has_records(self, entity: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.literal(1)).where(ledger.c.entity == entity).limit(1)).first() is not None
+
+    @_retried("ledger read")
+    def former_ids(self, entity: str, records: Sequence[tuple[str, Any]]) -> list[tuple[str, str]]:
+        """(old external_id, source_pk) of records the ledger knows under another external_id for the same
+        source key (a renamed SKU code): Altcraft still holds them under the old id. There is no index on
+        ``source_pk`` (a second random-key index cost 6 CPU-s per 1M ledger writes, measured): this reads
+        the entity's range of the ledger, so callers ask only for new records of streams whose external
+        id is not their primary key."""
+        by_pk = {_pk(pk): ext for ext, pk in records}
+        out: list[tuple[str, str]] = []
+        keys = list(by_pk)
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 900):
+                rows = conn.execute(sa.select(ledger.c.external_id, ledger.c.source_pk).where(
+                    ledger.c.entity == entity, ledger.c.source_pk.in_(keys[start:start + 900]),
+                    ledger.c.status != "deleted")).all()
+                out += [(r.external_id, r.source_pk) for r in rows if r.external_id != by_pk[r.source_pk]]
         return out
 
     @_retried("ledger read")
@@ -429,13 +453,14 @@ class StateStore:
             for start in range(0, len(batch_ids), 500):
                 conn.execute(in_flight.delete().where(in_flight.c.batch_id.in_(batch_ids[start:start + 500])))
 
-    def delivered_ids(self, entity: str) -> Iterable[tuple[str, str]]:
+    def delivered_ids(self, entity: str, statuses: Sequence[str] = ("delivered", *RETRYABLE)) -> Iterable[tuple[str, str]]:
         """(external_id, source_pk) of everything Altcraft may hold or the backlog counts (reconcile):
-        delivered, and failed, rejected or deferred records (a delete of an absent id is harmless)."""
+        delivered, and failed, rejected or deferred records (a delete of an absent id is harmless); or of
+        the records with ``statuses``. Streamed: memory stays flat in the ledger's size."""
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=10_000).execute(
                 sa.select(ledger.c.external_id, ledger.c.source_pk)
-                .where(ledger.c.entity == entity, ledger.c.status.in_(["delivered", *RETRYABLE])))
+                .where(ledger.c.entity == entity, ledger.c.status.in_(list(statuses))))
             for part in result.partitions():
                 yield from ((r.external_id, r.source_pk) for r in part)
 
@@ -455,18 +480,23 @@ class StateStore:
         return {"ledger": ledger_counts, "quarantine": {e: c for e, c in quar}}
 
     @_retried("quarantine read")
-    def quarantine_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
+    def quarantine_rows(self, limit: int = 100_000, entity: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(quarantine).order_by(quarantine.c.last_seen.desc()).limit(limit)
+        if entity is not None:
+            query = query.where(quarantine.c.entity == entity)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(quarantine).order_by(quarantine.c.last_seen.desc()).limit(limit)).all()
-        return [{**r._asdict(), "reasons": orjson.loads(r.reasons)} for r in rows]
+            rows = conn.execute(query).all()
+        return [{**r._asdict(), "reasons": orjson.loads(r.reasons), "last_seen": _aware(r.last_seen)} for r in rows]
 
     @_retried("ledger read")
-    def rejected_rows(self, limit: int = 1000) -> list[dict[str, Any]]:
+    def rejected_rows(self, limit: int = 100_000, entity: str | None = None) -> list[dict[str, Any]]:
+        """Ledger rows not delivered: rejected, failed and deferred, newest first."""
+        query = sa.select(ledger).where(ledger.c.status.in_(RETRYABLE)).order_by(ledger.c.updated_at.desc()).limit(limit)
+        if entity is not None:
+            query = query.where(ledger.c.entity == entity)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(ledger).where(ledger.c.status.in_(RETRYABLE)).order_by(ledger.c.updated_at.desc()).limit(limit)
-            ).all()
-        return [r._asdict() for r in rows]
+            rows = conn.execute(query).all()
+        return [{**r._asdict(), "updated_at": _aware(r.updated_at)} for r in rows]
 
     # --- runs --------------------------------------------------------------------------------------
     @_retried("run start")

@@ -6,7 +6,6 @@ Artifacts never hold secrets or raw personal data: emails and phones are masked,
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -14,20 +13,50 @@ import orjson
 
 from flows.engine import StreamStats
 
-_EMAIL = re.compile(r"([^@\s\"]{1,2})[^@\s\"]*@([^@\s\"]+)")
-_PHONE = re.compile(r"\+?\d[\d\s()-]{6,}\d")
-PII_KEYS = {"email", "phone", "profile_id", "field_value", "subscription_id"}
+PII_KEYS = frozenset({"email", "phone", "profile_id", "field_value", "subscription_id"})
+"""Fields whose values identify a person. Only these are masked: record ids, timestamps, prices and
+everything else stay readable, so a sample of rejected records still says which records they are."""
 
 
 def mask(value: Any) -> Any:
-    """Mask emails and phone numbers anywhere in a JSON-like value."""
+    """Mask e-mail and phone values in their own fields (``email``, ``phone``, matching fields) of a
+    JSON-like value, and the ``value`` of a quarantine reason whose ``field`` is one of them. An e-mail
+    keeps its first two characters and its domain, a phone its first three and last two digits."""
     if isinstance(value, dict):
-        return {k: ("***" if k in PII_KEYS and v not in (None, "") else mask(v)) for k, v in value.items()}
+        pii_reason = str(value.get("field") or "").rpartition(".")[2] in PII_KEYS
+        return {k: _hide(v) if k in PII_KEYS or (pii_reason and k == "value") else mask(v)
+                for k, v in value.items()}
     if isinstance(value, list):
         return [mask(v) for v in value]
-    if isinstance(value, str):
-        return _PHONE.sub(lambda m: m.group(0)[:3] + "***", _EMAIL.sub(r"\1***@\2", value))
     return value
+
+
+def _hide(value: Any) -> Any:
+    if value in (None, ""):
+        return value
+    text = str(value)
+    if "@" in text:
+        local, _, domain = text.rpartition("@")
+        return f"{local[:2]}***@{domain}"
+    if len(text) > 5:
+        return f"{text[:3]}***{text[-2:]}"
+    return "***"
+
+
+DRY_RUN_COLUMNS = {"would create": "new", "would update": "changed", "unchanged": "unchanged", "invalid": "invalid",
+                   "would delete": "deleted", "deferred": "deferred"}
+"""What a dry run reports per stream (column -> StreamStats field): it sends nothing, so it counts what
+a real run would do."""
+
+
+def stream_line(s: StreamStats, dry_run: bool) -> str:
+    """The one log line a stream ends with."""
+    if dry_run:
+        counts = ", ".join(f"{label} {getattr(s, f)}" for label, f in DRY_RUN_COLUMNS.items())
+        return f"{s.stream} (dry run): {s.extracted} read: {counts}; nothing sent, watermark stays at {s.watermark_before}"
+    return (f"{s.stream}: {s.extracted} read, {s.unchanged} unchanged, {s.invalid} invalid, {s.delivered} delivered, "
+            f"{s.rejected} rejected, {s.failed} failed, {s.deferred} deferred, {s.deleted} deleted, {s.retried} retried; "
+            f"watermark {s.watermark_before} -> {s.watermark_after}")
 
 
 def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
@@ -46,12 +75,17 @@ def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
 
 def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> str:
     lines = [f"# {title}", "", f"**Outcome:** {outcome}" + (" (dry run: nothing sent or recorded)" if dry_run else ""), ""]
-    lines += ["| stream | extracted | unchanged | invalid | delivered | rejected | failed | deferred | deleted | lag (s) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, s in results.items():
-        lag = "-" if s.lag_seconds is None else f"{s.lag_seconds:.0f}"
-        lines.append(f"| {name} | {s.extracted} | {s.unchanged} | {s.invalid} | {s.delivered} | {s.rejected} | "
-                     f"{s.failed} | {s.deferred} | {s.deleted} | {lag} |")
+    if dry_run:
+        lines += ["| stream | read | " + " | ".join(DRY_RUN_COLUMNS) + " |", "|---|" + "---:|" * (len(DRY_RUN_COLUMNS) + 1)]
+        for name, s in results.items():
+            lines.append(f"| {name} | {s.extracted} | " + " | ".join(str(getattr(s, f)) for f in DRY_RUN_COLUMNS.values()) + " |")
+    else:
+        lines += ["| stream | extracted | unchanged | invalid | delivered | rejected | failed | deferred | deleted | lag (s) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, s in results.items():
+            lag = "-" if s.lag_seconds is None else f"{s.lag_seconds:.0f}"
+            lines.append(f"| {name} | {s.extracted} | {s.unchanged} | {s.invalid} | {s.delivered} | {s.rejected} | "
+                         f"{s.failed} | {s.deferred} | {s.deleted} | {lag} |")
     reasons: dict[str, int] = {}
     for name, s in results.items():
         for k, n in s.quarantine_reasons.items():

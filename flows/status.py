@@ -1,4 +1,4 @@
-"""``status`` and ``check``: what a person asks before and after a run. No Prefect needed."""
+"""``status``, ``check`` and ``quarantine``: what a person asks before and after a run. No Prefect needed."""
 
 from __future__ import annotations
 
@@ -61,6 +61,42 @@ def _utc() -> Any:
     return ZoneInfo("UTC")
 
 
+ENTITY_OF_STREAM = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
+
+
+def collect_problems(config_path: str | Path, *, stream: str | None = None, reason: str | None = None,
+                     limit: int = 100) -> list[dict[str, Any]]:
+    """Records that are not in Altcraft as the shop has them, from the state database alone: quarantined
+    (failed the contract: every check with its field and value), rejected or failed (Altcraft's code and
+    text) and deferred (what they wait for). ``reason`` keeps rows whose reason contains it (any case).
+    E-mail and phone values are masked. Newest first."""
+    from flows.reporting import mask
+
+    if stream is not None and stream not in ENTITY_OF_STREAM:
+        raise SyncError(f"--stream {stream}: not a stream (one of {', '.join(ENTITY_OF_STREAM)})")
+    entity = ENTITY_OF_STREAM.get(stream or "")
+    cfg = load_config(config_path)
+    state = StateStore(cfg.state)
+    try:
+        rows = [{"kind": "quarantined", "entity": r["entity"], "external_id": r["external_id"],
+                 "source_pk": r["source_pk"], "at": r["last_seen"],
+                 "reasons": [{"field": x.get("field"), "check": x.get("check"), "value": x.get("value")}
+                             for x in r["reasons"]]}
+                for r in state.quarantine_rows(entity=entity)]
+        rows += [{"kind": r["status"], "entity": r["entity"], "external_id": r["external_id"],
+                  "source_pk": r["source_pk"], "at": r["updated_at"],
+                  "reasons": [{"field": None, "check": f"Altcraft {r['error_code']}" if r["error_code"] else r["status"],
+                               "value": r["error_text"]}]}
+                 for r in state.rejected_rows(entity=entity)]
+    finally:
+        state.close()
+    if reason:
+        needle = reason.lower()
+        rows = [r for r in rows if any(needle in f"{x['field']} {x['check']} {x['value']}".lower() for x in r["reasons"])]
+    rows.sort(key=lambda r: str(r["at"]), reverse=True)
+    return [mask(r) for r in rows[:limit]]
+
+
 def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
     """Each check with ``None`` when it passed or the one-line problem; stops at the first that makes
     the rest meaningless (no config)."""
@@ -86,7 +122,8 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
     except SyncError as err:
         results.append(("state database", str(err)))
     try:
-        client = AltcraftClient(cfg.altcraft, resolve_token(cfg.altcraft))
+        # one attempt: a check answers in seconds whether Altcraft is reachable, it does not wait it out
+        client = AltcraftClient(cfg.altcraft.model_copy(update={"max_attempts": 1}), resolve_token(cfg.altcraft))
         try:
             next(client.list_skus(limit=1), None)
         finally:

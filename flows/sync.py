@@ -23,7 +23,7 @@ from altcraft_sync.config import STREAMS
 from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded, one_line
 from connectors.state import abandon, lock_owner
 from flows.engine import StreamStats, Syncer
-from flows.reporting import ProgressReporter, stream_rows, summary_markdown
+from flows.reporting import ProgressReporter, stream_line, stream_rows, summary_markdown
 from flows.runtime import Runtime, open_runtime
 
 StreamName = Literal["categories", "products", "skus", "orders"]
@@ -51,11 +51,7 @@ def sync_stream(syncer: Syncer, stream: str, window: tuple[datetime, datetime] |
         stats = syncer.sync_stream(stream, window=window)
     except Exception as err:
         return _task_failed(log, stream, err)
-    log.info(
-        "%s: %d read, %d unchanged, %d invalid, %d delivered, %d rejected, %d failed, %d deleted, %d retried; "
-        "watermark %s -> %s", stream, stats.extracted, stats.unchanged, stats.invalid, stats.delivered,
-        stats.rejected, stats.failed, stats.deleted, stats.retried, stats.watermark_before, stats.watermark_after,
-    )
+    log.info("%s", stream_line(stats, syncer.dry_run))
     return stats
 
 
@@ -123,11 +119,13 @@ def run_streams(
                     f"({stats.watermark_after}); check the updated_at column and the source query")
         return results
 
-    return publish(runtime, run_id=run_id, kind=kind, title=title, dry_run=dry_run, body=body, syncer=syncer)
+    return publish(runtime, run_id=run_id, kind=kind, title=title, dry_run=dry_run, body=body, syncer=syncer,
+                   streams=chosen)
 
 
 def publish(runtime: Runtime, *, run_id: str, kind: str, title: str, dry_run: bool,
-            body: Callable[[], dict[str, StreamStats]], syncer: Syncer | None = None) -> dict[str, StreamStats]:
+            body: Callable[[], dict[str, StreamStats]], syncer: Syncer | None = None,
+            streams: list[str]) -> dict[str, StreamStats]:
     """Run ``body`` as a recorded run: progress artifact while it runs, then the run history, the failure
     threshold, and the table + summary artifacts, whatever the outcome."""
     log = get_run_logger()
@@ -135,7 +133,7 @@ def publish(runtime: Runtime, *, run_id: str, kind: str, title: str, dry_run: bo
     for w in runtime.warnings:
         log.warning(w)
     progress = ProgressReporter()
-    progress.start(len(cfg.enabled_streams()))
+    progress.start(len(streams))  # only the streams this run takes: a one-stream run ends at 100%
     results: dict[str, StreamStats] = {}
     done: set[str] = set()
 
@@ -194,8 +192,14 @@ def _close_run(runtime: Runtime, run_id: str, outcome: str, log: Any) -> None:
 
 def _nightly_name() -> str:
     params = flow_run.parameters or {}
-    suffix = " (dry run)" if params.get("dry_run") else ""
-    return f"nightly-sync {datetime.now(UTC):%Y-%m-%d}{suffix}"
+    return nightly_run_name(datetime.now(UTC), params.get("streams"), bool(params.get("dry_run")))
+
+
+def nightly_run_name(at: datetime, streams: list[str] | None, dry_run: bool) -> str:
+    """``nightly-sync 2026-12-01 02:00`` (UTC), with the streams when not all and a dry-run mark: every
+    run gets a name of its own in the Prefect UI."""
+    chosen = f" [{', '.join(streams)}]" if streams else ""
+    return f"nightly-sync {at:%Y-%m-%d %H:%M}{chosen}" + (" (dry run)" if dry_run else "")
 
 
 @flow(name="nightly-sync", flow_run_name=_nightly_name, log_prints=False, validate_parameters=True)

@@ -96,14 +96,19 @@ def _show_store(emu: AltcraftEmulator, console: Console) -> None:
 
 
 def _change_rows(engine: sa.Engine) -> dict[str, Any]:
-    """Pick valid rows deterministically and change them with the database's own clock."""
+    """Pick valid rows deterministically and change them with the database's own clock. Only rows that
+    ``touch`` really changes are picked (an order not yet completed, a line not yet done), so every run of
+    the demo sends exactly what it announces, however often it is run on the same shop."""
+    o, lines = demo_shop.orders, demo_shop.order_lines
     with engine.connect() as conn:
         order_ids = [r[0] for r in conn.execute(
-            sa.select(demo_shop.orders.c.id).where(demo_shop.orders.c.id > 100).order_by(demo_shop.orders.c.id).limit(2))]
+            sa.select(o.c.id).where(o.c.id > 100, o.c.state != "completed", o.c.is_deleted.is_(False))
+            .order_by(o.c.id).limit(2))]
         line = conn.execute(
-            sa.select(demo_shop.order_lines.c.id, demo_shop.order_lines.c.order_id)
-            .where(demo_shop.order_lines.c.order_id > 200, demo_shop.order_lines.c.qty > 0)
-            .order_by(demo_shop.order_lines.c.id).limit(1)).one()
+            sa.select(lines.c.id, lines.c.order_id)
+            .where(lines.c.order_id > 200, lines.c.qty > 0, lines.c.state != "done",
+                   lines.c.order_id.not_in(order_ids))
+            .order_by(lines.c.id).limit(1)).one()
         sku = conn.execute(sa.select(demo_shop.skus.c.id).where(demo_shop.skus.c.price > 0).order_by(demo_shop.skus.c.id).limit(1)).scalar()
     now = datetime.now(UTC).replace(tzinfo=None)
     demo_shop.touch(engine, order_ids=order_ids, line_id=line.id, sku_id=sku, at=now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -88,8 +89,11 @@ def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
     out = run([PREFECT, "deployment", "run", "backfill/backfill", "--params", json.dumps(params)], env)
     run_id = next(line.split()[-1] for line in out.splitlines() if "UUID" in line)
     worker_log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "altcraft-sync", "--limit", "3"], env=env, cwd=ROOT,
-                              stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
+    # the worker's environment as the README's recipe sets it: every variable the flows read
+    worker_env = {**env, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN, "SHOP_DB_URL": url,
+                  "SYNC_STATE_URL": f"sqlite:///{tmp_path}/prefect-state.db"}
+    worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "altcraft-sync", "--limit", "3"], env=worker_env,
+                              cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         assert wait_for(api, run_id)["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-4000:]
         # fan-out: one child flow run per window, through the deployment, bounded by its concurrency limit
@@ -102,6 +106,14 @@ def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
         children = [r for r in runs if r["id"] not in (run_id, parent_id)]
         assert len(children) == 2 and all(r["state"]["type"] == "COMPLETED" for r in children)
         assert all(r["parameters"]["params"]["fan_out"] is False for r in children)
+        # the recipe's last step: the nightly deployment with its default parameters (config_path
+        # altcraft-sync.yaml, the demo mapping) reads everything else from the worker's environment
+        out = run([PREFECT, "deployment", "run", "nightly-sync/nightly-sync"], env)
+        nightly_id = next(line.split()[-1] for line in out.splitlines() if "UUID" in line)
+        assert wait_for(api, nightly_id)["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-4000:]
+        nightly = httpx.get(f"{api}/flow_runs/{nightly_id}").json()
+        assert re.fullmatch(r"nightly-sync \d{4}-\d{2}-\d{2} \d{2}:\d{2}", nightly["name"]), nightly["name"]
+        assert (tmp_path / "prefect-state.db").exists()
     finally:
         os.killpg(worker.pid, 9)
         worker.wait()

@@ -47,6 +47,8 @@ class Text(pandas_engine.STRING):
 
 # ASCII digits spelled [0-9]: Python's ``\d`` also takes other scripts' digits, RE2's (Arrow's) does not
 RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+CURRENCY = r"^[A-Z]{3}$"
+"""ISO 4217 alphabetic code: Altcraft takes only currencies enabled in the account, named by their code."""
 _SPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 """Python's ``\\s``, spelled out: with ``\\s`` pandas runs the match in Python's ``re`` (RE2's ``\\s`` is
 ASCII only), one value at a time; spelled out, it runs in Arrow with the same meaning."""
@@ -198,6 +200,10 @@ class CatalogContract(pa.DataFrameModel):
     delivery: Optional[Series[object]] = pa.Field(nullable=True)
     manufacturer_warranty: Optional[Series[object]] = pa.Field(nullable=True)
 
+    @pa.check("currency", error="ISO 4217 currency code (three uppercase letters)")
+    def _currency(cls, s: pd.Series) -> pd.Series:
+        return matches(CURRENCY)(s)
+
     @pa.check("count", error="non-negative integer")
     def _count(cls, s: pd.Series) -> pd.Series:
         return non_negative_int(s)
@@ -229,6 +235,10 @@ class RegionalContract(pa.DataFrameModel):
     is_available: Optional[Series[object]] = pa.Field(nullable=True)
     delivery: Optional[Series[object]] = pa.Field(nullable=True)
 
+    @pa.check("currency", error="ISO 4217 currency code (three uppercase letters)")
+    def _currency(cls, s: pd.Series) -> pd.Series:
+        return matches(CURRENCY)(s)
+
     @pa.check("count", error="non-negative integer")
     def _count(cls, s: pd.Series) -> pd.Series:
         return non_negative_int(s)
@@ -258,6 +268,10 @@ class OrderContract(pa.DataFrameModel):
     update_time: Optional[Series[Text]] = pa.Field(nullable=True)
     region: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
     n_lines: Series[int] = pa.Field(gt=0, alias="_n_lines")
+
+    @pa.check("currency", error="ISO 4217 currency code (three uppercase letters)")
+    def _currency(cls, s: pd.Series) -> pd.Series:
+        return matches(CURRENCY)(s)
 
     @pa.check("create_time", "update_time", error=f"str_matches('{RFC3339}')")
     def _times(cls, s: pd.Series) -> pd.Series:

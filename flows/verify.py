@@ -1,0 +1,249 @@
+"""``verify``: proof that Altcraft holds what the shop holds, and ``--repair`` when it does not.
+
+A sync trusts Altcraft's answers; after an incident on Altcraft's side (a restore, a manual edit, a
+purge) only reading Altcraft back can tell whether it still holds what the ledger says it was sent. The
+verifier pages through Altcraft's list methods (``next_from_id``) and, page by page, looks each listed
+record up in the ledger and re-reads and maps its source row, so memory is bounded by a page (plus the set
+of listed ids, to find the missing ones). Each record lands in one bucket:
+
+- ``ok``: the listed fields equal the mapped source record (:mod:`transforms.compare`);
+- ``different``: the source is unchanged since it was delivered, yet Altcraft holds other values;
+- ``pending``: the source changed since it was delivered (or was never delivered): the next sync sends
+  it, so it is not a difference;
+- ``missing``: the ledger says delivered, Altcraft does not list it;
+- ``deleted_present``: deleted in the shop (and in the ledger), still in Altcraft;
+- ``extra``: Altcraft holds it, the shop does not (hard-deleted); ``extra_not_ours``: the ledger never
+  sent it (created by someone else): reported, never deleted.
+
+``repair`` re-sends exactly the missing and different records (orders with ``skip_triggers``: no customer
+hears of a repair) and deletes the extras and deleted-but-present records altcraft-sync sent, recording
+every outcome in the ledger under the stream's lock. Categories cannot be verified: Altcraft has no list
+method for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from altcraft_sync.config import Config
+from connectors.altcraft import AltcraftClient, ImportReport
+from connectors.shop_db import ShopSource
+from connectors.state import LedgerEntry, StateStore, lock_owner
+from flows.engine import ENTITY, StreamStats, Syncer
+from flows.mapping import fetch_and_map
+from flows.reporting import mask
+from transforms.compare import differing_fields
+from transforms.payload import Payload
+
+VERIFIABLE = ("products", "skus", "orders")
+SAMPLES = 5
+COLUMNS = ("listed", "ok", "different", "missing", "deleted_present", "extra", "extra_not_ours", "pending",
+           "resent", "deleted")
+"""The figures of a verify table, in order."""
+
+
+@dataclass
+class VerifyStats:
+    """What verify found in one stream (the row of its table)."""
+
+    stream: str
+    listed: int = 0
+    compared: int = 0
+    ok: int = 0
+    different: int = 0
+    pending: int = 0
+    missing: int = 0
+    deleted_present: int = 0
+    extra: int = 0
+    extra_not_ours: int = 0
+    resent: int = 0
+    deleted: int = 0
+    note: str = ""
+    fields: dict[str, int] = field(default_factory=dict)
+    """How often each field differed."""
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def differences(self) -> int:
+        return self.different + self.missing + self.deleted_present + self.extra
+
+    def figures(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["differences"] = self.differences
+        return out
+
+
+class Verifier:
+    """Compares Altcraft with the ledger and the mapped source, stream by stream; ``sample`` compares a
+    random subset of the delivered records (Altcraft is still listed whole: it has no get-by-id)."""
+
+    def __init__(self, config: Config, source: ShopSource, state: StateStore, client: AltcraftClient, *,
+                 run_id: str, repair: bool = False, sample: int | None = None, page_size: int = 500,
+                 log: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
+        self.config, self.source, self.state, self.client = config, source, state, client
+        self.run_id, self.repair, self.sample, self.page_size = run_id, repair, sample, page_size
+        self.log = log or logging.getLogger("altcraft_sync.verify")
+        # the engine's own helpers for keys, children and deletes: one way to read and to delete
+        self._syncer = Syncer(config, source, state, client, run_id=run_id)
+
+    def verify(self, stream: str) -> VerifyStats:
+        stats = VerifyStats(stream)
+        if stream not in VERIFIABLE:
+            stats.note = "Altcraft has no list method for categories: not verifiable"
+            return stats
+        entity = ENTITY[stream]
+        chosen = self._sampled(entity)
+        owner = lock_owner(self.run_id)
+        if self.repair:
+            self.state.acquire_lock(stream, owner)
+        try:
+            seen: set[str] = set()
+            page: list[dict[str, Any]] = []
+            for record in self._listing(stream):
+                ext = str(record.get("external_id"))
+                seen.add(ext)
+                stats.listed += 1
+                if chosen is None or ext in chosen:
+                    page.append(record)
+                if len(page) >= self.page_size:
+                    self._check_page(stream, page, stats)
+                    page = []
+            self._check_page(stream, page, stats)
+            self._missing(stream, seen, chosen, stats)
+        finally:
+            if self.repair:
+                self.state.release_lock(stream, owner)
+        return stats
+
+    # --- reading ------------------------------------------------------------------------------------------
+    def _listing(self, stream: str) -> Any:
+        list_method = {"orders": self.client.list_orders, "skus": self.client.list_skus,
+                       "products": self.client.list_products}[stream]
+        return list_method(limit=self.page_size)
+
+    def _sampled(self, entity: str) -> set[str] | None:
+        if not self.sample:
+            return None
+        delivered = [ext for ext, _ in self.state.delivered_ids(entity, ("delivered", "deleted"))]
+        return set(random.sample(delivered, min(self.sample, len(delivered))))
+
+    def _mapped(self, stream: str, pks: list[Any]) -> tuple[dict[str, Payload], set[str]]:
+        """The source's current records for these keys (mapped like a sync maps them), and the ids of the
+        keys' rows that are soft-deleted."""
+        if not pks:
+            return {}, set()
+        cast = self._syncer._pk_cast(stream)
+        parents = self.source.fetch_by_keys(stream, [cast(pk) for pk in pks])
+        if parents.empty:
+            return {}, set()
+        mapped = fetch_and_map(stream, parents, self._syncer._child_entity(stream), self.config, self.source).mapped
+        return {p.external_id: p for p in mapped.payloads}, {ext for ext, _ in mapped.deletions}
+
+    # --- comparing ----------------------------------------------------------------------------------------
+    def _check_page(self, stream: str, page: list[dict[str, Any]], stats: VerifyStats) -> None:
+        if not page:
+            return
+        entity = ENTITY[stream]
+        ids = [str(r.get("external_id")) for r in page]
+        known = self.state.known(entity, ids)
+        current, soft_deleted = self._mapped(stream, [k.source_pk for k in known.values() if k.source_pk is not None])
+        resend: list[Payload] = []
+        remove: list[tuple[str, Any]] = []
+        for record, ext in zip(page, ids):
+            k = known.get(ext)
+            payload = current.get(ext)
+            stats.compared += 1
+            if k is None:
+                stats.extra_not_ours += 1
+                self._sample(stats, "extra_not_ours", {"external_id": ext})
+            elif k.status == "deleted" or ext in soft_deleted:
+                stats.deleted_present += 1
+                self._sample(stats, "deleted_present", {"external_id": ext})
+                remove.append((ext, k.source_pk))
+            elif payload is None:
+                stats.extra += 1  # ours, but the shop no longer has it (hard-deleted, or now invalid)
+                self._sample(stats, "extra", {"external_id": ext, "ledger": k.status})
+                remove.append((ext, k.source_pk))
+            elif k.status != "delivered" or k.fingerprint != payload.fingerprint:
+                stats.pending += 1  # changed since it was delivered: the next sync sends it
+            else:
+                fields = differing_fields(entity, orjson.loads(payload.data), record)
+                if not fields:
+                    stats.ok += 1
+                    continue
+                stats.different += 1
+                for f in fields:
+                    stats.fields[f] = stats.fields.get(f, 0) + 1
+                self._sample(stats, "different", {"external_id": ext, "fields": fields})
+                resend.append(payload)
+        self._repair(stream, resend, remove, stats)
+
+    def _missing(self, stream: str, seen: set[str], chosen: set[str] | None, stats: VerifyStats) -> None:
+        entity = ENTITY[stream]
+        absent: list[tuple[str, str]] = []
+        for ext, pk in self.state.delivered_ids(entity, ("delivered",)):
+            if ext not in seen and (chosen is None or ext in chosen):
+                absent.append((ext, pk))
+        for start in range(0, len(absent), self.page_size):
+            part = absent[start:start + self.page_size]
+            current, _ = self._mapped(stream, [pk for _, pk in part if pk is not None])
+            stats.missing += len(part)
+            for ext, _ in part[: max(0, SAMPLES - len(stats.samples.get("missing", [])))]:
+                self._sample(stats, "missing", {"external_id": ext})
+            self._repair(stream, [current[ext] for ext, _ in part if ext in current], [], stats)
+
+    # --- repairing ----------------------------------------------------------------------------------------
+    def _repair(self, stream: str, resend: list[Payload], remove: list[tuple[str, Any]], stats: VerifyStats) -> None:
+        if not self.repair or not (resend or remove):
+            return
+        entity = ENTITY[stream]
+        entries: list[LedgerEntry] = []
+        if resend:
+            report = self._import(stream, resend)
+            for p in resend:
+                o = report.outcomes[p.external_id]
+                entries.append(LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, o.status,
+                                           o.code or None, o.text or None, o.permanent))
+                stats.resent += o.status == "delivered"
+        if remove:
+            done = self._syncer._delete(stream, entity, remove, StreamStats(stream), only_known=False)
+            entries += done
+            stats.deleted += sum(e.status == "deleted" for e in done)
+        self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=lock_owner(self.run_id))
+        self.log.info("%s: repaired: %d re-sent, %d deleted", stream, len(resend), len(remove))
+
+    def _import(self, stream: str, records: list[Payload]) -> ImportReport:
+        if stream == "orders":
+            return self.client.import_orders(records, skip_triggers=True)
+        if stream == "skus":
+            return self.client.import_skus(records)
+        return self.client.import_products(records)
+
+    @staticmethod
+    def _sample(stats: VerifyStats, kind: str, item: dict[str, Any]) -> None:
+        bucket = stats.samples.setdefault(kind, [])
+        if len(bucket) < SAMPLES:
+            bucket.append(mask(item))
+
+
+def verify_streams(config: Config, source: ShopSource, state: StateStore, client: AltcraftClient, *, run_id: str,
+                   streams: list[str] | None = None, repair: bool = False, sample: int | None = None,
+                   page_size: int = 500) -> dict[str, VerifyStats]:
+    """Verify the chosen (default: every configured) streams; see :class:`Verifier`."""
+    enabled = [s for s in VERIFIABLE + ("categories",) if s in config.enabled_streams()]
+    chosen = [s for s in enabled if not streams or s in streams]
+    verifier = Verifier(config, source, state, client, run_id=run_id, repair=repair, sample=sample, page_size=page_size)
+    return {s: verifier.verify(s) for s in chosen}
+
+
+def field_counts(results: dict[str, VerifyStats]) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for name, s in results.items():
+        counts.update({f"{name}.{f}": n for f, n in s.fields.items()})
+    return counts

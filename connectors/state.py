@@ -398,6 +398,14 @@ class StateStore:
         return out
 
     @_retried("ledger read")
+    def delivered_set(self, entity: str) -> set[str]:
+        """The external ids of every record of ``entity`` Altcraft holds according to the ledger (for
+        dependency checks: a catalogue's size, not the orders')."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(ledger.c.external_id).where(
+                ledger.c.entity == entity, ledger.c.status == "delivered")).scalars())
+
+    @_retried("ledger read")
     def has_records(self, entity: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.literal(1)).where(ledger.c.entity == entity).limit(1)).first() is not None

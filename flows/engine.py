@@ -544,11 +544,11 @@ class Syncer:
             offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
         else:
             index = None
-        present = pc.fill_null(pc.is_in(values, value_set=self._dependency_index(stream, deps)), True)
-        if sending:
-            present = pc.or_(present, pc.fill_null(pc.is_in(values, value_set=pa.array(list(sending), pa.string())), False))
-        if pc.all(present).as_py():
+        held = self._dependency_index(stream, deps)
+        missing = [v for v in pc.unique(values).to_pylist() if v is not None and v not in held and v not in sending]
+        if not missing:
             return {}
+        present = pc.fill_null(pc.invert(pc.is_in(values, value_set=pa.array(missing, pa.string()))), True)
         hits = np.flatnonzero(~present.to_numpy(zero_copy_only=False))
         owners = np.searchsorted(offsets, hits, side="right") - 1
         if index is not None:
@@ -558,18 +558,20 @@ class Syncer:
             out.setdefault(owner, ref)
         return out
 
-    def _dependency_index(self, stream: str, deps: list[str]) -> pa.Array:
+    def _dependency_index(self, stream: str, deps: list[str]) -> set[str]:
         """The ids of ``deps`` Altcraft holds (the ledger's delivered records, plus what a dry run would
         have sent), loaded once per stream and run: earlier streams are finished when a later one reads.
-        One pass over the catalogue's ledger rows (100,000 SKUs: ~0.1 s), then every chunk's references
-        are checked in Arrow; point lookups per chunk cost ~1 s per 25,000 references (measured)."""
+        One read of the catalogue's ledger rows (100,000 SKUs: ~0.1 s, ~10 MB), then each chunk checks its
+        distinct references against the set. Measured before: point lookups cost ~1 s per 25,000
+        references, and Arrow's ``is_in`` against the whole set rebuilt its hash table every chunk
+        (~19 ms a chunk, 3.7 s of a 1M-order sync)."""
         if stream not in self._delivered_refs:
-            ids: list[str] = []
+            ids: set[str] = set()
             for entity in deps:
-                ids += [ext for ext, _ in self.state.delivered_ids(entity, ("delivered",))]
+                ids.update(self.state.delivered_set(entity))
                 if self.dry_run:
-                    ids += list(self._would_send.get(entity, ()))
-            self._delivered_refs[stream] = pa.array(ids, pa.string())
+                    ids.update(self._would_send.get(entity, ()))
+            self._delivered_refs[stream] = ids
         return self._delivered_refs[stream]
 
     def _defer(self, entity: str, p: Payload, ref: str, stats: StreamStats) -> LedgerEntry:

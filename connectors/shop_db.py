@@ -187,6 +187,18 @@ class ShopSource:
             raise SourceError(f"shop database {self.display_url}: {type(err).__name__}: {first_line(err)}") from None
         return warnings
 
+    def probe_reads(self) -> None:
+        """Run each entity's page query once, limited to one row, exactly as a sync builds it (a child's
+        joined to its parent's source): what ``check`` passes, ``sync`` runs."""
+        for name, ent in self.entities.items():
+            stream = name.split(".")[0]
+            skip = (stream, None, self.upper_bound(stream, 0)) if name != stream else None
+            try:
+                next(self.read_changes(name, None, self.upper_bound(name, 0), 1, keys_only=name != stream,
+                                       skip_parents_in=skip), None)
+            except SourceError as err:
+                raise ConfigError(f"{ent.path}: the page query a sync runs fails: {err}") from None
+
     def check_values(self, since: dict[str, Cursor | None] | None = None) -> None:
         """Every shop status value must map to an Altcraft status; one-line ``ConfigError`` otherwise.
 
@@ -219,7 +231,8 @@ class ShopSource:
             except DBAPIError as err:
                 raise ConfigError(f"{path}.query: the SELECT fails: {first_line(err.orig)}") from None
             names = list(probe.keys())
-            source = sa.text(spec.query).columns(*[sa.column(n) for n in names]).subquery("src")
+            # one alias per entity: a child's page joins its parent's source (both may be queries)
+            source = sa.text(spec.query).columns(*[sa.column(n) for n in names]).subquery(f"src_{name.replace('.', '_')}")
         available = set(source.c.keys())
 
         def need(setting: str, column: str) -> sa.ColumnElement[Any]:
@@ -269,13 +282,17 @@ class ShopSource:
         ent = self.entities[entity]
         column = ent.col(ent.spec.columns[fld])
         allowed = set(allowed)
-        query = sa.select(column, sa.func.count()).select_from(ent.source).group_by(column)
+        # rows marked deleted are deleted in Altcraft, never sent: their status (WooCommerce's 'trash')
+        # needs no mapping
+        group = [column, ent.col(ent.spec.deleted_flag)] if ent.spec.deleted_flag else [column]
+        query = sa.select(*group, sa.func.count()).select_from(ent.source).group_by(*group)
         after = self._after(ent, since)
         if after is not None:
             query = query.where(after)
         rows = conn.execute(query).all()
-        for value, count in rows:
-            if value is None:
+        for row in rows:
+            value, count, deleted = row[0], row[-1], row[1] if len(row) == 3 else None
+            if value is None or _is_true(deleted):
                 continue
             key = str(value)
             if key not in value_map and key not in allowed:
@@ -495,6 +512,13 @@ class ShopSource:
         except DBAPIError as err:
             kind = "unreachable" if is_transient(err) else "error"
             raise SourceError(f"shop database {self.display_url} {kind} during {what}: {first_line(err)}") from err
+
+
+def _is_true(value: Any) -> bool:
+    """A deleted flag's truth as the transforms read it (``transforms.values.booleans``: bool, 0/1, text)."""
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    return str(value).strip().lower() in ("1", "true", "t", "yes", "y", "on") if value is not None else False
 
 
 def _no_processor(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> bool:

@@ -109,6 +109,7 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
     source = ShopSource(cfg)
     try:
         warnings = source.bind()
+        source.probe_reads()
         source.check_values()
         results.append((f"shop database {source.display_url} matches the mapping", None))
         results += [(f"warning: {w}", None) for w in warnings]

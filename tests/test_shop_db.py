@@ -262,3 +262,37 @@ def test_a_map_worker_reads_the_children_on_its_own_connection(shop_url, tmp_pat
     assert all(b'"lines":[{' in p.data for p in there.mapped.payloads)
     assert there.mapped.quarantine.equals(here.quarantine) and not here.quarantine.empty
     assert there.mapped.deletions == here.deletions and there.mapped.warnings == here.warnings
+
+
+def test_an_orders_query_with_a_lines_query_and_statuses_only_deleted_rows_carry(shop_url, tmp_path, emulator):
+    """Issue 17: both as SELECTs (WooCommerce's lines are a pivot of its item-meta table), and a status
+    ('trash') that only soft-deleted orders carry needs no mapping. What check passes, sync runs."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from altcraft_sync.cli import app
+
+    engine = build_shop(shop_url, orders=60)
+    with engine.begin() as conn:
+        trashed = conn.execute(sa.select(sa.func.max(demo_shop.orders.c.id))).scalar()
+        conn.execute(demo_shop.orders.update().where(demo_shop.orders.c.id == trashed)
+                     .values(state="trash", is_deleted=True))
+    cfg_path = shop_config(tmp_path, shop_url, emulator, TOKEN)
+    raw = yaml.safe_load(cfg_path.read_text())
+    lines = raw["streams"]["orders"]["lines"]
+    lines.pop("table")
+    lines["query"] = ("SELECT l.id, l.order_id, l.sku_code, l.base_price, l.min_price, l.final_price, l.qty, l.state, "
+                      "l.gift_message, l.updated_at FROM order_lines l")
+    cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = CliRunner().invoke(app, ["check", "--config", str(cfg_path)])
+    assert result.exit_code == 0 and "trash" not in result.output, result.output
+    stats = run_all(load_config(cfg_path))
+    orders = stats["orders"]
+    assert orders.failed == orders.rejected == 0 and str(trashed) not in emulator.store.orders
+    assert orders.delivered == len(emulator.store.orders) == 60 - 1 - orders.invalid
+    with engine.begin() as conn:  # a line-only change still reaches its order through the lines query
+        line_id, order_id = conn.execute(sa.select(demo_shop.order_lines.c.id, demo_shop.order_lines.c.order_id)
+                                         .where(demo_shop.order_lines.c.order_id == 30).limit(1)).one()
+    demo_shop.touch(engine, order_ids=[], line_id=line_id, at=just_before(engine))
+    again = run_all(load_config(cfg_path), run_id="line-change")
+    assert again["orders"].delivered == 1

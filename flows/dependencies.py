@@ -1,0 +1,72 @@
+"""Dependencies before dependents: an order whose line product, a SKU whose product or a product whose
+category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as unknown.
+
+A mixin of :class:`flows.engine.Syncer`; the delivered ids of what a stream depends on are loaded once per
+stream and run (earlier streams are finished when a later one reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flows.streams import DEPENDS_ON, ENTITY
+from transforms.payload import Mapped
+
+
+class DependencyMixin:
+    """``_blocked``: which payloads of a chunk refer to something not delivered."""
+
+    def _blocked(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
+                 only: list[int] | None = None) -> dict[int, str]:
+        """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet
+        (held back by the safety margin, quarantined, rejected or failing), each with the first such
+        reference. Altcraft would reject them as unknown; they wait in the ledger as deferred instead.
+        Only streams this config syncs count: an orders-only config trusts Altcraft's catalogue. ``sending``
+        are references that travel in the same request (the categories a carrier product goes with)."""
+        deps = [ENTITY[s] for s in DEPENDS_ON.get(stream, ()) if s in self.source.entities]
+        if not deps or mapped.refs is None or not self.config.sync.wait_for_dependencies:
+            return {}
+        values, offsets = mapped.refs
+        if only is not None and len(only) < len(offsets) - 1:  # the refs of these payloads only
+            if not only:
+                return {}
+            keep = np.zeros(len(offsets) - 1, dtype=bool)
+            keep[only] = True
+            values = values.filter(pa.array(np.repeat(keep, np.diff(offsets))))
+            counts = np.diff(offsets)[keep]
+            index = np.flatnonzero(keep)
+            offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        else:
+            index = None
+        held = self._dependency_index(stream, deps)
+        missing = [v for v in pc.unique(values).to_pylist() if v is not None and v not in held and v not in sending]
+        if not missing:
+            return {}
+        present = pc.fill_null(pc.invert(pc.is_in(values, value_set=pa.array(missing, pa.string()))), True)
+        hits = np.flatnonzero(~present.to_numpy(zero_copy_only=False))
+        owners = np.searchsorted(offsets, hits, side="right") - 1
+        if index is not None:
+            owners = index[owners]  # back to positions among all payloads
+        out: dict[int, str] = {}
+        for owner, ref in zip(owners.tolist(), values.take(pa.array(hits)).to_pylist()):
+            out.setdefault(owner, ref)
+        return out
+
+    def _dependency_index(self, stream: str, deps: list[str]) -> set[str]:
+        """The ids of ``deps`` Altcraft holds (the ledger's delivered records, plus what a dry run would
+        have sent), loaded once per stream and run: earlier streams are finished when a later one reads.
+        One read of the catalogue's ledger rows (100,000 SKUs: ~0.1 s, ~10 MB), then each chunk checks its
+        distinct references against the set. Measured before: point lookups cost ~1 s per 25,000
+        references, and Arrow's ``is_in`` against the whole set rebuilt its hash table every chunk
+        (~19 ms a chunk, 3.7 s of a 1M-order sync)."""
+        if stream not in self._delivered_refs:
+            ids: set[str] = set()
+            for entity in deps:
+                ids.update(self.state.delivered_set(entity))
+                if self.dry_run:
+                    ids.update(self._would_send.get(entity, ()))
+            self._delivered_refs[stream] = ids
+        return self._delivered_refs[stream]

@@ -1,0 +1,69 @@
+"""What a stream run did: the figures of the run table in the Prefect UI, ``status`` and the CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from transforms.payload import Payload
+
+SAMPLE_SIZE = 5
+"""Records kept per kind of sample (invalid, rejected, deferred, ...) for artifacts and dry runs."""
+
+
+@dataclass
+class StreamStats:
+    """What a stream run did; the figures of the run table in the Prefect UI and ``status``."""
+
+    stream: str
+    extracted: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    failed: int = 0
+    deferred: int = 0
+    """Records waiting for what they depend on (a SKU not delivered yet, a carrier): not rejections."""
+    deleted: int = 0
+    retried: int = 0
+    new: int = 0
+    changed: int = 0
+    chunks: int = 0
+    mapped_in_workers: int = 0
+    """Chunks mapped in a map worker process rather than the run's own."""
+    requests: int = 0
+    watermark_before: dict[str, str | None] = field(default_factory=dict)
+    watermark_after: dict[str, str | None] = field(default_factory=dict)
+    lag_seconds: float | None = None
+    source_has_newer: bool = False
+    stale: bool = False
+    warnings: list[str] = field(default_factory=list)
+    samples: dict[str, list[Any]] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Time by phase (read, read_children, map, ledger, push, commit): where a run spends its time.
+    ``read_children`` and ``map`` are the mappers' own time, in a worker process they overlap reading;
+    ``map_wait`` is how long the run waited for a worker's result, ``send_wait`` for the previous chunk's
+    push, ``commit_wait`` how long a push waited for the previous chunk's commit."""
+
+    def timed(self, phase: str, started: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
+    def figures(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("samples")
+        return out
+
+
+Progress = Callable[[StreamStats], None]
+
+
+def add_sample(stats: StreamStats, kind: str, items: list[Any]) -> None:
+    """Keep up to ``SAMPLE_SIZE`` items of ``kind`` (a payload as its JSON record)."""
+    bucket = stats.samples.setdefault(kind, [])
+    for item in items[: max(0, SAMPLE_SIZE - len(bucket))]:
+        bucket.append(orjson.loads(item.data) if isinstance(item, Payload) else item)

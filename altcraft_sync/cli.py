@@ -31,6 +31,9 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file (YAML).", envvar="ALTCRAFT_SYNC_CONFIG")]
 StreamOpt = Annotated[Optional[list[str]], typer.Option("--stream", "-s", help="Only these streams (repeatable).")]
+PrefectOpt = Annotated[Optional[bool], typer.Option(
+    "--prefect/--local", help="Run as a Prefect flow run (default when a Prefect API is configured), or in this "
+                              "process.", show_default=False)]
 DEFAULT_CONFIG = Path("altcraft-sync.yaml")
 HOME = Path(".altcraft-sync")
 
@@ -49,23 +52,39 @@ def sync(
     skip_triggers: Annotated[bool, typer.Option("--skip-triggers", help="Ask Altcraft not to fire triggers.")] = False,
     reconcile: Annotated[bool, typer.Option("--reconcile", help="Also delete in Altcraft what was hard-deleted "
                                                                 "from the source (reads every key).")] = False,
+    prefect: PrefectOpt = None,
 ) -> None:
-    """Run the nightly-sync flow once (what changed since the last run)."""
+    """Run nightly-sync once (what changed since the last run): in this process, or as a Prefect flow run
+    when a Prefect API is configured (or with --prefect)."""
     _precheck(config)
-    from flows.sync import nightly_sync
+    if _use_prefect(prefect):
+        from flows.sync import nightly_sync
 
-    state = _with_progress(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
-                                                skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
-    _finish(state, "nightly-sync", dry_run)
+        state = _with_progress(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
+                                                    skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
+        _finish(state, "nightly-sync", dry_run)
+        return
+    from flows.runs import guarded, run_streams
+
+    _finish_local(lambda host: guarded(
+        lambda rt: run_streams(rt, host, kind="nightly", streams=stream, dry_run=dry_run, skip_triggers=skip_triggers,
+                               title="nightly-sync", reconcile=reconcile), str(config), host, need_client=not dry_run),
+        "nightly-sync", dry_run)
 
 
 @app.command()
-def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None) -> None:
-    """Re-send, now, every record whose last send failed or was rejected with a retryable error."""
+def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect: PrefectOpt = None) -> None:
+    """Re-send, now, every record whose last send failed, was rejected with a retryable error, or waits."""
     _precheck(config)
-    from flows.sync import retry_pending
+    if _use_prefect(prefect):
+        from flows.sync import retry_pending
 
-    _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
+        _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
+        return
+    from flows.runs import guarded, retry_streams
+
+    _finish_local(lambda host: guarded(lambda rt: retry_streams(rt, host, stream), str(config), host, need_client=True),
+                  "retry")
 
 
 @app.command()
@@ -80,10 +99,10 @@ def backfill(
     resend: Annotated[bool, typer.Option("--resend", help="Send even records delivered unchanged.")] = False,
     triggers: Annotated[bool, typer.Option("--triggers/--skip-triggers", help="Let Altcraft fire triggers "
                                            "(default: skip them for old records).")] = False,
+    prefect: PrefectOpt = None,
 ) -> None:
     """Re-send a range of history window by window (resumable; never moves the nightly watermark)."""
-    from flows.backfill import backfill as backfill_flow
-    from flows.backfill import params_from_cli
+    from flows.windows import params_from_cli
 
     try:
         params = params_from_cli(since, until, stream, window_days=window_days, dry_run=dry_run, force=force,
@@ -91,10 +110,69 @@ def backfill(
     except SyncError as err:
         fail(str(err))
     _precheck(config)
-    state = _with_progress(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
-    _finish(state, "backfill", dry_run)
-    if dry_run:
-        console.print("the Prefect run's summary artifact has samples of what would be sent")
+    if _use_prefect(prefect):
+        from flows.backfill import backfill as backfill_flow
+
+        state = _with_progress(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
+        _finish(state, "backfill", dry_run)
+        if dry_run:
+            console.print("the Prefect run's summary artifact has samples of what would be sent")
+        return
+    from flows.runs import guarded
+    from flows.windows import run_windows
+
+    _finish_local(lambda host: guarded(lambda rt: run_windows(rt, host, params), str(config), host,
+                                       need_client=not dry_run), "backfill", dry_run)
+
+
+def _prefect_api() -> str | None:
+    """The Prefect API this process would talk to: ``PREFECT_API_URL`` from the environment or from the
+    active Prefect profile (``$PREFECT_HOME/profiles.toml``), read without importing Prefect."""
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        return url
+    profiles = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser() / "profiles.toml"
+    if not profiles.is_file():
+        return None
+    import tomllib
+
+    try:
+        data = tomllib.loads(profiles.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active") or "ephemeral"
+    value = (data.get("profiles") or {}).get(active, {}).get("PREFECT_API_URL")
+    return str(value) if value else None
+
+
+def _use_prefect(flag: bool | None) -> bool:
+    """A run goes through Prefect when asked (``--prefect``) or when a Prefect API is configured; otherwise it
+    runs in this process: without an API Prefect would first start a temporary server (10-20 s)."""
+    return flag if flag is not None else _prefect_api() is not None
+
+
+def _finish_local(run: Any, what: str, dry_run: bool = False) -> None:
+    """Run in this process (``flows.runs.LocalHost``), with its log on the terminal, and print the figures."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    from flows.runs import LocalHost
+
+    handler = RichHandler(console=err_console, show_path=False, markup=False, rich_tracebacks=False)
+    root = logging.getLogger("altcraft_sync")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        outcome = _with_progress(lambda: run(LocalHost()))
+    finally:
+        root.removeHandler(handler)
+    if not outcome.ok:
+        fail(f"{what} failed: {outcome.message}")
+    _print_figures(outcome.figures, dry_run)
+    console.print(f"{what} ran in this process (no Prefect API configured) and is recorded in the state database "
+                  "(`altcraft-sync status`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
+                  "(README: Running it with Prefect)", highlight=False)
 
 
 def _precheck(config: Path) -> None:
@@ -115,7 +193,7 @@ def _precheck(config: Path) -> None:
 
 def _with_progress(run: Any) -> Any:
     """Run a flow, drawing a progress line per stream when stdout is a terminal."""
-    from flows.sync import add_progress_listener
+    from flows.runs import add_progress_listener
 
     if not sys.stdout.isatty():
         return run()

@@ -83,22 +83,24 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
         self.lock_wait_seconds = lock_wait_seconds
         self.on_progress = on_progress or (lambda s: None)
         self.log = log or logging.getLogger("altcraft_sync.engine")
-        self._attempted: set[tuple[str, str]] = set()
         self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._pending: Future[None] | None = None
         self._committing: Future[None] | None = None
-        self._quarantine_ids: dict[str, set[str]] = {}
-        self._delivered_refs: dict[str, set[str]] = {}
-        self._in_flight_ids: dict[str, set[str]] = {}
+        # what this run remembers (the parts read and keep these; each is loaded at most once per run)
+        self._attempted: set[tuple[str, str]] = set()
+        """(entity, id) sent without delivery or deferred in this run: the retry pass skips them."""
         self._carried: set[tuple[str, str]] = set()
+        """New records delivered as carriers: their stream counts them delivered when it reads them."""
         self._positions: dict[str, Cursor | None] = {}
-        self._ledger_has: dict[str, bool] = {}
         """Each cursor's last committed position in this run (watermarks are written only when they move)."""
+        self._quarantine_ids: dict[str, set[str]] = {}
+        self._in_flight_ids: dict[str, set[str]] = {}
+        self._ledger_has: dict[str, bool] = {}
+        self._delivered_refs: dict[str, set[str]] = {}
+        """Per stream, the ids its records may refer to that Altcraft holds (``_dependency_index``)."""
         self._would_send: dict[str, set[str]] = {}
         """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""
-        """Per stream, references already found delivered in this run (a record never un-delivers
-        within a run: earlier streams are finished when a later one reads)."""
         self._parent_range: tuple[Cursor | None, Any] = (None, None)
         self.mapper = ChunkMapper(config, 0 if dry_run else config.sync.map_workers, source)
         self._mapping: deque[tuple[Future[MapResult], str, StreamStats, Cursor | None, str]] = deque()

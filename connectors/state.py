@@ -327,6 +327,14 @@ class StateStore:
         conn.exec_driver_sql(sql, rows)
 
     @_retried("quarantine read")
+    def quarantined_keys(self, entity: str) -> list[tuple[str, str | None]]:
+        """(external_id, source_pk) of the entity's quarantined records."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(quarantine.c.external_id, quarantine.c.source_pk)
+                                .where(quarantine.c.entity == entity)).all()
+        return [(r.external_id, r.source_pk) for r in rows]
+
+    @_retried("quarantine read")
     def quarantined_ids(self, entity: str) -> set[str]:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(quarantine.c.external_id).where(quarantine.c.entity == entity)).scalars())

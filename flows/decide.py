@@ -92,6 +92,7 @@ class DecisionMixin:
             cleared += [(entity, p.external_id) for p in payloads if p.external_id in in_quarantine]
             in_quarantine.difference_update(ext for _, ext in cleared)
         in_quarantine.update(ext for _, ext, _, _ in quarantined)
+        self._quarantined_now.setdefault(entity, set()).update(ext for _, ext, _, _ in quarantined)
         if self.dry_run:
             stats.deleted += len(self._delete_targets(entity, deletions))  # would delete
             if entity in DEPENDED_ON:

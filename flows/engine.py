@@ -95,6 +95,8 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
         self._positions: dict[str, Cursor | None] = {}
         """Each cursor's last committed position in this run (watermarks are written only when they move)."""
         self._quarantine_ids: dict[str, set[str]] = {}
+        self._quarantined_now: dict[str, set[str]] = {}
+        """Per entity, ids this run quarantined (the quarantine re-read skips them)."""
         self._in_flight_ids: dict[str, set[str]] = {}
         self._ledger_has: dict[str, bool] = {}
         self._delivered_refs: dict[str, set[str]] = {}
@@ -141,6 +143,7 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
             if window is None and not self.dry_run:
                 self._retry_pending(stream, stats)
                 self.drain()
+                self._heal_quarantine(stream, stats)
             self._lag(stream, stats)
         finally:
             self._abandon()

@@ -72,3 +72,31 @@ class RepairMixin:
             stats.retried += len(parents)
             if not parents.empty:
                 self._process_commit(stream, parents, stats, None, stream)
+
+    def _heal_quarantine(self, stream: str, stats: StreamStats) -> None:
+        """Re-read, by key, the records quarantined before this run that this run did not quarantine again:
+        a fix in a joined table (a customer's e-mail) moves no ``updated_at`` of theirs, so no cursor would
+        ever read them again. Valid ones go out and leave the quarantine; the others stay, counted as
+        ``still_invalid`` (the backlog, not this run's failures: the failure threshold does not count them).
+        Cost: one keyed read and one map per quarantined record per run, in chunks."""
+        entity = ENTITY[stream]
+        again = self._quarantined_now.get(entity, set())
+        keys = [(ext, pk) for ext, pk in self.state.quarantined_keys(entity) if ext not in again and pk is not None]
+        if not keys:
+            return
+        cast = self._pk_cast(stream)
+        healing = StreamStats(stream)
+        self.log.info("%s: re-reading %d quarantined records", stream, len(keys))
+        size = self.config.source.chunk_size
+        for start in range(0, len(keys), size):
+            parents = self.source.fetch_by_keys(stream, [cast(pk) for _, pk in keys[start:start + size]])
+            if not parents.empty:
+                self._process_commit(stream, parents, healing, None, stream)
+        self.drain()
+        stats.still_invalid += healing.invalid
+        for name in ("delivered", "rejected", "failed", "deferred", "deleted", "new", "changed", "requests"):
+            setattr(stats, name, getattr(stats, name) + getattr(healing, name))
+        for kind, items in healing.samples.items():
+            if kind != "invalid":
+                stats.samples.setdefault(kind, []).extend(items[: 5 - len(stats.samples.get(kind, []))])
+

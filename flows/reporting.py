@@ -54,9 +54,10 @@ def stream_line(s: StreamStats, dry_run: bool) -> str:
     if dry_run:
         counts = ", ".join(f"{label} {getattr(s, f)}" for label, f in DRY_RUN_COLUMNS.items())
         return f"{s.stream} (dry run): {s.extracted} read: {counts}; nothing sent, watermark stays at {s.watermark_before}"
-    return (f"{s.stream}: {s.extracted} read, {s.unchanged} unchanged, {s.invalid} invalid, {s.delivered} delivered, "
-            f"{s.rejected} rejected, {s.failed} failed, {s.deferred} deferred, {s.deleted} deleted, {s.retried} retried; "
-            f"watermark {s.watermark_before} -> {s.watermark_after}")
+    backlog = f" ({s.still_invalid} quarantined before still invalid)" if s.still_invalid else ""
+    return (f"{s.stream}: {s.extracted} read, {s.unchanged} unchanged, {s.invalid} invalid{backlog}, {s.delivered} "
+            f"delivered, {s.rejected} rejected, {s.failed} failed, {s.deferred} deferred, {s.deleted} deleted, "
+            f"{s.retried} retried; watermark {s.watermark_before} -> {s.watermark_after}")
 
 
 def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
@@ -64,6 +65,7 @@ def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
     for name, s in results.items():
         rows.append({
             "stream": name, "extracted": s.extracted, "unchanged": s.unchanged, "invalid": s.invalid,
+            "still_invalid": s.still_invalid,
             "delivered": s.delivered, "rejected": s.rejected, "failed": s.failed, "deferred": s.deferred,
             "deleted": s.deleted,
             "retried": s.retried,

@@ -23,6 +23,9 @@ class StreamStats:
     extracted: int = 0
     unchanged: int = 0
     invalid: int = 0
+    still_invalid: int = 0
+    """Records quarantined before this run, re-read by key and still invalid: the backlog, not counted by
+    the failure threshold."""
     delivered: int = 0
     rejected: int = 0
     failed: int = 0

@@ -343,3 +343,37 @@ def test_an_unexpected_exception_is_recorded_as_failed(flow_setup, emulator, mon
     run = _runs(cfg_path)[0]
     assert run["status"] == "failed" and run["message"] == f"Failed: {failed.message}"
     assert nightly_sync(config_path=str(cfg_path), return_state=True).is_completed()  # the lock was released
+
+
+def test_a_record_quarantined_for_a_joined_value_heals_when_that_table_is_fixed(tmp_path, emulator):
+    """Issue 17: the order did not change, its customer's e-mail did (a joined table): quarantined keys are
+    re-read every run, so the fix reaches Altcraft; what is still invalid is counted apart from the failure
+    threshold."""
+    url = f"sqlite:///{tmp_path}/shop.db"
+    engine = build_shop(url, orders=80)
+    with engine.connect() as conn:
+        order_id, customer = conn.execute(sa.select(D.orders.c.id, D.orders.c.customer_id).order_by(D.orders.c.id)
+                                          .where(D.orders.c.id > 40).limit(1)).one()
+        good_email = conn.execute(sa.select(D.customers.c.email).where(D.customers.c.id == customer)).scalar()
+        affected = {str(i) for (i,) in conn.execute(sa.select(D.orders.c.id).where(D.orders.c.customer_id == customer))}
+    with engine.begin() as conn:
+        conn.execute(D.customers.update().where(D.customers.c.id == customer).values(email="not-an-address"))
+    cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN))
+    first = run_all(cfg)
+    state = StateStore(cfg.state)
+    quarantined = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
+    assert str(order_id) in quarantined and str(order_id) not in emulator.store.orders
+    assert first["orders"].invalid == len(quarantined)
+
+    quiet = run_all(cfg, run_id="quiet-night")  # nothing fixed: the backlog is re-read, not counted as new
+    assert quiet["orders"].invalid == 0 and quiet["orders"].still_invalid == len(quarantined)
+    assert quiet["orders"].delivered == 0
+
+    with engine.begin() as conn:
+        conn.execute(D.customers.update().where(D.customers.c.id == customer).values(email=good_email))
+    healed = run_all(cfg, run_id="fixed")
+    assert healed["orders"].delivered == len(affected & quarantined) > 0
+    assert str(order_id) in emulator.store.orders
+    assert emulator.store.orders[str(order_id)]["email"] == good_email
+    left = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
+    assert left == quarantined - affected and healed["orders"].still_invalid == len(left)

@@ -176,33 +176,17 @@ class AltcraftClient:
         self.close()
 
     # --- imports -------------------------------------------------------------------------------------
-    def import_orders(
-        self,
-        records: Sequence[Encoded],
-        *,
-        custom_fields: list[dict[str, Any]] | None = None,
-        custom_line_statuses: list[dict[str, Any]] | None = None,
-        skip_triggers: bool = False,
-    ) -> ImportReport:
-        root: dict[str, Any] = {"skip_triggers": skip_triggers}
-        if custom_fields:
-            root["custom_fields"] = custom_fields
-        if custom_line_statuses:
-            root["custom_line_statuses"] = custom_line_statuses
-        return self._import("market/orders/import", records, root)
+    def import_orders(self, records: Sequence[Encoded], *, skip_triggers: bool = False) -> ImportReport:
+        """Orders through ``market/orders/import``. Root definitions never ride here: they travel with one
+        carrier record first (:meth:`import_with_roots`), so a refused definition fails once, clearly."""
+        return self._import("market/orders/import", records, {"skip_triggers": skip_triggers})
 
-    def import_skus(
-        self, records: Sequence[Encoded], *, custom_fields: list[dict[str, Any]] | None = None,
-        categories: list[dict[str, Any]] | None = None,
-    ) -> ImportReport:
-        return self._import("market/sku/import", records, _defs(custom_fields, categories))
+    def import_skus(self, records: Sequence[Encoded]) -> ImportReport:
+        return self._import("market/sku/import", records, {})
 
-    def import_products(
-        self, records: Sequence[Encoded], *, custom_fields: list[dict[str, Any]] | None = None,
-        categories: list[dict[str, Any]] | None = None,
-    ) -> ImportReport:
+    def import_products(self, records: Sequence[Encoded]) -> ImportReport:
         """Products, optionally with nested ``sku`` arrays, through ``market/products/import``."""
-        return self._import("market/products/import", records, _defs(custom_fields, categories))
+        return self._import("market/products/import", records, {})
 
     def import_categories(
         self, categories: Sequence[Encoded], *, carrier: Encoded, method: str = "market/products/import",
@@ -498,15 +482,6 @@ def _wrong_url(api_url: str, method: str, answer: str) -> str:
         return (f"{called}: altcraft.api_url must be the API base ending in /api/v1.1/, e.g. "
                 f"{api_url.rstrip('/')}/api/v1.1/")
     return f"{called}: check altcraft.api_url (it should end in /api/v1.1/) and that this Altcraft has the method"
-
-
-def _defs(custom_fields: list[dict[str, Any]] | None, categories: list[dict[str, Any]] | None) -> dict[str, Any]:
-    root: dict[str, Any] = {}
-    if custom_fields:
-        root["custom_fields"] = custom_fields
-    if categories:
-        root["categories"] = categories
-    return root
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -240,10 +239,3 @@ def verify_streams(config: Config, source: ShopSource, state: StateStore, client
     chosen = [s for s in enabled if not streams or s in streams]
     verifier = Verifier(config, source, state, client, run_id=run_id, repair=repair, sample=sample, page_size=page_size)
     return {s: verifier.verify(s) for s in chosen}
-
-
-def field_counts(results: dict[str, VerifyStats]) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for name, s in results.items():
-        counts.update({f"{name}.{f}": n for f, n in s.fields.items()})
-    return counts

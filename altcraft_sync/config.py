@@ -19,143 +19,40 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from altcraft_sync import streams as registry
+from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
 from altcraft_sync.errors import ConfigError
-
-STREAMS = ("categories", "products", "skus", "orders")
-"""Stream names in the order a sync runs them: orders reference SKUs/products, SKUs reference products
-and categories, so parents always go first."""
-
-# --- The Altcraft field catalogue (../shared/altcraft/api.md §2) ----------------------------------------
-MONEY_FIELDS = frozenset(
-    {"price", "old_price", "delivery_cost", "total_price", "base_price_per_item", "min_price_per_item",
-     "final_price_per_item"}
-)
-INT_FIELDS = frozenset({"count"})
-BOOL_FIELDS = frozenset({"is_available", "delivery", "manufacturer_warranty"})
-LIST_FIELDS = frozenset({"tags", "pictures", "barcode", "categories"})
-TIME_FIELDS = frozenset({"create_time", "update_time"})
-
-CATEGORY_FIELDS = {"external_id": True, "name": True, "parent_external_id": False}
-PRODUCT_FIELDS = {
-    "external_id": True, "name": True, "price": False, "old_price": False, "currency": False, "tags": False,
-    "manufacturer_name": False, "description": False, "url": False, "pictures": False, "count": False,
-    "expiration_time": False, "is_available": False, "delivery": False, "barcode": False,
-    "manufacturer_warranty": False, "categories": False,
-}
-SKU_FIELDS = {**PRODUCT_FIELDS, "product_external_id": True}
-REGIONAL_FIELDS = {
-    "external_id": True, "price": False, "old_price": False, "currency": False, "count": False,
-    "is_available": False, "delivery": False,
-}
-ORDER_FIELDS = {
-    # currency and endpoint are required by Altcraft but may come from sync.default_currency / sync.endpoint
-    "external_id": True, "status": True, "total_price": True, "currency": False, "endpoint": False,
-    "delivery_cost": False, "create_time": False, "update_time": False, "region": False, "tags": False,
-}
-LINE_FIELDS = {
-    "external_id": True, "status": False, "product": True, "final_price_per_item": True, "count": True,
-    "base_price_per_item": False, "min_price_per_item": False,
-}
-
-ORDER_STATUSES = ("new", "delivered", "paid", "canceled", "part_refunded")
-LINE_STATUSES = ("new", "processing", "delivering", "delivered", "canceled", "refunded")
-CUSTOM_LINE_STATUS_TYPES = ("delivered", "canceled", "refunded", "in_process")
-VALUE_TYPES = ("unicode", "int", "float", "bool", "enum", "date")
-ENTITY_TYPES = ("product", "sku", "order", "line_order")
-
-# Which profile fields each matching mode needs in the order object (api.md §3). For the email_phone
-# modes either one is enough.
-MATCHING_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "email": (("email",),),
-    "email_profile": (("email",),),
-    "email_sub": (("email",),),
-    "phone": (("phone",),),
-    "phone_sub": (("phone",),),
-    "profile_id": (("profile_id",),),
-    "push_sub": (("provider",), ("subscription_id",)),
-    "custom": (("field_name",), ("field_value",)),
-    "custom_sub": (("field_name",), ("field_value",)),
-    "email_phone": (("email", "phone"),),
-    "email_phone_sub": (("email", "phone"),),
-}
+from altcraft_sync.sources import ChildSource, OrdersStream, TableSource, _Model
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class TableSource(_Model):
-    """Where one entity's rows come from: a table (with column names) or a SELECT the user wrote."""
-
-    table: str | None = None
-    db_schema: str | None = Field(default=None, alias="schema")
-    query: str | None = None
-    primary_key: str
-    updated_at: str
-    deleted_flag: str | None = None
-    columns: dict[str, str]
-    custom_fields: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TableSource:
-        if bool(self.table) == bool(self.query):
-            raise ValueError("set exactly one of 'table' or 'query'")
-        return self
-
-    def source_name(self) -> str:
-        return self.table or "query"
-
-
-class ChildSource(TableSource):
-    """Rows nested into a parent record (order lines, SKU regional data). A change in a child row makes
-    its parent eligible for sync, even when the parent's own ``updated_at`` did not move."""
-
-    parent_key: str
-
-
-class LinesSource(ChildSource):
-    status_map: dict[str, str] = Field(default_factory=dict)
-    default_status: str | None = None
-    """Line status for shops that keep none per line (used when ``columns.status`` is not mapped)."""
-
-
-class CatalogStream(TableSource):
-    regional: ChildSource | None = None
-
-
-class Matching(_Model):
-    """Profile matching for orders: the mode and where each field the mode needs comes from."""
-
-    mode: str = "email"
-    columns: dict[str, str] = Field(default_factory=dict)
-    constants: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _fields_for_mode(self) -> Matching:
-        if self.mode not in MATCHING_FIELDS:
-            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
-        have = set(self.columns) | set(self.constants)
-        for alternatives in MATCHING_FIELDS[self.mode]:
-            if not have.intersection(alternatives):
-                raise ValueError(f"mode {self.mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
-        return self
-
-
-class OrdersStream(TableSource):
-    status_map: dict[str, str] = Field(default_factory=dict)
-    matching: Matching = Field(default_factory=Matching)
-    lines: LinesSource
-
-
 class Streams(_Model):
-    categories: TableSource | None = None
-    products: CatalogStream | None = None
-    skus: CatalogStream | None = None
-    orders: OrdersStream | None = None
+    """``streams:``: one section per stream to sync, each validated by its spec's settings model
+    (:mod:`altcraft_sync.streams`). A stream left out is not synced."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _by_spec(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        for name, section in data.items():
+            spec = registry.find(name)
+            if spec is None:
+                raise ValueError(f"streams.{name}: not a stream (known: {', '.join(registry.names())})")
+            out[name] = section if section is None or isinstance(section, TableSource) else \
+                _validated(spec.source_model, section, f"streams.{name}")
+        return out
+
+    def section(self, name: str) -> TableSource | None:
+        """The settings of stream ``name``, or None when it is not synced."""
+        value: TableSource | None = (self.model_extra or {}).get(name)
+        return value
 
 
 class CustomField(_Model):
@@ -295,29 +192,26 @@ class Config(_Model):
     def _cross_checks(self) -> Config:
         defined = {cf.external_id: cf.entity_type for cf in self.custom_fields}
         line_statuses = set(LINE_STATUSES) | {s.external_id for s in self.custom_line_statuses}
-        checks: list[tuple[str, TableSource | None, dict[str, bool], str]] = [
-            ("streams.categories", self.streams.categories, CATEGORY_FIELDS, ""),
-            ("streams.products", self.streams.products, PRODUCT_FIELDS, "product"),
-            ("streams.skus", self.streams.skus, SKU_FIELDS, "sku"),
-            ("streams.orders", self.streams.orders, ORDER_FIELDS, "order"),
-        ]
-        for path, src, fields, entity in list(checks):
-            if isinstance(src, CatalogStream) and src.regional is not None:
-                checks.append((f"{path}.regional", src.regional, REGIONAL_FIELDS, entity))
-            if isinstance(src, OrdersStream):
-                checks.append((f"{path}.lines", src.lines, LINE_FIELDS, "line_order"))
-        for path, src, fields, entity in checks:
+        for spec in registry.all_specs():
+            src = self.streams.section(spec.name)
             if src is None:
                 continue
-            _check_fields(path, src.columns, fields)
-            for cf_id in src.custom_fields:
-                if defined.get(cf_id) != entity:
-                    raise ValueError(
-                        f"{path}.custom_fields.{cf_id}: no custom field with that external_id and entity_type "
-                        f"{entity!r} is defined in custom_fields"
-                    )
-        orders = self.streams.orders
-        if orders is not None:
+            path = f"streams.{spec.name}"
+            checks: list[tuple[str, TableSource, Any, str | None]] = [(path, src, spec.fields, spec.custom_field_type)]
+            child: ChildSource | None = getattr(src, spec.child.name, None) if spec.child else None
+            if spec.child and child is not None:
+                checks.append((f"{path}.{spec.child.name}", child, spec.child.fields,
+                               spec.child.custom_field_type or spec.custom_field_type))
+            for where, table, fields, entity in checks:
+                _check_fields(where, table.columns, fields)
+                for cf_id in table.custom_fields:
+                    if entity is None or defined.get(cf_id) != entity:
+                        raise ValueError(
+                            f"{where}.custom_fields.{cf_id}: no custom field with that external_id and entity_type "
+                            f"{entity!r} is defined in custom_fields"
+                        )
+        orders = self.streams.section("orders")
+        if isinstance(orders, OrdersStream):
             if "currency" not in orders.columns and not self.sync.default_currency:
                 raise ValueError("streams.orders.columns.currency: map a column or set sync.default_currency")
             if "endpoint" not in orders.columns and not self.sync.endpoint:
@@ -341,10 +235,22 @@ class Config(_Model):
         return self
 
     def enabled_streams(self) -> list[str]:
-        return [s for s in STREAMS if getattr(self.streams, s) is not None]
+        """The configured streams, in sync order."""
+        return [s.name for s in registry.all_specs() if self.streams.section(s.name) is not None]
 
 
-def _check_fields(path: str, columns: dict[str, str], fields: dict[str, bool]) -> None:
+def _validated(model: type[TableSource], section: Any, path: str) -> TableSource:
+    """A stream's section validated by its spec's model; the first problem becomes one line naming its
+    dotted path (the section's own model raises nothing pydantic could place under ``streams``)."""
+    try:
+        return model.model_validate(section)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join([path, *(str(p) for p in first["loc"])])
+        raise ValueError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _check_fields(path: str, columns: dict[str, str], fields: Any) -> None:
     for name in columns:
         if name not in fields:
             raise ValueError(f"{path}.columns.{name}: not an Altcraft field (known: {', '.join(fields)})")

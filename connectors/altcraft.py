@@ -176,17 +176,21 @@ class AltcraftClient:
         self.close()
 
     # --- imports -------------------------------------------------------------------------------------
-    def import_orders(self, records: Sequence[Encoded], *, skip_triggers: bool = False) -> ImportReport:
-        """Orders through ``market/orders/import``. Root definitions never ride here: they travel with one
+    def import_records(self, method: str, records: Sequence[Encoded], *, root: dict[str, Any] | None = None) -> ImportReport:
+        """Records through a Market import method (a stream spec's ``import_method``), in batches, with
+        ``root`` options such as ``skip_triggers``. Root definitions never ride here: they travel with one
         carrier record first (:meth:`import_with_roots`), so a refused definition fails once, clearly."""
-        return self._import("market/orders/import", records, {"skip_triggers": skip_triggers})
+        return self._import(method, records, root or {})
+
+    def import_orders(self, records: Sequence[Encoded], *, skip_triggers: bool = False) -> ImportReport:
+        return self.import_records("market/orders/import", records, root={"skip_triggers": skip_triggers})
 
     def import_skus(self, records: Sequence[Encoded]) -> ImportReport:
-        return self._import("market/sku/import", records, {})
+        return self.import_records("market/sku/import", records)
 
     def import_products(self, records: Sequence[Encoded]) -> ImportReport:
         """Products, optionally with nested ``sku`` arrays, through ``market/products/import``."""
-        return self._import("market/products/import", records, {})
+        return self.import_records("market/products/import", records)
 
     def import_categories(
         self, categories: Sequence[Encoded], *, carrier: Encoded, method: str = "market/products/import",
@@ -226,15 +230,29 @@ class AltcraftClient:
         return self._outcomes([carrier], answer.get("result"))[carrier.external_id]
 
     # --- deletes -------------------------------------------------------------------------------------
-    def delete_orders(self, external_ids: Iterable[str]) -> ImportReport:
-        """Delete orders one by one (the method takes one order), by external_id (v74 variant of api.md
-        §1.1). An order Altcraft does not know counts as deleted: the goal state is reached."""
-        report = ImportReport()
+    def delete_records(self, method: str, external_ids: Iterable[str], *, one_by_one: bool = False) -> ImportReport:
+        """Delete by ``external_id`` through a Market delete method (a stream spec's ``delete_method``).
+        ``one_by_one``: the method takes one id per request (orders/delete, v74 variant of api.md §1.1),
+        sent ``concurrency`` at once; otherwise ``external_ids`` batches. A record Altcraft does not hold
+        counts as deleted: the goal state is reached."""
         ids = list(external_ids)
+        return self._delete_each(method, ids) if one_by_one else self._delete_many(method, ids)
+
+    def delete_orders(self, external_ids: Iterable[str]) -> ImportReport:
+        return self.delete_records("market/orders/delete", external_ids, one_by_one=True)
+
+    def delete_skus(self, external_ids: Iterable[str]) -> ImportReport:
+        return self.delete_records("market/sku/delete", external_ids)
+
+    def delete_products(self, external_ids: Iterable[str]) -> ImportReport:
+        return self.delete_records("market/products/delete", external_ids)
+
+    def _delete_each(self, method: str, ids: list[str]) -> ImportReport:
+        report = ImportReport()
 
         def one(ext: str) -> Outcome:
             try:
-                self._post("market/orders/delete", self._body({"external_id": ext}))
+                self._post(method, self._body({"external_id": ext}))
             except _Rejected as err:
                 if err.code == 404:
                     return Outcome(ext, "delivered", 404, "already absent")
@@ -245,12 +263,6 @@ class AltcraftClient:
             report.outcomes[outcome.external_id] = outcome
         report.requests = len(ids)
         return report
-
-    def delete_skus(self, external_ids: Iterable[str]) -> ImportReport:
-        return self._delete_many("market/sku/delete", list(external_ids))
-
-    def delete_products(self, external_ids: Iterable[str]) -> ImportReport:
-        return self._delete_many("market/products/delete", list(external_ids))
 
     def _delete_many(self, method: str, ids: list[str]) -> ImportReport:
         """Batch delete. Only ``deleted_count`` comes back (api.md §1.2): records already absent are
@@ -266,14 +278,18 @@ class AltcraftClient:
         return report
 
     # --- reads ---------------------------------------------------------------------------------------
+    def list_records(self, method: str, *, limit: int = 500, extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every record of a Market list method (a stream spec's ``list_method``), page by page."""
+        return self._list(method, limit, extra or {})
+
     def list_orders(self, *, limit: int = 500, endpoint: str | None = None) -> Iterator[dict[str, Any]]:
-        return self._list("market/orders/list", limit, {"endpoint": endpoint} if endpoint else {})
+        return self.list_records("market/orders/list", limit=limit, extra={"endpoint": endpoint} if endpoint else {})
 
     def list_skus(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
-        return self._list("market/sku/list", limit, {})
+        return self.list_records("market/sku/list", limit=limit)
 
     def list_products(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
-        return self._list("market/products/list", limit, {})
+        return self.list_records("market/products/list", limit=limit)
 
     def get_order_status(self, external_id: str) -> dict[str, Any]:
         return self._post("market/orders/get_status", self._body({"external_id": external_id}))["result"]

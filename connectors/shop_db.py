@@ -32,10 +32,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 
-from altcraft_sync.config import (
-    MONEY_FIELDS, ORDER_STATUSES, CatalogStream, ChildSource, Config, LINE_STATUSES, OrdersStream, TableSource,
-)
+from altcraft_sync import streams as registry
+from altcraft_sync.catalogue import LINE_STATUSES, MONEY_FIELDS, ORDER_STATUSES
+from altcraft_sync.config import Config
 from altcraft_sync.errors import ConfigError, SourceError
+from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line, is_transient, retrying
 
 log = logging.getLogger("altcraft_sync.shop_db")
@@ -163,13 +164,14 @@ class ShopSource:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
                 for name in self.config.enabled_streams():
-                    spec: TableSource = getattr(streams, name)
+                    spec = streams.section(name)
+                    assert spec is not None
                     self.entities[name] = self._bind(conn, name, f"streams.{name}", spec)
-                    if isinstance(spec, OrdersStream):
-                        self.entities["orders.lines"] = self._bind(conn, "orders.lines", "streams.orders.lines", spec.lines)
-                    if isinstance(spec, CatalogStream) and spec.regional is not None:
-                        self.entities[f"{name}.regional"] = self._bind(
-                            conn, f"{name}.regional", f"streams.{name}.regional", spec.regional)
+                    child = registry.get(name).child
+                    child_source: ChildSource | None = getattr(spec, child.name, None) if child else None
+                    if child is not None and child_source is not None:
+                        self.entities[f"{name}.{child.name}"] = self._bind(
+                            conn, f"{name}.{child.name}", f"streams.{name}.{child.name}", child_source)
                 for ent in self.entities.values():
                     nulls = conn.execute(sa.select(sa.func.count()).select_from(ent.source).where(ent.ts.is_(None))).scalar()
                     if nulls:

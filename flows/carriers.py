@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
+from altcraft_sync import streams as registry
 from connectors.altcraft import Outcome
 from connectors.state import LedgerEntry
 from flows import roots
 from flows.mapping import fetch_and_map
 from flows.stats import StreamStats
-from flows.streams import ENTITY
 from transforms.payload import Payload
 
 CARRIER_CANDIDATES = 20
@@ -41,17 +41,19 @@ class CarrierMixin:
         assert self.client is not None
         found = self._carrier(stream)
         if found is None:
-            stats.warnings.append(f"{len(due)} definitions wait for a {ENTITY[stream]} to carry them "
+            stats.warnings.append(f"{len(due)} definitions wait for a {registry.get(stream).entity} to carry them "
                                   "(Altcraft takes definitions only with a record)")
             return
         carrier, resent = found
-        entity = ENTITY[stream]
+        spec = registry.get(stream)
+        entity = spec.entity
+        assert spec.import_method is not None  # only streams with an import carry (flows.roots)
         batch = uuid.uuid4().hex
         self.state.begin_send(batch, entity, [(carrier.external_id, carrier.source_pk)])
         roots_body: dict[str, Any] = roots.roots_body(due)
-        if stream == "orders":  # a re-sent, unchanged order must not fire a customer's trigger again
+        if spec.takes_skip_triggers:  # a re-sent, unchanged order must not fire a customer's trigger again
             roots_body["skip_triggers"] = True if resent else self.skip_triggers
-        outcome = self.client.import_with_roots(roots.IMPORT_METHOD[stream], carrier, roots_body)
+        outcome = self.client.import_with_roots(spec.import_method, carrier, roots_body)
         stats.requests += 1
         self.log.info("%s: sent %d definitions with %s %s", stream, len(due), entity, carrier.external_id)
         entries = [LedgerEntry(d.entity, d.external_id, None, d.fingerprint, "delivered") for d in due]
@@ -65,7 +67,7 @@ class CarrierMixin:
         before anything of the stream was delivered, the first valid row of the source. None when the
         stream has no valid row at all."""
         cast = self._pk_cast(stream)
-        delivered = self.state.delivered_keys(ENTITY[stream], CARRIER_CANDIDATES)
+        delivered = self.state.delivered_keys(registry.get(stream).entity, CARRIER_CANDIDATES)
         first_page = None if delivered else next(self.source.iter_keys(stream, limit=CARRIER_CANDIDATES), None)
         keys = delivered or ([] if first_page is None else first_page["_pk"].tolist())
         if not keys:
@@ -78,32 +80,35 @@ class CarrierMixin:
         usable = [p for i, p in enumerate(mapped.payloads) if i not in blocked]
         return (usable[0], bool(delivered)) if usable else None
 
-    def _push_categories(self, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
+    def _push_categories(self, stream: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
         """Categories go with one product (or SKU) per request (:meth:`AltcraftClient.import_categories`).
         With no product or SKU to carry them they wait in the ledger as deferred, and go out on a later
         run once one exists."""
         assert self.client is not None
+        entity = registry.get(stream).entity
         carrier_stream = roots.category_carrier(list(self.source.entities))
         found = self._carrier(carrier_stream, {p.external_id for p in send}) if carrier_stream else None
         if found is None or carrier_stream is None:
             stats.deferred += len(send)
-            self._attempted.update(("category", p.external_id) for p in send)  # not again in this run's retry
+            self._attempted.update((entity, p.external_id) for p in send)  # not again in this run's retry
             why = "waiting for a product or SKU to carry it (Altcraft takes categories only with one)"
             self._sample(stats, "deferred", [{"external_id": p.external_id, "reason": why} for p in send])
-            return [LedgerEntry("category", p.external_id, p.source_pk, p.fingerprint, "deferred", None, why)
+            return [LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, "deferred", None, why)
                     for p in send]
         carrier, resent = found
-        report = self.client.import_categories(send, carrier=carrier, method=roots.IMPORT_METHOD[carrier_stream])
+        method = registry.get(carrier_stream).import_method
+        assert method is not None
+        report = self.client.import_categories(send, carrier=carrier, method=method)
         stats.requests += report.requests
-        entries = [outcome_entry("category", p, report.outcomes[p.external_id]) for p in send]
+        entries = [outcome_entry(entity, p, report.outcomes[p.external_id]) for p in send]
         for e in entries:
             if e.status == "delivered":
                 stats.delivered += 1
             else:
                 stats.rejected += 1
-                self.log.warning("category %s rejected by Altcraft: %s %s", e.external_id, e.error_code, e.error_text)
+                self.log.warning("%s %s rejected by Altcraft: %s %s", entity, e.external_id, e.error_code, e.error_text)
         if report.carrier is not None:
-            entries.append(self._carrier_entry(ENTITY[carrier_stream], carrier, report.carrier, resent))
+            entries.append(self._carrier_entry(registry.get(carrier_stream).entity, carrier, report.carrier, resent))
         return entries
 
     def _carrier_entry(self, entity: str, carrier: Payload, outcome: Outcome, resent: bool) -> LedgerEntry:

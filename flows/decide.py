@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
+from altcraft_sync import streams as registry
 from connectors.state import LedgerEntry
 from flows.stats import StreamStats
-from flows.streams import DEPENDED_ON, ENTITY, ENTITY_STREAM
 from transforms.payload import Mapped, Payload
 
 
@@ -34,7 +34,7 @@ class DecisionMixin:
 
     def _process(self, stream: str, mapped: Mapped, stats: StreamStats) -> Prepared:
         """Decide what of a mapped chunk to send (the ledger says what is unchanged)."""
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         for w in mapped.warnings:
             self.log.warning("%s: %s", stream, w)
             stats.warnings.append(w)
@@ -95,7 +95,7 @@ class DecisionMixin:
         self._quarantined_now.setdefault(entity, set()).update(ext for _, ext, _, _ in quarantined)
         if self.dry_run:
             stats.deleted += len(self._delete_targets(entity, deletions))  # would delete
-            if entity in DEPENDED_ON:
+            if entity in registry.depended_on():
                 self._would_send.setdefault(entity, set()).update(p.external_id for p in send)
             self._sample(stats, "new", [p for p in send if p.external_id not in known])
             self._sample(stats, "changed", [p for p in send if p.external_id in known])
@@ -115,7 +115,8 @@ class DecisionMixin:
         """Records whose external id changed for the same source key (a SKU code edited in the shop): the
         old id is deleted in Altcraft with the chunk, or it would stay there for good. A first sync (the
         ledger holds nothing of the entity) skips the lookup."""
-        spec = getattr(self.config.streams, ENTITY_STREAM[entity])
+        spec = self.config.streams.section(registry.of_entity(entity).name)
+        assert spec is not None
         if not new or spec.columns.get("external_id") == spec.primary_key:  # an id that is the key never changes
             return []
         if entity not in self._ledger_has:

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.streams import DEPENDS_ON, ENTITY
+from altcraft_sync import streams as registry
 from transforms.payload import Mapped
 
 
@@ -26,7 +26,7 @@ class DependencyMixin:
         reference. Altcraft would reject them as unknown; they wait in the ledger as deferred instead.
         Only streams this config syncs count: an orders-only config trusts Altcraft's catalogue. ``sending``
         are references that travel in the same request (the categories a carrier product goes with)."""
-        deps = [ENTITY[s] for s in DEPENDS_ON.get(stream, ()) if s in self.source.entities]
+        deps = [registry.get(s).entity for s in registry.get(stream).depends_on if s in self.source.entities]
         if not deps or mapped.refs is None or not self.config.sync.wait_for_dependencies:
             return {}
         values, offsets = mapped.refs

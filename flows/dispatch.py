@@ -5,9 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from altcraft_sync import streams as registry
+from altcraft_sync.streams import StreamSpec
 from connectors.state import LedgerEntry
 from flows.stats import StreamStats
 from transforms.payload import Payload
+
+
+def import_root(spec: StreamSpec, skip_triggers: bool) -> dict[str, Any]:
+    """The root options of the stream's import request."""
+    return {"skip_triggers": skip_triggers} if spec.takes_skip_triggers else {}
 
 
 class DispatchMixin:
@@ -15,14 +22,10 @@ class DispatchMixin:
 
     def _push(self, stream: str, entity: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
         assert self.client is not None
-        if stream == "orders":
-            report = self.client.import_orders(send, skip_triggers=self.skip_triggers)
-        elif stream == "skus":
-            report = self.client.import_skus(send)
-        elif stream == "products":
-            report = self.client.import_products(send)
-        else:
-            return self._push_categories(send, stats)
+        spec = registry.get(stream)
+        if spec.import_method is None:  # carried at the root of another stream's import (categories)
+            return self._push_categories(stream, send, stats)
+        report = self.client.import_records(spec.import_method, send, root=import_root(spec, self.skip_triggers))
         stats.requests += report.requests
         entries = []
         for p in send:
@@ -53,15 +56,11 @@ class DispatchMixin:
         if not targets or self.dry_run:
             return []
         assert self.client is not None
-        ext_ids = [ext for ext, _ in targets]
-        if stream == "orders":
-            report = self.client.delete_orders(ext_ids)
-        elif stream == "skus":
-            report = self.client.delete_skus(ext_ids)
-        elif stream == "products":
-            report = self.client.delete_products(ext_ids)
-        else:
-            return []  # Altcraft has no category delete method (api.md §1.2)
+        spec = registry.get(stream)
+        if spec.delete_method is None:
+            return []  # Altcraft cannot delete them (categories have no delete method, api.md §1.2)
+        report = self.client.delete_records(spec.delete_method, [ext for ext, _ in targets],
+                                            one_by_one=spec.delete_one_by_one)
         stats.requests += report.requests
         out = []
         for ext, pk in targets:

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
@@ -44,9 +45,8 @@ from flows.dispatch import DispatchMixin
 from flows.mapping import ChunkMapper, MapResult
 from flows.repair import RepairMixin
 from flows.stats import Progress, StreamStats, add_sample
-from flows.streams import ENTITY
 
-__all__ = ["ENTITY", "Progress", "StreamStats", "Syncer"]
+__all__ = ["Progress", "StreamStats", "Syncer"]
 
 WORKERS_AFTER_FULL_PAGES = 3
 """Map workers start once a cursor has read this many full pages. A run of a page or two (a nightly
@@ -187,18 +187,16 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
 
     # --- cursors -------------------------------------------------------------------------------------
     def _cursors(self, stream: str) -> list[str]:
-        names = [stream]
-        for child in (f"{stream}.lines", f"{stream}.regional"):
-            if child in self.source.entities:
-                names.append(child)
-        return names
+        """The stream's own cursor, then its child table's (when the config maps one)."""
+        child = self._child_entity(stream)
+        return [stream] if child is None else [stream, child]
 
     def _run_cursor(self, stream: str, name: str, start: Cursor | None, upper: Any, wm: Cursor | None,
                     stats: StreamStats, *, commit_watermark: bool) -> Cursor | None:
         chunk_size = self.config.source.chunk_size
         is_child = name != stream
         last = wm
-        if stream == "categories":
+        if registry.get(stream).whole_table:
             # Categories must go parents first across the whole change set, not per chunk: read all of
             # them (a category table is small) and send one ordered batch.
             frames, newest = [], None
@@ -324,14 +322,14 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
                      cursor_name: str) -> None:
         entries = list(prepared.entries)
         if prepared.deletions:
-            entries += self._delete(stream, ENTITY[stream], prepared.deletions, stats)
+            entries += self._delete(stream, registry.get(stream).entity, prepared.deletions, stats)
         batch = None
         if prepared.send:
             t = time.perf_counter()
             if not self.dry_run:
                 batch = uuid.uuid4().hex
-                self.state.begin_send(batch, ENTITY[stream], [(p.external_id, p.source_pk) for p in prepared.send])
-            entries += self._push(stream, ENTITY[stream], prepared.send, stats)
+                self.state.begin_send(batch, registry.get(stream).entity, [(p.external_id, p.source_pk) for p in prepared.send])
+            entries += self._push(stream, registry.get(stream).entity, prepared.send, stats)
             stats.timed("push", t)
         stats.chunks += 1
 
@@ -354,7 +352,7 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
     def _child_entity(self, stream: str) -> str | None:
         """The entity whose rows belong inside this stream's records (all of a parent's children are
         fetched with it: a parent is always mapped whole), or None."""
-        child = {"orders": "orders.lines"}.get(stream, f"{stream}.regional")
+        child = registry.get(stream).child_entity
         return child if child in self.source.entities else None
 
 

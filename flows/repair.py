@@ -5,8 +5,8 @@ every source key (opt-in) and deletes in Altcraft what vanished."""
 
 from __future__ import annotations
 
+from altcraft_sync import streams as registry
 from flows.stats import StreamStats
-from flows.streams import ENTITY
 from transforms.payload import deleted_mask
 from transforms.values import ids, pylist
 
@@ -20,7 +20,7 @@ class RepairMixin:
         Opt-in: it reads every source key (in pages; keys only) and every ledger key of the entity. Never
         a re-send: only ids that vanished are deleted, in batches. Categories cannot be deleted through the
         API (api.md §1.2), so they are only reported."""
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         stats = StreamStats(stream)
         self.state.acquire_lock(stream, self.owner)
         try:
@@ -39,8 +39,8 @@ class RepairMixin:
             stats.extracted = len(present)
             if vanished:
                 self.log.info("%s: %d records left the source; deleting them in Altcraft", stream, len(vanished))
-            if vanished and stream == "categories":
-                stats.warnings.append(f"{len(vanished)} categories left the source; Altcraft has no category delete method")
+            if vanished and registry.get(stream).delete_method is None:
+                stats.warnings.append(f"{len(vanished)} {stream} left the source; Altcraft has no delete method for them")
             elif vanished and self.dry_run:
                 stats.deleted = len(vanished)
                 self._sample(stats, "deleted", list(vanished))
@@ -60,7 +60,7 @@ class RepairMixin:
         return stats
 
     def _retry_pending(self, stream: str, stats: StreamStats) -> None:
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         pending = [(ext, pk) for ext, pk in self.state.pending(entity) if (entity, ext) not in self._attempted]
         if not pending:
             return
@@ -79,7 +79,7 @@ class RepairMixin:
         ever read them again. Valid ones go out and leave the quarantine; the others stay, counted as
         ``still_invalid`` (the backlog, not this run's failures: the failure threshold does not count them).
         Cost: one keyed read and one map per quarantined record per run, in chunks."""
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         again = self._quarantined_now.get(entity, set())
         keys = [(ext, pk) for ext, pk in self.state.quarantined_keys(entity) if ext not in again and pk is not None]
         if not keys:

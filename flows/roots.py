@@ -21,16 +21,11 @@ from typing import Any
 
 import orjson
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
 
 DEFINITION_ENTITIES = {"custom_fields": "custom_field", "custom_line_statuses": "line_status"}
 """Root key -> the ledger entity its definitions are fingerprinted under."""
-
-STREAM_OF_ENTITY_TYPE = {"product": "products", "sku": "skus", "order": "orders", "line_order": "orders"}
-IMPORT_METHOD = {"products": "market/products/import", "skus": "market/sku/import", "orders": "market/orders/import"}
-CATEGORY_CARRIERS = ("products", "skus")
-"""Streams whose records can carry categories (both imports take a root ``categories``), preferred first."""
-
 
 @dataclass(frozen=True, slots=True)
 class Definition:
@@ -53,19 +48,19 @@ def fingerprint(body: dict[str, Any]) -> str:
 
 
 def definitions_for(config: Config, stream: str, enabled: list[str]) -> list[Definition]:
-    """The definitions ``stream`` carries: those of its own entity type, and custom line statuses with
-    orders. A definition whose own stream is not enabled rides with the first enabled carrier stream,
-    so it still reaches Altcraft."""
-    carriers = [s for s in ("products", "skus", "orders") if s in enabled]
-    if stream not in carriers:
+    """The definitions ``stream`` carries: custom fields of an entity type its spec ``carries``, and custom
+    line statuses if it carries ``line_status``. A custom field whose own stream is not enabled rides with
+    the first enabled carrier stream, so it still reaches Altcraft."""
+    carriers = [s for s in registry.all_specs() if s.name in enabled and s.import_method and s.carries]
+    if stream not in [s.name for s in carriers]:
         return []
     out: list[Definition] = []
     for cf in config.custom_fields:
-        home = STREAM_OF_ENTITY_TYPE[cf.entity_type]
-        if home == stream or (home not in carriers and stream == carriers[0]):
+        home = next((s.name for s in carriers if cf.entity_type in s.carries), carriers[0].name)
+        if home == stream:
             body = cf.model_dump(exclude_none=True)
             out.append(Definition("custom_fields", cf.external_id, body, fingerprint(body)))
-    if stream == "orders":
+    if "line_status" in registry.get(stream).carries:
         for st in config.custom_line_statuses:
             body = st.model_dump()
             out.append(Definition("custom_line_statuses", st.external_id, body, fingerprint(body)))
@@ -81,5 +76,7 @@ def roots_body(definitions: list[Definition]) -> dict[str, list[dict[str, Any]]]
 
 
 def category_carrier(enabled: list[str]) -> str | None:
-    """The stream whose records carry categories, or None when neither products nor SKUs are synced."""
-    return next((s for s in CATEGORY_CARRIERS if s in enabled), None)
+    """The stream whose records carry categories (the first enabled one whose spec ``carries`` them), or
+    None when no such stream is synced."""
+    return next((s.name for s in registry.all_specs() if s.name in enabled and s.import_method
+                 and "categories" in s.carries), None)

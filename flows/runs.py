@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from altcraft_sync.config import STREAMS
+from altcraft_sync import streams as registry
 from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded, one_line
 from connectors.state import abandon, lock_owner
 from flows.engine import StreamStats, Syncer
@@ -115,7 +115,7 @@ def chosen_streams(runtime: Runtime, streams: list[str] | None) -> list[str]:
     unknown = set(streams or []) - set(enabled)
     if unknown:
         raise SyncError(f"--stream {', '.join(sorted(unknown))}: not configured (configured: {', '.join(enabled)})")
-    return [s for s in STREAMS if s in enabled and (not streams or s in streams)]
+    return [s for s in registry.names() if s in enabled and (not streams or s in streams)]
 
 
 def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] | None, dry_run: bool,

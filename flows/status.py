@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import load_config, resolve_token
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
@@ -61,7 +62,6 @@ def _utc() -> Any:
     return ZoneInfo("UTC")
 
 
-ENTITY_OF_STREAM = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
 
 
 def collect_problems(config_path: str | Path, *, stream: str | None = None, reason: str | None = None,
@@ -72,9 +72,9 @@ def collect_problems(config_path: str | Path, *, stream: str | None = None, reas
     E-mail and phone values are masked. Newest first."""
     from flows.reporting import mask
 
-    if stream is not None and stream not in ENTITY_OF_STREAM:
-        raise SyncError(f"--stream {stream}: not a stream (one of {', '.join(ENTITY_OF_STREAM)})")
-    entity = ENTITY_OF_STREAM.get(stream or "")
+    if stream is not None and registry.find(stream) is None:
+        raise SyncError(f"--stream {stream}: not a stream (one of {', '.join(registry.names())})")
+    entity = registry.get(stream).entity if stream else None
     cfg = load_config(config_path)
     state = StateStore(cfg.state)
     try:

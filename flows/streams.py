@@ -1,15 +1,9 @@
-"""The vocabulary shared by the engine's parts: which entity each stream syncs and what its records refer to."""
+"""The stream names flow parameters take. Everything else about a stream is its spec
+(:mod:`altcraft_sync.streams`); this Literal only lets the Prefect UI offer the built-in streams as a choice
+(a test keeps it equal to ``altcraft_sync.streams.BUILT_IN``)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-ENTITY = {"categories": "category", "products": "product", "skus": "sku", "orders": "order"}
-"""Stream -> the ledger entity of its records."""
-ENTITY_STREAM = {e: s for s, e in ENTITY.items()}
-DEPENDS_ON = {"orders": ("skus", "products"), "skus": ("products",), "products": ("categories",)}
-"""What a stream's records refer to (an order line's product may be a SKU or a product), in lookup order."""
-DEPENDED_ON = frozenset(ENTITY[s] for deps in DEPENDS_ON.values() for s in deps)
-
 StreamName = Literal["categories", "products", "skus", "orders"]
-"""A stream as flow parameters take it (the Prefect UI offers the four)."""

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE

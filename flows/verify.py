@@ -30,17 +30,18 @@ from typing import Any
 
 import orjson
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
 from connectors.altcraft import AltcraftClient, ImportReport
 from connectors.shop_db import ShopSource
 from connectors.state import LedgerEntry, StateStore, lock_owner
-from flows.engine import ENTITY, StreamStats, Syncer
+from flows.dispatch import import_root
+from flows.engine import StreamStats, Syncer
 from flows.mapping import fetch_and_map
 from flows.reporting import mask
 from transforms.compare import differing_fields
 from transforms.payload import Payload
 
-VERIFIABLE = ("products", "skus", "orders")
 SAMPLES = 5
 COLUMNS = ("listed", "ok", "different", "missing", "deleted_present", "extra", "extra_not_ours", "pending",
            "resent", "deleted")
@@ -93,10 +94,10 @@ class Verifier:
 
     def verify(self, stream: str) -> VerifyStats:
         stats = VerifyStats(stream)
-        if stream not in VERIFIABLE:
-            stats.note = "Altcraft has no list method for categories: not verifiable"
+        if registry.get(stream).list_method is None:
+            stats.note = f"Altcraft has no list method for {stream}: not verifiable"
             return stats
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         chosen = self._sampled(entity)
         owner = lock_owner(self.run_id)
         if self.repair:
@@ -122,9 +123,9 @@ class Verifier:
 
     # --- reading ------------------------------------------------------------------------------------------
     def _listing(self, stream: str) -> Any:
-        list_method = {"orders": self.client.list_orders, "skus": self.client.list_skus,
-                       "products": self.client.list_products}[stream]
-        return list_method(limit=self.page_size)
+        method = registry.get(stream).list_method
+        assert method is not None, f"{stream} is not verifiable"
+        return self.client.list_records(method, limit=self.page_size)
 
     def _sampled(self, entity: str) -> set[str] | None:
         if not self.sample:
@@ -148,7 +149,7 @@ class Verifier:
     def _check_page(self, stream: str, page: list[dict[str, Any]], stats: VerifyStats) -> None:
         if not page:
             return
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         ids = [str(r.get("external_id")) for r in page]
         known = self.state.known(entity, ids)
         current, soft_deleted = self._mapped(stream, [k.source_pk for k in known.values() if k.source_pk is not None])
@@ -184,7 +185,7 @@ class Verifier:
         self._repair(stream, resend, remove, stats)
 
     def _missing(self, stream: str, seen: set[str], chosen: set[str] | None, stats: VerifyStats) -> None:
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         absent: list[tuple[str, str]] = []
         for ext, pk in self.state.delivered_ids(entity, ("delivered",)):
             if ext not in seen and (chosen is None or ext in chosen):
@@ -201,7 +202,7 @@ class Verifier:
     def _repair(self, stream: str, resend: list[Payload], remove: list[tuple[str, Any]], stats: VerifyStats) -> None:
         if not self.repair or not (resend or remove):
             return
-        entity = ENTITY[stream]
+        entity = registry.get(stream).entity
         entries: list[LedgerEntry] = []
         if resend:
             report = self._import(stream, resend)
@@ -218,11 +219,9 @@ class Verifier:
         self.log.info("%s: repaired: %d re-sent, %d deleted", stream, len(resend), len(remove))
 
     def _import(self, stream: str, records: list[Payload]) -> ImportReport:
-        if stream == "orders":
-            return self.client.import_orders(records, skip_triggers=True)
-        if stream == "skus":
-            return self.client.import_skus(records)
-        return self.client.import_products(records)
+        spec = registry.get(stream)
+        assert spec.import_method is not None
+        return self.client.import_records(spec.import_method, records, root=import_root(spec, True))
 
     @staticmethod
     def _sample(stats: VerifyStats, kind: str, item: dict[str, Any]) -> None:
@@ -235,7 +234,6 @@ def verify_streams(config: Config, source: ShopSource, state: StateStore, client
                    streams: list[str] | None = None, repair: bool = False, sample: int | None = None,
                    page_size: int = 500) -> dict[str, VerifyStats]:
     """Verify the chosen (default: every configured) streams; see :class:`Verifier`."""
-    enabled = [s for s in VERIFIABLE + ("categories",) if s in config.enabled_streams()]
-    chosen = [s for s in enabled if not streams or s in streams]
+    chosen = [s for s in config.enabled_streams() if not streams or s in streams]
     verifier = Verifier(config, source, state, client, run_id=run_id, repair=repair, sample=sample, page_size=page_size)
     return {s: verifier.verify(s) for s in chosen}

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from altcraft_sync.config import STREAMS
+from altcraft_sync import streams as registry
 from altcraft_sync.errors import SyncError
 from flows.engine import StreamStats, Syncer
 from flows.runs import Host, publish, run_stream_step
@@ -22,7 +22,7 @@ class BackfillParams(BaseModel):
 
     since: datetime = Field(description="Start of the range (exclusive), on updated_at; naive = UTC")
     until: datetime = Field(description="End of the range (inclusive), on updated_at; naive = UTC")
-    streams: list[StreamName] = Field(default_factory=lambda: list(STREAMS), description="Streams to backfill")
+    streams: list[StreamName] = Field(default_factory=lambda: list(registry.names()), description="Streams to backfill")
     window_days: float = Field(default=7, gt=0, le=3660, description="Size of one window, in days")
     skip_triggers: bool = Field(default=True, description="Ask Altcraft not to fire triggers for old records")
     dry_run: bool = Field(default=False, description="Report new/changed/unchanged/invalid; send and record nothing")
@@ -56,7 +56,7 @@ def _utc(value: datetime) -> datetime:
 
 def run_windows(runtime: Runtime, host: Host, params: BackfillParams) -> dict[str, StreamStats]:
     cfg = runtime.config
-    streams = [s for s in STREAMS if s in params.streams and s in cfg.enabled_streams()]
+    streams = [s for s in registry.names() if s in params.streams and s in cfg.enabled_streams()]
     syncer = Syncer(cfg, runtime.source, runtime.state, runtime.client, run_id=host.run_id, dry_run=params.dry_run,
                     skip_triggers=params.skip_triggers, resend=params.resend, lock_wait_seconds=600, log=host.log)
     bid = params.backfill_id()
@@ -99,7 +99,7 @@ def _add(total: StreamStats, part: StreamStats) -> None:
 def backfill_run_name(since: Any, until: Any, streams: list[str] | None, dry_run: bool) -> str:
     """``backfill orders 2024-01-01..2024-04-01`` (a time of day only when the bound has one): the Prefect
     UI's list of runs tells backfills apart at a glance."""
-    chosen = "all streams" if not streams or set(streams) == set(STREAMS) else ", ".join(streams)
+    chosen = "all streams" if not streams or set(streams) == set(registry.names()) else ", ".join(streams)
     return f"backfill {chosen} {_moment(since)}..{_moment(until)}" + (" (dry run)" if dry_run else "")
 
 
@@ -126,6 +126,6 @@ def params_from_cli(since: str, until: str, streams: list[str] | None, **kw: Any
     from pydantic import ValidationError
 
     try:
-        return BackfillParams(since=parse_day(since), until=parse_day(until), streams=streams or list(STREAMS), **kw)
+        return BackfillParams(since=parse_day(since), until=parse_day(until), streams=streams or list(registry.names()), **kw)
     except ValidationError as err:
         raise SyncError(f"backfill: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None

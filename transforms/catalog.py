@@ -9,14 +9,27 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from altcraft_sync.config import CatalogStream, Config
-from transforms import contract
+from altcraft_sync import streams as registry
+from altcraft_sync.config import Config
+from altcraft_sync.sources import CatalogStream
+from transforms import contract, jsoncols
 from transforms import values as V
-from transforms import jsoncols
 from transforms.payload import (
+    Mapped,
+    children_under,
+    contract_frame,
+    convert,
+    deleted_mask,
+    empty_quarantine,
     gc_paused,
-    Mapped, children_under, contract_frame, parent_positions, convert, deleted_mask, empty_quarantine, payloads, plain_keys,
-    quarantine_rows, record_texts, refs_of, sort_children, split_deleted,
+    parent_positions,
+    payloads,
+    plain_keys,
+    quarantine_rows,
+    record_texts,
+    refs_of,
+    sort_children,
+    split_deleted,
 )
 
 CATEGORY_REQUIRED = frozenset({"external_id", "name"})
@@ -87,9 +100,12 @@ def _depths(ids: list[str | None], parents: list[str | None]) -> np.ndarray:
 
 @gc_paused
 def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Config, stream: str) -> Mapped:
-    """Products (``stream='products'``) or SKUs (``'skus'``) with their ``regional_data``."""
-    spec: CatalogStream = getattr(config.streams, stream)
-    entity = "product" if stream == "products" else "sku"
+    """Products or SKUs (any stream whose spec maps with this function) with their ``regional_data``. A
+    stream whose records name a ``product_external_id`` is checked as SKUs, any other as products."""
+    spec = config.streams.section(stream)
+    assert isinstance(spec, CatalogStream), f"{stream} is not a catalogue stream"
+    stream_spec = registry.get(stream)
+    entity, is_sku = stream_spec.entity, "product_external_id" in stream_spec.fields
     tz, scale = ZoneInfo(config.source.timezone), config.sync.money_scale
     out = Mapped(entity)
     frame = split_deleted(frame, out)
@@ -99,7 +115,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
     P, _ = convert(frame, list(spec.columns), tz, scale)
     types = {cf.external_id: cf.value_type for cf in config.custom_fields}
     P_cf = {f"cf.{k}": V.custom_value(frame[f"cf.{k}"], types[k], tz) for k in spec.custom_fields}
-    model = contract.SkuContract if entity == "sku" else contract.CatalogContract
+    model = contract.SkuContract if is_sku else contract.CatalogContract
     pframe = contract_frame({**P, **P_cf})
     fails = contract.failures(pframe, contract.catalog_schema(model, scale, config.custom_fields, list(pframe.columns)))
     parts = [quarantine_rows(entity, fails, P["external_id"], pks)]
@@ -143,7 +159,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Conf
         nested["regional_data"] = jsoncols.present_where(grouped, np.diff(offsets) > 0)
     texts = record_texts(P, CATALOG_REQUIRED, good, P_cf, nested, checked=pframe)
     out.payloads = payloads(texts, good, P["external_id"], pks)
-    ref_column = "product_external_id" if entity == "sku" else "categories"
+    ref_column = "product_external_id" if is_sku else "categories"
     if ref_column in P:
         out.refs = refs_of(P[ref_column], good)
     return out

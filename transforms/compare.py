@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from altcraft_sync.config import MONEY_FIELDS, TIME_FIELDS
+from altcraft_sync.catalogue import MONEY_FIELDS, TIME_FIELDS
 
 LISTED_FIELDS: dict[str, frozenset[str]] = {
     "order": frozenset({"external_id", "endpoint", "tags", "status", "delivery_cost", "total_price", "currency",

@@ -24,7 +24,8 @@ from pandera import dtypes
 from pandera.engines import pandas_engine
 from pandera.typing import Series
 
-from altcraft_sync.config import CUSTOM_LINE_STATUS_TYPES, LINE_STATUSES, MATCHING_FIELDS, ORDER_STATUSES, CustomField
+from altcraft_sync.catalogue import CUSTOM_LINE_STATUS_TYPES, LINE_STATUSES, MATCHING_FIELDS, ORDER_STATUSES
+from altcraft_sync.config import CustomField
 from transforms.values import arrow_strings
 
 

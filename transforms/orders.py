@@ -13,14 +13,26 @@ import numpy as np
 import pandas as pd
 
 from altcraft_sync.config import Config
-from transforms import contract
-from transforms import jsoncols
-from transforms.payload import (
-    gc_paused,
-    Mapped, children_under, contract_frame, parent_positions, convert, deleted_mask, empty_quarantine, map_values, payloads, plain_keys,
-    quarantine_rows, record_texts, refs_of, sort_children, split_deleted,
-)
+from transforms import contract, jsoncols
 from transforms import values as V
+from transforms.payload import (
+    Mapped,
+    children_under,
+    contract_frame,
+    convert,
+    deleted_mask,
+    empty_quarantine,
+    gc_paused,
+    map_values,
+    parent_positions,
+    payloads,
+    plain_keys,
+    quarantine_rows,
+    record_texts,
+    refs_of,
+    sort_children,
+    split_deleted,
+)
 
 ORDER_REQUIRED = frozenset({"external_id", "status", "total_price", "currency", "endpoint", "lines"})
 LINE_REQUIRED = frozenset({"external_id", "status", "product", "final_price_per_item", "count"})

@@ -21,7 +21,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from altcraft_sync.config import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MONEY_FIELDS, TIME_FIELDS
+from altcraft_sync.catalogue import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MONEY_FIELDS, TIME_FIELDS
 from transforms import jsoncols
 from transforms import values as V
 

@@ -54,7 +54,7 @@ class CarrierMixin:
         if spec.takes_skip_triggers:  # a re-sent, unchanged order must not fire a customer's trigger again
             roots_body["skip_triggers"] = True if resent else self.skip_triggers
         outcome = self.client.import_with_roots(spec.import_method, carrier, roots_body)
-        stats.requests += 1
+        stats.add(requests=1)
         self.log.info("%s: sent %d definitions with %s %s", stream, len(due), entity, carrier.external_id)
         entries = [LedgerEntry(d.entity, d.external_id, None, d.fingerprint, "delivered") for d in due]
         entries.append(self._carrier_entry(entity, carrier, outcome, resent))
@@ -89,7 +89,7 @@ class CarrierMixin:
         carrier_stream = roots.category_carrier(list(self.source.entities))
         found = self._carrier(carrier_stream, {p.external_id for p in send}) if carrier_stream else None
         if found is None or carrier_stream is None:
-            stats.deferred += len(send)
+            stats.add(deferred=len(send))
             self._attempted.update((entity, p.external_id) for p in send)  # not again in this run's retry
             why = "waiting for a product or SKU to carry it (Altcraft takes categories only with one)"
             self._sample(stats, "deferred", [{"external_id": p.external_id, "reason": why} for p in send])
@@ -99,14 +99,12 @@ class CarrierMixin:
         method = registry.get(carrier_stream).import_method
         assert method is not None
         report = self.client.import_categories(send, carrier=carrier, method=method)
-        stats.requests += report.requests
         entries = [outcome_entry(entity, p, report.outcomes[p.external_id]) for p in send]
         for e in entries:
-            if e.status == "delivered":
-                stats.delivered += 1
-            else:
-                stats.rejected += 1
+            if e.status != "delivered":
                 self.log.warning("%s %s rejected by Altcraft: %s %s", entity, e.external_id, e.error_code, e.error_text)
+        delivered = sum(e.status == "delivered" for e in entries)
+        stats.add(requests=report.requests, delivered=delivered, rejected=len(entries) - delivered)
         if report.carrier is not None:
             entries.append(self._carrier_entry(registry.get(carrier_stream).entity, carrier, report.carrier, resent))
         return entries

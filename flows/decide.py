@@ -7,6 +7,7 @@ I/O: only the state store is read. The push thread then sends and commits what i
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,80 +34,90 @@ class DecisionMixin:
     """``_process`` and the ledger look-ups it needs."""
 
     def _process(self, stream: str, mapped: Mapped, stats: StreamStats) -> Prepared:
-        """Decide what of a mapped chunk to send (the ledger says what is unchanged)."""
+        """Decide what of a mapped chunk to send (the ledger says what is unchanged). Runs on the run
+        thread; its figures are added in one step, as the push thread counts into the same stats."""
         entity = registry.get(stream).entity
         for w in mapped.warnings:
             self.log.warning("%s: %s", stream, w)
             stats.warnings.append(w)
-        entries: list[LedgerEntry] = []
-        cleared: list[tuple[str, str]] = []
-
         quarantined = group_quarantine(mapped.quarantine)
-        stats.invalid += len(quarantined)
-        for _, ext, _, reasons in quarantined:
+        self._count_quarantine(quarantined, stats)
+        counts: Counter[str] = Counter(invalid=len(quarantined))
+        payloads = mapped.payloads
+        t = time.perf_counter()
+        known = self.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
+        candidates = self._changed(entity, payloads, known, counts, stats)
+        blocked = self._blocked(stream, mapped, only=candidates)  # only what would be sent needs checking
+        stats.timed("ledger", t)
+        entries: list[LedgerEntry] = []
+        send: list[Payload] = []
+        for i in candidates:
+            p = payloads[i]
+            if i in blocked:
+                entries.append(self._defer(entity, p, blocked[i], stats))
+                continue
+            send.append(p)
+            k = known.get(p.external_id)
+            counts["new" if k is None or k.status == "deleted" else "changed"] += 1
+        deletions = mapped.deletions + self._renamed(entity, [p for p in payloads if p.external_id not in known])
+        cleared = [(entity, ext) for ext, _ in mapped.deletions] + self._requarantine(entity, payloads, quarantined)
+        if self.dry_run:
+            counts["deleted"] += len(self._delete_targets(entity, deletions))  # would delete
+            if entity in registry.depended_on():
+                self._would_send.setdefault(entity, set()).update(p.external_id for p in send)
+            self._sample(stats, "new", [p for p in send if p.external_id not in known])
+            self._sample(stats, "changed", [p for p in send if p.external_id in known])
+            send, deletions = [], []
+        stats.add(**counts)
+        return Prepared(entries, quarantined, cleared, send, deletions)
+
+    def _count_quarantine(self, quarantined: list[Any], stats: StreamStats) -> None:
+        for _, _, _, reasons in quarantined:
             for r in reasons:
                 key = f"{r['field'] or '*'}: {r['check']}"
                 stats.quarantine_reasons[key] = stats.quarantine_reasons.get(key, 0) + 1
         if quarantined:
             self._sample(stats, "invalid", [{"external_id": ext, "reasons": reasons} for _, ext, _, reasons in quarantined])
 
-        if mapped.deletions:
-            cleared += [(entity, ext) for ext, _ in mapped.deletions]
-
-        payloads = mapped.payloads
-        t = time.perf_counter()
-        known = self.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
+    def _changed(self, entity: str, payloads: list[Payload], known: dict[str, Any], counts: Counter[str],
+                 stats: StreamStats) -> list[int]:
+        """Positions of payloads to send: new, changed, or not delivered yet. What the ledger holds with the
+        same fingerprint is counted (unchanged, a carrier delivered this run, a permanent rejection that
+        stays visible until its data changes) and skipped, unless the run re-sends everything."""
         candidates: list[int] = []
         for i, p in enumerate(payloads):
             k = known.get(p.external_id)
-            if not self.resend and k is not None and k.fingerprint == p.fingerprint and (k.status == "delivered" or k.permanent):
-                if (entity, p.external_id) in self._carried:  # new, delivered this run as a carrier
-                    self._carried.discard((entity, p.external_id))
-                    stats.delivered += 1
-                    stats.new += 1
-                elif k.status == "delivered":
-                    stats.unchanged += 1
-                    if self.dry_run:
-                        self._sample(stats, "unchanged", [p.external_id])
-                else:
-                    stats.rejected += 1  # a permanent rejection stays visible until its data changes
-                continue
-            candidates.append(i)
-        blocked = self._blocked(stream, mapped, only=candidates)  # only what would be sent needs checking
-        stats.timed("ledger", t)
-        send: list[Payload] = []
-        for i in candidates:
-            p = payloads[i]
-            k = known.get(p.external_id)
-            if i in blocked:
-                entries.append(self._defer(entity, p, blocked[i], stats))
-                continue
-            send.append(p)
-            if k is None or k.status == "deleted":
-                stats.new += 1
+            if self.resend or k is None or k.fingerprint != p.fingerprint or not (k.status == "delivered" or k.permanent):
+                candidates.append(i)
+            elif (entity, p.external_id) in self._carried:  # new, delivered this run as a carrier
+                self._carried.discard((entity, p.external_id))
+                counts["delivered"] += 1
+                counts["new"] += 1
+            elif k.status == "delivered":
+                counts["unchanged"] += 1
+                if self.dry_run:
+                    self._sample(stats, "unchanged", [p.external_id])
             else:
-                stats.changed += 1
-        deletions = mapped.deletions + self._renamed(entity, [p for p in payloads if p.external_id not in known])
+                counts["rejected"] += 1
+        return candidates
+
+    def _requarantine(self, entity: str, payloads: list[Payload], quarantined: list[Any]) -> list[tuple[str, str]]:
+        """Keep the run's view of the quarantine current: records of this chunk that were quarantined and
+        are valid now are cleared (returned), those quarantined now are added."""
         in_quarantine = self._quarantined(entity)
+        cleared: list[tuple[str, str]] = []
         if in_quarantine:
-            cleared += [(entity, p.external_id) for p in payloads if p.external_id in in_quarantine]
+            cleared = [(entity, p.external_id) for p in payloads if p.external_id in in_quarantine]
             in_quarantine.difference_update(ext for _, ext in cleared)
         in_quarantine.update(ext for _, ext, _, _ in quarantined)
         self._quarantined_now.setdefault(entity, set()).update(ext for _, ext, _, _ in quarantined)
-        if self.dry_run:
-            stats.deleted += len(self._delete_targets(entity, deletions))  # would delete
-            if entity in registry.depended_on():
-                self._would_send.setdefault(entity, set()).update(p.external_id for p in send)
-            self._sample(stats, "new", [p for p in send if p.external_id not in known])
-            self._sample(stats, "changed", [p for p in send if p.external_id in known])
-            return Prepared(entries, quarantined, cleared, [], [])
-        return Prepared(entries, quarantined, cleared, send, deletions)
+        return cleared
 
     def _defer(self, entity: str, p: Payload, ref: str, stats: StreamStats) -> LedgerEntry:
         """A record that waits for ``ref``: not sent, not a rejection; re-read on every run (the ledger's
         pending records) until what it needs is delivered."""
         why = f"waiting for {ref!r}, which Altcraft does not hold yet"
-        stats.deferred += 1
+        stats.add(deferred=1)
         self._attempted.add((entity, p.external_id))
         self._sample(stats, "deferred", [{"external_id": p.external_id, "reason": why}])
         return LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, "deferred", None, why)

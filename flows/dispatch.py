@@ -26,7 +26,7 @@ class DispatchMixin:
         if spec.import_method is None:  # carried at the root of another stream's import (categories)
             return self._push_categories(stream, send, stats)
         report = self.client.import_records(spec.import_method, send, root=import_root(spec, self.skip_triggers))
-        stats.requests += report.requests
+        counts = {"delivered": 0, "rejected": 0, "failed": 0}
         entries = []
         for p in send:
             o = report.outcomes[p.external_id]
@@ -34,14 +34,11 @@ class DispatchMixin:
                 self._attempted.add((entity, p.external_id))
             entries.append(LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, o.status,
                                        o.code or None, o.text or None, o.permanent))
-            if o.status == "delivered":
-                stats.delivered += 1
-            elif o.status == "rejected":
-                stats.rejected += 1
+            counts[o.status if o.status in counts else "failed"] += 1
+            if o.status == "rejected":
                 self.log.warning("%s %s rejected by Altcraft: %s %s", entity, p.external_id, o.code, o.text)
-            else:
-                stats.failed += 1
-        if stats.rejected or stats.failed:
+        stats.add(requests=report.requests, **counts)
+        if counts["rejected"] or counts["failed"]:
             self._sample(stats, "rejected", [
                 {"external_id": e.external_id, "code": e.error_code, "error": e.error_text}
                 for e in entries if e.status != "delivered"])
@@ -61,12 +58,10 @@ class DispatchMixin:
             return []  # Altcraft cannot delete them (categories have no delete method, api.md §1.2)
         report = self.client.delete_records(spec.delete_method, [ext for ext, _ in targets],
                                             one_by_one=spec.delete_one_by_one)
-        stats.requests += report.requests
         out = []
         for ext, pk in targets:
             o = report.outcomes[ext]
-            if o.status == "delivered":
-                stats.deleted += 1
             out.append(LedgerEntry(entity, ext, pk, None, "deleted" if o.status == "delivered" else o.status,
                                    o.code or None, o.text or None, o.permanent))
+        stats.add(requests=report.requests, deleted=sum(e.status == "deleted" for e in out))
         return out

@@ -250,7 +250,7 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
                 self._in_order(lambda: self._commit_in_order(lambda: self.state.commit_chunk(
                     stream=stream, cursors=self._moved(cursor_name, cursor), lock_owner=self.owner)))
             return
-        stats.extracted += len(parents)
+        stats.add(extracted=len(parents))
         future = self.mapper.submit(stream, parents, self._child_entity(stream))
         self._mapping.append((future, stream, stats, cursor, cursor_name))
         while len(self._mapping) > self.mapper.depth:
@@ -263,7 +263,7 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
         stats.timed("map_wait", t)
         stats.seconds["map"] = stats.seconds.get("map", 0.0) + map_seconds
         stats.seconds["read_children"] = stats.seconds.get("read_children", 0.0) + read_seconds
-        stats.mapped_in_workers += pid != os.getpid()
+        stats.add(mapped_in_workers=int(pid != os.getpid()))
         prepared = self._process(stream, mapped, stats)
         t = time.perf_counter()
         self._in_order(lambda: self._push_commit(stream, prepared, stats, cursor, cursor_name))
@@ -331,7 +331,7 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
                 self.state.begin_send(batch, registry.get(stream).entity, [(p.external_id, p.source_pk) for p in prepared.send])
             entries += self._push(stream, registry.get(stream).entity, prepared.send, stats)
             stats.timed("push", t)
-        stats.chunks += 1
+        stats.add(chunks=1)
 
         def commit() -> None:
             t = time.perf_counter()

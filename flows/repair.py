@@ -69,7 +69,7 @@ class RepairMixin:
         self.log.info("%s: retrying %d records that were not delivered", stream, len(keys))
         for start in range(0, len(keys), self.config.source.chunk_size):
             parents = self.source.fetch_by_keys(stream, keys[start:start + self.config.source.chunk_size])
-            stats.retried += len(parents)
+            stats.add(retried=len(parents))
             if not parents.empty:
                 self._process_commit(stream, parents, stats, None, stream)
 
@@ -93,9 +93,8 @@ class RepairMixin:
             if not parents.empty:
                 self._process_commit(stream, parents, healing, None, stream)
         self.drain()
-        stats.still_invalid += healing.invalid
-        for name in ("delivered", "rejected", "failed", "deferred", "deleted", "new", "changed", "requests"):
-            setattr(stats, name, getattr(stats, name) + getattr(healing, name))
+        names = ("delivered", "rejected", "failed", "deferred", "deleted", "new", "changed", "requests")
+        stats.add(still_invalid=healing.invalid, **{name: getattr(healing, name) for name in names})
         for kind, items in healing.samples.items():
             if kind != "invalid":
                 stats.samples.setdefault(kind, []).extend(items[: 5 - len(stats.samples.get(kind, []))])

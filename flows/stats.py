@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -10,6 +11,11 @@ from typing import Any
 import orjson
 
 from transforms.payload import Payload
+
+_COUNTING = threading.Lock()
+"""Guards every figure a stream run updates: the run thread (decisions), the push thread (Altcraft's
+answers) and the commit thread all count into one :class:`StreamStats`, and ``x += 1`` is not atomic.
+One module-level lock (not a field) keeps the stats picklable; it is taken once per chunk and counter."""
 
 SAMPLE_SIZE = 5
 """Records kept per kind of sample (invalid, rejected, deferred, ...) for artifacts and dry runs."""
@@ -53,8 +59,16 @@ class StreamStats:
     ``map_wait`` is how long the run waited for a worker's result, ``send_wait`` for the previous chunk's
     push, ``commit_wait`` how long a push waited for the previous chunk's commit."""
 
+    def add(self, **counts: int) -> None:
+        """Add to counters, safely from any of the run's threads (``stats.add(delivered=3, rejected=1)``)."""
+        with _COUNTING:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
     def timed(self, phase: str, started: float) -> None:
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        with _COUNTING:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + elapsed
 
     def figures(self) -> dict[str, Any]:
         out = asdict(self)

@@ -249,3 +249,4 @@ def test_pending_records_come_from_the_status_index_not_a_ledger_scan(tmp_path):
     with state.engine.connect() as conn:
         plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
     assert "ix_ledger_status" in plan, plan
+

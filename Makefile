@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ demo: setup
 	$(BIN)/altcraft-sync demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Static checks (`.ci/run` runs them before `make test`): ruff's rules and line length, mypy on the packages.
+lint: setup
+	$(BIN)/ruff check altcraft_sync connectors flows transforms sandbox bench tests
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python bench/run.py $(if $(SHOP_TEST_PG_URL),--dialect sqlite --dialect postgresql,)

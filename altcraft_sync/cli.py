@@ -12,17 +12,17 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Annotated, Any, Optional  # noqa: E402
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import typer
+from rich.console import Console
+from rich.table import Table
 
-from altcraft_sync.errors import SyncError  # noqa: E402
+from altcraft_sync.errors import SyncError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Keep Altcraft's Market in sync with a shop database.")
 # Piped output (CI logs, files) gets a fixed width so tables never fold their headers.
@@ -30,8 +30,8 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Config file (YAML).", envvar="ALTCRAFT_SYNC_CONFIG")]
-StreamOpt = Annotated[Optional[list[str]], typer.Option("--stream", "-s", help="Only these streams (repeatable).")]
-PrefectOpt = Annotated[Optional[bool], typer.Option(
+StreamOpt = Annotated[list[str] | None, typer.Option("--stream", "-s", help="Only these streams (repeatable).")]
+PrefectOpt = Annotated[bool | None, typer.Option(
     "--prefect/--local", help="Run as a Prefect flow run (default when a Prefect API is configured), or in this "
                               "process.", show_default=False)]
 DEFAULT_CONFIG = Path("altcraft-sync.yaml")
@@ -283,7 +283,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Op
 def verify(
     config: ConfigOpt = DEFAULT_CONFIG,
     stream: StreamOpt = None,
-    sample: Annotated[Optional[int], typer.Option(min=1, help="Compare only this many random delivered records.")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Compare only this many random delivered records.")] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Re-send what differs; delete what altcraft-sync sent "
                                                            "that the shop no longer has.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -332,8 +332,8 @@ def verify(
 @app.command()
 def quarantine(
     config: ConfigOpt = DEFAULT_CONFIG,
-    stream: Annotated[Optional[str], typer.Option("--stream", "-s", help="Only this stream.")] = None,
-    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="Only reasons containing this text.")] = None,
+    stream: Annotated[str | None, typer.Option("--stream", "-s", help="Only this stream.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Only reasons containing this text.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many records (newest first).")] = 100,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -348,7 +348,9 @@ def quarantine(
     if as_json:
         console.print_json(json.dumps(rows, default=str))
         return
-    table = Table(title=f"{len(rows)} records not in Altcraft as the shop has them" + (" (limit reached)" if len(rows) == limit else ""))
+    table = Table(
+        title=f"{len(rows)} records not in Altcraft as the shop has them" + (" (limit reached)" if len(rows) == limit else "")
+    )
     for c in ("kind", "entity", "external_id", "source key", "field", "check", "value", "when (UTC)"):
         table.add_column(c, overflow="fold")
     for r in rows:
@@ -387,7 +389,7 @@ def sandbox(
     error_rate: Annotated[float, typer.Option(help="Fraction of requests answered 5xx.")] = 0.0,
     drop_rate: Annotated[float, typer.Option(help="Fraction of connections dropped.")] = 0.0,
     latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for the fault dice.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for the fault dice.")] = None,
     strict_data: Annotated[bool, typer.Option("--strict-data", help="Refuse imports with an empty data array "
                                               "(api.md marks data required; what Altcraft does is unknown).")] = False,
 ) -> None:
@@ -411,7 +413,7 @@ def demo_db(
     url: Annotated[str, typer.Option(help="SQLAlchemy URL of the database to fill.")] = f"sqlite:///{HOME}/demo-shop.db",
     orders: Annotated[int, typer.Option(min=1, help="Number of orders.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same rows).")] = 42,
-    skus: Annotated[Optional[int], typer.Option(help="Number of SKUs (default orders/10, at most 100,000).")] = None,
+    skus: Annotated[int | None, typer.Option(help="Number of SKUs (default orders/10, at most 100,000).")] = None,
 ) -> None:
     """Create and fill the demo shop schema (deterministic, bulk inserts)."""
     import sqlalchemy as sa

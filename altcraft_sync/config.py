@@ -364,7 +364,8 @@ def resolve_token(settings: AltcraftSettings) -> SecretStr:
         try:
             from prefect.blocks.system import Secret
 
-            return SecretStr(str(Secret.load(settings.token_block).get()))
+            block: Any = Secret.load(settings.token_block)  # a sync call: typed as block-or-coroutine
+            return SecretStr(str(block.get()))
         except Exception as err:  # the block API raises several types; the name is what the user needs
             raise ConfigError(
                 f"altcraft.token_block: could not load Prefect Secret block {settings.token_block!r} "

@@ -51,7 +51,7 @@ def phase_floor(args: argparse.Namespace) -> dict[str, Any]:
     with engine.connect() as conn:
         for table in (D.categories, D.products, D.skus, D.sku_regions, D.orders, D.order_lines):
             result = conn.execution_options(yield_per=10_000).execute(sa.select(table).order_by(table.c.id))
-            keys = [str(k) for k in result.keys()]  # plain str: orjson refuses str subclasses as keys
+            keys = [str(k) for k in result.keys()]  # noqa: SIM118 (a Result, not a dict); plain str: orjson refuses str subclasses as keys
             for part in result.partitions():
                 for row in part:
                     nbytes += len(orjson.dumps(dict(zip(keys, row)), default=str))
@@ -149,9 +149,20 @@ def phase_capacity(args: argparse.Namespace) -> dict[str, Any]:
                              carrier=Encoded.of({"external_id": "cap-p", "name": "p"}))
     client.import_skus([Encoded.of({"external_id": "cap-s", "name": "s", "product_external_id": "cap-p"})])
     line = {"status": "new", "product": "cap-s", "final_price_per_item": "10", "count": 1}
-    records = [Encoded.of({"external_id": f"cap-{i}", "email": "a@b.co", "endpoint": "w", "status": "new",
-                           "total_price": "30", "currency": "RUB",
-                           "lines": [{**line, "external_id": f"{i}-{k}"} for k in range(3)]}) for i in range(args.capacity_orders)]
+    records = [
+        Encoded.of(
+            {
+                "external_id": f"cap-{i}",
+                "email": "a@b.co",
+                "endpoint": "w",
+                "status": "new",
+                "total_price": "30",
+                "currency": "RUB",
+                "lines": [{**line, "external_id": f"{i}-{k}"} for k in range(3)],
+            }
+        )
+        for i in range(args.capacity_orders)
+    ]
     t = time.perf_counter()
     report = client.import_orders(records)
     wall = time.perf_counter() - t
@@ -166,8 +177,15 @@ def phase_generate(args: argparse.Namespace) -> dict[str, Any]:
     return {"generate_s": round(seconds, 1), "rows": 0}
 
 
-PHASES = {"generate": phase_generate, "floor": phase_floor, "transform": phase_transform, "full": phase_sync, "incremental": phase_sync,
-          "nochange": phase_sync, "capacity": phase_capacity}
+PHASES = {
+    "generate": phase_generate,
+    "floor": phase_floor,
+    "transform": phase_transform,
+    "full": phase_sync,
+    "incremental": phase_sync,
+    "nochange": phase_sync,
+    "capacity": phase_capacity,
+}
 
 
 # --- driver ------------------------------------------------------------------------------------------
@@ -336,8 +354,12 @@ def _rss(res: dict[str, Any]) -> float:
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"Measured {report['when']} on {report['machine']} ({report['orders']} orders, {report['skus']} SKUs).", ""]
     for d in report["dialects"]:
-        lines += [f"**{d['dialect']}**", "", "| phase | wall (s) | rows/s | peak RSS (MB) | with map workers (MB) | CPU (s) | emulator CPU (s) |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"**{d['dialect']}**",
+            "",
+            "| phase | wall (s) | rows/s | peak RSS (MB) | with map workers (MB) | CPU (s) | emulator CPU (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for name, res in d["phases"].items():
             lines.append(f"| {name} | {res['wall_s']} | {res.get('rows_per_s') or '-'} | {res['peak_rss_mb']} | "
                          f"{res.get('tree_peak_rss_mb') or '-'} | {res.get('cpu_s', '-')} | {res.get('emulator_cpu_s', '-')} |")

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import requests
@@ -73,6 +73,17 @@ class ImportReport:
         self.requests += other.requests
         if other.carrier is not None and (self.carrier is None or other.carrier.status == "delivered"):
             self.carrier = other.carrier
+
+
+class Record(Protocol):
+    """What the client sends: an id and the record's JSON bytes. The engine's ``transforms.payload.Payload``
+    is one; :class:`Encoded` builds one from a dict (tools and tests)."""
+
+    @property
+    def external_id(self) -> str: ...
+
+    @property
+    def data(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,24 +187,24 @@ class AltcraftClient:
         self.close()
 
     # --- imports -------------------------------------------------------------------------------------
-    def import_records(self, method: str, records: Sequence[Encoded], *, root: dict[str, Any] | None = None) -> ImportReport:
+    def import_records(self, method: str, records: Sequence[Record], *, root: dict[str, Any] | None = None) -> ImportReport:
         """Records through a Market import method (a stream spec's ``import_method``), in batches, with
         ``root`` options such as ``skip_triggers``. Root definitions never ride here: they travel with one
         carrier record first (:meth:`import_with_roots`), so a refused definition fails once, clearly."""
         return self._import(method, records, root or {})
 
-    def import_orders(self, records: Sequence[Encoded], *, skip_triggers: bool = False) -> ImportReport:
+    def import_orders(self, records: Sequence[Record], *, skip_triggers: bool = False) -> ImportReport:
         return self.import_records("market/orders/import", records, root={"skip_triggers": skip_triggers})
 
-    def import_skus(self, records: Sequence[Encoded]) -> ImportReport:
+    def import_skus(self, records: Sequence[Record]) -> ImportReport:
         return self.import_records("market/sku/import", records)
 
-    def import_products(self, records: Sequence[Encoded]) -> ImportReport:
+    def import_products(self, records: Sequence[Record]) -> ImportReport:
         """Products, optionally with nested ``sku`` arrays, through ``market/products/import``."""
         return self.import_records("market/products/import", records)
 
     def import_categories(
-        self, categories: Sequence[Encoded], *, carrier: Encoded, method: str = "market/products/import",
+        self, categories: Sequence[Record], *, carrier: Record, method: str = "market/products/import",
     ) -> ImportReport:
         """Categories as the root ``categories`` of ``products/import`` (or ``sku/import``), each request
         carrying one real product (or SKU), ``carrier``, in ``data``.
@@ -213,7 +224,7 @@ class AltcraftClient:
             report.carrier = Outcome(carrier.external_id, "failed", 0, "every request carrying it was refused")
         return report
 
-    def import_with_roots(self, method: str, carrier: Encoded, roots: dict[str, Any]) -> Outcome:
+    def import_with_roots(self, method: str, carrier: Record, roots: dict[str, Any]) -> Outcome:
         """Root definitions (``custom_fields``, ``custom_line_statuses``, ``skip_triggers``) in one request
         with one real record, ``carrier``, as the seed's own orders/import example sends them: an import
         with an empty ``data`` is not documented to work (api.md marks ``data`` required).
@@ -309,7 +320,7 @@ class AltcraftClient:
             from_id = next_id
 
     # --- batching ------------------------------------------------------------------------------------
-    def _import(self, method: str, records: Sequence[Encoded], root: dict[str, Any]) -> ImportReport:
+    def _import(self, method: str, records: Sequence[Record], root: dict[str, Any]) -> ImportReport:
         """Send ``records`` in batches, up to ``concurrency`` at once."""
         report = ImportReport()
         if not records:
@@ -323,9 +334,9 @@ class AltcraftClient:
             report.merge(fut.result())
         return report
 
-    def _batches(self, records: Sequence[Encoded], overhead: int) -> Iterator[list[Encoded]]:
+    def _batches(self, records: Sequence[Record], overhead: int) -> Iterator[list[Record]]:
         limit, cap = self.settings.batch_size, self.settings.max_body_bytes
-        batch: list[Encoded] = []
+        batch: list[Record] = []
         size = overhead + 16
         for rec in records:
             rec_size = len(rec.data) + 1
@@ -337,8 +348,8 @@ class AltcraftClient:
         if batch:
             yield batch
 
-    def _send_isolating(self, method: str, prefix: bytes, items_key: str, batch: list[Encoded],
-                        carrier: Encoded | None = None) -> ImportReport:
+    def _send_isolating(self, method: str, prefix: bytes, items_key: str, batch: list[Record],
+                        carrier: Record | None = None) -> ImportReport:
         report = ImportReport(requests=1)
         body = prefix + b'"' + items_key.encode() + b'":[' + b",".join(r.data for r in batch) + b"]}"
         try:
@@ -362,7 +373,7 @@ class AltcraftClient:
         report.outcomes.update(self._outcomes(batch, answer.get("result")))
         return report
 
-    def _outcomes(self, batch: list[Encoded], result: Any) -> dict[str, Outcome]:
+    def _outcomes(self, batch: list[Record], result: Any) -> dict[str, Outcome]:
         by_id: dict[str, dict[str, Any]] = {}
         for item in result if isinstance(result, list) else []:
             if isinstance(item, dict) and item.get("external_id") is not None:

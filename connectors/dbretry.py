@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential, wait_random
@@ -97,7 +97,7 @@ def retrying(policy: RetryPolicy, what: str, fn: Callable[[], T], *, sleep: Call
         log.warning("%s: transient database error (%s); attempt %d of %d, retrying", what, first_line(err), attempt,
                     policy.max_attempts)
 
-    kwargs = {"sleep": sleep} if sleep is not None else {}
+    kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
     runner = Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_retry_seconds),

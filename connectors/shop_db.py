@@ -19,11 +19,11 @@ Reads follow ``../shared/design/sync-correctness.md``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -61,6 +61,7 @@ class Cursor:
 
     def to_json(self) -> str:
         ts, pk = self.ts, self.pk
+        value: str | int | float
         if isinstance(ts, datetime):
             kind, value = ("aware" if ts.tzinfo else "naive"), ts.isoformat()
         elif isinstance(ts, date):
@@ -207,11 +208,12 @@ class ShopSource:
         ``since`` limits the check per entity to rows after a cursor (an index range): an incremental run
         checks exactly the rows it may read, instead of grouping millions of rows on every run. Without it
         (the first run, ``altcraft-sync check``) every row is checked."""
-        spec = self.config.streams.orders
-        if spec is None:
+        spec = self.config.streams.section("orders")
+        if not isinstance(spec, OrdersStream):
             return
         line_allowed = set(LINE_STATUSES) | {s.external_id for s in self.config.custom_line_statuses}
-        checks = [("orders", spec.status_map, ORDER_STATUSES, "streams.orders.status_map")]
+        checks: list[tuple[str, dict[str, str], Collection[str], str]] = [
+            ("orders", spec.status_map, ORDER_STATUSES, "streams.orders.status_map")]
         if "status" in spec.lines.columns:
             checks.append(("orders.lines", spec.lines.status_map, line_allowed, "streams.orders.lines.status_map"))
         try:
@@ -229,6 +231,7 @@ class ShopSource:
                 raise ConfigError(f"{path}.table: table {spec.table!r} does not exist in {self.display_url}") from None
         else:
             try:
+                assert spec.query is not None  # the settings model requires a table or a query
                 probe = conn.execute(sa.select(sa.text("*")).select_from(sa.text(f"({spec.query}) AS altcraft_probe")).limit(0))
             except DBAPIError as err:
                 raise ConfigError(f"{path}.query: the SELECT fails: {first_line(err.orig)}") from None
@@ -308,6 +311,7 @@ class ShopSource:
         """The database's own clock, as aware UTC (never this machine's clock: writers use the DB's)."""
         def once() -> datetime:
             with self.engine.connect() as conn:
+                value: Any
                 if self.dialect == "sqlite":
                     value = conn.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
                     return datetime.fromisoformat(value).replace(tzinfo=UTC)
@@ -454,7 +458,7 @@ class ShopSource:
         column = ent.parent if by_parent else ent.pk
         assert column is not None
         frames = []
-        out_keys: list[str] = [c.key for c in ent.columns]
+        out_keys: list[str] = [str(c.key) for c in ent.columns]
         batch = ANY_BATCH if self.dialect == "postgresql" else IN_BATCH
         for start in range(0, len(keys), batch):
             part = [_plain(k) for k in keys[start:start + batch]]
@@ -501,7 +505,7 @@ class ShopSource:
                     # SQLAlchemy would hand the driver's values through unchanged: take the rows from the
                     # DBAPI cursor and skip building a Row per row and a tuple per Row (~2 us a row, a
                     # fifth of a full sync's reading).
-                    return list(result.keys()), result.cursor.fetchall()
+                    return list(result.keys()), cast(list[tuple[Any, ...]], result.cursor.fetchall())
                 return list(result.keys()), [tuple(r) for r in result.fetchall()]
 
         return self._retrying("read", once)

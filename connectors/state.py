@@ -30,6 +30,9 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from altcraft_sync.config import StateSettings
@@ -240,7 +243,7 @@ class StateStore:
         return Cursor.from_json(value) if value else None
 
     @_retried("watermark read")
-    def all_watermarks(self) -> dict[tuple[str, str], tuple[Cursor, datetime]]:
+    def all_watermarks(self) -> dict[tuple[str, str], tuple[Cursor, datetime | None]]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(watermarks)).all()
         return {(r.stream, r.cursor): (Cursor.from_json(r.value), _aware(r.updated_at)) for r in rows}
@@ -305,6 +308,7 @@ class StateStore:
         """The same upsert as one hand-written statement on the DBAPI cursor: the per-row parameter
         processing of a Core executemany cost ~40 us a record, as much as the insert itself. The SQL
         names only this module's own tables and columns; every value is a bound parameter."""
+        stamp: str | datetime
         if self.dialect == "sqlite":
             mark, stamp = "?", ts.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
         else:
@@ -344,14 +348,13 @@ class StateStore:
         for start in range(0, len(rows), 2000):
             part = rows[start:start + 2000]
             if self.dialect in ("sqlite", "postgresql"):
-                mod = sa.dialects.sqlite if self.dialect == "sqlite" else sa.dialects.postgresql
-                ins = mod.insert(table)
+                ins = (sqlite_dialect if self.dialect == "sqlite" else pg_dialect).insert(table)
                 values = {c: ins.excluded[c] for c in update}
                 if extra:
                     values.update(extra(ins.excluded))
                 conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=values), part)
             elif self.dialect in ("mysql", "mariadb"):
-                ins = sa.dialects.mysql.insert(table)
+                ins = mysql_dialect.insert(table)
                 values = {c: ins.inserted[c] for c in update}
                 if extra:
                     values.update(extra(ins.inserted))
@@ -493,7 +496,7 @@ class StateStore:
         for entity, status, permanent, count in led:
             key = f"{status}-permanent" if status == "rejected" and permanent else status
             ledger_counts.setdefault(entity, {})[key] = ledger_counts.get(entity, {}).get(key, 0) + count
-        return {"ledger": ledger_counts, "quarantine": {e: c for e, c in quar}}
+        return {"ledger": ledger_counts, "quarantine": dict(quar)}
 
     @_retried("quarantine read")
     def quarantine_rows(self, limit: int = 100_000, entity: str | None = None) -> list[dict[str, Any]]:
@@ -538,8 +541,13 @@ class StateStore:
     @_retried("run figures")
     def record_stream(self, run_id: str, stream: str, figures: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
-            self._upsert(conn, run_streams, [{"run_id": run_id, "stream": stream, "figures": orjson.dumps(figures, default=str).decode()}],
-                         ["run_id", "stream"], ["figures"])
+            self._upsert(
+                conn,
+                run_streams,
+                [{"run_id": run_id, "stream": stream, "figures": orjson.dumps(figures, default=str).decode()}],
+                ["run_id", "stream"],
+                ["figures"],
+            )
 
     @_retried("run history read")
     def last_runs(self, n: int = 10) -> list[dict[str, Any]]:

@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel
@@ -56,6 +58,7 @@ def _fan_out(params: BackfillParams, config_path: str) -> State:
         child = params.model_copy(update={"since": start, "until": end, "fan_out": False, "window_days": params.window_days})
         run = run_deployment("backfill/backfill", parameters={"params": child.model_dump(mode="json"),
                                                               "config_path": config_path}, timeout=0, as_subflow=True)
+        run = cast(FlowRun, run)  # called from a sync flow: a FlowRun, not the coroutine the typing also allows
         children.append(run)
         log.info("submitted window %s..%s as flow run %s", start, end, run.name)
     failed = []

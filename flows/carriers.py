@@ -13,6 +13,7 @@ from altcraft_sync import streams as registry
 from connectors.altcraft import Outcome
 from connectors.state import LedgerEntry
 from flows import roots
+from flows.decide import DecisionMixin
 from flows.mapping import fetch_and_map
 from flows.stats import StreamStats
 from transforms.payload import Payload
@@ -21,7 +22,7 @@ CARRIER_CANDIDATES = 20
 """Rows read to find one valid record that carries definitions or categories."""
 
 
-class CarrierMixin:
+class CarrierMixin(DecisionMixin):
     """Definitions before a stream's first record; categories with a product or SKU."""
 
     def _send_definitions(self, stream: str, stats: StreamStats) -> None:
@@ -31,7 +32,7 @@ class CarrierMixin:
         defs = roots.definitions_for(self.config, stream, list(self.source.entities))
         if not defs:
             return
-        known: dict[str, Any] = {}
+        known: dict[tuple[str, str], Any] = {}
         for entity in {d.entity for d in defs}:
             known.update({(entity, k): v for k, v in self.state.known(entity, [d.external_id for d in defs
                                                                               if d.entity == entity]).items()})

@@ -15,6 +15,7 @@ import pandas as pd
 
 from altcraft_sync import streams as registry
 from connectors.state import LedgerEntry
+from flows.dependencies import DependencyMixin
 from flows.stats import StreamStats
 from transforms.payload import Mapped, Payload
 
@@ -30,7 +31,7 @@ class Prepared:
     deletions: list[tuple[str, Any]]
 
 
-class DecisionMixin:
+class DecisionMixin(DependencyMixin):
     """``_process`` and the ledger look-ups it needs."""
 
     def _process(self, stream: str, mapped: Mapped, stats: StreamStats) -> Prepared:

@@ -13,10 +13,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from altcraft_sync import streams as registry
+from flows.run_state import RunState
 from transforms.payload import Mapped
 
 
-class DependencyMixin:
+class DependencyMixin(RunState):
     """``_blocked``: which payloads of a chunk refer to something not delivered."""
 
     def _blocked(self, stream: str, mapped: Mapped, sending: Collection[str] = (),

@@ -8,6 +8,7 @@ from typing import Any
 from altcraft_sync import streams as registry
 from altcraft_sync.streams import StreamSpec
 from connectors.state import LedgerEntry
+from flows.carriers import CarrierMixin
 from flows.stats import StreamStats
 from transforms.payload import Payload
 
@@ -17,7 +18,7 @@ def import_root(spec: StreamSpec, skip_triggers: bool) -> dict[str, Any]:
     return {"skip_triggers": skip_triggers} if spec.takes_skip_triggers else {}
 
 
-class DispatchMixin:
+class DispatchMixin(CarrierMixin):
     """``_push`` (imports) and ``_delete`` (deletes) with their figures."""
 
     def _push(self, stream: str, entity: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:

@@ -21,7 +21,6 @@ commit pipeline and its two threads); the parts above are mixins of :class:`Sync
 from __future__ import annotations
 
 import contextvars
-import logging
 import os
 import time
 import uuid
@@ -37,14 +36,12 @@ from altcraft_sync.config import Config
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import Cursor, ShopSource, to_utc
-from connectors.state import StateStore, abandon, lock_owner
-from flows.carriers import CarrierMixin
-from flows.decide import DecisionMixin, Prepared
-from flows.dependencies import DependencyMixin
-from flows.dispatch import DispatchMixin
+from connectors.state import StateStore, abandon
+from flows.decide import Prepared
 from flows.mapping import ChunkMapper, MapResult
 from flows.repair import RepairMixin
-from flows.stats import Progress, StreamStats, add_sample
+from flows.run_state import Log
+from flows.stats import Progress, StreamStats
 
 __all__ = ["Progress", "StreamStats", "Syncer"]
 
@@ -54,10 +51,9 @@ incremental) would spend more on starting a worker (2-3 s of CPU, measured) than
 the 1%-changed run took 7.0 s with a worker against 4.5 s without."""
 
 
-
-
-class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, RepairMixin):
-    """Runs streams for one run. ``client`` may be ``None`` only for dry runs."""
+class Syncer(RepairMixin):
+    """Runs streams for one run (the top of the layer stack, :mod:`flows.run_state`). ``client`` may be
+    ``None`` only for dry runs."""
 
     def __init__(
         self,
@@ -70,39 +66,16 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
         dry_run: bool = False,
         skip_triggers: bool = False,
         on_progress: Progress | None = None,
-        log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        log: Log | None = None,
         resend: bool = False,
         lock_wait_seconds: float = 0,
     ) -> None:
-        if client is None and not dry_run:
-            raise ValueError("a client is needed unless dry_run")
-        self.config, self.source, self.state, self.client = config, source, state, client
-        self.run_id, self.dry_run, self.skip_triggers = run_id, dry_run, skip_triggers
-        self.owner = lock_owner(run_id)
-        self.resend = resend
-        self.lock_wait_seconds = lock_wait_seconds
-        self.on_progress = on_progress or (lambda s: None)
-        self.log = log or logging.getLogger("altcraft_sync.engine")
+        super().__init__(config, source, state, client, run_id=run_id, dry_run=dry_run, skip_triggers=skip_triggers,
+                         on_progress=on_progress, log=log, resend=resend, lock_wait_seconds=lock_wait_seconds)
         self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._pending: Future[None] | None = None
         self._committing: Future[None] | None = None
-        # what this run remembers (the parts read and keep these; each is loaded at most once per run)
-        self._attempted: set[tuple[str, str]] = set()
-        """(entity, id) sent without delivery or deferred in this run: the retry pass skips them."""
-        self._carried: set[tuple[str, str]] = set()
-        """New records delivered as carriers: their stream counts them delivered when it reads them."""
-        self._positions: dict[str, Cursor | None] = {}
-        """Each cursor's last committed position in this run (watermarks are written only when they move)."""
-        self._quarantine_ids: dict[str, set[str]] = {}
-        self._quarantined_now: dict[str, set[str]] = {}
-        """Per entity, ids this run quarantined (the quarantine re-read skips them)."""
-        self._in_flight_ids: dict[str, set[str]] = {}
-        self._ledger_has: dict[str, bool] = {}
-        self._delivered_refs: dict[str, set[str]] = {}
-        """Per stream, the ids its records may refer to that Altcraft holds (``_dependency_index``)."""
-        self._would_send: dict[str, set[str]] = {}
-        """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""
         self._parent_range: tuple[Cursor | None, Any] = (None, None)
         self.mapper = ChunkMapper(config, 0 if dry_run else config.sync.map_workers, source)
         self._mapping: deque[tuple[Future[MapResult], str, StreamStats, Cursor | None, str]] = deque()
@@ -349,41 +322,10 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
         stats.timed("commit_wait", t)
 
     # --- one chunk -----------------------------------------------------------------------------------
-    def _child_entity(self, stream: str) -> str | None:
-        """The entity whose rows belong inside this stream's records (all of a parent's children are
-        fetched with it: a parent is always mapped whole), or None."""
-        child = registry.get(stream).child_entity
-        return child if child in self.source.entities else None
-
-
-
-
-
-
-
-
-
-
     # --- what must travel with a real record (flows.roots) --------------------------------------------
 
 
-
-
-
     # --- retries -------------------------------------------------------------------------------------
-
-    def _pk_cast(self, stream: str) -> Callable[[str], Any]:
-        """Ledger keys are stored as text; bind them back in the primary key's own type."""
-        try:
-            py: type | None = self.source.entities[stream].pk.type.python_type
-        except NotImplementedError:  # a user query's column has no declared type: ask the watermark
-            py = None
-        if py in (int, str):
-            return py
-        wm = self.state.get_watermark(stream, stream)
-        if wm is not None:
-            return int if isinstance(wm.pk, int) else str
-        return lambda pk: int(pk) if str(pk).lstrip("-").isdigit() else pk
 
     # --- figures -------------------------------------------------------------------------------------
     def _lag(self, stream: str, stats: StreamStats) -> None:
@@ -396,13 +338,6 @@ class Syncer(DecisionMixin, DependencyMixin, CarrierMixin, DispatchMixin, Repair
             stats.source_has_newer = n > w
         elif n is not None:
             stats.source_has_newer = True
-
-    def _sample(self, stats: StreamStats, kind: str, items: list[Any]) -> None:
-        add_sample(stats, kind, items)
-
-
-
-
 
 
 def _max(a: Cursor | None, b: Cursor | None) -> Cursor | None:

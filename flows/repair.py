@@ -6,12 +6,13 @@ every source key (opt-in) and deletes in Altcraft what vanished."""
 from __future__ import annotations
 
 from altcraft_sync import streams as registry
+from flows.dispatch import DispatchMixin
 from flows.stats import StreamStats
 from transforms.payload import deleted_mask
 from transforms.values import ids, pylist
 
 
-class RepairMixin:
+class RepairMixin(DispatchMixin):
     """``reconcile`` and the retry pass of every stream run."""
 
     def reconcile(self, stream: str) -> StreamStats:
@@ -29,7 +30,7 @@ class RepairMixin:
                 if "_deleted" in frame:
                     frame = frame[~deleted_mask(frame)]
                 present.update(pylist(ids(frame["external_id"])))
-            vanished = dict((ext, pk) for ext, pk in self.state.delivered_ids(entity) if ext not in present)
+            vanished = {ext: pk for ext, pk in self.state.delivered_ids(entity) if ext not in present}
             # batches a dead run sent without committing their outcome: Altcraft may hold them unknown to
             # the ledger, and one hard-deleted since is never read again
             batches, maybe_sent = self.state.unsettled(entity)

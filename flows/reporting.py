@@ -63,15 +63,25 @@ def stream_line(s: StreamStats, dry_run: bool) -> str:
 def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
     rows = []
     for name, s in results.items():
-        rows.append({
-            "stream": name, "extracted": s.extracted, "unchanged": s.unchanged, "invalid": s.invalid,
-            "still_invalid": s.still_invalid,
-            "delivered": s.delivered, "rejected": s.rejected, "failed": s.failed, "deferred": s.deferred,
-            "deleted": s.deleted,
-            "retried": s.retried,
-            "watermark": "; ".join(f"{k}: {s.watermark_before.get(k) or '-'} -> {v or '-'}" for k, v in s.watermark_after.items()),
-            "lag_s": None if s.lag_seconds is None else round(s.lag_seconds, 1),
-        })
+        rows.append(
+            {
+                "stream": name,
+                "extracted": s.extracted,
+                "unchanged": s.unchanged,
+                "invalid": s.invalid,
+                "still_invalid": s.still_invalid,
+                "delivered": s.delivered,
+                "rejected": s.rejected,
+                "failed": s.failed,
+                "deferred": s.deferred,
+                "deleted": s.deleted,
+                "retried": s.retried,
+                "watermark": "; ".join(
+                    f"{k}: {s.watermark_before.get(k) or '-'} -> {v or '-'}" for k, v in s.watermark_after.items()
+                ),
+                "lag_s": None if s.lag_seconds is None else round(s.lag_seconds, 1),
+            }
+        )
     return orjson.loads(orjson.dumps(rows, default=str))
 
 

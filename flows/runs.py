@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from altcraft_sync import streams as registry
@@ -129,10 +130,10 @@ def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] |
         results: dict[str, StreamStats] = {}
         for stream in chosen:
             stats = host.step(f"sync {stream}", [f"stream:{stream}", kind],
-                              lambda log, s=stream: run_stream_step(syncer, log, s))
+                              partial(run_stream_step, syncer, stream=stream))
             if reconcile:
                 gone = host.step(f"reconcile {stream}", [f"stream:{stream}", kind],
-                                 lambda log, s=stream: run_stream_step(syncer, log, s, reconcile=True))
+                                 partial(run_stream_step, syncer, stream=stream, reconcile=True))
                 stats.deleted += gone.deleted
                 stats.warnings += gone.warnings
             results[stream] = stats
@@ -153,7 +154,7 @@ def retry_streams(runtime: Runtime, host: Host, streams: list[str] | None) -> di
 
 def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: bool,
             body: Callable[[], dict[str, StreamStats]], syncer: Syncer | None = None,
-            streams: list[str]) -> dict[str, StreamStats]:
+            streams: Sequence[str]) -> dict[str, StreamStats]:
     """Run ``body`` as a recorded run: progress while it runs, then the run history, the failure threshold,
     and the host's view of the figures, whatever the outcome."""
     cfg, run_id, log = runtime.config, host.run_id, host.log

@@ -21,6 +21,7 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
     source: ShopSource | None = ShopSource(cfg)
     source_error = None
     try:
+        assert source is not None
         source.bind()
     except SyncError as err:
         source_error, source = str(err), None

@@ -5,7 +5,8 @@ each finished window in the state database (resumable) and never touches the nig
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -22,7 +23,9 @@ class BackfillParams(BaseModel):
 
     since: datetime = Field(description="Start of the range (exclusive), on updated_at; naive = UTC")
     until: datetime = Field(description="End of the range (inclusive), on updated_at; naive = UTC")
-    streams: list[StreamName] = Field(default_factory=lambda: list(registry.names()), description="Streams to backfill")
+    streams: list[StreamName] = Field(
+        default_factory=lambda: cast(list[StreamName], list(registry.names())), description="Streams to backfill"
+    )
     window_days: float = Field(default=7, gt=0, le=3660, description="Size of one window, in days")
     skip_triggers: bool = Field(default=True, description="Ask Altcraft not to fire triggers for old records")
     dry_run: bool = Field(default=False, description="Report new/changed/unchanged/invalid; send and record nothing")
@@ -74,7 +77,7 @@ def run_windows(runtime: Runtime, host: Host, params: BackfillParams) -> dict[st
                     host.log.info("%s: window %s..%s already done (force to re-run)", stream, start, end)
                     continue
                 stats = host.step(f"{stream} {start:%Y-%m-%d}..{end:%Y-%m-%d}", [f"stream:{stream}", "backfill"],
-                                  lambda log, s=stream, w=(start, end): run_stream_step(syncer, log, s, w))
+                                  partial(run_stream_step, syncer, stream=stream, window=(start, end)))
                 _add(results[stream], stats)
                 if not params.dry_run:
                     runtime.state.mark_window(bid, stream, key, end.isoformat(), "done", stats.figures())
@@ -86,9 +89,9 @@ def run_windows(runtime: Runtime, host: Host, params: BackfillParams) -> dict[st
 
 
 def _add(total: StreamStats, part: StreamStats) -> None:
-    for name in ("extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deleted", "new",
-                 "changed", "chunks", "requests"):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
+    names = ("extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deleted", "new", "changed",
+             "chunks", "requests")
+    total.add(**{name: getattr(part, name) for name in names})
     for key, n in part.quarantine_reasons.items():
         total.quarantine_reasons[key] = total.quarantine_reasons.get(key, 0) + n
     for kind, items in part.samples.items():

@@ -109,7 +109,9 @@ def _change_rows(engine: sa.Engine) -> dict[str, Any]:
             .where(lines.c.order_id > 200, lines.c.qty > 0, lines.c.state != "done",
                    lines.c.order_id.not_in(order_ids))
             .order_by(lines.c.id).limit(1)).one()
-        sku = conn.execute(sa.select(demo_shop.skus.c.id).where(demo_shop.skus.c.price > 0).order_by(demo_shop.skus.c.id).limit(1)).scalar()
+        sku = conn.execute(
+            sa.select(demo_shop.skus.c.id).where(demo_shop.skus.c.price > 0).order_by(demo_shop.skus.c.id).limit(1)
+        ).scalar()
     now = datetime.now(UTC).replace(tzinfo=None)
     demo_shop.touch(engine, order_ids=order_ids, line_id=line.id, sku_id=sku, at=now)
     return {"orders": order_ids, "line": line.id, "line_order": line.order_id, "sku": sku}

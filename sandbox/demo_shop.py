@@ -239,7 +239,7 @@ def generate(engine: sa.Engine, n_orders: int, seed: int = 42, skus_count: int |
         })
         # customers: one has no email (its orders cannot be matched -> quarantined)
         c_ids = np.arange(1, size.customers + 1)
-        emails = [f"customer{i}@example.com" for i in c_ids.tolist()]
+        emails: list[str | None] = [f"customer{i}@example.com" for i in c_ids.tolist()]
         emails[4] = None
         _insert(conn, customers, {
             "id": c_ids.tolist(), "email": emails,

@@ -170,7 +170,7 @@ class AltcraftEmulator:
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
+        host = str(self._server.server_address[0])
         return f"http://{host}:{self.port}{API_PREFIX}"
 
     def start(self) -> AltcraftEmulator:
@@ -299,6 +299,7 @@ class AltcraftEmulator:
             except ItemError as err:
                 result.append({"error": err.code, "error_text": err.text, "external_id": ext})
                 continue
+            ext = str(ext)  # validated: present
             self.store.internal_id(kind, ext)
             stored[ext] = item
             self.import_counts[(kind, ext)] += 1
@@ -631,7 +632,7 @@ def _orders_get_status(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str,
 
 
 def _update_line_status(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
-    order = emu.store.orders.get(body.get("order_external_id"))
+    order = emu.store.orders.get(str(body.get("order_external_id")))
     if order is None:
         raise RequestError(404, "order not found")
     status = body.get("status_external_id")

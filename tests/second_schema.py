@@ -17,7 +17,9 @@ meta = sa.MetaData()
 
 
 def _ts_type() -> sa.types.TypeEngine[Any]:
-    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb").with_variant(sa.String(40), "sqlite")
+    return (
+        sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb").with_variant(sa.String(40), "sqlite")
+    )
 
 
 tovary = sa.Table(
@@ -92,7 +94,10 @@ def fill(engine: sa.Engine, n_orders: int, base: datetime, tie_every: int = 1) -
     statuses = ["novyj", "oplachen", "otmenen"]
     n_var = 12
     with engine.begin() as conn:
-        conn.execute(tovary.insert(), [{"artikul": f"T{i}", "nazvanie": f"Tovar {i}", "izmeneno": ts_value(engine, base)} for i in range(4)])
+        conn.execute(
+            tovary.insert(),
+            [{"artikul": f"T{i}", "nazvanie": f"Tovar {i}", "izmeneno": ts_value(engine, base)} for i in range(4)],
+        )
         conn.execute(varianty.insert(), [{"kod": f"V{i}", "artikul": f"T{i % 4}", "nazvanie": f"Variant {i}",
                                           "cena": f"{10 + i}.99", "izmeneno": ts_value(engine, base)} for i in range(n_var)])
         orders, lines = [], []
@@ -102,8 +107,17 @@ def fill(engine: sa.Engine, n_orders: int, base: datetime, tie_every: int = 1) -
             total = (10 + v1 + 0.99) * 1 + (10 + v2 + 0.99) * 2
             orders.append({"nomer": f"Z-{i:06d}", "sostoyanie": statuses[i % 3], "summa": f"{total:.2f}",
                            "pochta": f"buyer{i}@example.org", "izmeneno": ts})
-            lines += [{"id": 2 * i - 1, "order": f"Z-{i:06d}", "variant": f"V{v1}", "cena": f"{10 + v1}.99", "kolvo": 1, "izmeneno": ts},
-                      {"id": 2 * i, "order": f"Z-{i:06d}", "variant": f"V{v2}", "cena": f"{10 + v2}.99", "kolvo": 2, "izmeneno": ts}]
+            lines += [
+                {
+                    "id": 2 * i - 1,
+                    "order": f"Z-{i:06d}",
+                    "variant": f"V{v1}",
+                    "cena": f"{10 + v1}.99",
+                    "kolvo": 1,
+                    "izmeneno": ts,
+                },
+                {"id": 2 * i, "order": f"Z-{i:06d}", "variant": f"V{v2}", "cena": f"{10 + v2}.99", "kolvo": 2, "izmeneno": ts},
+            ]
         for start in range(0, len(orders), 20_000):
             conn.execute(zakazy.insert(), orders[start:start + 20_000])
         for start in range(0, len(lines), 20_000):

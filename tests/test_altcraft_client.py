@@ -236,14 +236,14 @@ def test_rate_limiter_spaces_requests(emulator, make_client):
 
 
 def test_plain_http_refused_for_remote_hosts():
-    from altcraft_sync.errors import ConfigError
     from altcraft_sync.config import parse_config
+    from altcraft_sync.errors import ConfigError
 
     with pytest.raises(Exception, match="plain http"):
         AltcraftSettings(api_url="http://altcraft.example.com/api/v1.1/")
     assert AltcraftSettings(api_url="http://altcraft.example.com/api/v1.1/", allow_insecure_http=True)
     assert AltcraftSettings(api_url="https://altcraft.example.com/api/v1.1/")
-    with pytest.raises(ConfigError, match="altcraft: .*plain http"):
+    with pytest.raises(ConfigError, match=r"altcraft: .*plain http"):
         parse_config({"altcraft": {"api_url": "http://10.1.2.3/api/v1.1/"}, "streams": {}})
 
 

@@ -54,7 +54,7 @@ def test_changed_line_resends_exactly_its_order(cfg_path, shop, emulator):
     run_all(cfg_path)
     engine = shop[1]
     with engine.connect() as conn:
-        line_id, order_id = conn.execute(
+        line_id, _order_id = conn.execute(
             sa.select(demo_shop.order_lines.c.id, demo_shop.order_lines.c.order_id)
             .where(demo_shop.order_lines.c.order_id == 50).limit(1)).one()
         order_ts = conn.execute(sa.select(demo_shop.orders.c.updated_at).where(demo_shop.orders.c.id == 50)).scalar()
@@ -110,7 +110,9 @@ def test_quarantined_row_is_sent_once_fixed(cfg_path, shop, emulator):
                              .where(demo_shop.order_lines.c.order_id == 1)).all()
         delivery = conn.execute(sa.select(demo_shop.orders.c.delivery_cost).where(demo_shop.orders.c.id == 1)).scalar()
         total = sum(p * q for p, q in lines) + delivery
-        conn.execute(demo_shop.orders.update().where(demo_shop.orders.c.id == 1).values(total=total, updated_at=just_before(engine)))
+        conn.execute(
+            demo_shop.orders.update().where(demo_shop.orders.c.id == 1).values(total=total, updated_at=just_before(engine))
+        )
     stats = run_all(cfg_path, run_id="second")
     assert "1" in emulator.store.orders and stats["orders"].invalid == 0
     state = StateStore(load_config(cfg_path).state)
@@ -121,8 +123,12 @@ def test_soft_delete_deletes_in_altcraft(cfg_path, shop, emulator):
     run_all(cfg_path)
     engine = shop[1]
     with engine.begin() as conn:
-        conn.execute(demo_shop.orders.update().where(demo_shop.orders.c.id == 60).values(is_deleted=True, updated_at=just_before(engine)))
-        conn.execute(demo_shop.skus.update().where(demo_shop.skus.c.id == 5).values(is_deleted=True, updated_at=just_before(engine)))
+        conn.execute(
+            demo_shop.orders.update().where(demo_shop.orders.c.id == 60).values(is_deleted=True, updated_at=just_before(engine))
+        )
+        conn.execute(
+            demo_shop.skus.update().where(demo_shop.skus.c.id == 5).values(is_deleted=True, updated_at=just_before(engine))
+        )
     stats = run_all(cfg_path, run_id="second")
     assert stats["orders"].deleted == 1 and "60" not in emulator.store.orders
     assert stats["skus"].deleted == 1 and "S0000005" not in emulator.store.skus
@@ -164,8 +170,12 @@ def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop,
     # every order at or below the watermark was delivered or recorded
     eng = shop[1]
     with eng.connect() as conn:
-        upto = [str(r[0]) for r in conn.execute(sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"),
-                                                {"t": wm.ts, "p": wm.pk})]
+        upto = [
+            str(r[0])
+            for r in conn.execute(
+                sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"), {"t": wm.ts, "p": wm.pk}
+            )
+        ]
     recorded = {e for e in upto if e in delivered} | {r["external_id"] for r in state.quarantine_rows()}
     assert set(upto) <= recorded
     emulator.handle = original

@@ -52,7 +52,9 @@ def test_flow_end_to_end(setup, emulator):
 
     # one changed order line re-sends exactly its order
     with engine.connect() as conn:
-        line_id = conn.execute(sa.select(demo_shop.order_lines.c.id).where(demo_shop.order_lines.c.order_id == 99).limit(1)).scalar()
+        line_id = conn.execute(
+            sa.select(demo_shop.order_lines.c.id).where(demo_shop.order_lines.c.order_id == 99).limit(1)
+        ).scalar()
     demo_shop.touch(engine, order_ids=[], line_id=line_id, at=just_before(engine))
     third = nightly_sync(config_path=str(cfg), return_state=True)
     assert third.is_completed()
@@ -78,7 +80,7 @@ def _watermarks(cfg):
 
 
 def test_failures_end_failed_with_one_line_and_watermarks_unchanged(setup, emulator, tmp_path):
-    engine, cfg = setup
+    _engine, cfg = setup
     assert nightly_sync(config_path=str(cfg), streams=["categories", "products"], return_state=True).is_completed()
     before = _watermarks(cfg)
     raw = yaml.safe_load(cfg.read_text())

@@ -4,12 +4,12 @@ none re-sent without reason). Runs on SQLite always and on PostgreSQL when SHOP_
 from __future__ import annotations
 
 import os
-import tempfile
-import uuid
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -125,14 +125,20 @@ def machine_for(shop_url: str, workdir: Path) -> type[RuleBasedStateMachine]:
                     created_at=ts, updated_at=ts, is_deleted=False))
                 conn.execute(D.order_lines.insert(), lines)
 
-        @rule(mode=st.sampled_from(["now", "tie", "backdated"]), back=st.integers(2, LOOKBACK // 2), pick=st.randoms(use_true_random=False))
+        @rule(
+            mode=st.sampled_from(["now", "tie", "backdated"]),
+            back=st.integers(2, LOOKBACK // 2),
+            pick=st.randoms(use_true_random=False),
+        )
         def update_order(self, mode, back, pick):
             oid = pick.choice(self.live_orders())
             with self.engine.begin() as conn:
                 conn.execute(D.orders.update().where(D.orders.c.id == oid).values(
                     state=pick.choice(SHOP_STATES), updated_at=self.ts(mode, back)))
 
-        @rule(mode=st.sampled_from(["now", "backdated"]), back=st.integers(2, LOOKBACK // 2), pick=st.randoms(use_true_random=False))
+        @rule(
+            mode=st.sampled_from(["now", "backdated"]), back=st.integers(2, LOOKBACK // 2), pick=st.randoms(use_true_random=False)
+        )
         def update_line_only(self, mode, back, pick):
             oid = pick.choice(self.live_orders())
             with self.engine.begin() as conn:
@@ -153,7 +159,9 @@ def machine_for(shop_url: str, workdir: Path) -> type[RuleBasedStateMachine]:
                 conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id == oid))
                 conn.execute(D.orders.delete().where(D.orders.c.id == oid))
 
-        @rule(pick=st.randoms(use_true_random=False), mode=st.sampled_from(["now", "backdated"]), back=st.integers(2, LOOKBACK // 2))
+        @rule(
+            pick=st.randoms(use_true_random=False), mode=st.sampled_from(["now", "backdated"]), back=st.integers(2, LOOKBACK // 2)
+        )
         def update_sku(self, pick, mode, back):
             code = pick.choice(self.skus)
             with self.engine.begin() as conn:

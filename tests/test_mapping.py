@@ -5,7 +5,6 @@ in test_shop_db. One worker start costs a few seconds, so these tests share the 
 
 from __future__ import annotations
 
-
 import pytest
 import sqlalchemy as sa
 

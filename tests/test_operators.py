@@ -64,7 +64,9 @@ def test_verify_finds_and_repairs_what_changed_behind_its_back(synced, emulator)
     with engine.begin() as conn:
         conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id == int(hard_deleted)))
         conn.execute(D.orders.delete().where(D.orders.c.id == int(hard_deleted)))
-        conn.execute(D.orders.update().where(D.orders.c.id == int(soft_deleted)).values(is_deleted=True, updated_at=just_before(engine)))
+        conn.execute(
+            D.orders.update().where(D.orders.c.id == int(soft_deleted)).values(is_deleted=True, updated_at=just_before(engine))
+        )
     run_all(load_config(cfg_path), streams=["orders"], run_id="deletes")  # the soft delete reaches Altcraft
     assert soft_deleted not in emulator.store.orders
     with emulator.lock:  # ... and comes back behind our back
@@ -74,7 +76,9 @@ def test_verify_finds_and_repairs_what_changed_behind_its_back(synced, emulator)
     o = found["orders"]
     assert (o.missing, o.different, o.extra, o.deleted_present, o.extra_not_ours) == (1, 1, 1, 1, 1)
     assert o.samples["missing"] == [{"external_id": gone}]
-    assert o.samples["different"] == [{"external_id": altered, "fields": [f"lines[{_first_line_id(engine, altered)}].count", "status"]}]
+    assert o.samples["different"] == [
+        {"external_id": altered, "fields": [f"lines[{_first_line_id(engine, altered)}].count", "status"]}
+    ]
     assert o.samples["extra"][0]["external_id"] == hard_deleted
     assert found["products"].different == 1 and found["products"].fields == {"name": 1}
 
@@ -91,7 +95,9 @@ def test_verify_finds_and_repairs_what_changed_behind_its_back(synced, emulator)
 
 def _first_line_id(engine: sa.Engine, order_id: str) -> str:
     with engine.connect() as conn:
-        return str(conn.execute(sa.select(sa.func.min(D.order_lines.c.id)).where(D.order_lines.c.order_id == int(order_id))).scalar())
+        return str(
+            conn.execute(sa.select(sa.func.min(D.order_lines.c.id)).where(D.order_lines.c.order_id == int(order_id))).scalar()
+        )
 
 
 def test_verify_sample_checks_a_random_subset(synced, emulator):
@@ -280,7 +286,7 @@ def test_a_missing_sqlite_shop_is_an_error_but_a_missing_state_file_is_created(t
 
     cfg_path = shop_config(tmp_path, f"sqlite:///{tmp_path}/typo-shop.db", emulator, TOKEN)
     cfg = load_config(cfg_path)
-    with pytest.raises(ConfigError, match="source.url: SQLite file .*typo-shop.db does not exist"):
+    with pytest.raises(ConfigError, match=r"source\.url: SQLite file .*typo-shop\.db does not exist"):
         ShopSource(cfg)
     assert not (tmp_path / "typo-shop.db").exists()
     cfg.state.url = cfg.state.url.__class__(f"sqlite:///{tmp_path}/new-dir/state.db")
@@ -307,7 +313,9 @@ def test_lowercase_currency_is_quarantined(tmp_path, emulator):
     with engine.begin() as conn:
         oid = conn.execute(sa.select(sa.func.max(D.orders.c.id))).scalar()
         conn.execute(D.orders.update().where(D.orders.c.id == oid).values(currency="rub"))
-    stats = run_all(load_config(shop_config(tmp_path, url, emulator, TOKEN)), streams=["categories", "products", "skus", "orders"])
+    stats = run_all(
+        load_config(shop_config(tmp_path, url, emulator, TOKEN)), streams=["categories", "products", "skus", "orders"]
+    )
     state = StateStore(load_config(tmp_path / "config.yaml").state)
     reasons = {r["external_id"]: r["reasons"] for r in state.quarantine_rows() if r["entity"] == "order"}
     assert str(oid) in reasons and str(oid) not in emulator.store.orders

@@ -85,7 +85,10 @@ def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
     by_name = {d["name"]: d for d in deployments}
     assert by_name["nightly-sync"]["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
     assert by_name["nightly-sync"]["schedules"][0]["schedule"]["timezone"] == "Europe/Moscow"
-    assert by_name["backfill"]["parameter_openapi_schema"]["definitions"]["BackfillParams"]["properties"]["skip_triggers"]["default"] is True
+    assert (
+        by_name["backfill"]["parameter_openapi_schema"]["definitions"]["BackfillParams"]["properties"]["skip_triggers"]["default"]
+        is True
+    )
 
     params = {"params": {"since": "2024-01-01T00:00:00Z", "until": "2030-01-01T00:00:00Z", "window_days": 730},
               "config_path": str(cfg)}

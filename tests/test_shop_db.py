@@ -57,7 +57,9 @@ def test_demo_shop_full_then_incremental(shop_url, tmp_path, emulator):
     assert order["create_time"].endswith("Z") and order["lines"] and isinstance(order["lines"][0]["count"], int)
     # a line-only change surfaces its order; nothing else is sent
     with engine.connect() as conn:
-        line_id = conn.execute(sa.select(demo_shop.order_lines.c.id).where(demo_shop.order_lines.c.order_id == 30).limit(1)).scalar()
+        line_id = conn.execute(
+            sa.select(demo_shop.order_lines.c.id).where(demo_shop.order_lines.c.order_id == 30).limit(1)
+        ).scalar()
     demo_shop.touch(engine, order_ids=[], line_id=line_id, at=just_before(engine))
     before = dict(emulator.import_counts)
     second = run_all(cfg, run_id="second")
@@ -124,13 +126,25 @@ def test_upper_bound_holds_back_rows_newer_than_the_margin(shop_url):
     assert read == ["Z-000001", "Z-000003"]  # the fresh write waits for the next run
 
 
-@pytest.mark.parametrize("mutate, setting", [
-    (lambda c: c["streams"]["orders"].update(table="zakazy_typo"), "streams.orders.table: table 'zakazy_typo' does not exist"),
-    (lambda c: c["streams"]["orders"]["columns"].update(total_price="sum"), "streams.orders.columns.total_price: column 'sum' is not in table 'zakazy'"),
-    (lambda c: c["streams"]["orders"]["lines"].update(parent_key="zakaz"), "streams.orders.lines.parent_key: column 'zakaz'"),
-    (lambda c: c["streams"]["orders"]["status_map"].pop("otmenen"), "streams.orders.status_map: shop value 'otmenen'"),
-    (lambda c: c["streams"]["orders"].update(table=None, query="SELEC nomer FROM zakazy"), "streams.orders.query: the SELECT fails"),
-])
+@pytest.mark.parametrize(
+    "mutate, setting",
+    [
+        (
+            lambda c: c["streams"]["orders"].update(table="zakazy_typo"),
+            "streams.orders.table: table 'zakazy_typo' does not exist",
+        ),
+        (
+            lambda c: c["streams"]["orders"]["columns"].update(total_price="sum"),
+            "streams.orders.columns.total_price: column 'sum' is not in table 'zakazy'",
+        ),
+        (lambda c: c["streams"]["orders"]["lines"].update(parent_key="zakaz"), "streams.orders.lines.parent_key: column 'zakaz'"),
+        (lambda c: c["streams"]["orders"]["status_map"].pop("otmenen"), "streams.orders.status_map: shop value 'otmenen'"),
+        (
+            lambda c: c["streams"]["orders"].update(table=None, query="SELEC nomer FROM zakazy"),
+            "streams.orders.query: the SELECT fails",
+        ),
+    ],
+)
 def test_config_errors_against_the_live_database_name_the_setting(shop_url, mutate, setting):
     engine = sa.create_engine(shop_url)
     S2.create(engine)
@@ -168,11 +182,15 @@ def test_memory_stays_flat_reading_200k_orders_in_chunks(tmp_path):
     S2.create(engine)
     base = datetime.now(UTC) - timedelta(days=30)
     with engine.begin() as conn:  # 200k orders in one statement (a recursive CTE), no lines needed here
-        conn.execute(sa.text(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
-            "INSERT INTO zakazy (nomer, sostoyanie, summa, pochta, izmeneno) "
-            "SELECT printf('Z-%06d', i), 'novyj', 10.5, 'b' || i || '@example.org', "
-            "strftime('%Y-%m-%dT%H:%M:%f', :base, '+' || (i / 3) || ' seconds') FROM n"), {"base": base.strftime("%Y-%m-%d %H:%M:%S")})
+        conn.execute(
+            sa.text(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) "
+                "INSERT INTO zakazy (nomer, sostoyanie, summa, pochta, izmeneno) "
+                "SELECT printf('Z-%06d', i), 'novyj', 10.5, 'b' || i || '@example.org', "
+                "strftime('%Y-%m-%dT%H:%M:%f', :base, '+' || (i / 3) || ' seconds') FROM n"
+            ),
+            {"base": base.strftime("%Y-%m-%d %H:%M:%S")},
+        )
     src = _source(S2.config(url, "sqlite://", "http://127.0.0.1:1/api/v1.1/", "x"))
     upper = src.upper_bound("orders", 0)
 
@@ -291,7 +309,7 @@ def test_an_orders_query_with_a_lines_query_and_statuses_only_deleted_rows_carry
     assert orders.failed == orders.rejected == 0 and str(trashed) not in emulator.store.orders
     assert orders.delivered == len(emulator.store.orders) == 60 - 1 - orders.invalid
     with engine.begin() as conn:  # a line-only change still reaches its order through the lines query
-        line_id, order_id = conn.execute(sa.select(demo_shop.order_lines.c.id, demo_shop.order_lines.c.order_id)
+        line_id, _order_id = conn.execute(sa.select(demo_shop.order_lines.c.id, demo_shop.order_lines.c.order_id)
                                          .where(demo_shop.order_lines.c.order_id == 30).limit(1)).one()
     demo_shop.touch(engine, order_ids=[], line_id=line_id, at=just_before(engine))
     again = run_all(load_config(cfg_path), run_id="line-change")

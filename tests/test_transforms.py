@@ -5,7 +5,7 @@ the mapping labels columns with, ``cf.<id>`` for custom fields and ``m.<field>``
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -45,17 +45,42 @@ def make_config(**over):
         "custom_line_statuses": [{"external_id": "status_id_123", "name": "Доставлен в пункт выдачи", "type": "in_process"}],
         "streams": {
             "orders": {
-                "table": "orders", "primary_key": "id", "updated_at": "u", "columns": {c: c for c in ORDER_COLS},
-                "custom_fields": {"order_field_id_123": "x", "weight": "w"}, "matching": {"mode": "email", "columns": {"email": "email"}},
-                "lines": {"table": "lines", "primary_key": "id", "updated_at": "u", "parent_key": "order_id",
-                          "columns": {c: c for c in LINE_COLS}, "custom_fields": {"line_field_id_123": "y"}},
+                "table": "orders",
+                "primary_key": "id",
+                "updated_at": "u",
+                "columns": {c: c for c in ORDER_COLS},
+                "custom_fields": {"order_field_id_123": "x", "weight": "w"},
+                "matching": {"mode": "email", "columns": {"email": "email"}},
+                "lines": {
+                    "table": "lines",
+                    "primary_key": "id",
+                    "updated_at": "u",
+                    "parent_key": "order_id",
+                    "columns": {c: c for c in LINE_COLS},
+                    "custom_fields": {"line_field_id_123": "y"},
+                },
             },
-            "skus": {"table": "skus", "primary_key": "id", "updated_at": "u", "columns": {c: c for c in SKU_COLS},
-                     "custom_fields": {"test_field_string": "z"},
-                     "regional": {"table": "r", "primary_key": "id", "updated_at": "u", "parent_key": "sku_id",
-                                  "columns": {c: c for c in REGION_COLS}, "custom_fields": {"test_field_string": "z"}}},
-            "categories": {"table": "c", "primary_key": "id", "updated_at": "u",
-                           "columns": {"external_id": "id", "name": "name", "parent_external_id": "parent"}},
+            "skus": {
+                "table": "skus",
+                "primary_key": "id",
+                "updated_at": "u",
+                "columns": {c: c for c in SKU_COLS},
+                "custom_fields": {"test_field_string": "z"},
+                "regional": {
+                    "table": "r",
+                    "primary_key": "id",
+                    "updated_at": "u",
+                    "parent_key": "sku_id",
+                    "columns": {c: c for c in REGION_COLS},
+                    "custom_fields": {"test_field_string": "z"},
+                },
+            },
+            "categories": {
+                "table": "c",
+                "primary_key": "id",
+                "updated_at": "u",
+                "columns": {"external_id": "id", "name": "name", "parent_external_id": "parent"},
+            },
         },
     }
     for key, value in over.items():
@@ -108,7 +133,9 @@ def test_seed_order_example_reproduced_field_for_field():
     }]
     defs = definitions(make_config())
     assert defs["custom_fields"][:2] == SEED_DEFS[:2]
-    assert defs["custom_line_statuses"] == [{"external_id": "status_id_123", "name": "Доставлен в пункт выдачи", "type": "in_process"}]
+    assert defs["custom_line_statuses"] == [
+        {"external_id": "status_id_123", "name": "Доставлен в пункт выдачи", "type": "in_process"}
+    ]
 
 
 def test_seed_sku_example_reproduced_field_for_field():
@@ -279,7 +306,7 @@ def test_money_with_too_many_places_is_passed_on_unrounded_for_the_contract():
     assert V.pylist(strings) == ["1.5", None, "2.25"] and minor.tolist() == [150, 0, 225]
 
 
-@pytest.mark.parametrize("scale", range(0, 7))
+@pytest.mark.parametrize("scale", range(7))
 def test_vectorised_minor_units_match_the_scalar_formatting(scale):
     import numpy as np
 
@@ -313,7 +340,7 @@ def test_naive_and_aware_times():
     msk = ZoneInfo("Europe/Moscow")
     naive = pd.Series([datetime(2024, 3, 1, 12, 0, 0, 123456)])
     assert V.pylist(V.rfc3339(naive, msk)) == ["2024-03-01T09:00:00.123Z"]
-    aware = pd.Series([datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)])
+    aware = pd.Series([datetime(2024, 3, 1, 12, 0, tzinfo=UTC)])
     assert V.pylist(V.rfc3339(aware, msk)) == ["2024-03-01T12:00:00.000Z"]
     text = pd.Series(["2024-03-01 12:00:00", "2024-03-01T12:00:00.5", None])
     assert V.pylist(V.rfc3339(text, msk)) == ["2024-03-01T09:00:00.000Z", "2024-03-01T09:00:00.500Z", None]
@@ -330,7 +357,12 @@ def test_empty_frames():
     empty_l = lines_frame([seed_line()]).iloc[0:0]
     out = map_orders(empty_o, empty_l, cfg)
     assert out.payloads == [] and out.quarantine.empty and out.deletions == []
-    assert map_categories(pd.DataFrame({"_pk": [], "_ts": [], "external_id": [], "name": [], "parent_external_id": []}), cfg).payloads == []
+    assert (
+        map_categories(
+            pd.DataFrame({"_pk": [], "_ts": [], "external_id": [], "name": [], "parent_external_id": []}), cfg
+        ).payloads
+        == []
+    )
 
 
 def test_categories_parents_first_and_cycles_quarantined():
@@ -366,9 +398,19 @@ def shops(draw):
             line_id += 1
             price, count = draw(cents), draw(st.integers(min_value=1, max_value=50))
             total += price * count
-            lines.append({"_parent": pk, "external_id": line_id, "status": draw(st.sampled_from(["new", "delivered", "status_id_123"])),
-                          "product": f"p{draw(st.integers(0, 30))}", "base_price_per_item": None, "min_price_per_item": None,
-                          "final_price_per_item": Decimal(price) / 100, "count": count, "cf.line_field_id_123": None})
+            lines.append(
+                {
+                    "_parent": pk,
+                    "external_id": line_id,
+                    "status": draw(st.sampled_from(["new", "delivered", "status_id_123"])),
+                    "product": f"p{draw(st.integers(0, 30))}",
+                    "base_price_per_item": None,
+                    "min_price_per_item": None,
+                    "final_price_per_item": Decimal(price) / 100,
+                    "count": count,
+                    "cf.line_field_id_123": None,
+                }
+            )
         delivery = draw(cents)
         orders.append(seed_order(external_id=f"o{pk}", delivery_cost=Decimal(delivery) / 100,
                                  total_price=Decimal(total + delivery) / 100,
@@ -461,7 +503,11 @@ def test_vectorised_type_checks_agree_with_the_per_value_ones() -> None:
     }
     for name, (check, values) in cases.items():
         assert check(pd.Series(values, dtype=object)).tolist() == expected[name], name
-    assert C.EMAIL and pd.Series(["a@b.co", "a\u00a0b@c.de", "a b@c.de"], dtype="str").str.match(C.EMAIL).tolist() == [True, False, False]
+    assert C.EMAIL and pd.Series(["a@b.co", "a\u00a0b@c.de", "a b@c.de"], dtype="str").str.match(C.EMAIL).tolist() == [
+        True,
+        False,
+        False,
+    ]
 
 
 def test_regex_checks_run_in_arrow_mean_what_python_re_means() -> None:

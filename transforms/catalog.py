@@ -49,7 +49,7 @@ def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
     """Categories ordered so every parent comes before its children (Altcraft needs the parent to exist).
 
     Parents outside this batch are assumed already delivered; a cycle is quarantined."""
-    spec = config.streams.categories
+    spec = config.streams.section("categories")
     assert spec is not None
     out = Mapped("category")
     frame = frame.reset_index(drop=True)
@@ -63,7 +63,11 @@ def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
     cyclic = np.flatnonzero(depth < 0)
     cycle_fails = pd.DataFrame({"pos": cyclic, "check": "category tree has no cycles",
                                 "field": "parent_external_id", "value": [parents[i] for i in cyclic.tolist()]})
-    all_fails = pd.concat([f for f in (fails, cycle_fails) if not f.empty], ignore_index=True) if len(cyclic) or not fails.empty else fails
+    all_fails = (
+        pd.concat([f for f in (fails, cycle_fails) if not f.empty], ignore_index=True)
+        if len(cyclic) or not fails.empty
+        else fails
+    )
     out.quarantine = quarantine_rows("category", all_fails, C["external_id"], pks)
     bad = np.zeros(len(frame), dtype=bool)
     bad[all_fails["pos"].to_numpy(dtype=np.int64)] = True

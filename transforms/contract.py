@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
-from typing import Optional, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ class Text(pandas_engine.STRING):
     with a per-row array and then formats a failure report of no rows (a DataFrame ``repr``) for every
     column of every chunk: ~2 us an order. This answers with one bool, as pandera's own numpy dtypes do."""
 
-    def check(self, pandera_dtype: dtypes.DataType, data_container: object = None) -> bool:  # type: ignore[override]
+    def check(self, pandera_dtype: dtypes.DataType, data_container: object = None) -> bool:
         try:
             return pandas_engine.Engine.dtype(pandera_dtype).type == self.type
         except TypeError:
@@ -173,7 +173,7 @@ def number(s: pd.Series) -> pd.Series:
 class CategoryContract(pa.DataFrameModel):
     external_id: Series[Text] = pa.Field(unique=True, str_length={"min_value": 1})
     name: Series[Text] = pa.Field(str_length={"min_value": 1})
-    parent_external_id: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
+    parent_external_id: Series[Text] | None = pa.Field(nullable=True, str_length={"min_value": 1})
 
     @pa.dataframe_check(error="category is not its own parent", ignore_na=False)
     def not_own_parent(cls, df: pd.DataFrame) -> pd.Series:
@@ -190,16 +190,16 @@ class CatalogContract(pa.DataFrameModel):
 
     external_id: Series[Text] = pa.Field(unique=True, str_length={"min_value": 1})
     name: Series[Text] = pa.Field(str_length={"min_value": 1})
-    price: Optional[Series[Text]] = pa.Field(nullable=True)
-    old_price: Optional[Series[Text]] = pa.Field(nullable=True)
-    currency: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
-    description: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"max_value": DESCRIPTION_MAX})
-    url: Optional[Series[Text]] = pa.Field(nullable=True)
-    expiration_time: Optional[Series[Text]] = pa.Field(nullable=True)
-    count: Optional[Series[object]] = pa.Field(nullable=True)
-    is_available: Optional[Series[object]] = pa.Field(nullable=True)
-    delivery: Optional[Series[object]] = pa.Field(nullable=True)
-    manufacturer_warranty: Optional[Series[object]] = pa.Field(nullable=True)
+    price: Series[Text] | None = pa.Field(nullable=True)
+    old_price: Series[Text] | None = pa.Field(nullable=True)
+    currency: Series[Text] | None = pa.Field(nullable=True, str_length={"min_value": 1})
+    description: Series[Text] | None = pa.Field(nullable=True, str_length={"max_value": DESCRIPTION_MAX})
+    url: Series[Text] | None = pa.Field(nullable=True)
+    expiration_time: Series[Text] | None = pa.Field(nullable=True)
+    count: Series[object] | None = pa.Field(nullable=True)
+    is_available: Series[object] | None = pa.Field(nullable=True)
+    delivery: Series[object] | None = pa.Field(nullable=True)
+    manufacturer_warranty: Series[object] | None = pa.Field(nullable=True)
 
     @pa.check("currency", error="ISO 4217 currency code (three uppercase letters)")
     def _currency(cls, s: pd.Series) -> pd.Series:
@@ -229,12 +229,12 @@ class RegionalContract(pa.DataFrameModel):
     """One ``regional_data`` entry: a region's price, stock and availability for a SKU/product."""
 
     external_id: Series[Text] = pa.Field(str_length={"min_value": 1})
-    price: Optional[Series[Text]] = pa.Field(nullable=True)
-    old_price: Optional[Series[Text]] = pa.Field(nullable=True)
-    currency: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
-    count: Optional[Series[object]] = pa.Field(nullable=True)
-    is_available: Optional[Series[object]] = pa.Field(nullable=True)
-    delivery: Optional[Series[object]] = pa.Field(nullable=True)
+    price: Series[Text] | None = pa.Field(nullable=True)
+    old_price: Series[Text] | None = pa.Field(nullable=True)
+    currency: Series[Text] | None = pa.Field(nullable=True, str_length={"min_value": 1})
+    count: Series[object] | None = pa.Field(nullable=True)
+    is_available: Series[object] | None = pa.Field(nullable=True)
+    delivery: Series[object] | None = pa.Field(nullable=True)
 
     @pa.check("currency", error="ISO 4217 currency code (three uppercase letters)")
     def _currency(cls, s: pd.Series) -> pd.Series:
@@ -262,12 +262,12 @@ class OrderContract(pa.DataFrameModel):
     external_id: Series[Text] = pa.Field(unique=True, str_length={"min_value": 1})
     status: Series[Text] = pa.Field(isin=list(ORDER_STATUSES))
     total_price: Series[Text]
-    delivery_cost: Optional[Series[Text]] = pa.Field(nullable=True)
+    delivery_cost: Series[Text] | None = pa.Field(nullable=True)
     currency: Series[Text] = pa.Field(str_length={"min_value": 1})
     endpoint: Series[Text] = pa.Field(str_length={"min_value": 1})
-    create_time: Optional[Series[Text]] = pa.Field(nullable=True)
-    update_time: Optional[Series[Text]] = pa.Field(nullable=True)
-    region: Optional[Series[Text]] = pa.Field(nullable=True, str_length={"min_value": 1})
+    create_time: Series[Text] | None = pa.Field(nullable=True)
+    update_time: Series[Text] | None = pa.Field(nullable=True)
+    region: Series[Text] | None = pa.Field(nullable=True, str_length={"min_value": 1})
     n_lines: Series[int] = pa.Field(gt=0, alias="_n_lines")
 
     @pa.check("currency", error="ISO 4217 currency code (three uppercase letters)")
@@ -289,8 +289,8 @@ class LineContract(pa.DataFrameModel):
     status: Series[Text]
     product: Series[Text] = pa.Field(str_length={"min_value": 1})
     final_price_per_item: Series[Text]
-    base_price_per_item: Optional[Series[Text]] = pa.Field(nullable=True)
-    min_price_per_item: Optional[Series[Text]] = pa.Field(nullable=True)
+    base_price_per_item: Series[Text] | None = pa.Field(nullable=True)
+    min_price_per_item: Series[Text] | None = pa.Field(nullable=True)
     count: Series[object]
 
     @pa.check("count", error="positive integer")
@@ -395,7 +395,9 @@ def line_schema(scale: int, custom_statuses: list[str], custom: list[CustomField
 
 
 @_memoized
-def catalog_schema(model: type[pa.DataFrameModel], scale: int, custom: list[CustomField], present: list[str]) -> pa.DataFrameSchema:
+def catalog_schema(
+    model: type[pa.DataFrameModel], scale: int, custom: list[CustomField], present: list[str]
+) -> pa.DataFrameSchema:
     schema = _with_prices(model.to_schema(), ["price", "old_price"], scale)
     return _with_custom(schema, custom, present)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from altcraft_sync.config import Config
+from altcraft_sync.sources import OrdersStream
 from transforms import contract, jsoncols
 from transforms import values as V
 from transforms.payload import (
@@ -40,8 +41,8 @@ LINE_REQUIRED = frozenset({"external_id", "status", "product", "final_price_per_
 
 @gc_paused
 def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Mapped:
-    spec = config.streams.orders
-    assert spec is not None
+    spec = config.streams.section("orders")
+    assert isinstance(spec, OrdersStream), "orders are mapped with an orders section"
     sync, tz, scale = config.sync, ZoneInfo(config.source.timezone), config.sync.money_scale
     out = Mapped("order")
     orders = split_deleted(orders, out)
@@ -114,15 +115,24 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
         bad[opos] = True
         line_ids, order_ids = V.pylist(L["external_id"]), V.pylist(O["external_id"])
         line_ext = [line_ids[p] for p in lpos.tolist()]
-        parts.append(pd.DataFrame({
-            "entity": "order",
-            "external_id": [order_ids[p] for p in opos.tolist()],
-            "source_pk": [order_pks[p] for p in opos.tolist()],
-            "check": line_fails["check"].to_numpy(),
-            "field": ["lines." + (f or "*") for f in line_fails["field"].tolist()],
-            "value": [f"{v} (line {e})" if v is not None else f"line {e}" for v, e in zip(line_fails["value"].tolist(), line_ext)],
-        }))
-    out.quarantine = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) else empty_quarantine()
+        parts.append(
+            pd.DataFrame(
+                {
+                    "entity": "order",
+                    "external_id": [order_ids[p] for p in opos.tolist()],
+                    "source_pk": [order_pks[p] for p in opos.tolist()],
+                    "check": line_fails["check"].to_numpy(),
+                    "field": ["lines." + (f or "*") for f in line_fails["field"].tolist()],
+                    "value": [
+                        f"{v} (line {e})" if v is not None else f"line {e}"
+                        for v, e in zip(line_fails["value"].tolist(), line_ext)
+                    ],
+                }
+            )
+        )
+    out.quarantine = (
+        pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) else empty_quarantine()
+    )
 
     # --- records for the valid orders ---------------------------------------------------------------
     good = np.flatnonzero(~bad)

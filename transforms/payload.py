@@ -192,7 +192,9 @@ def children_under(good: np.ndarray, n_parents: int, parent_pos: np.ndarray) -> 
     return rows, np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
-def convert(frame: pd.DataFrame, fields: list[str], tz: ZoneInfo, scale: int) -> tuple[dict[str, V.Column], dict[str, np.ndarray]]:
+def convert(
+    frame: pd.DataFrame, fields: list[str], tz: ZoneInfo, scale: int
+) -> tuple[dict[str, V.Column], dict[str, np.ndarray]]:
     """Each mapped field in Altcraft's wire type; money fields also as integer minor units."""
     out: dict[str, V.Column] = {}
     minor: dict[str, np.ndarray] = {}
@@ -208,9 +210,7 @@ def convert(frame: pd.DataFrame, fields: list[str], tz: ZoneInfo, scale: int) ->
             out[name] = V.lists(col, "raw" if name == "barcode" else "str")
         elif name in TIME_FIELDS:
             out[name] = V.rfc3339(col, tz)
-        elif name in ID_FIELDS:
-            out[name] = V.ids(col)
-        elif name == "expiration_time":
+        elif name in ID_FIELDS or name == "expiration_time":
             out[name] = V.ids(col)
         else:
             out[name] = V.strings(col)

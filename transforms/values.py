@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -24,7 +24,7 @@ _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
 STRING = pa.string()
 
-Column = list[Any] | pa.Array
+Column: TypeAlias = list[Any] | pa.Array
 """A column of wire values: a list, or an Arrow string array (null = no value) for text built in Arrow.
 
 Text columns stay in Arrow from the source frame to the JSON join: the contract frame wraps such an array

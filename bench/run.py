@@ -94,14 +94,14 @@ def phase_sync(args: argparse.Namespace) -> dict[str, Any]:
     stop, peak = _tree_rss()
     rt = _runtime(args)
     try:
-        syncer = Syncer(rt.config, rt.source, rt.state, rt.client, run_id=f"bench-{args.phase}")
-        out: dict[str, Any] = {"streams": {}}
-        for stream in ("categories", "products", "skus", "orders"):
-            st = syncer.sync_stream(stream)
-            out["streams"][stream] = {k: getattr(st, k) for k in ("extracted", "unchanged", "invalid", "delivered",
-                                                                   "rejected", "failed", "requests")}
-            out["streams"][stream]["seconds"] = {k: round(v, 2) for k, v in st.seconds.items()}
-            out["streams"][stream]["mapped_in_workers"] = st.mapped_in_workers
+        with Syncer(rt.config, rt.source, rt.state, rt.client, run_id=f"bench-{args.phase}") as syncer:
+            out: dict[str, Any] = {"streams": {}}
+            for stream in ("categories", "products", "skus", "orders"):
+                st = syncer.sync_stream(stream)
+                out["streams"][stream] = {k: getattr(st, k) for k in ("extracted", "unchanged", "invalid", "delivered",
+                                                                       "rejected", "failed", "requests")}
+                out["streams"][stream]["seconds"] = {k: round(v, 2) for k, v in st.seconds.items()}
+                out["streams"][stream]["mapped_in_workers"] = st.mapped_in_workers
         out["rows"] = sum(s["extracted"] for s in out["streams"].values())
         out["delivered"] = sum(s["delivered"] for s in out["streams"].values())
         stop.set()

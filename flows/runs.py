@@ -143,13 +143,16 @@ def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] |
                     f"({stats.watermark_after}); check the updated_at column and the source query")
         return results
 
-    return publish(runtime, host, kind=kind, title=title, dry_run=dry_run, body=body, syncer=syncer, streams=chosen)
+    try:
+        return publish(runtime, host, kind=kind, title=title, dry_run=dry_run, body=body, syncer=syncer, streams=chosen)
+    finally:
+        syncer.close()
 
 
 def retry_streams(runtime: Runtime, host: Host, streams: list[str] | None) -> dict[str, StreamStats]:
     """Re-send what the ledger holds as failed, retryably rejected or deferred, without waiting for a run."""
-    syncer = Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log)
-    return {s: syncer.retry(s) for s in chosen_streams(runtime, streams)}
+    with Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log) as syncer:
+        return {s: syncer.retry(s) for s in chosen_streams(runtime, streams)}
 
 
 def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: bool,

@@ -92,6 +92,9 @@ class Verifier:
         # the engine's own helpers for keys, children and deletes: one way to read and to delete
         self._syncer = Syncer(config, source, state, client, run_id=run_id)
 
+    def close(self) -> None:
+        self._syncer.close()
+
     def verify(self, stream: str) -> VerifyStats:
         stats = VerifyStats(stream)
         if registry.get(stream).list_method is None:
@@ -236,4 +239,7 @@ def verify_streams(config: Config, source: ShopSource, state: StateStore, client
     """Verify the chosen (default: every configured) streams; see :class:`Verifier`."""
     chosen = [s for s in config.enabled_streams() if not streams or s in streams]
     verifier = Verifier(config, source, state, client, run_id=run_id, repair=repair, sample=sample, page_size=page_size)
-    return {s: verifier.verify(s) for s in chosen}
+    try:
+        return {s: verifier.verify(s) for s in chosen}
+    finally:
+        verifier.close()

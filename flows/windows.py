@@ -84,8 +84,11 @@ def run_windows(runtime: Runtime, host: Host, params: BackfillParams) -> dict[st
         return results
 
     title = f"backfill {params.since:%Y-%m-%d}..{params.until:%Y-%m-%d}"
-    return publish(runtime, host, kind="backfill", title=title, dry_run=params.dry_run, body=body,
-                   syncer=syncer, streams=streams)
+    try:
+        return publish(runtime, host, kind="backfill", title=title, dry_run=params.dry_run, body=body,
+                       syncer=syncer, streams=streams)
+    finally:
+        syncer.close()
 
 
 def _add(total: StreamStats, part: StreamStats) -> None:

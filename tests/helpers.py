@@ -56,8 +56,8 @@ def run_all(config: Config | Path, streams: list[str] = STREAMS, **kw: Any) -> d
     cfg = config if isinstance(config, Config) else load_config(config)
     rt = open_runtime(cfg, need_client=not kw.get("dry_run", False))
     try:
-        syncer = Syncer(cfg, rt.source, rt.state, rt.client, run_id=kw.pop("run_id", "test-run"), **kw)
-        return {s: syncer.sync_stream(s) for s in streams}
+        with Syncer(cfg, rt.source, rt.state, rt.client, run_id=kw.pop("run_id", "test-run"), **kw) as syncer:
+            return {s: syncer.sync_stream(s) for s in streams}
     finally:
         rt.close()
 

@@ -16,7 +16,7 @@ import yaml
 from altcraft_sync.config import interpolate_env, load_config, parse_config
 from altcraft_sync.errors import ConfigError
 from connectors.shop_db import Cursor
-from flows.engine import _max
+from flows.planner import newest_cursor as _max
 from flows.windows import BackfillParams
 
 BASE: dict[str, Any] = {

@@ -260,3 +260,33 @@ def test_pending_records_come_from_the_status_index_not_a_ledger_scan(tmp_path):
         plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
     assert "ix_ledger_status" in plan, plan
 
+
+
+
+def test_closing_a_syncer_stops_its_push_and_commit_threads(tmp_path, emulator) -> None:
+    """A run's push and commit threads (and map workers) stop when the run ends, not when the garbage
+    collector happens to reach the Syncer: a process that runs many syncs (a Prefect worker, a test
+    session) must not collect idle threads."""
+    import threading
+
+    from altcraft_sync.config import load_config
+    from flows.engine import Syncer
+    from flows.runtime import open_runtime
+    from tests.helpers import build_shop, shop_config
+
+    def pipeline_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith(("push", "commit"))}
+
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=30)
+    cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN))
+    before = pipeline_threads()
+    rt = open_runtime(cfg, need_client=True)
+    try:
+        with Syncer(cfg, rt.source, rt.state, rt.client, run_id="threads") as syncer:
+            stats = [syncer.sync_stream(s) for s in cfg.enabled_streams()]
+            assert pipeline_threads() - before  # the run used its threads
+        assert stats[-1].delivered > 0
+        assert pipeline_threads() <= before  # ... and stopped them, while the Syncer is still referenced
+    finally:
+        rt.close()

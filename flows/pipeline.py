@@ -1,0 +1,166 @@
+"""The ordered pipeline every chunk goes through: map (maybe in a worker) -> decide -> push -> commit.
+
+Commits stay strictly in chunk order: at most ``mapper.depth`` chunks are mapping, one is being sent (the
+push thread) and one committed (the commit thread) while the run thread reads the next. A chunk is
+committed only after Altcraft answered for each of its records, so a killed run resumes at its last
+committed chunk and the watermark never passes a row that is neither delivered nor recorded. A layer of
+:class:`flows.engine.Syncer` (see :mod:`flows.run_state`)."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pandas as pd
+
+from altcraft_sync import streams as registry
+from connectors.shop_db import Cursor
+from flows.decide import Prepared
+from flows.mapping import ChunkMapper, MapResult
+from flows.repair import RepairMixin
+from flows.stats import StreamStats
+
+
+class Pipeline(RepairMixin):
+    """Two single-thread executors (push, commit) and the map workers; ``close`` shuts them down."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._pending: Future[None] | None = None
+        self._committing: Future[None] | None = None
+        self.mapper = ChunkMapper(self.config, 0 if self.dry_run else self.config.sync.map_workers, self.source)
+        self._mapping: deque[tuple[Future[MapResult], str, StreamStats, Cursor | None, str]] = deque()
+
+    def close(self) -> None:
+        """Finish nothing more: stop the map workers and the push and commit threads."""
+        self._abandon()
+        self.mapper.shutdown()
+        self._pipeline.shutdown(wait=True)
+        self._committer.shutdown(wait=True)
+
+    def _moved(self, cursor_name: str, cursor: Cursor | None) -> dict[str, Cursor] | None:
+        """The cursor to commit, or None when it is where the state already has it (a lookback re-read of
+        unchanged rows): a watermark is rewritten only when it moves. Called on the commit thread, in
+        chunk order."""
+        if cursor is None or self._positions.get(cursor_name) == cursor:
+            return None
+        self._positions[cursor_name] = cursor
+        return {cursor_name: cursor}
+
+    def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
+                        cursor_name: str) -> None:
+        """Hand this chunk to the mapper, which fetches its children and maps it; once mapped (in order),
+        push it on the push thread and commit it on the commit thread. Commits stay strictly in chunk order:
+        at most ``mapper.depth`` chunks are mapping, one is being sent and one committed while the next one
+        is read."""
+        if parents.empty:
+            self._finish_mapping()
+            if cursor is not None and not self.dry_run:
+                self._in_order(lambda: self._commit_in_order(lambda: self.state.commit_chunk(
+                    stream=stream, cursors=self._moved(cursor_name, cursor), lock_owner=self.owner)))
+            return
+        stats.add(extracted=len(parents))
+        future = self.mapper.submit(stream, parents, self._child_entity(stream))
+        self._mapping.append((future, stream, stats, cursor, cursor_name))
+        while len(self._mapping) > self.mapper.depth:
+            self._finish_one()
+
+    def _finish_one(self) -> None:
+        future, stream, stats, cursor, cursor_name = self._mapping.popleft()
+        t = time.perf_counter()
+        mapped, map_seconds, read_seconds, pid = future.result()
+        stats.timed("map_wait", t)
+        stats.seconds["map"] = stats.seconds.get("map", 0.0) + map_seconds
+        stats.seconds["read_children"] = stats.seconds.get("read_children", 0.0) + read_seconds
+        stats.add(mapped_in_workers=int(pid != os.getpid()))
+        prepared = self._process(stream, mapped, stats)
+        t = time.perf_counter()
+        self._in_order(lambda: self._push_commit(stream, prepared, stats, cursor, cursor_name))
+        stats.timed("send_wait", t)
+
+    def _finish_mapping(self) -> None:
+        while self._mapping:
+            self._finish_one()
+
+    def _in_order(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the single push thread once the previous piece finished (its error, if any,
+        surfaces here). Network and state I/O of chunk N overlap reading and mapping of chunk N+1."""
+        self._wait_pipeline()
+        ctx = contextvars.copy_context()  # Prefect's run context, for progress artifacts
+        self._pending = self._pipeline.submit(ctx.run, work)
+
+    def _commit_in_order(self, commit: Callable[[], None]) -> None:
+        """On the push thread: hand a pushed chunk's commit to the commit thread once the previous chunk's
+        commit finished (its error surfaces here). Commits stay in chunk order, one at a time; the push of
+        chunk N+1 overlaps the commit of chunk N, which kept Altcraft idle for a fifth of a full sync.
+        A crash between the two leaves both chunks uncommitted: the next run re-reads and re-sends them,
+        as after any crash between a push and its commit."""
+        self._wait_commits()
+        ctx = contextvars.copy_context()
+        self._committing = self._committer.submit(ctx.run, commit)
+
+    def _abandon(self) -> None:
+        """After an error: drop the chunks still mapping (nothing of them was sent or committed) and wait
+        for the chunk in flight without raising its error a second time."""
+        while self._mapping:
+            self._mapping.popleft()[0].cancel()
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()
+        committing, self._committing = self._committing, None  # after the push: it may hand over a commit
+        if committing is not None:
+            committing.exception()
+
+    def drain(self) -> None:
+        """Finish every chunk handed over so far: mapped, sent and committed, in order."""
+        self._finish_mapping()
+        self._wait_pipeline()
+        self._wait_commits()
+
+    def _wait_pipeline(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _wait_commits(self) -> None:
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            committing.result()
+
+    def _push_commit(self, stream: str, prepared: Prepared, stats: StreamStats, cursor: Cursor | None,
+                     cursor_name: str) -> None:
+        entries = list(prepared.entries)
+        if prepared.deletions:
+            entries += self._delete(stream, registry.get(stream).entity, prepared.deletions, stats)
+        batch = None
+        if prepared.send:
+            t = time.perf_counter()
+            if not self.dry_run:
+                batch = uuid.uuid4().hex
+                self.state.begin_send(batch, registry.get(stream).entity, [(p.external_id, p.source_pk) for p in prepared.send])
+            entries += self._push(stream, registry.get(stream).entity, prepared.send, stats)
+            stats.timed("push", t)
+        stats.add(chunks=1)
+
+        def commit() -> None:
+            t = time.perf_counter()
+            if not self.dry_run:
+                self.state.commit_chunk(stream=stream, cursors=self._moved(cursor_name, cursor),
+                                        entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
+                                        run_id=self.run_id, lock_owner=self.owner)
+                if batch:
+                    self.state.settle([batch])
+            stats.timed("commit", t)
+            self.on_progress(stats)
+
+        t = time.perf_counter()
+        self._commit_in_order(commit)
+        stats.timed("commit_wait", t)

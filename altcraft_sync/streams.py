@@ -31,7 +31,8 @@ from altcraft_sync.catalogue import (
 from altcraft_sync.sources import CatalogStream, OrdersStream, TableSource
 
 Mapper = Callable[..., Any]
-"""``mapper(parents, children, config, spec) -> transforms.payload.Mapped`` (pure: frames in, payloads out)."""
+"""``mapper(parents, children, mapping) -> transforms.payload.Mapped`` (pure: frames and a
+``transforms.spec.MappingSpec`` in, payloads out)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,9 +114,11 @@ def phase_sync(args: argparse.Namespace) -> dict[str, Any]:
 def phase_transform(args: argparse.Namespace) -> dict[str, Any]:
     """Issue 4's target: map + validate + serialize vs just fetching the same rows from the source."""
     from transforms.orders import map_orders
+    from transforms.spec import mapping_spec
 
     rt = _runtime(args)
     src, cfg = rt.source, rt.config
+    mapping = mapping_spec(cfg, "orders")
     fetch = transform = 0.0
     orders = lines = 0
     upper = src.upper_bound("orders", 0)
@@ -125,7 +127,7 @@ def phase_transform(args: argparse.Namespace) -> dict[str, Any]:
         children = src.fetch_by_keys("orders.lines", frame["_pk"].tolist(), by_parent=True)
         fetch += time.perf_counter() - t
         t = time.perf_counter()
-        mapped = map_orders(frame, children, cfg)
+        mapped = map_orders(frame, children, mapping)
         transform += time.perf_counter() - t
         orders += len(frame)
         lines += len(children)

@@ -76,7 +76,7 @@ class CarrierMixin(DecisionMixin):
         parents = self.source.fetch_by_keys(stream, [cast(k) for k in keys])
         if parents.empty:
             return None
-        mapped = fetch_and_map(stream, parents, self._child_entity(stream), self.config, self.source).mapped
+        mapped = fetch_and_map(self._mapping_spec(stream), parents, self._child_entity(stream), self.source).mapped
         blocked = self._blocked(stream, mapped, sending)  # a carrier Altcraft would refuse as unknown is no carrier
         usable = [p for i, p in enumerate(mapped.payloads) if i not in blocked]
         return (usable[0], bool(delivered)) if usable else None

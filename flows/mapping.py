@@ -36,6 +36,7 @@ from altcraft_sync.config import Config
 from connectors.shop_db import ShopSource
 from transforms.chunk import map_chunk
 from transforms.payload import Mapped
+from transforms.spec import MappingSpec
 
 log = logging.getLogger("altcraft_sync.mapping")
 _worker_config: Config | None = None
@@ -83,18 +84,16 @@ class MapResult(NamedTuple):
     """The process that did both: a worker's differs from the run's."""
 
 
-def fetch_and_map(stream: str, parents: pd.DataFrame, child: str | None, config: Config | None = None,
+def fetch_and_map(m: MappingSpec, parents: pd.DataFrame, child: str | None,
                   source: ShopSource | None = None) -> MapResult:
-    """Fetch the children of ``parents`` (entity ``child``, if the stream has one) and map the chunk. In a
-    worker ``config`` and ``source`` are the worker's own; in the run's process the caller passes its own."""
-    cfg = config if config is not None else _worker_config
-    assert cfg is not None, "map worker started without a config"
+    """Fetch the children of ``parents`` (entity ``child``, if the stream has one) and map the chunk by
+    ``m``. In a worker ``source`` is the worker's own; in the run's process the caller passes its own."""
     started = time.perf_counter()
     children = None
     if child is not None:
         children = (source or _own_source()).fetch_by_keys(child, parents["_pk"].tolist(), by_parent=True)
     fetched = time.perf_counter()
-    mapped = map_chunk(stream, parents, children, cfg)
+    mapped = map_chunk(parents, children, m)
     return MapResult(mapped, time.perf_counter() - fetched, fetched - started, os.getpid())
 
 
@@ -121,17 +120,17 @@ class ChunkMapper:
                                          initializer=_init_worker, initargs=(worker_config(self.config),))
         self._ready = self._pool.submit(_ready)
 
-    def submit(self, stream: str, parents: pd.DataFrame, child: str | None) -> Future[MapResult]:
-        """Fetch the children (entity ``child``, or none) of ``parents`` and map the chunk."""
+    def submit(self, m: MappingSpec, parents: pd.DataFrame, child: str | None) -> Future[MapResult]:
+        """Fetch the children (entity ``child``, or none) of ``parents`` and map the chunk by ``m``."""
         if self._pool is not None and self._ready is not None and self._ready.done():
             if self._ready.exception() is None:
-                return self._pool.submit(fetch_and_map, stream, parents, child)
+                return self._pool.submit(fetch_and_map, m, parents, child)
             log.warning("map workers failed to start (%s); mapping in this process", self._ready.exception())
             self._failed = True
             self.shutdown()
         done: Future[MapResult] = Future()
         try:
-            done.set_result(fetch_and_map(stream, parents, child, self.config, self.source))
+            done.set_result(fetch_and_map(m, parents, child, self.source))
         except Exception as err:  # surfaces from result(), in chunk order, like a worker's error
             done.set_exception(err)
         return done

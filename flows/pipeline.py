@@ -68,7 +68,7 @@ class Pipeline(RepairMixin):
                     stream=stream, cursors=self._moved(cursor_name, cursor), lock_owner=self.owner)))
             return
         stats.add(extracted=len(parents))
-        future = self.mapper.submit(stream, parents, self._child_entity(stream))
+        future = self.mapper.submit(self._mapping_spec(stream), parents, self._child_entity(stream))
         self._mapping.append((future, stream, stats, cursor, cursor_name))
         while len(self._mapping) > self.mapper.depth:
             self._finish_one()

@@ -22,6 +22,7 @@ from connectors.altcraft import AltcraftClient
 from connectors.shop_db import Cursor, ShopSource
 from connectors.state import StateStore, lock_owner
 from flows.stats import Progress, StreamStats, add_sample
+from transforms.spec import MappingSpec, mapping_spec
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -57,6 +58,7 @@ class RunState(ABC):
         """Per stream, the ids its records may refer to that Altcraft holds (``_dependency_index``)."""
         self._would_send: dict[str, set[str]] = {}
         """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""
+        self._mappings: dict[str, MappingSpec] = {}
 
     # --- the pipeline the parts feed (implemented by the coordinator) ------------------------------------
     @abstractmethod
@@ -78,6 +80,12 @@ class RunState(ABC):
         fetched with it: a parent is always mapped whole), or None."""
         child = registry.get(stream).child_entity
         return child if child in self.source.entities else None
+
+    def _mapping_spec(self, stream: str) -> MappingSpec:
+        """What the mapper of ``stream`` is given (cut out of the config once per run; no secrets)."""
+        if stream not in self._mappings:
+            self._mappings[stream] = mapping_spec(self.config, stream)
+        return self._mappings[stream]
 
     def _pk_cast(self, stream: str) -> Callable[[str], Any]:
         """Ledger keys are stored as text; bind them back in the primary key's own type."""

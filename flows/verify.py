@@ -145,7 +145,8 @@ class Verifier:
         parents = self.source.fetch_by_keys(stream, [cast(pk) for pk in pks])
         if parents.empty:
             return {}, set()
-        mapped = fetch_and_map(stream, parents, self._syncer._child_entity(stream), self.config, self.source).mapped
+        mapped = fetch_and_map(self._syncer._mapping_spec(stream), parents, self._syncer._child_entity(stream),
+                               self.source).mapped
         return {p.external_id: p for p in mapped.payloads}, {ext for ext, _ in mapped.deletions}
 
     # --- comparing ----------------------------------------------------------------------------------------

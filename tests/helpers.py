@@ -87,6 +87,7 @@ def mapped_source(config_path: Any) -> dict[str, dict[str, dict[str, Any]]]:
     from connectors.shop_db import ShopSource
     from transforms.catalog import map_catalog, map_categories
     from transforms.orders import map_orders
+    from transforms.spec import mapping_spec
 
     cfg = config_path if isinstance(config_path, Config) else load_config(config_path)
     src = ShopSource(cfg)
@@ -94,12 +95,16 @@ def mapped_source(config_path: Any) -> dict[str, dict[str, dict[str, Any]]]:
     try:
         out = {}
         frames = {s: next(src.read_changes(s, None, src.upper_bound(s, -3600), 10**7))[0] for s in STREAMS}
-        out["categories"] = map_categories(frames["categories"], cfg)
-        out["products"] = map_catalog(frames["products"], None, cfg, "products")
+        out["categories"] = map_categories(frames["categories"], mapping_spec(cfg, "categories"))
+        out["products"] = map_catalog(frames["products"], None, mapping_spec(cfg, "products"))
         skus = frames["skus"]
-        out["skus"] = map_catalog(skus, src.fetch_by_keys("skus.regional", skus["_pk"].tolist(), by_parent=True), cfg, "skus")
+        out["skus"] = map_catalog(
+            skus, src.fetch_by_keys("skus.regional", skus["_pk"].tolist(), by_parent=True), mapping_spec(cfg, "skus")
+        )
         orders = frames["orders"]
-        out["orders"] = map_orders(orders, src.fetch_by_keys("orders.lines", orders["_pk"].tolist(), by_parent=True), cfg)
+        out["orders"] = map_orders(
+            orders, src.fetch_by_keys("orders.lines", orders["_pk"].tolist(), by_parent=True), mapping_spec(cfg, "orders")
+        )
     finally:
         src.close()
     return {k: {r["external_id"]: r for r in m.records()} for k, m in out.items()}

@@ -199,8 +199,8 @@ def machine_for(shop_url: str, workdir: Path) -> type[RuleBasedStateMachine]:
             StateStore.commit_chunk = dying
             try:
                 self.sync_once()
-            except Crash:
-                pass
+            except (Crash, AltcraftUnavailable):
+                pass  # killed; or Altcraft still failing from an earlier rule's faults: the next run resumes
             finally:
                 StateStore.commit_chunk = original
 

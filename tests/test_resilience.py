@@ -330,10 +330,10 @@ def test_an_unexpected_exception_is_recorded_as_failed(flow_setup, emulator, mon
     cfg_path = flow_setup
     real = flows.mapping.map_chunk
 
-    def broken(stream: str, *args: Any) -> Any:
-        if stream == "orders":
+    def broken(parents: Any, children: Any, m: Any) -> Any:
+        if m.stream == "orders":
             raise KeyError("boom")
-        return real(stream, *args)
+        return real(parents, children, m)
 
     monkeypatch.setattr(flows.mapping, "map_chunk", broken)
     failed = nightly_sync(config_path=str(cfg_path), return_state=True)

@@ -260,6 +260,7 @@ def test_a_map_worker_reads_the_children_on_its_own_connection(shop_url, tmp_pat
     from flows.mapping import ChunkMapper
     from flows.runtime import open_runtime
     from transforms.chunk import map_chunk
+    from transforms.spec import mapping_spec
 
     build_shop(shop_url, orders=200)
     cfg = load_config(shop_config(tmp_path, shop_url, emulator, TOKEN, map_workers=1))
@@ -268,10 +269,10 @@ def test_a_map_worker_reads_the_children_on_its_own_connection(shop_url, tmp_pat
     try:
         parents = next(rt.source.read_changes("orders", None, rt.source.upper_bound("orders", -3600), 10**6))[0]
         lines = rt.source.fetch_by_keys("orders.lines", parents["_pk"].tolist(), by_parent=True)
-        here = map_chunk("orders", parents, lines, cfg)
+        here = map_chunk(parents, lines, mapping_spec(cfg, "orders"))
         mapper.start()
         assert mapper.wait_ready(120)
-        there = mapper.submit("orders", parents, "orders.lines").result(timeout=120)
+        there = mapper.submit(mapping_spec(cfg, "orders"), parents, "orders.lines").result(timeout=120)
     finally:
         mapper.shutdown()
         rt.close()

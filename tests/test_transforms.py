@@ -16,9 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from altcraft_sync.config import parse_config
+from flows.roots import definitions_for, roots_body
 from transforms import values as V
-from transforms.catalog import definitions, map_catalog, map_categories
+from transforms.catalog import map_catalog, map_categories
 from transforms.orders import map_orders
+from transforms.spec import mapping_spec
 
 SEED_DEFS = [
     {"external_id": "order_field_id_123", "name": "Дополнительное поле заказа", "entity_type": "order",
@@ -120,7 +122,7 @@ def seed_line(parent=1, **over):
 
 
 def test_seed_order_example_reproduced_field_for_field():
-    out = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), make_config())
+    out = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), mapping_spec(make_config(), "orders"))
     assert out.quarantine.empty
     assert out.records() == [{
         "external_id": "1234000", "matching": "email", "email": "johndoe@example.com", "endpoint": "website",
@@ -131,7 +133,7 @@ def test_seed_order_example_reproduced_field_for_field():
                    "base_price_per_item": "900", "min_price_per_item": "900", "final_price_per_item": "900",
                    "count": 1, "custom_fields": {"line_field_id_123": "data"}}],
     }]
-    defs = definitions(make_config())
+    defs = roots_body(definitions_for(make_config(), "orders", ["orders"]))
     assert defs["custom_fields"][:2] == SEED_DEFS[:2]
     assert defs["custom_line_statuses"] == [
         {"external_id": "status_id_123", "name": "Доставлен в пункт выдачи", "type": "in_process"}
@@ -150,7 +152,7 @@ def test_seed_sku_example_reproduced_field_for_field():
     region = pd.DataFrame([{"_pk": 9, "_ts": "2024-01-01 00:00:00", "_parent": 1, "external_id": "region_YnCrJj8Y1",
                             "price": 75000.0, "old_price": 80000, "currency": "RUB", "count": 8, "is_available": True,
                             "delivery": True, "cf.test_field_string": "Тестовое поле"}])
-    out = map_catalog(sku, region, make_config(), "skus")
+    out = map_catalog(sku, region, mapping_spec(make_config(), "skus"))
     assert out.quarantine.empty
     assert out.records() == [{
         "name": "Apple iPhone 13 256GB", "external_id": "sku_test_1", "price": "1000", "old_price": "1100",
@@ -189,7 +191,7 @@ def test_each_check_fails_bad_rows_and_passes_good_ones(order_over, line_over, c
     good = seed_order(external_id=1)
     bad = seed_order(external_id=2, **order_over)
     lines = lines_frame([seed_line(1), seed_line(2, **line_over)])
-    out = map_orders(orders_frame([good, bad]), lines, make_config())
+    out = map_orders(orders_frame([good, bad]), lines, mapping_spec(make_config(), "orders"))
     assert [r["external_id"] for r in out.records()] == ["1"]
     q = out.quarantine
     assert set(q["external_id"]) == {"2"}
@@ -200,7 +202,7 @@ def test_a_line_id_repeated_within_an_order_quarantines_that_order_only():
     lines = [seed_line(1, external_id="a"), seed_line(1, external_id="b"), seed_line(2, external_id="a"),
              seed_line(3, external_id="x"), seed_line(3, external_id="x")]
     orders = [seed_order(external_id=i, total_price=[0, 1900.0, 1000.0, 1900.0][i]) for i in (1, 2, 3)]
-    out = map_orders(orders_frame(orders), lines_frame(lines), make_config())
+    out = map_orders(orders_frame(orders), lines_frame(lines), mapping_spec(make_config(), "orders"))
     assert [r["external_id"] for r in out.records()] == ["1", "2"]  # "a" in two orders is fine
     assert set(out.quarantine["external_id"]) == {"3"}
     assert set(out.quarantine["check"]) == {"line external_id unique within its order"}
@@ -243,7 +245,7 @@ def test_each_catalog_check_fails_bad_rows_and_passes_good_ones(sku_over, region
     skus = pd.DataFrame([seed_sku(1), seed_sku(2, **sku_over)])
     # the good SKU has one region; the bad one two, the second of them overridden
     regions = pd.DataFrame([seed_region(1, 1), seed_region(2, 2), seed_region(3, 2, **region_over)])
-    out = map_catalog(skus, regions, make_config(), "skus")
+    out = map_catalog(skus, regions, mapping_spec(make_config(), "skus"))
     assert [r["external_id"] for r in out.records()] == ["sku_1"]
     q = out.quarantine
     assert set(q["external_id"]) == {"sku_2"}
@@ -266,25 +268,29 @@ def test_check_labels_do_not_depend_on_which_schema_was_built_first(first):
 
 
 def test_duplicate_external_ids_are_both_quarantined():
-    out = map_orders(orders_frame([seed_order(), seed_order()]), lines_frame([seed_line(1), seed_line(2)]), make_config())
+    out = map_orders(
+        orders_frame([seed_order(), seed_order()]),
+        lines_frame([seed_line(1), seed_line(2)]),
+        mapping_spec(make_config(), "orders"),
+    )
     assert out.payloads == [] and set(out.quarantine["check"]) == {"field_uniqueness"}
 
 
 def test_order_without_lines_is_quarantined():
-    out = map_orders(orders_frame([seed_order()]), lines_frame([seed_line(99)]), make_config())
+    out = map_orders(orders_frame([seed_order()]), lines_frame([seed_line(99)]), mapping_spec(make_config(), "orders"))
     assert out.payloads == [] and "greater_than(0)" in out.quarantine["check"].tolist()
 
 
 def test_total_mismatch_can_warn_instead():
     out = map_orders(orders_frame([seed_order(total_price=999.0)]), lines_frame([seed_line()]),
-                     make_config(sync={"total_mismatch": "warn"}))
+                     mapping_spec(make_config(sync={"total_mismatch": "warn"}), "orders"))
     assert len(out.payloads) == 1 and "differs" in out.warnings[0]
 
 
 def test_soft_deleted_rows_become_deletions():
     df = orders_frame([seed_order(external_id=1), seed_order(external_id=2)])
     df["_deleted"] = [0, 1]
-    out = map_orders(df, lines_frame([seed_line(1), seed_line(2)]), make_config())
+    out = map_orders(df, lines_frame([seed_line(1), seed_line(2)]), mapping_spec(make_config(), "orders"))
     assert out.deletions == [("2", 2)] and [r["external_id"] for r in out.records()] == ["1"]
 
 
@@ -355,11 +361,12 @@ def test_empty_frames():
     cfg = make_config()
     empty_o = orders_frame([seed_order()]).iloc[0:0]
     empty_l = lines_frame([seed_line()]).iloc[0:0]
-    out = map_orders(empty_o, empty_l, cfg)
+    out = map_orders(empty_o, empty_l, mapping_spec(cfg, "orders"))
     assert out.payloads == [] and out.quarantine.empty and out.deletions == []
     assert (
         map_categories(
-            pd.DataFrame({"_pk": [], "_ts": [], "external_id": [], "name": [], "parent_external_id": []}), cfg
+            pd.DataFrame({"_pk": [], "_ts": [], "external_id": [], "name": [], "parent_external_id": []}),
+            mapping_spec(cfg, "categories"),
         ).payloads
         == []
     )
@@ -369,16 +376,16 @@ def test_categories_parents_first_and_cycles_quarantined():
     cats = pd.DataFrame({"_pk": [1, 2, 3, 4, 5, 6], "_ts": "t",
                          "external_id": [3, 2, 1, 10, 11, 12], "name": ["c", "b", "a", "x", "y", "z"],
                          "parent_external_id": [2, 1, None, 11, 10, 99]})
-    out = map_categories(cats, make_config())
+    out = map_categories(cats, mapping_spec(make_config(), "categories"))
     assert [r["external_id"] for r in out.records()] == ["1", "12", "2", "3"]
     assert set(out.quarantine["external_id"]) == {"10", "11"}
 
 
 def test_fingerprint_is_stable_and_content_based():
     cfg = make_config()
-    a = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), cfg).payloads[0]
-    b = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), cfg).payloads[0]
-    c = map_orders(orders_frame([seed_order(status="paid")]), lines_frame([seed_line()]), cfg).payloads[0]
+    a = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), mapping_spec(cfg, "orders")).payloads[0]
+    b = map_orders(orders_frame([seed_order()]), lines_frame([seed_line()]), mapping_spec(cfg, "orders")).payloads[0]
+    c = map_orders(orders_frame([seed_order(status="paid")]), lines_frame([seed_line()]), mapping_spec(cfg, "orders")).payloads[0]
     assert a.fingerprint == b.fingerprint != c.fingerprint
     assert orjson.loads(a.data)["external_id"] == a.external_id == "1234000"
 
@@ -426,7 +433,7 @@ def test_property_every_line_in_exactly_one_order_and_totals_match(shop):
     of = orders_frame(orders)
     of["create_time"] = of["create_time"].astype("datetime64[us]")
     lf = lines_frame(lines).astype({"final_price_per_item": object})
-    out = map_orders(of, lf, make_config())
+    out = map_orders(of, lf, mapping_spec(make_config(), "orders"))
     assert out.quarantine.empty, out.quarantine.to_string()
     records = out.records()
     assert len(records) == len(orders)

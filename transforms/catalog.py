@@ -3,15 +3,13 @@ the root ``custom_fields`` / ``custom_line_statuses`` definitions. Pure function
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from altcraft_sync import streams as registry
-from altcraft_sync.config import Config
-from altcraft_sync.sources import CatalogStream
+from altcraft_sync.sources import CatalogStream, ChildSource
 from transforms import contract, jsoncols
 from transforms import values as V
 from transforms.payload import (
@@ -31,31 +29,24 @@ from transforms.payload import (
     sort_children,
     split_deleted,
 )
+from transforms.spec import MappingSpec
 
 CATEGORY_REQUIRED = frozenset({"external_id", "name"})
 CATALOG_REQUIRED = frozenset({"external_id", "name", "product_external_id"})
 REGIONAL_REQUIRED = frozenset({"external_id"})
 
 
-def definitions(config: Config) -> dict[str, list[dict[str, Any]]]:
-    """Root-level definitions from the config, as Altcraft takes them (api.md §2.5, orders/import)."""
-    fields = [cf.model_dump(exclude_none=True) for cf in config.custom_fields]
-    statuses = [s.model_dump() for s in config.custom_line_statuses]
-    return {"custom_fields": fields, "custom_line_statuses": statuses}
-
-
 @gc_paused
-def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
+def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     """Categories ordered so every parent comes before its children (Altcraft needs the parent to exist).
 
     Parents outside this batch are assumed already delivered; a cycle is quarantined."""
-    spec = config.streams.section("categories")
-    assert spec is not None
-    out = Mapped("category")
+    spec = m.section
+    out = Mapped(m.entity)
     frame = frame.reset_index(drop=True)
     if frame.empty:
         return out
-    C, _ = convert(frame, list(spec.columns), ZoneInfo(config.source.timezone), config.sync.money_scale)
+    C, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
     pks = plain_keys(frame["_pk"])
     fails = contract.failures(contract_frame(C), contract.CategoryContract.to_schema())
     parents = V.pylist(C.get("parent_external_id", [None] * len(frame)))
@@ -68,7 +59,7 @@ def map_categories(frame: pd.DataFrame, config: Config) -> Mapped:
         if len(cyclic) or not fails.empty
         else fails
     )
-    out.quarantine = quarantine_rows("category", all_fails, C["external_id"], pks)
+    out.quarantine = quarantine_rows(m.entity, all_fails, C["external_id"], pks)
     bad = np.zeros(len(frame), dtype=bool)
     bad[all_fails["pos"].to_numpy(dtype=np.int64)] = True
     order = [i for i in np.argsort(depth, kind="stable").tolist() if not bad[i]]
@@ -103,67 +94,83 @@ def _depths(ids: list[str | None], parents: list[str | None]) -> np.ndarray:
 
 
 @gc_paused
-def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, config: Config, stream: str) -> Mapped:
+def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, m: MappingSpec) -> Mapped:
     """Products or SKUs (any stream whose spec maps with this function) with their ``regional_data``. A
     stream whose records name a ``product_external_id`` is checked as SKUs, any other as products."""
-    spec = config.streams.section(stream)
-    assert isinstance(spec, CatalogStream), f"{stream} is not a catalogue stream"
-    stream_spec = registry.get(stream)
-    entity, is_sku = stream_spec.entity, "product_external_id" in stream_spec.fields
-    tz, scale = ZoneInfo(config.source.timezone), config.sync.money_scale
-    out = Mapped(entity)
+    spec = m.section
+    assert isinstance(spec, CatalogStream), f"{m.stream} is not a catalogue stream"
+    out = Mapped(m.entity)
     frame = split_deleted(frame, out)
     if frame.empty:
         return out
     pks = plain_keys(frame["_pk"])
-    P, _ = convert(frame, list(spec.columns), tz, scale)
-    types = {cf.external_id: cf.value_type for cf in config.custom_fields}
-    P_cf = {f"cf.{k}": V.custom_value(frame[f"cf.{k}"], types[k], tz) for k in spec.custom_fields}
-    model = contract.SkuContract if is_sku else contract.CatalogContract
+    P, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
+    P_cf = {f"cf.{k}": V.custom_value(frame[f"cf.{k}"], m.custom_types[k], m.tz) for k in spec.custom_fields}
+    model = contract.SkuContract if m.sku_like else contract.CatalogContract
     pframe = contract_frame({**P, **P_cf})
-    fails = contract.failures(pframe, contract.catalog_schema(model, scale, config.custom_fields, list(pframe.columns)))
-    parts = [quarantine_rows(entity, fails, P["external_id"], pks)]
+    fails = contract.failures(pframe, contract.catalog_schema(model, m.money_scale, list(m.custom_fields),
+                                                              list(pframe.columns)))
+    parts = [quarantine_rows(m.entity, fails, P["external_id"], pks)]
     bad = np.zeros(len(frame), dtype=bool)
     bad[fails["pos"].to_numpy(dtype=np.int64)] = True
-
-    regional_parent_pos: np.ndarray | None = None  # each regional row's parent position, when read
+    nested: dict[str, jsoncols.Values] = {}
     if spec.regional is not None and regional is not None:
-        reg = regional[regional["_parent"].isin(pks)]
-        if spec.regional.deleted_flag and not reg.empty:
-            reg = reg[~deleted_mask(reg)]
-        reg = sort_children(reg)
-        R, _ = convert(reg, list(spec.regional.columns), tz, scale)
-        R_cf = {f"cf.{k}": V.custom_value(reg[f"cf.{k}"], types[k], tz) for k in spec.regional.custom_fields}
-        r_parent = reg["_parent"].to_numpy(dtype=object)
-        rframe = contract_frame({**R, **R_cf}, {"_parent": r_parent})
-        rfails = contract.failures(rframe, contract.catalog_schema(contract.RegionalContract, scale, config.custom_fields,
-                                                                   list(rframe.columns)))
-        parent_pos = parent_positions(pks, reg["_parent"])
-        if not rfails.empty:
-            rpos = rfails["pos"].to_numpy()
-            opos = parent_pos[rpos]
-            ids, region_ids = V.pylist(P["external_id"]), V.pylist(R["external_id"])
-            bad[opos] = True
-            parts.append(pd.DataFrame({
-                "entity": entity, "external_id": [ids[p] for p in opos.tolist()],
-                "source_pk": [pks[p] for p in opos.tolist()], "check": rfails["check"].to_numpy(),
-                "field": ["regional_data." + (f or "*") for f in rfails["field"].tolist()],
-                "value": [f"{v} (region {region_ids[p]})" for v, p in zip(rfails["value"].tolist(), rpos.tolist())],
-            }))
-        regional_parent_pos = parent_pos
-
+        regions = _map_regions(regional, pks, P, spec.regional, m)
+        if regions.failures is not None:
+            bad[regions.failures["pos_parent"].to_numpy()] = True
+            parts.append(regions.failures.drop(columns="pos_parent"))
+        good = np.flatnonzero(~bad)
+        rows, offsets = children_under(good, len(frame), regions.parent_pos)
+        grouped = jsoncols.arrays(record_texts(regions.fields, REGIONAL_REQUIRED, rows, regions.custom,
+                                               checked=regions.frame), offsets)
+        # a row without regional entries leaves ``regional_data`` out
+        nested["regional_data"] = jsoncols.present_where(grouped, np.diff(offsets) > 0)
     non_empty = [p for p in parts if not p.empty]
     out.quarantine = pd.concat(non_empty, ignore_index=True) if non_empty else empty_quarantine()
     good = np.flatnonzero(~bad)
-    nested: dict[str, jsoncols.Values] = {}
-    if regional_parent_pos is not None:
-        rows, offsets = children_under(good, len(frame), regional_parent_pos)
-        grouped = jsoncols.arrays(record_texts(R, REGIONAL_REQUIRED, rows, R_cf, checked=rframe), offsets)
-        # a row without regional entries leaves ``regional_data`` out
-        nested["regional_data"] = jsoncols.present_where(grouped, np.diff(offsets) > 0)
     texts = record_texts(P, CATALOG_REQUIRED, good, P_cf, nested, checked=pframe)
     out.payloads = payloads(texts, good, P["external_id"], pks)
-    ref_column = "product_external_id" if is_sku else "categories"
+    ref_column = "product_external_id" if m.sku_like else "categories"
     if ref_column in P:
         out.refs = refs_of(P[ref_column], good)
     return out
+
+
+@dataclass
+class _Regions:
+    fields: dict[str, V.Column]
+    custom: dict[str, V.Column]
+    frame: pd.DataFrame
+    parent_pos: np.ndarray
+    """Each regional row's parent position."""
+    failures: pd.DataFrame | None
+    """Quarantine rows for parents with an invalid region (``pos_parent``: the parent's position)."""
+
+
+def _map_regions(regional: pd.DataFrame, pks: list[Any], P: dict[str, V.Column], spec: ChildSource,
+                 m: MappingSpec) -> _Regions:
+    """The regional rows of these parents, converted and checked; an invalid region quarantines its parent
+    (the field is named ``regional_data.<field>``, the value says which region)."""
+    reg = regional[regional["_parent"].isin(pks)]
+    if spec.deleted_flag and not reg.empty:
+        reg = reg[~deleted_mask(reg)]
+    reg = sort_children(reg)
+    R, _ = convert(reg, list(spec.columns), m.tz, m.money_scale)
+    R_cf = {f"cf.{k}": V.custom_value(reg[f"cf.{k}"], m.custom_types[k], m.tz) for k in spec.custom_fields}
+    rframe = contract_frame({**R, **R_cf}, {"_parent": reg["_parent"].to_numpy(dtype=object)})
+    rfails = contract.failures(rframe, contract.catalog_schema(contract.RegionalContract, m.money_scale,
+                                                               list(m.custom_fields), list(rframe.columns)))
+    parent_pos = parent_positions(pks, reg["_parent"])
+    failures = None
+    if not rfails.empty:
+        rpos = rfails["pos"].to_numpy()
+        opos = parent_pos[rpos]
+        ids, region_ids = V.pylist(P["external_id"]), V.pylist(R["external_id"])
+        failures = pd.DataFrame({
+            "entity": m.entity, "external_id": [ids[p] for p in opos.tolist()],
+            "source_pk": [pks[p] for p in opos.tolist()], "check": rfails["check"].to_numpy(),
+            "field": ["regional_data." + (f or "*") for f in rfails["field"].tolist()],
+            "value": [f"{v} (region {region_ids[p]})" for v, p in zip(rfails["value"].tolist(), rpos.tolist())],
+            "pos_parent": opos,
+        })
+    return _Regions(R, R_cf, rframe, parent_pos, failures)

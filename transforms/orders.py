@@ -7,12 +7,10 @@ one invalid line quarantines its whole order. Totals are checked in integer mino
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from altcraft_sync.config import Config
 from altcraft_sync.sources import OrdersStream
 from transforms import contract, jsoncols
 from transforms import values as V
@@ -34,111 +32,35 @@ from transforms.payload import (
     sort_children,
     split_deleted,
 )
+from transforms.spec import MappingSpec
 
 ORDER_REQUIRED = frozenset({"external_id", "status", "total_price", "currency", "endpoint", "lines"})
 LINE_REQUIRED = frozenset({"external_id", "status", "product", "final_price_per_item", "count"})
 
 
 @gc_paused
-def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Mapped:
-    spec = config.streams.section("orders")
+def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Mapped:
+    """Orders with all their lines (``lines`` may hold lines of other orders: only these orders' count)."""
+    spec = m.section
     assert isinstance(spec, OrdersStream), "orders are mapped with an orders section"
-    sync, tz, scale = config.sync, ZoneInfo(config.source.timezone), config.sync.money_scale
-    out = Mapped("order")
+    out = Mapped(m.entity)
     orders = split_deleted(orders, out)
     if orders.empty:
         return out
-
     order_pks = plain_keys(orders["_pk"])
-    # lines of these orders only, sorted by order then line key; soft-deleted lines leave the order
-    lines = lines[lines["_parent"].isin(order_pks)]
-    if spec.lines.deleted_flag and not lines.empty:
-        lines = lines[~deleted_mask(lines)]
-    lines = sort_children(lines)
-
-    # --- lines ---------------------------------------------------------------------------------------
-    line_fields = list(spec.lines.columns)
-    L, line_minor = convert(lines, line_fields, tz, scale)
-    L["status"] = (map_values(lines["status"], spec.lines.status_map) if "status" in spec.lines.columns
-                   else [spec.lines.default_status] * len(lines))
-    line_cf = _custom(lines, spec.lines.custom_fields, config, tz)
-    line_parent = lines["_parent"].to_numpy(dtype=object)
-    line_frame = contract_frame({**L, **line_cf}, {"_parent": line_parent})
-    custom_statuses = [s.external_id for s in config.custom_line_statuses]
-    line_fails = contract.failures(line_frame, contract.line_schema(scale, custom_statuses, config.custom_fields,
-                                                                      list(line_frame.columns)))
-
-    # --- orders --------------------------------------------------------------------------------------
-    order_fields = list(spec.columns)
-    O, order_minor = convert(orders, order_fields, tz, scale)
-    O["status"] = map_values(orders["status"], spec.status_map)
-    n = len(orders)
-    if "currency" not in O:
-        O["currency"] = [sync.default_currency] * n
-    if "endpoint" not in O:
-        O["endpoint"] = [sync.endpoint] * n
-    matching: dict[str, V.Column] = {"matching": [spec.matching.mode] * n}
-    for fld in spec.matching.columns:
-        matching[fld] = V.strings(orders[f"m.{fld}"])
-    for fld, value in spec.matching.constants.items():
-        matching[fld] = [value] * n
-    order_cf = _custom(orders, spec.custom_fields, config, tz)
-
-    count_int = _whole_counts(lines["count"], L["count"]) if "count" in L else np.zeros(len(lines), dtype=np.int64)
-    final_minor = line_minor.get("final_price_per_item", np.zeros(len(lines), dtype=np.int64))
+    lines = _lines_of(lines, order_pks, spec)
+    L, line_minor, line_cf, line_frame = _map_lines(lines, spec, m)
+    line_fails = contract.failures(line_frame, contract.line_schema(m.money_scale, list(m.custom_line_statuses),
+                                                                      list(m.custom_fields), list(line_frame.columns)))
+    O, order_minor, matching, order_cf = _map_order_fields(orders, spec, m)
     parent_pos = parent_positions(order_pks, lines["_parent"])
-    lines_minor = np.bincount(parent_pos, weights=final_minor * count_int, minlength=n).astype(np.int64)
-    n_lines = np.bincount(parent_pos, minlength=n).astype(np.int64)
-    delivery_minor = order_minor.get("delivery_cost", np.zeros(n, dtype=np.int64))
-    total_minor = order_minor["total_price"]
-    order_frame = contract_frame(
-        {**O, **{k: v for k, v in matching.items() if k != "matching"}, **order_cf},
-        {"_n_lines": n_lines, "_lines_minor": lines_minor, "_delivery_minor": delivery_minor, "_total_minor": total_minor},
-    )
-    total_rule = sync.total_mismatch == "quarantine"
-    schema = contract.order_schema(scale, spec.matching.mode, list(spec.matching.columns) + list(spec.matching.constants),
-                                   config.custom_fields, list(order_frame.columns), total_rule)
-    order_fails = contract.failures(order_frame, schema)
-    if not total_rule:
-        mismatch = np.flatnonzero(total_minor != lines_minor + delivery_minor)
-        if len(mismatch):
-            sample = ", ".join(V.pylist(O["external_id"])[i] for i in mismatch[:5].tolist())
-            out.warnings.append(f"{len(mismatch)} orders' total_price differs from their lines + delivery (e.g. {sample})")
-
-    # --- quarantine: invalid orders and orders with an invalid line ----------------------------------
-    parts = [quarantine_rows("order", order_fails, O["external_id"], order_pks)]
-    bad = np.zeros(n, dtype=bool)
-    bad[order_fails["pos"].to_numpy()] = True
-    if not line_fails.empty:
-        lpos = line_fails["pos"].to_numpy()
-        opos = parent_pos[lpos]
-        bad[opos] = True
-        line_ids, order_ids = V.pylist(L["external_id"]), V.pylist(O["external_id"])
-        line_ext = [line_ids[p] for p in lpos.tolist()]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "entity": "order",
-                    "external_id": [order_ids[p] for p in opos.tolist()],
-                    "source_pk": [order_pks[p] for p in opos.tolist()],
-                    "check": line_fails["check"].to_numpy(),
-                    "field": ["lines." + (f or "*") for f in line_fails["field"].tolist()],
-                    "value": [
-                        f"{v} (line {e})" if v is not None else f"line {e}"
-                        for v, e in zip(line_fails["value"].tolist(), line_ext)
-                    ],
-                }
-            )
-        )
-    out.quarantine = (
-        pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(not p.empty for p in parts) else empty_quarantine()
-    )
-
-    # --- records for the valid orders ---------------------------------------------------------------
+    order_frame, order_fails = _check_orders(O, order_minor, matching, order_cf, lines, L, line_minor, parent_pos,
+                                             spec, m, out)
+    out.quarantine, bad = _quarantine(m.entity, O, order_pks, order_fails, L, line_fails, parent_pos)
     good = np.flatnonzero(~bad)
     if not len(good):
         return out
-    line_rows, offsets = children_under(good, n, parent_pos)
+    line_rows, offsets = children_under(good, len(orders), parent_pos)
     line_texts = record_texts(L, LINE_REQUIRED, line_rows, line_cf, checked=line_frame)
     texts = record_texts({**matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
                          {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
@@ -148,9 +70,101 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, config: Config) -> Map
     return out
 
 
-def _custom(frame: pd.DataFrame, mapping: dict[str, str], config: Config, tz: ZoneInfo) -> dict[str, V.Column]:
-    types = {cf.external_id: cf.value_type for cf in config.custom_fields}
-    return {f"cf.{cf_id}": V.custom_value(frame[f"cf.{cf_id}"], types[cf_id], tz) for cf_id in mapping}
+def _lines_of(lines: pd.DataFrame, order_pks: list[Any], spec: OrdersStream) -> pd.DataFrame:
+    """The lines of these orders only, sorted by order then line key; soft-deleted lines leave the order."""
+    lines = lines[lines["_parent"].isin(order_pks)]
+    if spec.lines.deleted_flag and not lines.empty:
+        lines = lines[~deleted_mask(lines)]
+    return sort_children(lines)
+
+
+def _map_lines(lines: pd.DataFrame, spec: OrdersStream,
+               m: MappingSpec) -> tuple[dict[str, V.Column], dict[str, np.ndarray], dict[str, V.Column], pd.DataFrame]:
+    """Line fields in wire form, their money in minor units, custom fields, and the frame the contract checks."""
+    L, line_minor = convert(lines, list(spec.lines.columns), m.tz, m.money_scale)
+    L["status"] = (map_values(lines["status"], spec.lines.status_map) if "status" in spec.lines.columns
+                   else [spec.lines.default_status] * len(lines))
+    line_cf = _custom(lines, spec.lines.custom_fields, m)
+    line_frame = contract_frame({**L, **line_cf}, {"_parent": lines["_parent"].to_numpy(dtype=object)})
+    return L, line_minor, line_cf, line_frame
+
+
+def _map_order_fields(orders: pd.DataFrame, spec: OrdersStream, m: MappingSpec
+                      ) -> tuple[dict[str, V.Column], dict[str, np.ndarray], dict[str, V.Column], dict[str, V.Column]]:
+    """Order fields (currency and endpoint from the settings when not mapped), the matching fields, and
+    custom fields."""
+    O, order_minor = convert(orders, list(spec.columns), m.tz, m.money_scale)
+    O["status"] = map_values(orders["status"], spec.status_map)
+    n = len(orders)
+    if "currency" not in O:
+        O["currency"] = [m.default_currency] * n
+    if "endpoint" not in O:
+        O["endpoint"] = [m.endpoint] * n
+    matching: dict[str, V.Column] = {"matching": [spec.matching.mode] * n}
+    for fld in spec.matching.columns:
+        matching[fld] = V.strings(orders[f"m.{fld}"])
+    for fld, value in spec.matching.constants.items():
+        matching[fld] = [value] * n
+    return O, order_minor, matching, _custom(orders, spec.custom_fields, m)
+
+
+def _check_orders(O: dict[str, V.Column], order_minor: dict[str, np.ndarray], matching: dict[str, V.Column],
+                  order_cf: dict[str, V.Column], lines: pd.DataFrame, L: dict[str, V.Column],
+                  line_minor: dict[str, np.ndarray], parent_pos: np.ndarray, spec: OrdersStream, m: MappingSpec,
+                  out: Mapped) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The order contract, with each order's total checked in exact minor units against its lines and
+    delivery (a mismatch quarantines the order, or only warns with ``sync.total_mismatch: warn``)."""
+    n = len(O["external_id"])
+    count_int = _whole_counts(lines["count"], L["count"]) if "count" in L else np.zeros(len(lines), dtype=np.int64)
+    final_minor = line_minor.get("final_price_per_item", np.zeros(len(lines), dtype=np.int64))
+    lines_minor = np.bincount(parent_pos, weights=final_minor * count_int, minlength=n).astype(np.int64)
+    n_lines = np.bincount(parent_pos, minlength=n).astype(np.int64)
+    delivery_minor = order_minor.get("delivery_cost", np.zeros(n, dtype=np.int64))
+    total_minor = order_minor["total_price"]
+    order_frame = contract_frame(
+        {**O, **{k: v for k, v in matching.items() if k != "matching"}, **order_cf},
+        {"_n_lines": n_lines, "_lines_minor": lines_minor, "_delivery_minor": delivery_minor, "_total_minor": total_minor},
+    )
+    total_rule = m.total_mismatch == "quarantine"
+    schema = contract.order_schema(m.money_scale, spec.matching.mode,
+                                   list(spec.matching.columns) + list(spec.matching.constants),
+                                   list(m.custom_fields), list(order_frame.columns), total_rule)
+    if not total_rule:
+        mismatch = np.flatnonzero(total_minor != lines_minor + delivery_minor)
+        if len(mismatch):
+            sample = ", ".join(V.pylist(O["external_id"])[i] for i in mismatch[:5].tolist())
+            out.warnings.append(f"{len(mismatch)} orders' total_price differs from their lines + delivery (e.g. {sample})")
+    return order_frame, contract.failures(order_frame, schema)
+
+
+def _quarantine(entity: str, O: dict[str, V.Column], order_pks: list[Any], order_fails: pd.DataFrame,
+                L: dict[str, V.Column], line_fails: pd.DataFrame, parent_pos: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Quarantine rows of invalid orders and of orders with an invalid line (named ``lines.<field>``),
+    and the mask of orders not to send."""
+    parts = [quarantine_rows(entity, order_fails, O["external_id"], order_pks)]
+    bad = np.zeros(len(order_pks), dtype=bool)
+    bad[order_fails["pos"].to_numpy()] = True
+    if not line_fails.empty:
+        lpos = line_fails["pos"].to_numpy()
+        opos = parent_pos[lpos]
+        bad[opos] = True
+        line_ids, order_ids = V.pylist(L["external_id"]), V.pylist(O["external_id"])
+        line_ext = [line_ids[p] for p in lpos.tolist()]
+        parts.append(pd.DataFrame({
+            "entity": entity,
+            "external_id": [order_ids[p] for p in opos.tolist()],
+            "source_pk": [order_pks[p] for p in opos.tolist()],
+            "check": line_fails["check"].to_numpy(),
+            "field": ["lines." + (f or "*") for f in line_fails["field"].tolist()],
+            "value": [f"{v} (line {e})" if v is not None else f"line {e}"
+                      for v, e in zip(line_fails["value"].tolist(), line_ext)],
+        }))
+    non_empty = [p for p in parts if not p.empty]
+    return (pd.concat(non_empty, ignore_index=True) if non_empty else empty_quarantine()), bad
+
+
+def _custom(frame: pd.DataFrame, mapping: dict[str, str], m: MappingSpec) -> dict[str, V.Column]:
+    return {f"cf.{cf_id}": V.custom_value(frame[f"cf.{cf_id}"], m.custom_types[cf_id], m.tz) for cf_id in mapping}
 
 
 def _whole_counts(source: pd.Series, converted: list[Any]) -> np.ndarray:

@@ -23,7 +23,7 @@ test: setup
 
 # Static checks (`.ci/run` runs them before `make test`): ruff's rules and line length, mypy on the packages.
 lint: setup
-	$(BIN)/ruff check altcraft_sync connectors flows transforms sandbox bench tests
+	$(BIN)/ruff check altcraft_sync cli connectors flows transforms sandbox bench tests
 	$(BIN)/mypy
 
 bench: setup

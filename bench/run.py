@@ -279,7 +279,7 @@ def bench_dialect(args: argparse.Namespace, dialect: str, workdir: Path) -> dict
             raise SystemExit("--dialect postgresql needs --pg-url (or SHOP_TEST_PG_URL)")
         url_for = lambda n: args.pg_url  # noqa: E731
     port = free_port()
-    emulator = subprocess.Popen([sys.executable, "-m", "altcraft_sync.cli", "sandbox", "--port", str(port), "--token", TOKEN],
+    emulator = subprocess.Popen([sys.executable, "-m", "cli.main", "sandbox", "--port", str(port), "--token", TOKEN],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api = f"http://127.0.0.1:{port}/api/v1.1/"
     time.sleep(1.5)

@@ -1,25 +1,11 @@
-"""``altcraft-sync demo``: the main job on the embedded default, with nothing to set up.
-
-Creates the demo SQLite shop if missing, starts the local Altcraft emulator, runs the nightly-sync flow,
-shows what Altcraft now holds, changes a few rows (two orders, one order line only, one SKU) and runs
-again to show the incremental run sending only those.
-"""
+"""The demo mapping, pointed at a demo shop, a state file and an emulator (``altcraft-sync demo`` runs the
+main job with it: :mod:`cli.demo`; the tests and the benchmark write their configs with it)."""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import sqlalchemy as sa
 import yaml
-from rich.console import Console
-from rich.table import Table
-
-from altcraft_sync.errors import SyncError
-from sandbox import demo_shop
-from sandbox.emulator import AltcraftEmulator
 
 HOME = Path(".altcraft-sync")
 MAPPING = Path(__file__).with_name("demo-shop.yaml")
@@ -41,77 +27,3 @@ def write_demo_config(shop_url: str, state_url: str, api_url: str, token: str, p
     return path
 
 
-def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None, home: Path = HOME) -> dict[str, Any]:
-    from flows.sync import nightly_sync
-
-    console = console or Console()
-    home.mkdir(parents=True, exist_ok=True)
-    shop = home / "demo-shop.db"
-    engine = sa.create_engine(f"sqlite:///{shop}")
-    if not shop.exists():
-        console.print(f"Creating the demo shop ({orders} orders) in {shop} ...")
-        started = time.monotonic()
-        demo_shop.generate(engine, orders)
-        console.print(f"  done in {time.monotonic() - started:.1f} s")
-    state_db = home / "demo-state.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{state_db}{suffix}").unlink(missing_ok=True)  # a fresh emulator needs a fresh ledger
-    with AltcraftEmulator(port=port, token=DEMO_TOKEN, strict_data=True) as emu:  # refuses an empty data
-        config = write_demo_config(f"sqlite:///{shop}", f"sqlite:///{state_db}", emu.url, DEMO_TOKEN, home / "demo.yaml")
-        console.print(f"Altcraft emulator on {emu.url}; config {config}")
-        console.print("[bold]Run 1[/]: everything is new (the first flow run starts a local Prefect server, ~20 s)")
-        first = _run(nightly_sync, config, console)
-        _show_store(emu, console)
-        changed = _change_rows(engine)
-        console.print(f"Changed in the shop: orders {changed['orders']} (status), order line {changed['line']} "
-                      f"only (of order {changed['line_order']}), SKU {changed['sku']} (stock)")
-        time.sleep(MARGIN_SECONDS + 1)
-        console.print("[bold]Run 2[/]: only what changed is sent")
-        second = _run(nightly_sync, config, console)
-        _show_store(emu, console)
-    console.print(f"State: {state_db}  ·  inspect with: altcraft-sync status --config {config}")
-    return {"first": first, "second": second, "changed": changed}
-
-
-def _run(flow: Any, config: Path, console: Console) -> dict[str, Any]:
-    state = flow(config_path=str(config), return_state=True)
-    if not state.is_completed():
-        raise SyncError(f"demo run failed: {state.message}")
-    figures = state.result()
-    table = Table()
-    cols = ["extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deferred"]
-    table.add_column("stream")
-    for c in cols:
-        table.add_column(c, justify="right")
-    for name, f in figures.items():
-        table.add_row(name, *[str(f[c]) for c in cols])
-    console.print(table)
-    return figures
-
-
-def _show_store(emu: AltcraftEmulator, console: Console) -> None:
-    with emu.lock:
-        counts = {k: len(getattr(emu.store, k)) for k in ("categories", "products", "skus", "orders")}
-    console.print("Altcraft (emulator) holds: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-
-
-def _change_rows(engine: sa.Engine) -> dict[str, Any]:
-    """Pick valid rows deterministically and change them with the database's own clock. Only rows that
-    ``touch`` really changes are picked (an order not yet completed, a line not yet done), so every run of
-    the demo sends exactly what it announces, however often it is run on the same shop."""
-    o, lines = demo_shop.orders, demo_shop.order_lines
-    with engine.connect() as conn:
-        order_ids = [r[0] for r in conn.execute(
-            sa.select(o.c.id).where(o.c.id > 100, o.c.state != "completed", o.c.is_deleted.is_(False))
-            .order_by(o.c.id).limit(2))]
-        line = conn.execute(
-            sa.select(lines.c.id, lines.c.order_id)
-            .where(lines.c.order_id > 200, lines.c.qty > 0, lines.c.state != "done",
-                   lines.c.order_id.not_in(order_ids))
-            .order_by(lines.c.id).limit(1)).one()
-        sku = conn.execute(
-            sa.select(demo_shop.skus.c.id).where(demo_shop.skus.c.price > 0).order_by(demo_shop.skus.c.id).limit(1)
-        ).scalar()
-    now = datetime.now(UTC).replace(tzinfo=None)
-    demo_shop.touch(engine, order_ids=order_ids, line_id=line.id, sku_id=sku, at=now)
-    return {"orders": order_ids, "line": line.id, "line_order": line.order_id, "sku": sku}

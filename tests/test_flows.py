@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
-from altcraft_sync.cli import app
 from altcraft_sync.config import load_config
+from cli.main import app
 from connectors.state import StateStore
 from flows.sync import nightly_sync
 from sandbox import demo_shop

@@ -20,7 +20,7 @@ SCRIPT = """
 import sys, time
 import click
 started = time.perf_counter()
-from altcraft_sync.cli import app
+from cli.main import app
 code = 0
 try:
     result = app(sys.argv[1:], standalone_mode=False)

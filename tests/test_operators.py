@@ -13,9 +13,9 @@ import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
-from altcraft_sync.cli import app
 from altcraft_sync.config import load_config
 from altcraft_sync.errors import ConfigError, StateError
+from cli.main import app
 from connectors.state import StateStore
 from sandbox import demo_shop as D
 from tests.conftest import TOKEN
@@ -261,7 +261,7 @@ def test_quarantine_command_lists_reasons_and_values(synced, emulator):
 def test_the_demo_can_run_twice_and_sends_what_it_announces(tmp_path, prefect_harness):
     from rich.console import Console
 
-    from sandbox.demo import run_demo
+    from cli.demo import run_demo
 
     for _ in range(2):
         out = run_demo(orders=3000, home=tmp_path, console=Console(file=open(tmp_path / "demo.log", "a")))

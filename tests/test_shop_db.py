@@ -289,7 +289,7 @@ def test_an_orders_query_with_a_lines_query_and_statuses_only_deleted_rows_carry
     import yaml
     from typer.testing import CliRunner
 
-    from altcraft_sync.cli import app
+    from cli.main import app
 
     engine = build_shop(shop_url, orders=60)
     with engine.begin() as conn:

@@ -1,0 +1,147 @@
+"""Commands that look without syncing: ``status``, ``verify``, ``quarantine``, ``check``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from altcraft_sync.errors import SyncError
+from cli.app import DEFAULT_CONFIG, ConfigOpt, StreamOpt, app, console, err_console, fail
+
+
+@app.command()
+def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Watermarks, lag behind the source, last runs, quarantine and rejected backlogs."""
+    from flows.status import collect_status
+
+    try:
+        report = collect_status(config)
+    except SyncError as err:
+        fail(str(err))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    table = Table(title="Streams")
+    for c in ("stream", "cursor", "watermark", "source newest", "lag (s)"):
+        table.add_column(c)
+    for row in report["streams"]:
+        table.add_row(row["stream"], row["cursor"], str(row["watermark"] or "-"), str(row["source_newest"] or "-"),
+                      "-" if row["lag_seconds"] is None else f"{row['lag_seconds']:.0f}")
+    console.print(table)
+    backlog = Table(title="Backlog")
+    for c in ("entity", "quarantined", "rejected (retrying)", "rejected (permanent)", "failed", "deferred", "delivered"):
+        backlog.add_column(c)
+    for entity, counts in report["backlog"].items():
+        backlog.add_row(entity, str(counts["quarantined"]), str(counts["rejected"]), str(counts["rejected_permanent"]),
+                        str(counts["failed"]), str(counts["deferred"]), str(counts["delivered"]))
+    console.print(backlog)
+    runs = Table(title="Last runs")
+    for c in ("started", "kind", "status", "message"):
+        runs.add_column(c)
+    for r in report["runs"]:
+        runs.add_row(str(r["started_at"])[:19], r["kind"], r["status"], (r.get("message") or "")[:80])
+    console.print(runs)
+    if report.get("source_error"):
+        err_console.print(f"[yellow]source not reachable, lag unknown:[/] {report['source_error']}")
+
+
+@app.command()
+def verify(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    stream: StreamOpt = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Compare only this many random delivered records.")] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Re-send what differs; delete what altcraft-sync sent "
+                                                           "that the shop no longer has.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Prove that Altcraft holds what the shop holds: page through Altcraft's list methods and compare each
+    record with the ledger and the mapped source, field by field. Exits 1 when differences remain."""
+    import uuid
+
+    from flows.runtime import open_runtime
+    from flows.verify import verify_streams
+
+    try:
+        runtime = open_runtime(config, need_client=True)
+        try:
+            assert runtime.client is not None
+            results = verify_streams(runtime.config, runtime.source, runtime.state, runtime.client,
+                                     run_id=f"verify-{uuid.uuid4().hex[:12]}", streams=stream, repair=repair, sample=sample)
+        finally:
+            runtime.close()
+    except SyncError as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps({n: s.figures() for n, s in results.items()}, default=str))
+    else:
+        from flows.verify import COLUMNS
+
+        table = Table(title="verify: Altcraft against the shop" + (" (repaired)" if repair else ""))
+        table.add_column("stream")
+        for c in COLUMNS:
+            table.add_column(c.replace("_", " "), justify="right")
+        for name, st in results.items():
+            table.add_row(name, *[str(getattr(st, c)) for c in COLUMNS])
+        console.print(table)
+        for name, st in results.items():
+            if st.note:
+                console.print(f"{name}: {st.note}")
+            for f, n in sorted(st.fields.items()):
+                console.print(f"{name}: field {f} differs in {n} records")
+            for kind, items in st.samples.items():
+                console.print(f"{name}: {kind}: " + ", ".join(json.dumps(i, default=str) for i in items), highlight=False)
+    left = sum(st.differences for st in results.values())
+    if left and not repair:
+        fail(f"Altcraft differs from the shop in {left} records; run `altcraft-sync verify --repair` to fix", code=1)
+
+
+@app.command()
+def quarantine(
+    config: ConfigOpt = DEFAULT_CONFIG,
+    stream: Annotated[str | None, typer.Option("--stream", "-s", help="Only this stream.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Only reasons containing this text.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many records (newest first).")] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Quarantined, rejected, failed and deferred records with their reasons and values, from the state
+    database (no Prefect needed); e-mails and phones masked."""
+    from flows.status import collect_problems
+
+    try:
+        rows = collect_problems(config, stream=stream, reason=reason, limit=limit)
+    except SyncError as err:
+        fail(str(err))
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(
+        title=f"{len(rows)} records not in Altcraft as the shop has them" + (" (limit reached)" if len(rows) == limit else "")
+    )
+    for c in ("kind", "entity", "external_id", "source key", "field", "check", "value", "when (UTC)"):
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        for i, x in enumerate(r["reasons"]):
+            first = i == 0
+            table.add_row(r["kind"] if first else "", r["entity"] if first else "", r["external_id"] if first else "",
+                          str(r["source_pk"] or "") if first else "", str(x["field"] or ""), str(x["check"] or ""),
+                          "" if x["value"] is None else str(x["value"]), f"{r['at']:%Y-%m-%d %H:%M}" if first and r["at"] else "")
+    console.print(table)
+
+
+@app.command()
+def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
+    """Validate the config, connect to the shop database, the state database and Altcraft."""
+    from flows.status import run_checks
+
+    ok = True
+    for name, problem in run_checks(config):
+        if problem is None:
+            console.print(f"[green]ok[/]   {name}")
+        else:
+            ok = False
+            console.print(f"[red]FAIL[/] {name}: {problem}", highlight=False, soft_wrap=True)
+    if not ok:
+        raise typer.Exit(2)

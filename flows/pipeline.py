@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from altcraft_sync import streams as registry
-from connectors.shop_db import Cursor
+from altcraft_sync.cursor import Cursor
 from flows.decide import Prepared
 from flows.mapping import ChunkMapper, MapResult
 from flows.repair import RepairMixin

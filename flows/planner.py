@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from altcraft_sync import streams as registry
-from connectors.shop_db import Cursor, to_utc
+from altcraft_sync.cursor import Cursor, to_utc
 from flows.pipeline import Pipeline
 from flows.stats import StreamStats
 

@@ -18,8 +18,9 @@ import pandas as pd
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
+from altcraft_sync.cursor import Cursor
 from connectors.altcraft import AltcraftClient
-from connectors.shop_db import Cursor, ShopSource
+from connectors.shop_db import ShopSource
 from connectors.state import StateStore, lock_owner
 from flows.stats import Progress, StreamStats, add_sample
 from transforms.spec import MappingSpec, mapping_spec

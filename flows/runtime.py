@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from altcraft_sync.config import Config, load_config, resolve_token
+from altcraft_sync.cursor import Cursor
 from connectors.altcraft import AltcraftClient
-from connectors.shop_db import Cursor, ShopSource
+from connectors.shop_db import ShopSource
 from connectors.state import StateStore
 
 

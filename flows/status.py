@@ -7,9 +7,10 @@ from typing import Any
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import load_config, resolve_token
+from altcraft_sync.cursor import to_utc
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
-from connectors.shop_db import ShopSource, to_utc
+from connectors.shop_db import ShopSource
 from connectors.state import StateStore
 
 

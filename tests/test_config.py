@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from altcraft_sync.config import interpolate_env, load_config, parse_config
+from altcraft_sync.cursor import Cursor
 from altcraft_sync.errors import ConfigError
-from connectors.shop_db import Cursor
 from flows.planner import newest_cursor as _max
 from flows.windows import BackfillParams
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from connectors.shop_db import Cursor
+from altcraft_sync.cursor import Cursor
 from connectors.state.base import StoreBase, _aware, _pk, _retried, now
 from connectors.state.schema import RETRYABLE, Known, LedgerEntry, ledger, locks, quarantine, watermarks
 

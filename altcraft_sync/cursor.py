@@ -1,0 +1,78 @@
+"""The keyset cursor every layer shares, and the names of the columns a source frame carries besides the
+mapped fields. Bottom of the layers: the source reads cursors, the state store keeps them, the engine plans
+with them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+PK, TS, DELETED, PARENT = "_pk", "_ts", "_deleted", "_parent"
+"""A source frame's primary key, ``updated_at``, soft-delete flag and (children) parent key columns."""
+CF_PREFIX = "cf."
+"""A custom field's column: ``cf.<external_id>``."""
+MATCH_PREFIX = "m."
+"""A matching field's column (orders): ``m.<field>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A keyset position ``(updated_at, pk)`` in the column's native representation.
+
+    ``pk is None`` means "every row with ``updated_at`` strictly after ``ts``" (used for the lookback start).
+    """
+
+    ts: Any
+    pk: Any = None
+
+    def to_json(self) -> str:
+        ts, pk = self.ts, self.pk
+        value: str | int | float
+        if isinstance(ts, datetime):
+            kind, value = ("aware" if ts.tzinfo else "naive"), ts.isoformat()
+        elif isinstance(ts, date):
+            kind, value = "date", ts.isoformat()
+        elif isinstance(ts, (int, float)):
+            kind, value = "number", ts
+        else:
+            kind, value = "raw", str(ts)
+        pk_kind = "int" if isinstance(pk, int) else ("none" if pk is None else "str")
+        return orjson.dumps({"ts": value, "kind": kind, "pk": pk if pk_kind != "str" else str(pk),
+                             "pk_kind": pk_kind}).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Cursor:
+        d = orjson.loads(text)
+        kind, value = d["kind"], d["ts"]
+        if kind in ("aware", "naive"):
+            ts: Any = datetime.fromisoformat(value)
+        elif kind == "date":
+            ts = date.fromisoformat(value)
+        else:
+            ts = value
+        pk = d["pk"]
+        return cls(ts, int(pk) if d["pk_kind"] == "int" else pk)
+
+    def as_datetime(self, tz: ZoneInfo) -> datetime | None:
+        """The cursor time as an aware UTC datetime (for lag figures), whatever its representation."""
+        return to_utc(self.ts, tz)
+
+
+def to_utc(value: Any, tz: ZoneInfo) -> datetime | None:
+    """A cursor time (datetime, date or ISO text; naive ones in ``tz``) as aware UTC, or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
+    return None

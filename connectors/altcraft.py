@@ -35,11 +35,11 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
 from altcraft_sync.config import AltcraftSettings
-from altcraft_sync.errors import AltcraftAuthError, AltcraftError, AltcraftTariffError, AltcraftUnavailable
+from altcraft_sync.errors import AltcraftError, AltcraftUnavailable
+from connectors.altcraft_wire import RateLimiter, Rejected, Transient, read_answer, shared_limiter
 
 log = logging.getLogger("altcraft_sync.altcraft")
 
-TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_ITEM_CODES = frozenset({429, 500, 502, 503, 504})
 """Per-item codes treated as 'failed transiently' (INFERRED: Altcraft documents no per-item codes)."""
 
@@ -96,55 +96,6 @@ class Encoded:
     @classmethod
     def of(cls, record: dict[str, Any], key: str = "external_id") -> Encoded:
         return cls(str(record[key]), orjson.dumps(record))
-
-
-class _Transient(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.retry_after = reason, retry_after
-
-
-class _Rejected(Exception):
-    """The whole request was refused (HTTP 413, or body error 400): isolate the offending records."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code, self.text = code, text
-
-
-class RateLimiter:
-    """A thread-safe token bucket: at most ``rate`` requests per second, bursts of up to ``rate``."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._tokens = rate
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
-
-
-_limiters: dict[str, RateLimiter] = {}
-_limiters_lock = threading.Lock()
-
-
-def shared_limiter(api_url: str, rate: float) -> RateLimiter:
-    """One limiter per API URL per process: nightly and backfill runs in one worker share it."""
-    with _limiters_lock:
-        limiter = _limiters.get(api_url)
-        if limiter is None or limiter.rate != rate:
-            limiter = _limiters[api_url] = RateLimiter(rate)
-        return limiter
 
 
 class AltcraftClient:
@@ -234,7 +185,7 @@ class AltcraftClient:
         body = self._prefix(roots) + b'"data":[' + carrier.data + b"]}"
         try:
             answer = self._post(method, body)
-        except _Rejected as err:
+        except Rejected as err:
             names = ", ".join(f"{k} {[d.get('external_id') for d in v]}" for k, v in roots.items() if isinstance(v, list))
             raise AltcraftError(f"Altcraft refused the definitions ({names}) sent with record "
                                 f"{carrier.external_id} through {method}: {err.code} {err.text}") from None
@@ -264,7 +215,7 @@ class AltcraftClient:
         def one(ext: str) -> Outcome:
             try:
                 self._post(method, self._body({"external_id": ext}))
-            except _Rejected as err:
+            except Rejected as err:
                 if err.code == 404:
                     return Outcome(ext, "delivered", 404, "already absent")
                 return Outcome(ext, "rejected", err.code, err.text, permanent=True)
@@ -354,7 +305,7 @@ class AltcraftClient:
         body = prefix + b'"' + items_key.encode() + b'":[' + b",".join(r.data for r in batch) + b"]}"
         try:
             answer = self._post(method, body)
-        except _Rejected as err:
+        except Rejected as err:
             if len(batch) == 1:
                 rec = batch[0]
                 log.warning("%s: record %s rejected by Altcraft (%s %s)", method, rec.external_id, err.code, err.text)
@@ -416,7 +367,7 @@ class AltcraftClient:
         """POST with retries on transient failures; returns the decoded body with ``error == 0``."""
         settings = self.settings
         retrying = Retrying(
-            retry=retry_if_exception_type(_Transient),
+            retry=retry_if_exception_type(Transient),
             stop=stop_after_attempt(settings.max_attempts) | stop_after_delay(settings.max_retry_seconds),
             wait=self._wait,
             sleep=self._sleep,
@@ -426,7 +377,7 @@ class AltcraftClient:
         started = time.monotonic()
         try:
             return retrying(self._attempt, method, body)
-        except _Transient as err:
+        except Transient as err:
             attempts = retrying.statistics.get("attempt_number", settings.max_attempts)
             raise AltcraftUnavailable(
                 f"Altcraft {method} kept failing after {attempts} attempts over "
@@ -448,7 +399,7 @@ class AltcraftClient:
         backoff = min(s.backoff_max, s.backoff_initial * 2 ** (state.attempt_number - 1))
         delay = random.uniform(0, backoff)
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
+        if isinstance(exc, Transient) and exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, s.backoff_max))
         return delay
 
@@ -460,66 +411,7 @@ class AltcraftClient:
         try:
             resp = self._session.post(s.api_url + method, data=body, timeout=(s.connect_timeout, s.read_timeout))
         except (requests.ConnectionError, requests.Timeout) as err:
-            raise _Transient(f"{type(err).__name__} talking to {s.api_url}") from None
+            raise Transient(f"{type(err).__name__} talking to {s.api_url}") from None
         except requests.RequestException as err:
-            raise _Transient(type(err).__name__) from None
-        status = resp.status_code
-        if status in (401, 403):
-            raise AltcraftAuthError(
-                f"Altcraft refused the API token (HTTP {status}): check ALTCRAFT_TOKEN/altcraft.token and that "
-                "the token has market roles"
-            )
-        if status in TRANSIENT_HTTP:
-            raise _Transient(f"HTTP {status}", _retry_after(resp.headers.get("Retry-After")))
-        if status == 413:
-            raise _Rejected(413, "request body too large for Altcraft")
-        if status in (404, 405):
-            raise AltcraftError(_wrong_url(s.api_url, method, f"HTTP {status}"))
-        try:
-            answer = orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
-            if status >= 400:
-                raise _Rejected(status, f"HTTP {status}") from None
-            raise _Transient(f"HTTP {status} with a body that is not JSON") from None
-        if not isinstance(answer, dict):
-            raise _Transient(f"HTTP {status} with an unexpected body")
-        code = int(answer.get("error") or 0)
-        text = str(answer.get("error_text") or "")
-        if code == 0 and status < 400:
-            return answer
-        if code in (401, 403):
-            raise AltcraftAuthError(
-                f"Altcraft refused the API token (error {code}: {text}): check ALTCRAFT_TOKEN/altcraft.token "
-                "and that the token has market roles"
-            )
-        if code == 402:
-            raise AltcraftTariffError(f"Altcraft tariff limit reached (error 402: {text}): raise the plan's limits")
-        if code in TRANSIENT_HTTP:
-            raise _Transient(f"error {code}: {text}")
-        if "unknown method" in text.lower():
-            raise AltcraftError(_wrong_url(s.api_url, method, f"error {code}: {text}"))
-        raise _Rejected(code or status, text or f"HTTP {status}")
-
-
-def _wrong_url(api_url: str, method: str, answer: str) -> str:
-    """One line for an answer that means the URL is not an API method: which URL was called, and what the
-    base should look like (the usual mistake is a base without its ``/api/v1.1/`` path)."""
-    called = f"Altcraft answered {answer} for {api_url}{method}"
-    if "/api/v1" not in api_url:
-        return (f"{called}: altcraft.api_url must be the API base ending in /api/v1.1/, e.g. "
-                f"{api_url.rstrip('/')}/api/v1.1/")
-    return f"{called}: check altcraft.api_url (it should end in /api/v1.1/) and that this Altcraft has the method"
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
+            raise Transient(type(err).__name__) from None
+        return read_answer(resp, s.api_url, method)

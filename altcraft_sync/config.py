@@ -190,49 +190,57 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        defined = {cf.external_id: cf.entity_type for cf in self.custom_fields}
-        line_statuses = set(LINE_STATUSES) | {s.external_id for s in self.custom_line_statuses}
+        """Checks across sections: each stream's columns against its Altcraft fields, custom fields against
+        their definitions, and the orders' defaults and status maps."""
         for spec in registry.all_specs():
             src = self.streams.section(spec.name)
-            if src is None:
-                continue
-            path = f"streams.{spec.name}"
-            checks: list[tuple[str, TableSource, Any, str | None]] = [(path, src, spec.fields, spec.custom_field_type)]
-            child: ChildSource | None = getattr(src, spec.child.name, None) if spec.child else None
-            if spec.child and child is not None:
-                checks.append((f"{path}.{spec.child.name}", child, spec.child.fields,
-                               spec.child.custom_field_type or spec.custom_field_type))
-            for where, table, fields, entity in checks:
-                _check_fields(where, table.columns, fields)
-                for cf_id in table.custom_fields:
-                    if entity is None or defined.get(cf_id) != entity:
-                        raise ValueError(
-                            f"{where}.custom_fields.{cf_id}: no custom field with that external_id and entity_type "
-                            f"{entity!r} is defined in custom_fields"
-                        )
+            if src is not None:
+                self._check_stream(spec, src)
         orders = self.streams.section("orders")
         if isinstance(orders, OrdersStream):
-            if "currency" not in orders.columns and not self.sync.default_currency:
-                raise ValueError("streams.orders.columns.currency: map a column or set sync.default_currency")
-            if "endpoint" not in orders.columns and not self.sync.endpoint:
-                raise ValueError("streams.orders.columns.endpoint: map a column or set sync.endpoint")
-            for shop, ac in orders.status_map.items():
-                if ac not in ORDER_STATUSES:
-                    raise ValueError(
-                        f"streams.orders.status_map.{shop}: {ac!r} is not an Altcraft order status "
-                        f"({', '.join(ORDER_STATUSES)})"
-                    )
-            if "status" not in orders.lines.columns and not orders.lines.default_status:
-                raise ValueError("streams.orders.lines.columns.status: map a column or set streams.orders.lines.default_status")
-            if orders.lines.default_status and orders.lines.default_status not in line_statuses:
-                raise ValueError(f"streams.orders.lines.default_status: {orders.lines.default_status!r} is not a line status")
-            for shop, ac in orders.lines.status_map.items():
-                if ac not in line_statuses:
-                    raise ValueError(
-                        f"streams.orders.lines.status_map.{shop}: {ac!r} is neither a built-in line status "
-                        "nor a custom_line_statuses external_id"
-                    )
+            self._check_orders(orders)
         return self
+
+    def _check_stream(self, spec: registry.StreamSpec, src: TableSource) -> None:
+        path = f"streams.{spec.name}"
+        checks: list[tuple[str, TableSource, Any, str | None]] = [(path, src, spec.fields, spec.custom_field_type)]
+        child: ChildSource | None = getattr(src, spec.child.name, None) if spec.child else None
+        if spec.child and child is not None:
+            checks.append((f"{path}.{spec.child.name}", child, spec.child.fields,
+                           spec.child.custom_field_type or spec.custom_field_type))
+        defined = {cf.external_id: cf.entity_type for cf in self.custom_fields}
+        for where, table, fields, entity in checks:
+            _check_fields(where, table.columns, fields)
+            for cf_id in table.custom_fields:
+                if entity is None or defined.get(cf_id) != entity:
+                    raise ValueError(
+                        f"{where}.custom_fields.{cf_id}: no custom field with that external_id and entity_type "
+                        f"{entity!r} is defined in custom_fields"
+                    )
+
+    def _check_orders(self, orders: OrdersStream) -> None:
+        if "currency" not in orders.columns and not self.sync.default_currency:
+            raise ValueError("streams.orders.columns.currency: map a column or set sync.default_currency")
+        if "endpoint" not in orders.columns and not self.sync.endpoint:
+            raise ValueError("streams.orders.columns.endpoint: map a column or set sync.endpoint")
+        for shop, ac in orders.status_map.items():
+            if ac not in ORDER_STATUSES:
+                raise ValueError(
+                    f"streams.orders.status_map.{shop}: {ac!r} is not an Altcraft order status "
+                    f"({', '.join(ORDER_STATUSES)})"
+                )
+        lines = orders.lines
+        line_statuses = set(LINE_STATUSES) | {s.external_id for s in self.custom_line_statuses}
+        if "status" not in lines.columns and not lines.default_status:
+            raise ValueError("streams.orders.lines.columns.status: map a column or set streams.orders.lines.default_status")
+        if lines.default_status and lines.default_status not in line_statuses:
+            raise ValueError(f"streams.orders.lines.default_status: {lines.default_status!r} is not a line status")
+        for shop, ac in lines.status_map.items():
+            if ac not in line_statuses:
+                raise ValueError(
+                    f"streams.orders.lines.status_map.{shop}: {ac!r} is neither a built-in line status "
+                    "nor a custom_line_statuses external_id"
+                )
 
     def enabled_streams(self) -> list[str]:
         """The configured streams, in sync order."""

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from altcraft_sync.config import parse_config
 from flows.roots import definitions_for, roots_body
+from transforms import money as M
 from transforms import values as V
 from transforms.catalog import map_catalog, map_categories
 from transforms.orders import map_orders
@@ -301,14 +302,14 @@ def test_soft_deleted_rows_become_deletions():
 ])
 def test_money_is_exact(raw, expected):
     for series in (pd.Series([raw]), pd.Series([raw], dtype=object)):
-        strings, _ = V.money(series, 2)
+        strings, _ = M.money(series, 2)
         assert V.pylist(strings) == [expected]
 
 
 def test_money_with_too_many_places_is_passed_on_unrounded_for_the_contract():
-    assert V.pylist(V.money(pd.Series([19.999]), 2)[0]) == ["19.999"]
-    assert V.pylist(V.money(pd.Series([Decimal("0.005")], dtype=object), 2)[0]) == ["0.005"]
-    strings, minor = V.money(pd.Series([1.5, None, 2.25]), 2)
+    assert V.pylist(M.money(pd.Series([19.999]), 2)[0]) == ["19.999"]
+    assert V.pylist(M.money(pd.Series([Decimal("0.005")], dtype=object), 2)[0]) == ["0.005"]
+    strings, minor = M.money(pd.Series([1.5, None, 2.25]), 2)
     assert V.pylist(strings) == ["1.5", None, "2.25"] and minor.tolist() == [150, 0, 225]
 
 
@@ -318,14 +319,14 @@ def test_vectorised_minor_units_match_the_scalar_formatting(scale):
 
     minor = np.array([0, 1, -1, 5, 10, 99, 100, 12_345_678, -12_345_678, 10**scale, -(10**scale) - 3,
                       7 * 10 ** (scale + 1), 2**52], dtype=np.int64)
-    assert V.minor_strings(minor, scale).tolist() == [V.minor_to_str(int(m), scale) for m in minor]
+    assert M.minor_strings(minor, scale).tolist() == [M.minor_to_str(int(m), scale) for m in minor]
 
 
 def test_money_float_column_of_distinct_prices_keeps_every_value():
     # mostly distinct prices go through the vectorised path: each one exact, NaN stays missing, a float
     # past 2**53 minor units is never taken as a whole number of cents
     col = pd.Series([0.05, 10.5, 1234567.89, float("nan"), -3.1, 1e17])
-    strings, minor = V.money(col, 2)
+    strings, minor = M.money(col, 2)
     assert V.pylist(strings) == ["0.05", "10.5", "1234567.89", None, "-3.1", "100000000000000000"]
     assert minor.tolist() == [5, 1050, 123456789, 0, -310, 0]
 
@@ -333,12 +334,12 @@ def test_money_float_column_of_distinct_prices_keeps_every_value():
 def test_money_from_decimal_text_and_decimals_beyond_int64():
     # PostgreSQL/MySQL prices arrive as the database's decimal text
     text = pd.Series(["19.99", "900.00", "19.999", None, "0.10", "-5", "abc", "19.99"], dtype="str")
-    strings, minor = V.money(text, 2)
+    strings, minor = M.money(text, 2)
     assert V.pylist(strings) == ["19.99", "900", "19.999", None, "0.1", "-5", "abc", "19.99"]
     assert minor.tolist() == [1999, 90000, 0, 0, 10, -500, 0, 1999]
     # too big for int64 minor units: passed on in full for the contract, never an overflow
     huge = pd.Series([Decimal("123456789012345678901.5"), Decimal("1.25")], dtype=object)
-    strings, minor = V.money(huge, 2)
+    strings, minor = M.money(huge, 2)
     assert V.pylist(strings) == ["123456789012345678901.5", "1.25"] and minor.tolist() == [0, 125]
 
 
@@ -454,10 +455,10 @@ def test_text_columns_are_dtype_checked_with_one_answer() -> None:
     order). A column that is not pandas' string dtype still fails."""
     from pandera.engines import pandas_engine
 
-    from transforms import contract
+    from transforms import checks, contract
 
     text = contract.OrderContract.to_schema().columns["external_id"].dtype
-    assert isinstance(text, contract.Text)
+    assert isinstance(text, checks.Text)
     assert text.check(pandas_engine.Engine.dtype(pd.Series(["a"], dtype="str").dtype)) is True
     assert text.check(pandas_engine.Engine.dtype(pd.Series(["a"], dtype=object).dtype)) is False
     assert text.check(pandas_engine.Engine.dtype(pd.Series([1]).dtype)) is False
@@ -486,7 +487,7 @@ def test_children_sort_by_parent_then_key_whatever_the_key_type(keys: list) -> N
 def test_vectorised_type_checks_agree_with_the_per_value_ones() -> None:
     """The contract's type checks take one inferred-dtype pass when a column is all of one kind; mixed
     columns still get the per-value test, and the answers are the same."""
-    from transforms import contract as C
+    from transforms import checks as C
 
     cases = {
         "positive": (C.positive_int, [1, 5, None, 0, -2, True, 2.0, "3", 2**70]),
@@ -522,7 +523,7 @@ def test_regex_checks_run_in_arrow_mean_what_python_re_means() -> None:
     character Python calls whitespace and in the prices' and times' patterns."""
     import re
 
-    from transforms import contract as C
+    from transforms import checks as C
 
     spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["\u200b", "\u180e", "x"]
     cases = {C.EMAIL: [f"a{w}b@c.de" for w in spaces] + [f"ab@c{w}.de" for w in spaces] + ["a@b.co", "@b.co", "a@b", "é@ü.рф"],
@@ -546,8 +547,8 @@ _decimal_texts = st.one_of(
 def test_decimal_text_is_parsed_vectorised_exactly_as_decimal_does(texts: list, scale: int) -> None:
     """Prices read as text (PostgreSQL/MySQL) take a vectorised parse; every value must come out exactly
     as the one-value-at-a-time ``Decimal`` path gives it (object columns still take that path)."""
-    vectorised = V.money(pd.Series(texts, dtype="str"), scale)
-    one_by_one = V.money(pd.Series(texts, dtype=object), scale)
+    vectorised = M.money(pd.Series(texts, dtype="str"), scale)
+    one_by_one = M.money(pd.Series(texts, dtype=object), scale)
     assert V.pylist(vectorised[0]) == V.pylist(one_by_one[0])
     assert vectorised[1].tolist() == one_by_one[1].tolist()
 

@@ -60,14 +60,23 @@ def same(name: str, sent: Any, listed: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
     if name in MONEY_FIELDS or name.endswith("_per_item"):
-        x, y = _decimal(a), _decimal(b)
-        return x is not None and y is not None and (x == y or y == x * 100)
+        return _same_money(a, b)
     if name in TIME_FIELDS:
         x_t, y_t = _instant(a), _instant(b)
         return x_t is not None and x_t == y_t
+    return _same_value(a, b)
+
+
+def _same_money(a: Any, b: Any) -> bool:
+    """Equal amounts; a listed amount 100x the sent one is the same (api.md: lists may answer in minor units)."""
+    x, y = _decimal(a), _decimal(b)
+    return x is not None and y is not None and (x == y or y == x * 100)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Objects field by field, lists and scalars as text, booleans in any case."""
     if isinstance(a, dict) and isinstance(b, dict):
-        keys = set(a) | set(b)
-        return all(same(k, a.get(k), b.get(k)) for k in keys)
+        return all(same(k, a.get(k), b.get(k)) for k in set(a) | set(b))
     if isinstance(a, list) and isinstance(b, list):
         return [str(v) for v in a] == [str(v) for v in b]
     if isinstance(a, bool) or isinstance(b, bool):

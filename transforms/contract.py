@@ -18,156 +18,28 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow
-import pyarrow.compute as pc
-from pandera import dtypes
-from pandera.engines import pandas_engine
 from pandera.typing import Series
 
-from altcraft_sync.catalogue import CUSTOM_LINE_STATUS_TYPES, LINE_STATUSES, MATCHING_FIELDS, ORDER_STATUSES
+from altcraft_sync.catalogue import LINE_STATUSES, MATCHING_FIELDS, ORDER_STATUSES
 from altcraft_sync.config import CustomField
-from transforms.values import arrow_strings
-
-
-@pandas_engine.Engine.register_dtype
-@dtypes.immutable(init=True)
-class Text(pandas_engine.STRING):
-    """String columns: pandas' own string dtype, checked once per column.
-
-    ``contract_frame`` builds them with that dtype. Annotated ``Series[str]``, pandera tests every value with
-    ``isinstance`` (0.23 us a value); annotated ``pd.StringDtype``, pandera 0.35 answers a matching column
-    with a per-row array and then formats a failure report of no rows (a DataFrame ``repr``) for every
-    column of every chunk: ~2 us an order. This answers with one bool, as pandera's own numpy dtypes do."""
-
-    def check(self, pandera_dtype: dtypes.DataType, data_container: object = None) -> bool:
-        try:
-            return pandas_engine.Engine.dtype(pandera_dtype).type == self.type
-        except TypeError:
-            return False
-
-
-# ASCII digits spelled [0-9]: Python's ``\d`` also takes other scripts' digits, RE2's (Arrow's) does not
-RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
-CURRENCY = r"^[A-Z]{3}$"
-"""ISO 4217 alphabetic code: Altcraft takes only currencies enabled in the account, named by their code."""
-_SPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
-"""Python's ``\\s``, spelled out: with ``\\s`` pandas runs the match in Python's ``re`` (RE2's ``\\s`` is
-ASCII only), one value at a time; spelled out, it runs in Arrow with the same meaning."""
-EMAIL = f"^[^@{_SPACE}]+@[^@{_SPACE}]+\\.[^@{_SPACE}]+$"
-DESCRIPTION_MAX = 1000
-_ = CUSTOM_LINE_STATUS_TYPES  # documented enum, enforced in config.CustomLineStatus
-
-
-def price_pattern(scale: int) -> str:
-    """Non-negative decimal string with at most ``scale`` places (str_matches is a prefix match: anchor it)."""
-    return r"^[0-9]+$" if scale == 0 else rf"^[0-9]+(\.[0-9]{{1,{scale}}})?$"
-
-
-def _bools(values: pyarrow.Array, index: pd.Index) -> pd.Series:
-    return pd.Series(values.to_numpy(zero_copy_only=False), index=index)
-
-
-def str_matches(pattern: str, label: str | None = None) -> pa.Check:
-    """``Check.str_matches`` (same pattern, same ``str_matches('...')`` label unless ``label`` is given), run
-    by Arrow's RE2 directly on ``Text`` columns.
-
-    pandas 3's ``str.match`` re-parses the pattern with Python's ``re`` parser on every call, to decide
-    whether RE2 can run it: ~0.3 ms a column a chunk for a price, over 1 ms for the e-mail pattern. Every
-    pattern here is RE2-compatible with the same meaning (see ``EMAIL``); other dtypes (``object`` custom
-    fields) take pandas' path, as the built-in check does."""
-    name = label or f"str_matches('{pattern}')"
-    return pa.Check(matches(pattern), name=name, error=name)
-
-
-def matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
-    """The vectorised test behind :func:`str_matches` (a null is not this check's business: it passes)."""
-
-    def check(s: pd.Series) -> pd.Series:
-        arr = arrow_strings(s)
-        if arr is None:
-            return s.isna() | s.astype("str").str.match(pattern).fillna(False).astype(bool)
-        return _bools(pc.fill_null(pc.match_substring_regex(arr, pattern), True), s.index)
-
-    return check
-
-
-def non_empty(s: pd.Series) -> pd.Series:
-    """Present and not the empty string."""
-    arr = arrow_strings(s)
-    if arr is None:
-        return s.notna() & (s.astype("str") != "")
-    return _bools(pc.fill_null(pc.greater(pc.binary_length(arr), 0), False), s.index)
-
-
-def unique_within(df: pd.DataFrame, parent: str, key: str) -> pd.Series:
-    """No two rows of one parent share ``key`` (a line's ``external_id`` within its order).
-
-    Keys unique across the whole frame (line ids usually are) are answered by one Arrow distinct count;
-    otherwise the pairs are compared, ~1.5 ms per 15,000 rows."""
-    arr = arrow_strings(df[key])
-    if arr is not None and not arr.null_count and pc.count_distinct(arr).as_py() == len(arr):
-        return pd.Series(True, index=df.index)
-    return ~df.duplicated([parent, key], keep=False)
-
-
-def _all(s: pd.Series, kinds: tuple[str, ...]) -> bool:
-    """Every present value is of one of pandas' inferred ``kinds`` (one pass in C, not a call per value)."""
-    return pd.api.types.infer_dtype(s, skipna=True) in kinds + ("empty",)
-
-
-def _is_int(s: pd.Series, minimum: int) -> pd.Series:
-    """Python/numpy integers >= minimum (vectorised: type test, then a numeric comparison)."""
-    if _all(s, ("integer",)):  # the usual case: compare as int64 (bools infer as "boolean", never here)
-        try:
-            return pd.Series(s.to_numpy().astype(np.int64) >= minimum, index=s.index)
-        except TypeError:  # a null among them (pandera drops them first; called directly, it may not)
-            pass
-        except OverflowError:  # past int64: the general path below
-            pass
-        present = s.notna().to_numpy()
-        try:
-            values = s.to_numpy()[present].astype(np.int64)
-        except OverflowError:
-            pass
-        else:
-            ok = ~present
-            ok[present] = values >= minimum
-            return pd.Series(ok, index=s.index)
-    types = s.map(type)
-    is_int = types.isin([int, np.int64, np.int32]).to_numpy()
-    num = pd.to_numeric(s.where(is_int), errors="coerce")
-    return pd.Series(is_int & (num >= minimum).to_numpy(), index=s.index) | s.isna()
-
-
-def positive_int(s: pd.Series) -> pd.Series:
-    return _is_int(s, 1)
-
-
-def non_negative_int(s: pd.Series) -> pd.Series:
-    return _is_int(s, 0)
-
-
-def boolean(s: pd.Series) -> pd.Series:
-    if _all(s, ("boolean",)):
-        return pd.Series(True, index=s.index)
-    return s.map(type).isin([bool, np.bool_]) | s.isna()
-
-
-def text(s: pd.Series) -> pd.Series:
-    if _all(s, ("string",)):
-        return pd.Series(True, index=s.index)
-    return s.map(lambda v: isinstance(v, str)).astype(bool) | s.isna()
-
-
-def number(s: pd.Series) -> pd.Series:
-    if _all(s, ("integer", "floating", "mixed-integer-float")):
-        return pd.Series(True, index=s.index)
-    return s.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool) | s.isna()
-
-
-# Model checks carry their label as ``error``, not ``name``: pandera 0.35 pops ``name`` off the shared check
-# info the first time a model is turned into a schema (``BaseCheckInfo.to_check``), so the second schema
-# built from it (or from a subclass: ``SkuContract``) would report the method's name (``_count``) instead.
+from transforms.checks import (
+    CURRENCY,
+    DESCRIPTION_MAX,
+    EMAIL,
+    RFC3339,
+    Text,
+    boolean,
+    is_int,
+    matches,
+    non_empty,
+    non_negative_int,
+    number,
+    positive_int,
+    price_pattern,
+    str_matches,
+    text,
+    unique_within,
+)
 
 
 class CategoryContract(pa.DataFrameModel):
@@ -341,7 +213,7 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
         if name not in present:
             continue
         if cf.value_type == "int":
-            check = pa.Check(lambda s: _is_int(s, -(2**63)), name="int custom field")
+            check = pa.Check(lambda s: is_int(s, -(2**63)), name="int custom field")
         elif cf.value_type == "float":
             check = pa.Check(number, name="float custom field")
         elif cf.value_type == "bool":

@@ -24,6 +24,7 @@ import pyarrow as pa
 from altcraft_sync.catalogue import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MONEY_FIELDS, TIME_FIELDS
 from transforms import jsoncols
 from transforms import values as V
+from transforms.money import money
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -201,7 +202,7 @@ def convert(
     for name in fields:
         col = frame[name]
         if name in MONEY_FIELDS:
-            out[name], minor[name] = V.money(col, scale)
+            out[name], minor[name] = money(col, scale)
         elif name in INT_FIELDS:
             out[name] = V.integers(col)
         elif name in BOOL_FIELDS:

@@ -173,130 +173,161 @@ def _insert(conn: sa.Connection, table: sa.Table, columns: dict[str, list], batc
 
 def generate(engine: sa.Engine, n_orders: int, seed: int = 42, skus_count: int | None = None,
              now: datetime | None = None, progress=None) -> DemoSize:
-    """Create the schema and fill it deterministically (same seed, same rows)."""
+    """Create the schema and fill it deterministically (same seed, same rows: every table draws from one
+    generator in a fixed order)."""
     size = DemoSize.for_orders(n_orders, skus_count)
     rng = np.random.default_rng(seed)
     now = (now or datetime.now(UTC).replace(tzinfo=None)).replace(microsecond=0)
     span = max(3600, int((now - timedelta(hours=1) - EPOCH).total_seconds()))
     create_schema(engine)
     with engine.begin() as conn:
-        # categories: a tree, parents have lower ids
-        cat_ids = np.arange(1, size.categories + 1)
-        parents = [None if i <= 3 else int(rng.integers(1, i)) for i in cat_ids.tolist()]
-        _insert(conn, categories, {
-            "id": cat_ids.tolist(), "name": [f"Category {i}" for i in cat_ids.tolist()], "parent_id": parents,
-            "updated_at": _times(rng, size.categories, EPOCH, 86_400).astype(datetime).tolist(),
-        })
-        # products, plus one extra invalid product (a description over Altcraft's 1000 characters) that
-        # has no SKUs, so nothing else depends on it
-        n_products = size.products + 1
-        p_ids = np.arange(1, n_products + 1)
-        p_cat = rng.integers(1, size.categories + 1, n_products)
-        descriptions = [f"A dependable {NOUNS[i % len(NOUNS)].lower()} for every day." for i in p_ids.tolist()]
-        descriptions[-1] = "x" * 1200
-        _insert(conn, products, {
-            "id": p_ids.tolist(), "article": [f"P{i:07d}" for i in p_ids.tolist()],
-            "title": [f"{BRANDS[i % 6]} {NOUNS[i % 10]} {i}" for i in p_ids.tolist()],
-            "description": descriptions, "brand": BRANDS[p_ids % 6].tolist(),
-            "url": [f"https://shop.example.com/p/{i}" for i in p_ids.tolist()], "category_id": p_cat.tolist(),
-            "base_price": _money(rng.integers(199, 99_999, n_products) * 10 + 9),
-            "currency": ["RUB"] * n_products, "warranty": (p_ids % 3 == 0).tolist(),
-            "tags": [orjson.dumps(["new"] if i % 5 == 0 else []).decode() for i in p_ids.tolist()],
-            "material": np.array(["plastic", "metal", "glass"])[p_ids % 3].tolist(),
-            "is_deleted": [False] * n_products,
-            "updated_at": _times(rng, n_products, EPOCH, 86_400 * 30).astype(datetime).tolist(),
-        })
-        # skus: every product has >= 1; the last SKU is invalid (negative price) and never ordered
-        s_ids = np.arange(1, size.skus + 1)
-        s_prod = np.where(s_ids <= size.products, s_ids, rng.integers(1, size.products, size.skus))
-        s_cents = rng.integers(99, 99_999, size.skus) * 10 + 9
-        s_price = _money(s_cents)
-        s_price[-1] = "-5.00"
-        sku_codes = [f"S{i:07d}" for i in s_ids.tolist()]
-        _insert(conn, skus, {
-            "id": s_ids.tolist(), "sku_code": sku_codes, "product_id": s_prod.tolist(),
-            "product_article": [f"P{p:07d}" for p in s_prod.tolist()],
-            "category_id": p_cat[s_prod - 1].tolist(),
-            "name": [f"{NOUNS[p % 10]} {p} / {COLORS[i % 6]}" for i, p in zip(s_ids.tolist(), s_prod.tolist())],
-            "price": s_price, "old_price": [None if i % 4 else p for i, p in zip(s_ids.tolist(), _money(s_cents + 1000))],
-            "currency": CURRENCIES[s_ids % 2].tolist(), "stock": rng.integers(0, 500, size.skus).tolist(),
-            "available": (s_ids % 17 != 0).tolist(),
-            "barcodes": [orjson.dumps([4600000000000 + i]).decode() for i in s_ids.tolist()],
-            "pictures": [orjson.dumps([f"https://cdn.example.com/{i}.jpg"]).decode() for i in s_ids.tolist()],
-            "color": COLORS[s_ids % 6].tolist(), "weight_g": (100 + s_ids % 900).tolist(),
-            "is_deleted": [False] * size.skus,
-            "updated_at": _times(rng, size.skus, EPOCH, 86_400 * 60).astype(datetime).tolist(),
-        })
-        # regional prices: every third SKU has two regions
-        r_sku = np.repeat(s_ids[s_ids % 3 == 0], 2)
-        r_n = len(r_sku)
-        _insert(conn, sku_regions, {
-            "id": np.arange(1, r_n + 1).tolist(), "sku_id": r_sku.tolist(),
-            "region_code": REGIONS[np.arange(r_n) % 2].tolist(),
-            "price": _money(s_cents[r_sku - 1] - 100), "currency": ["RUB"] * r_n,
-            "stock": rng.integers(0, 100, r_n).tolist(), "available": [True] * r_n,
-            "updated_at": _times(rng, r_n, EPOCH, 86_400 * 60).astype(datetime).tolist(),
-        })
-        # customers: one has no email (its orders cannot be matched -> quarantined)
-        c_ids = np.arange(1, size.customers + 1)
-        emails: list[str | None] = [f"customer{i}@example.com" for i in c_ids.tolist()]
-        emails[4] = None
-        _insert(conn, customers, {
-            "id": c_ids.tolist(), "email": emails,
-            "phone": [f"+7900{i:07d}" for i in c_ids.tolist()],
-            "updated_at": _times(rng, size.customers, EPOCH, 86_400).astype(datetime).tolist(),
-        })
+        _fill_categories(conn, rng, size)
+        p_cat = _fill_products(conn, rng, size)
+        s_ids, s_cents, sku_codes = _fill_skus(conn, rng, size, p_cat)
+        _fill_regions(conn, rng, s_ids, s_cents)
+        _fill_customers(conn, rng, size)
         # orders and lines, in blocks to bound memory at 1M orders
         line_id = 0
         block = 200_000
-        orderable = size.skus - 1  # the invalid last SKU is never ordered
         for start in range(0, size.orders, block):
-            ids = np.arange(start + 1, min(size.orders, start + block) + 1)
-            n = len(ids)
-            n_lines = rng.integers(1, 6, n)  # 1..5 lines, mean 3
-            order_of_line = np.repeat(ids, n_lines)
-            m = len(order_of_line)
-            line_sku = rng.integers(1, orderable + 1, m)
-            unit = s_cents[line_sku - 1]
-            qty = rng.integers(1, 4, m)
-            disc = rng.integers(0, 2, m) * (unit // 10)
-            final = unit - disc
-            created = _times(rng, n, EPOCH, span)
-            updated = created + rng.integers(0, 72, n).astype("timedelta64[h]")
-            updated = np.minimum(updated, np.datetime64(now - timedelta(hours=1), "s"))
-            delivery = rng.integers(0, 3, n) * 29_900
-            line_total = np.bincount(np.searchsorted(ids, order_of_line), weights=final * qty, minlength=n)
-            total = line_total.astype(np.int64) + delivery
-            qty_list = qty.tolist()
-            totals = total.copy()
-            if start == 0 and n > 12:
-                qty_list[0] = -1  # invalid line: negative count (quarantines order 1)
-                totals[6] += 100  # invalid: order 7's total does not add up
-            cust = rng.integers(1, size.customers + 1, n)
-            _insert(conn, orders, {
-                "id": ids.tolist(), "customer_id": cust.tolist(),
-                "state": ORDER_STATES[rng.integers(0, len(ORDER_STATES), n)].tolist(),
-                "currency": ["RUB"] * n, "delivery_cost": _money(delivery), "total": _money(totals),
-                "region_code": REGIONS[rng.integers(0, len(REGIONS), n)].tolist(),
-                "channel": CHANNELS[rng.integers(0, len(CHANNELS), n)].tolist(),
-                "tags": [orjson.dumps(["promo"]).decode() if i % 7 == 0 else None for i in ids.tolist()],
-                "gift_wrap": (ids % 11 == 0).tolist(),
-                "created_at": created.astype(datetime).tolist(), "updated_at": updated.astype(datetime).tolist(),
-                "is_deleted": [False] * n,
-            })
-            line_updated = np.repeat(updated, n_lines)
-            _insert(conn, order_lines, {
-                "id": np.arange(line_id + 1, line_id + m + 1).tolist(), "order_id": order_of_line.tolist(),
-                "sku_code": [sku_codes[s - 1] for s in line_sku.tolist()],
-                "base_price": _money(unit), "min_price": _money(unit - unit // 5), "final_price": _money(final),
-                "qty": qty_list, "state": LINE_STATES[rng.integers(0, len(LINE_STATES), m)].tolist(),
-                "gift_message": [None] * m,
-                "updated_at": line_updated.astype(datetime).tolist(),
-            })
-            line_id += m
+            line_id = _fill_orders(conn, rng, size, start, block, s_cents, sku_codes, span, now, line_id)
             if progress:
                 progress(min(size.orders, start + block))
     return size
+
+
+def _fill_categories(conn: sa.Connection, rng: np.random.Generator, size: DemoSize) -> None:
+    # categories: a tree, parents have lower ids
+    cat_ids = np.arange(1, size.categories + 1)
+    parents = [None if i <= 3 else int(rng.integers(1, i)) for i in cat_ids.tolist()]
+    _insert(conn, categories, {
+        "id": cat_ids.tolist(), "name": [f"Category {i}" for i in cat_ids.tolist()], "parent_id": parents,
+        "updated_at": _times(rng, size.categories, EPOCH, 86_400).astype(datetime).tolist(),
+    })
+
+
+def _fill_products(conn: sa.Connection, rng: np.random.Generator, size: DemoSize) -> np.ndarray:
+    # products, plus one extra invalid product (a description over Altcraft's 1000 characters) that
+    # has no SKUs, so nothing else depends on it
+    n_products = size.products + 1
+    p_ids = np.arange(1, n_products + 1)
+    p_cat = rng.integers(1, size.categories + 1, n_products)
+    descriptions = [f"A dependable {NOUNS[i % len(NOUNS)].lower()} for every day." for i in p_ids.tolist()]
+    descriptions[-1] = "x" * 1200
+    _insert(conn, products, {
+        "id": p_ids.tolist(), "article": [f"P{i:07d}" for i in p_ids.tolist()],
+        "title": [f"{BRANDS[i % 6]} {NOUNS[i % 10]} {i}" for i in p_ids.tolist()],
+        "description": descriptions, "brand": BRANDS[p_ids % 6].tolist(),
+        "url": [f"https://shop.example.com/p/{i}" for i in p_ids.tolist()], "category_id": p_cat.tolist(),
+        "base_price": _money(rng.integers(199, 99_999, n_products) * 10 + 9),
+        "currency": ["RUB"] * n_products, "warranty": (p_ids % 3 == 0).tolist(),
+        "tags": [orjson.dumps(["new"] if i % 5 == 0 else []).decode() for i in p_ids.tolist()],
+        "material": np.array(["plastic", "metal", "glass"])[p_ids % 3].tolist(),
+        "is_deleted": [False] * n_products,
+        "updated_at": _times(rng, n_products, EPOCH, 86_400 * 30).astype(datetime).tolist(),
+    })
+    return p_cat
+
+
+def _fill_skus(conn: sa.Connection, rng: np.random.Generator, size: DemoSize,
+               p_cat: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    # skus: every product has >= 1; the last SKU is invalid (negative price) and never ordered
+    s_ids = np.arange(1, size.skus + 1)
+    s_prod = np.where(s_ids <= size.products, s_ids, rng.integers(1, size.products, size.skus))
+    s_cents = rng.integers(99, 99_999, size.skus) * 10 + 9
+    s_price = _money(s_cents)
+    s_price[-1] = "-5.00"
+    sku_codes = [f"S{i:07d}" for i in s_ids.tolist()]
+    _insert(conn, skus, {
+        "id": s_ids.tolist(), "sku_code": sku_codes, "product_id": s_prod.tolist(),
+        "product_article": [f"P{p:07d}" for p in s_prod.tolist()],
+        "category_id": p_cat[s_prod - 1].tolist(),
+        "name": [f"{NOUNS[p % 10]} {p} / {COLORS[i % 6]}" for i, p in zip(s_ids.tolist(), s_prod.tolist())],
+        "price": s_price, "old_price": [None if i % 4 else p for i, p in zip(s_ids.tolist(), _money(s_cents + 1000))],
+        "currency": CURRENCIES[s_ids % 2].tolist(), "stock": rng.integers(0, 500, size.skus).tolist(),
+        "available": (s_ids % 17 != 0).tolist(),
+        "barcodes": [orjson.dumps([4600000000000 + i]).decode() for i in s_ids.tolist()],
+        "pictures": [orjson.dumps([f"https://cdn.example.com/{i}.jpg"]).decode() for i in s_ids.tolist()],
+        "color": COLORS[s_ids % 6].tolist(), "weight_g": (100 + s_ids % 900).tolist(),
+        "is_deleted": [False] * size.skus,
+        "updated_at": _times(rng, size.skus, EPOCH, 86_400 * 60).astype(datetime).tolist(),
+    })
+    return s_ids, s_cents, sku_codes
+
+
+def _fill_regions(conn: sa.Connection, rng: np.random.Generator, s_ids: np.ndarray, s_cents: np.ndarray) -> None:
+    # regional prices: every third SKU has two regions
+    r_sku = np.repeat(s_ids[s_ids % 3 == 0], 2)
+    r_n = len(r_sku)
+    _insert(conn, sku_regions, {
+        "id": np.arange(1, r_n + 1).tolist(), "sku_id": r_sku.tolist(),
+        "region_code": REGIONS[np.arange(r_n) % 2].tolist(),
+        "price": _money(s_cents[r_sku - 1] - 100), "currency": ["RUB"] * r_n,
+        "stock": rng.integers(0, 100, r_n).tolist(), "available": [True] * r_n,
+        "updated_at": _times(rng, r_n, EPOCH, 86_400 * 60).astype(datetime).tolist(),
+    })
+
+
+def _fill_customers(conn: sa.Connection, rng: np.random.Generator, size: DemoSize) -> None:
+    # customers: one has no email (its orders cannot be matched -> quarantined)
+    c_ids = np.arange(1, size.customers + 1)
+    emails: list[str | None] = [f"customer{i}@example.com" for i in c_ids.tolist()]
+    emails[4] = None
+    _insert(conn, customers, {
+        "id": c_ids.tolist(), "email": emails,
+        "phone": [f"+7900{i:07d}" for i in c_ids.tolist()],
+        "updated_at": _times(rng, size.customers, EPOCH, 86_400).astype(datetime).tolist(),
+    })
+
+
+def _fill_orders(conn: sa.Connection, rng: np.random.Generator, size: DemoSize, start: int, block: int,
+                 s_cents: np.ndarray, sku_codes: list[str], span: int, now: datetime, line_id: int) -> int:
+    """One block of orders and their lines (1..5 lines, mean 3); returns the last line id. The first block
+    plants two invalid orders: a negative line count (order 1) and a total that does not add up (order 7)."""
+    orderable = size.skus - 1  # the invalid last SKU is never ordered
+    ids = np.arange(start + 1, min(size.orders, start + block) + 1)
+    n = len(ids)
+    n_lines = rng.integers(1, 6, n)  # 1..5 lines, mean 3
+    order_of_line = np.repeat(ids, n_lines)
+    m = len(order_of_line)
+    line_sku = rng.integers(1, orderable + 1, m)
+    unit = s_cents[line_sku - 1]
+    qty = rng.integers(1, 4, m)
+    disc = rng.integers(0, 2, m) * (unit // 10)
+    final = unit - disc
+    created = _times(rng, n, EPOCH, span)
+    updated = created + rng.integers(0, 72, n).astype("timedelta64[h]")
+    updated = np.minimum(updated, np.datetime64(now - timedelta(hours=1), "s"))
+    delivery = rng.integers(0, 3, n) * 29_900
+    line_total = np.bincount(np.searchsorted(ids, order_of_line), weights=final * qty, minlength=n)
+    total = line_total.astype(np.int64) + delivery
+    qty_list = qty.tolist()
+    totals = total.copy()
+    if start == 0 and n > 12:
+        qty_list[0] = -1  # invalid line: negative count (quarantines order 1)
+        totals[6] += 100  # invalid: order 7's total does not add up
+    cust = rng.integers(1, size.customers + 1, n)
+    _insert(conn, orders, {
+        "id": ids.tolist(), "customer_id": cust.tolist(),
+        "state": ORDER_STATES[rng.integers(0, len(ORDER_STATES), n)].tolist(),
+        "currency": ["RUB"] * n, "delivery_cost": _money(delivery), "total": _money(totals),
+        "region_code": REGIONS[rng.integers(0, len(REGIONS), n)].tolist(),
+        "channel": CHANNELS[rng.integers(0, len(CHANNELS), n)].tolist(),
+        "tags": [orjson.dumps(["promo"]).decode() if i % 7 == 0 else None for i in ids.tolist()],
+        "gift_wrap": (ids % 11 == 0).tolist(),
+        "created_at": created.astype(datetime).tolist(), "updated_at": updated.astype(datetime).tolist(),
+        "is_deleted": [False] * n,
+    })
+    line_updated = np.repeat(updated, n_lines)
+    _insert(conn, order_lines, {
+        "id": np.arange(line_id + 1, line_id + m + 1).tolist(), "order_id": order_of_line.tolist(),
+        "sku_code": [sku_codes[s - 1] for s in line_sku.tolist()],
+        "base_price": _money(unit), "min_price": _money(unit - unit // 5), "final_price": _money(final),
+        "qty": qty_list, "state": LINE_STATES[rng.integers(0, len(LINE_STATES), m)].tolist(),
+        "gift_message": [None] * m,
+        "updated_at": line_updated.astype(datetime).tolist(),
+    })
+    return line_id + m
 
 
 def touch(engine: sa.Engine, *, order_ids: list[int], line_id: int | None = None, sku_id: int | None = None,

@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.emulator_checks import (
-    CUSTOM_LINE_STATUS_TYPES,
     DEFAULT_CURRENCIES,
     LINE_STATUSES,
     ItemError,
     RequestError,
+    check_category_tree,
     check_custom_field_definition,
-    nonempty,
+    check_line_status_definition,
     type_problem,
     validate_order,
     validate_product,
@@ -222,20 +222,8 @@ class AltcraftEmulator:
         for i, cf in enumerate(fields):
             check_custom_field_definition(i, cf)
         for i, st in enumerate(statuses):
-            if not isinstance(st, dict) or not nonempty(st.get("external_id")) or not nonempty(st.get("name")):
-                raise RequestError(400, f"incorrect request: custom_line_statuses[{i}] needs external_id and name")
-            if st.get("type") not in CUSTOM_LINE_STATUS_TYPES:
-                raise RequestError(400, f"incorrect request: custom_line_statuses[{i}].type {st.get('type')!r}")
-        known = set(self.store.categories)
-        for i, cat in enumerate(cats):
-            if not isinstance(cat, dict) or not nonempty(cat.get("external_id")) or not nonempty(cat.get("name")):
-                raise RequestError(400, f"incorrect request: categories[{i}] needs external_id and name")
-            parent = cat.get("parent_external_id")
-            if parent not in (None, "") and parent not in known:
-                raise RequestError(
-                    400, f"incorrect request: categories[{i}] parent {parent!r} does not exist (send parents first)"
-                )
-            known.add(cat["external_id"])
+            check_line_status_definition(i, st)
+        check_category_tree(cats, set(self.store.categories))
         # All valid: apply.
         for cf in fields:
             self.store.custom_fields[cf["external_id"]] = dict(cf)

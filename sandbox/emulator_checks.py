@@ -141,6 +141,26 @@ def check_custom_field_definition(i: int, cf: Any) -> None:
         raise RequestError(400, f"{where}.enum_values is required for value_type enum")
 
 
+def check_line_status_definition(i: int, st: Any) -> None:
+    if not isinstance(st, dict) or not nonempty(st.get("external_id")) or not nonempty(st.get("name")):
+        raise RequestError(400, f"incorrect request: custom_line_statuses[{i}] needs external_id and name")
+    if st.get("type") not in CUSTOM_LINE_STATUS_TYPES:
+        raise RequestError(400, f"incorrect request: custom_line_statuses[{i}].type {st.get('type')!r}")
+
+
+def check_category_tree(cats: list[Any], known: set[str]) -> None:
+    """Every category named, and every parent known or sent earlier in the same request."""
+    for i, cat in enumerate(cats):
+        if not isinstance(cat, dict) or not nonempty(cat.get("external_id")) or not nonempty(cat.get("name")):
+            raise RequestError(400, f"incorrect request: categories[{i}] needs external_id and name")
+        parent = cat.get("parent_external_id")
+        if parent not in (None, "") and parent not in known:
+            raise RequestError(
+                400, f"incorrect request: categories[{i}] parent {parent!r} does not exist (send parents first)"
+            )
+        known.add(cat["external_id"])
+
+
 def _custom_values(emu: AltcraftEmulator, item: dict[str, Any], entity: str, where: str = "") -> None:
     values = item.get("custom_fields")
     if values is None:
@@ -170,9 +190,23 @@ def _catalog_fields(emu: AltcraftEmulator, item: dict[str, Any], entity: str) ->
             raise ItemError(400, f"{key} is required")
     for key in ("price", "old_price"):
         _price(item, key)
-    currency = item.get("currency")
+    _currency(emu, item.get("currency"))
+    _catalog_values(item)
+    for cat in item.get("categories") or []:
+        if cat not in emu.store.categories:
+            raise ItemError(404, f"category {cat!r} does not exist")
+    for i, region in enumerate(item.get("regional_data") or []):
+        _region(emu, i, region, entity)
+    _custom_values(emu, item, entity)
+
+
+def _currency(emu: AltcraftEmulator, currency: Any, where: str = "") -> None:
     if currency is not None and currency not in emu.currencies:
-        raise ItemError(400, f"currency {currency!r} is not enabled in the account")
+        raise ItemError(400, f"{where}currency {currency!r} is not enabled in the account")
+
+
+def _catalog_values(item: dict[str, Any]) -> None:
+    """Description, count, flags, lists and barcodes: their JSON shapes and ranges."""
     description = item.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > 1000):
         raise ItemError(400, "description must be a string of at most 1000 characters")
@@ -187,19 +221,16 @@ def _catalog_fields(emu: AltcraftEmulator, item: dict[str, Any], entity: str) ->
     barcode = item.get("barcode")
     if barcode is not None and (not isinstance(barcode, list) or not all(isinstance(b, (int, str)) for b in barcode)):
         raise ItemError(400, "barcode must be an array")
-    for cat in item.get("categories") or []:
-        if cat not in emu.store.categories:
-            raise ItemError(404, f"category {cat!r} does not exist")
-    for i, region in enumerate(item.get("regional_data") or []):
-        if not isinstance(region, dict) or not nonempty(region.get("external_id")):
-            raise ItemError(400, f"regional_data[{i}].external_id is required")
-        for key in ("price", "old_price"):
-            _price(region, key, where=f"regional_data[{i}].")
-        rc = region.get("currency")
-        if rc is not None and rc not in emu.currencies:
-            raise ItemError(400, f"regional_data[{i}].currency {rc!r} is not enabled in the account")
-        _custom_values(emu, region, entity, where=f"regional_data[{i}].")
-    _custom_values(emu, item, entity)
+
+
+def _region(emu: AltcraftEmulator, i: int, region: Any, entity: str) -> None:
+    where = f"regional_data[{i}]."
+    if not isinstance(region, dict) or not nonempty(region.get("external_id")):
+        raise ItemError(400, f"{where}external_id is required")
+    for key in ("price", "old_price"):
+        _price(region, key, where=where)
+    _currency(emu, region.get("currency"), where)
+    _custom_values(emu, region, entity, where=where)
 
 
 def validate_product(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
@@ -225,14 +256,8 @@ def validate_order(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
             raise ItemError(400, f"{key} is required")
     if item.get("status") not in ORDER_STATUSES:
         raise ItemError(400, f"status {item.get('status')!r} is not one of {sorted(ORDER_STATUSES)}")
-    if item["currency"] not in emu.currencies:
-        raise ItemError(400, f"currency {item['currency']!r} is not enabled in the account")
-    mode = item.get("matching", "email")
-    if mode not in MATCHING:
-        raise ItemError(400, f"matching {mode!r} is not a matching mode")
-    for alternatives in MATCHING[mode]:
-        if not any(item.get(k) not in (None, "") for k in alternatives):
-            raise ItemError(400, f"matching {mode!r} needs {' or '.join(alternatives)}")
+    _currency(emu, item["currency"])
+    _matching(item)
     _price(item, "total_price", required=True)
     _price(item, "delivery_cost")
     _time(item, "create_time")
@@ -247,22 +272,34 @@ def validate_order(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
     seen: set[str] = set()
     line_statuses = LINE_STATUSES | set(emu.store.custom_line_statuses)
     for i, line in enumerate(lines):
-        where = f"lines[{i}]."
-        if not isinstance(line, dict) or not nonempty(line.get("external_id")):
-            raise ItemError(400, f"{where}external_id is required")
-        if line["external_id"] in seen:
-            raise ItemError(400, f"{where}external_id {line['external_id']!r} is duplicated")
-        seen.add(line["external_id"])
-        if line.get("status") is not None and line["status"] not in line_statuses:
-            raise ItemError(400, f"{where}status {line['status']!r} is not a line status")
-        product = line.get("product")
-        if not nonempty(product):
-            raise ItemError(400, f"{where}product is required")
-        if emu.require_known_products and product not in emu.store.skus and product not in emu.store.products:
-            raise ItemError(404, f"{where}product {product!r} does not exist")
-        count = line.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
-            raise ItemError(400, f"{where}count must be a positive integer, got {count!r}")
-        for key in ("base_price_per_item", "min_price_per_item", "final_price_per_item"):
-            _price(line, key, required=key == "final_price_per_item", where=where)
-        _custom_values(emu, line, "line_order", where=where)
+        _line(emu, f"lines[{i}].", line, seen, line_statuses)
+
+
+def _matching(item: dict[str, Any]) -> None:
+    mode = item.get("matching", "email")
+    if mode not in MATCHING:
+        raise ItemError(400, f"matching {mode!r} is not a matching mode")
+    for alternatives in MATCHING[mode]:
+        if not any(item.get(k) not in (None, "") for k in alternatives):
+            raise ItemError(400, f"matching {mode!r} needs {' or '.join(alternatives)}")
+
+
+def _line(emu: AltcraftEmulator, where: str, line: Any, seen: set[str], line_statuses: set[str]) -> None:
+    if not isinstance(line, dict) or not nonempty(line.get("external_id")):
+        raise ItemError(400, f"{where}external_id is required")
+    if line["external_id"] in seen:
+        raise ItemError(400, f"{where}external_id {line['external_id']!r} is duplicated")
+    seen.add(line["external_id"])
+    if line.get("status") is not None and line["status"] not in line_statuses:
+        raise ItemError(400, f"{where}status {line['status']!r} is not a line status")
+    product = line.get("product")
+    if not nonempty(product):
+        raise ItemError(400, f"{where}product is required")
+    if emu.require_known_products and product not in emu.store.skus and product not in emu.store.products:
+        raise ItemError(404, f"{where}product {product!r} does not exist")
+    count = line.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        raise ItemError(400, f"{where}count must be a positive integer, got {count!r}")
+    for key in ("base_price_per_item", "min_price_per_item", "final_price_per_item"):
+        _price(line, key, required=key == "final_price_per_item", where=where)
+    _custom_values(emu, line, "line_order", where=where)

@@ -14,7 +14,7 @@ from connectors.state import StateStore
 from tests.conftest import TOKEN
 from tests.helpers import build_shop, mapped_source, shop_config
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 SCRIPT = """
 import sys, time

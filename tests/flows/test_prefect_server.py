@@ -19,7 +19,7 @@ from tests.conftest import TOKEN
 from tests.helpers import build_shop, shop_config
 
 pytestmark = pytest.mark.server
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 ORDERS = 1000
 """Enough that the demo shop's planted invalid rows stay under the demo mapping's 5% failure threshold (the

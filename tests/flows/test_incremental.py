@@ -228,7 +228,7 @@ def test_killed_process_resumes_and_sends_each_record_once_outside_the_chunk_in_
     run_all(cfg_path, streams=["categories", "products", "skus"])
     emulator.faults.update({"latency_ms": 40})
     child = subprocess.Popen([sys.executable, "-m", "tests.killable_sync", str(cfg_path)],
-                             cwd=Path(__file__).parents[1], env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                             cwd=Path(__file__).parents[2], env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     deadline = time.monotonic() + 60
     while emulator.stats.get("method:market/orders/import", 0) < 6 and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -97,6 +97,20 @@ class SourceSettings(_Model):
     timezone: str = "UTC"
     """Timezone of naive timestamp columns (most shop schemas store local or UTC wall time)."""
     retry: DatabaseRetry = Field(default_factory=DatabaseRetry)
+    encoding: str = "utf-8"
+    """How bytes columns (``VARBINARY``, ``BLOB``, ``bytea``) holding text are decoded. A value that does
+    not decode quarantines its record, naming the column, with an escaped preview."""
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -17,6 +17,10 @@ CF_PREFIX = "cf."
 """A custom field's column: ``cf.<external_id>``."""
 MATCH_PREFIX = "m."
 """A matching field's column (orders): ``m.<field>``."""
+PROBLEM = "_problem"
+"""Present only on a frame with rows the source could not take as they are (a key found in several rows,
+a value it could not read or decode): ``(field, check, value)`` on those rows, None on the others. The
+mapper quarantines such a row's record (a child's problem quarantines its parent) instead of sending it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ from transforms.payload import (
     refs_of,
     sort_children,
     split_deleted,
+    split_problems,
+    with_quarantine,
 )
 from transforms.spec import MappingSpec
 
@@ -43,7 +45,8 @@ def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     Parents outside this batch are assumed already delivered; a cycle is quarantined."""
     spec = m.section
     out = Mapped(m.entity)
-    frame = frame.reset_index(drop=True)
+    frame, problems = split_problems(frame, m.entity)
+    out.quarantine = problems
     if frame.empty:
         return out
     C, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
@@ -59,7 +62,7 @@ def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
         if len(cyclic) or not fails.empty
         else fails
     )
-    out.quarantine = quarantine_rows(m.entity, all_fails, C["external_id"], pks)
+    out.quarantine = with_quarantine(problems, quarantine_rows(m.entity, all_fails, C["external_id"], pks))
     bad = np.zeros(len(frame), dtype=bool)
     bad[all_fails["pos"].to_numpy(dtype=np.int64)] = True
     order = [i for i in np.argsort(depth, kind="stable").tolist() if not bad[i]]
@@ -101,6 +104,8 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, m: MappingSp
     assert isinstance(spec, CatalogStream), f"{m.stream} is not a catalogue stream"
     out = Mapped(m.entity)
     frame = split_deleted(frame, out)
+    frame, problems = split_problems(frame, m.entity, regional)
+    out.quarantine = problems
     if frame.empty:
         return out
     pks = plain_keys(frame["_pk"])
@@ -110,7 +115,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, m: MappingSp
     pframe = contract_frame({**P, **P_cf})
     fails = contract.failures(pframe, contract.catalog_schema(model, m.money_scale, list(m.custom_fields),
                                                               list(pframe.columns)))
-    parts = [quarantine_rows(m.entity, fails, P["external_id"], pks)]
+    parts = [problems, quarantine_rows(m.entity, fails, P["external_id"], pks)]
     bad = np.zeros(len(frame), dtype=bool)
     bad[fails["pos"].to_numpy(dtype=np.int64)] = True
     nested: dict[str, jsoncols.Values] = {}

@@ -31,6 +31,8 @@ from transforms.payload import (
     refs_of,
     sort_children,
     split_deleted,
+    split_problems,
+    with_quarantine,
 )
 from transforms.spec import MappingSpec
 
@@ -45,6 +47,8 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
     assert isinstance(spec, OrdersStream), "orders are mapped with an orders section"
     out = Mapped(m.entity)
     orders = split_deleted(orders, out)
+    orders, problems = split_problems(orders, m.entity, lines)
+    out.quarantine = problems
     if orders.empty:
         return out
     order_pks = plain_keys(orders["_pk"])
@@ -56,7 +60,8 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
     parent_pos = parent_positions(order_pks, lines["_parent"])
     order_frame, order_fails = _check_orders(O, order_minor, matching, order_cf, lines, L, line_minor, parent_pos,
                                              spec, m, out)
-    out.quarantine, bad = _quarantine(m.entity, O, order_pks, order_fails, L, line_fails, parent_pos)
+    invalid, bad = _quarantine(m.entity, O, order_pks, order_fails, L, line_fails, parent_pos)
+    out.quarantine = with_quarantine(problems, invalid)
     good = np.flatnonzero(~bad)
     if not len(good):
         return out

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from altcraft_sync.catalogue import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MONEY_FIELDS, TIME_FIELDS
+from altcraft_sync.cursor import PARENT, PK, PROBLEM
 from transforms import jsoncols
 from transforms import values as V
 from transforms.money import money
@@ -301,6 +302,49 @@ def split_deleted(frame: pd.DataFrame, out: Mapped) -> pd.DataFrame:
         out.deletions = list(zip(V.pylist(V.ids(gone["external_id"])), plain_keys(gone["_pk"])))
         frame = frame[~deleted].reset_index(drop=True)
     return frame
+
+
+def split_problems(frame: pd.DataFrame, entity: str,
+                   children: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows the source marked as not to be taken as they are (:data:`altcraft_sync.cursor.PROBLEM`: a key
+    in several rows, a value it could not read), or whose child rows it marked: their records become
+    quarantine rows naming the field, the check and the value. Returns the other rows and the quarantine."""
+    frame = frame.reset_index(drop=True)
+    bad = np.zeros(len(frame), dtype=bool)
+    reasons: dict[int, tuple[str, str, str]] = {}
+    if PROBLEM in frame:
+        for i, p in enumerate(frame[PROBLEM].tolist()):
+            if isinstance(p, tuple):
+                bad[i], reasons[i] = True, p
+        frame = frame.drop(columns=PROBLEM)
+    if children is not None and PROBLEM in children and len(frame):
+        marked = children[children[PROBLEM].map(lambda p: isinstance(p, tuple))]
+        by_parent = dict(zip(marked[PARENT].tolist(), marked[PROBLEM].tolist()))
+        for i, pk in enumerate(frame[PK].tolist()):
+            if pk in by_parent and i not in reasons:
+                bad[i], reasons[i] = True, by_parent[pk]
+    if not reasons:
+        return frame, empty_quarantine()
+    pks = plain_keys(frame[PK])
+    first: dict[Any, int] = {}
+    for i in sorted(reasons):  # one quarantine row a record, however many rows repeat its key
+        first.setdefault(pks[i], i)
+    pos = sorted(first.values())
+    ids = V.pylist(V.ids(frame["external_id"])) if "external_id" in frame else [None] * len(frame)
+    quarantine = pd.DataFrame({
+        "entity": entity, "external_id": [ids[i] if ids[i] is not None else str(pks[i]) for i in pos],
+        "source_pk": [pks[i] for i in pos], "check": [reasons[i][1] for i in pos],
+        "field": [reasons[i][0] for i in pos], "value": [reasons[i][2] for i in pos],
+    })
+    return frame[~bad].reset_index(drop=True), quarantine
+
+
+def with_quarantine(*parts: pd.DataFrame) -> pd.DataFrame:
+    """Quarantine parts as one frame (empty parts left out)."""
+    non_empty = [p for p in parts if not p.empty]
+    if not non_empty:
+        return empty_quarantine()
+    return non_empty[0] if len(non_empty) == 1 else pd.concat(non_empty, ignore_index=True)
 
 
 def deleted_mask(frame: pd.DataFrame) -> np.ndarray:

@@ -589,3 +589,23 @@ def test_ids_and_strings_from_text_and_integer_columns():
     assert V.pylist(V.strings(pd.Series([1, 2]))) == ["1", "2"]
     assert V.pylist(V.strings(pd.Series(["a", None], dtype="str"))) == ["a", None]
     assert V.pylist(V.strings(pd.Series([1.5, "b", None], dtype=object))) == ["1.5", "b", None]
+
+
+def test_a_key_in_several_rows_quarantines_its_record_once_and_sends_the_rest():
+    """A join that repeats an order: neither row is sent with an arbitrary row's values; the record is
+    quarantined once, naming the key and the count; the other orders go out."""
+    from connectors.shop_db import mark_duplicates
+
+    orders = orders_frame([seed_order(), seed_order()])
+    orders.loc[1, "_pk"] = orders.loc[0, "_pk"]
+    orders.loc[1, "external_id"] = orders.loc[0, "external_id"]
+    third = orders_frame([seed_order()])
+    third["_pk"], third["external_id"] = [99], ["other"]
+    frame = mark_duplicates(pd.concat([orders, third], ignore_index=True), "streams.orders")
+    lines = lines_frame([seed_line()])
+    lines = pd.concat([lines, lines.assign(_parent=99, external_id="l99")], ignore_index=True)
+    out = map_orders(frame, lines, mapping_spec(make_config(), "orders"))
+    assert [p.external_id for p in out.payloads] == ["other"]
+    q = out.quarantine
+    assert len(q) == 1 and q.iloc[0]["field"] == "streams.orders.primary_key"
+    assert q.iloc[0]["value"] == f"2 rows with key {orders.loc[0, '_pk']}"

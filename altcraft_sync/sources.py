@@ -20,7 +20,10 @@ class TableSource(_Model):
     db_schema: str | None = Field(default=None, alias="schema")
     query: str | None = None
     primary_key: str
-    updated_at: str
+    updated_at: str | None = None
+    """The column that moves when a row changes. Without one the stream (or child) is read in full every
+    run, by key, and only what the ledger's fingerprints say changed is sent; deletes are found in the
+    same pass. A child without one is read only with its parent."""
     deleted_flag: str | None = None
     columns: dict[str, str]
     custom_fields: dict[str, str] = Field(default_factory=dict)

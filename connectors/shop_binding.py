@@ -31,7 +31,8 @@ class Entity:
     spec: TableSource
     source: sa.FromClause
     pk: sa.ColumnElement[Any]
-    ts: sa.ColumnElement[Any]
+    ts: sa.ColumnElement[Any] | None
+    """None: no ``updated_at``; the entity is read in full, by key (keyset on the key alone)."""
     columns: list[sa.ColumnElement[Any]] = field(default_factory=list)
     parent: sa.ColumnElement[Any] | None = None
 
@@ -89,6 +90,8 @@ class SourceBinding:
                         self.entities[f"{name}.{child.name}"] = self._bind(
                             conn, f"{name}.{child.name}", f"streams.{name}.{child.name}", child_source)
                 for ent in self.entities.values():
+                    if ent.ts is None:
+                        continue
                     nulls = conn.execute(sa.select(sa.func.count()).select_from(ent.source).where(ent.ts.is_(None))).scalar()
                     if nulls:
                         warnings.append(
@@ -150,8 +153,9 @@ class SourceBinding:
             return source.c[column]
 
         pk = need("primary_key", spec.primary_key)
-        ts = need("updated_at", spec.updated_at)
-        cols: list[sa.ColumnElement[Any]] = [self._read(pk).label(PK), self._read(ts).label(TS)]
+        ts = need("updated_at", spec.updated_at) if spec.updated_at else None
+        ts_col = self._read(ts).label(TS) if ts is not None else sa.null().label(TS)
+        cols: list[sa.ColumnElement[Any]] = [self._read(pk).label(PK), ts_col]
         if spec.deleted_flag:
             cols.append(self._read(need("deleted_flag", spec.deleted_flag)).label(DELETED))
         parent = None
@@ -212,6 +216,9 @@ class SourceBinding:
     def _after(self, ent: Entity, start: Cursor | None) -> sa.ColumnElement[bool] | None:
         if start is None:
             return None
+        if ent.ts is None:  # read by key alone
+            pk_only = self._read(ent.pk)
+            return None if start.pk is None else pk_only > sa.literal(start.pk, pk_only.type)
         ts = self._read(ent.ts)
         if start.pk is None:
             return ts > sa.literal(start.ts, ts.type)

@@ -78,12 +78,17 @@ class ShopSource(SourceBinding):
         """The newest ``updated_at`` (``ORDER BY ... DESC LIMIT 1``: index-backed even through a user's
         SELECT, where ``MAX()`` makes SQLite scan)."""
         ent = self.entities[entity]
+        if ent.ts is None:
+            return None
         ts = self._read(ent.ts)
         _, rows = self._fetch(sa.select(ts).select_from(ent.source).where(ts.is_not(None)).order_by(ts.desc()).limit(1))
         return _plain(rows[0][0]) if rows else None
 
     def upper_bound(self, entity: str, margin_seconds: float, now: datetime | None = None) -> Any:
-        """``db_now - margin`` in the representation of the entity's ``updated_at`` values."""
+        """``db_now - margin`` in the representation of the entity's ``updated_at`` values (None: the entity
+        has none and is read in full)."""
+        if self.entities[entity].ts is None:
+            return None
         bound = (now or self.db_now()) - timedelta(seconds=margin_seconds)
         return self.to_native(entity, bound)
 
@@ -138,12 +143,14 @@ class ShopSource(SourceBinding):
         cols = ent.columns[:2] + ([self._read(ent.parent).label(PARENT)] if keys_only and ent.parent is not None else [])
         if not keys_only:
             cols = ent.columns
-        ts = self._read(ent.ts)
+        ts = self._read(ent.ts) if ent.ts is not None else None
         pk = self._read(ent.pk)
         source: sa.FromClause = ent.source
         covered = None
-        if skip_parents_in is not None and ent.parent is not None:
+        parent_has_ts = skip_parents_in is not None and self.entities[skip_parents_in[0]].ts is not None
+        if skip_parents_in is not None and ent.parent is not None and parent_has_ts:
             parent = self.entities[skip_parents_in[0]]
+            assert parent.ts is not None
             source = ent.source.join(parent.source, parent.pk == ent.parent)
             p_ts = self._read(parent.ts)
             covered = p_ts <= sa.literal(skip_parents_in[2], p_ts.type)
@@ -152,13 +159,15 @@ class ShopSource(SourceBinding):
                 covered = sa.and_(covered, p_after)
         cursor = start
         while True:
-            query = sa.select(*cols).select_from(source).where(ts <= sa.literal(upper, ts.type))
+            query = sa.select(*cols).select_from(source)
+            if ts is not None:
+                query = query.where(ts <= sa.literal(upper, ts.type))
             if covered is not None:
                 query = query.where(sa.not_(covered))
             after = self._after(ent, cursor)
             if after is not None:
                 query = query.where(after)
-            query = query.order_by(ts, pk).limit(limit)
+            query = query.order_by(*([ts, pk] if ts is not None else [pk])).limit(limit)
             keys, rows, poisoned = self._page(ent, query, cols, keys_only)
             if not rows:
                 return
@@ -286,8 +295,9 @@ class ShopSource(SourceBinding):
         cut at the page boundary (the next page starts after it, so the rest would be skipped unseen). One
         point lookup a full page."""
         last_ts, last_pk = rows[-1][1], rows[-1][0]
-        query = sa.select(*cols).select_from(source).where(ts == sa.literal(_plain(last_ts), ts.type),
-                                                           pk == sa.literal(_plain(last_pk), pk.type))
+        query = sa.select(*cols).select_from(source).where(pk == sa.literal(_plain(last_pk), pk.type))
+        if ts is not None:
+            query = query.where(ts == sa.literal(_plain(last_ts), ts.type))
         if covered is not None:
             query = query.where(sa.not_(covered))
         _, group = self._fetch(query)
@@ -299,6 +309,8 @@ class ShopSource(SourceBinding):
     def last_cursor(self, entity: str, upper: Any) -> Cursor | None:
         """The keyset position of the newest row at or before ``upper`` (index-backed)."""
         ent = self.entities[entity]
+        if ent.ts is None:
+            return None
         ts, pk = self._read(ent.ts), self._read(ent.pk)
         _, rows = self._fetch(sa.select(ts, pk).select_from(ent.source).where(ts <= sa.literal(upper, ts.type))
                               .order_by(ts.desc(), pk.desc()).limit(1))
@@ -308,6 +320,8 @@ class ShopSource(SourceBinding):
         """Whether any row lies after ``start`` and at or before ``upper``: after a run has read up to
         ``upper``, a yes means the watermark is stuck (the stale check)."""
         ent = self.entities[entity]
+        if ent.ts is None:
+            return False
         ts = self._read(ent.ts)
         query = sa.select(sa.literal(1)).select_from(ent.source).where(ts <= sa.literal(upper, ts.type))
         after = self._after(ent, start)

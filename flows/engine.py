@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
@@ -64,12 +65,17 @@ class Syncer(CursorPlanner):
             if not self.dry_run:
                 self._send_definitions(stream, stats)
             db_now = self.source.db_now()
+            full_pass = not self._has_ts(stream)
+            if full_pass:
+                self._seen[registry.get(stream).entity] = set()
             for cursor_name in self._cursors(stream):
                 self._sync_cursor(stream, cursor_name, window, db_now, stats)
             if window is None and not self.dry_run:
                 self._retry_pending(stream, stats)
                 self.drain()
                 self._heal_quarantine(stream, stats)
+            if full_pass and window is None:  # everything was read: what was not seen left the source
+                self._remove_vanished(stream, self._seen.pop(registry.get(stream).entity), stats, unsettled=False)
             self._lag(stream, stats)
         finally:
             self._abandon()
@@ -102,10 +108,13 @@ class Syncer(CursorPlanner):
         self._positions[cursor_name] = wm
         if cursor_name == stream:
             self._parent_range = (start, upper)
-        last = self._run_cursor(stream, cursor_name, start, upper, wm, stats, commit_watermark=window is None)
+        keep = window is None and self._has_ts(cursor_name)  # a full read has no watermark
+        last = self._run_cursor(stream, cursor_name, start, upper, wm, stats, commit_watermark=keep)
         self.drain()
-        stats.watermark_after[cursor_name] = stats.watermark_before[cursor_name] if self.dry_run else show_cursor(last)
-        if window is None and not self.dry_run:
+        read_in_full = not self._has_ts(cursor_name)  # no position to keep
+        stats.watermark_after[cursor_name] = (stats.watermark_before[cursor_name] if self.dry_run or read_in_full
+                                              else show_cursor(last))
+        if keep and not self.dry_run:
             stats.stale = stats.stale or self.source.has_rows_between(cursor_name, last, upper)
 
     def _release(self, stream: str) -> None:

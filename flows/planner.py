@@ -35,15 +35,24 @@ class CursorPlanner(Pipeline):
         """The parent cursor's (start, upper) in this run: a child cursor skips rows whose parent it read."""
 
     def _cursors(self, stream: str) -> list[str]:
-        """The stream's own cursor, then its child table's (when the config maps one)."""
+        """The stream's own cursor, then its child table's (when the config maps one). A child without
+        ``updated_at``, or of a parent read in full, has none: it is read only with its parent."""
         child = self._child_entity(stream)
-        return [stream] if child is None else [stream, child]
+        if child is None or not self._has_ts(stream) or not self._has_ts(child):
+            return [stream]
+        return [stream, child]
+
+    def _has_ts(self, entity: str) -> bool:
+        """Whether the entity has an ``updated_at``; one without is read in full every run, by key."""
+        return self.source.entities[entity].ts is not None
 
     def _bounds(self, stream: str, cursor_name: str, window: tuple[Any, Any] | None,
                 db_now: datetime) -> tuple[Cursor | None, Cursor | None, Any]:
         """(watermark, start, upper bound) of one cursor: from the watermark minus the lookback, or the
         window's start; up to the clock minus the safety margin, or the window's end if earlier."""
         margin = self.config.source.safety_margin_seconds
+        if not self._has_ts(cursor_name):
+            return None, None, None  # read in full, by key; nothing to bound
         if window is None:
             wm = self.state.get_watermark(stream, cursor_name)
             start = self.source.lookback_start(cursor_name, wm, self.config.source.lookback_seconds) if wm else None

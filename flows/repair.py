@@ -6,6 +6,7 @@ every source key (opt-in) and deletes in Altcraft what vanished."""
 from __future__ import annotations
 
 from altcraft_sync import streams as registry
+from connectors.state import LedgerEntry
 from flows.dispatch import DispatchMixin
 from flows.stats import StreamStats
 from transforms.payload import deleted_mask
@@ -21,7 +22,6 @@ class RepairMixin(DispatchMixin):
         Opt-in: it reads every source key (in pages; keys only) and every ledger key of the entity. Never
         a re-send: only ids that vanished are deleted, in batches. Categories cannot be deleted through the
         API (api.md §1.2), so they are only reported."""
-        entity = registry.get(stream).entity
         stats = StreamStats(stream)
         self.state.acquire_lock(stream, self.owner)
         try:
@@ -30,35 +30,49 @@ class RepairMixin(DispatchMixin):
                 if "_deleted" in frame:
                     frame = frame[~deleted_mask(frame)]
                 present.update(pylist(ids(frame["external_id"])))
-            vanished = {ext: pk for ext, pk in self.state.delivered_ids(entity) if ext not in present}
-            # batches a dead run sent without committing their outcome: Altcraft may hold them unknown to
-            # the ledger, and one hard-deleted since is never read again
+            stats.extracted = len(present)
+            self._remove_vanished(stream, present, stats, unsettled=True)
+        finally:
+            self._release(stream)
+        return stats
+
+    def _remove_vanished(self, stream: str, present: set[str], stats: StreamStats, *, unsettled: bool) -> None:
+        """Delete in Altcraft what the ledger holds but ``present`` (every external id the source has now)
+        does not, in batches; what Altcraft cannot delete (categories, api.md §1.2) is reported and marked
+        deleted in the ledger, so it is reported once and sent again if it comes back. ``unsettled`` adds
+        the records of batches a dead run sent without committing their outcome: Altcraft may hold them
+        unknown to the ledger, and one hard-deleted since is never read again. Quarantined records that
+        left the source leave the backlog."""
+        entity = registry.get(stream).entity
+        vanished = {ext: pk for ext, pk in self.state.delivered_ids(entity) if ext not in present}
+        batches: list[str] = []
+        if unsettled:
             batches, maybe_sent = self.state.unsettled(entity)
             for ext, pk in maybe_sent:
                 if ext not in present:
                     vanished.setdefault(ext, pk)
-            stats.extracted = len(present)
-            if vanished:
-                self.log.info("%s: %d records left the source; deleting them in Altcraft", stream, len(vanished))
-            if vanished and registry.get(stream).delete_method is None:
-                stats.warnings.append(f"{len(vanished)} {stream} left the source; Altcraft has no delete method for them")
-            elif vanished and self.dry_run:
-                stats.deleted = len(vanished)
-                self._sample(stats, "deleted", list(vanished))
-            elif vanished:
-                targets, size = list(vanished.items()), self.config.altcraft.batch_size
-                for start in range(0, len(targets), size):
-                    entries = self._delete(stream, entity, targets[start:start + size], stats, only_known=False)
-                    self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
-            # quarantined rows that left the source leave the backlog too (they were never sent)
-            gone = sorted(ext for ext in self.state.quarantined_ids(entity) if ext not in present)
-            if gone and not self.dry_run:
-                self.state.commit_chunk(stream=stream, cleared=[(entity, ext) for ext in gone], lock_owner=self.owner)
+        if vanished:
+            self.log.info("%s: %d records left the source", stream, len(vanished))
+        if vanished and registry.get(stream).delete_method is None:
+            stats.warnings.append(f"{len(vanished)} {stream} left the source; Altcraft has no delete method for them")
+            self._sample(stats, "vanished", sorted(vanished))
             if not self.dry_run:
-                self.state.settle(batches)
-        finally:
-            self._release(stream)
-        return stats
+                why = "left the source; Altcraft has no delete method for it"
+                self.state.commit_chunk(stream=stream, lock_owner=self.owner, run_id=self.run_id, entries=[
+                    LedgerEntry(entity, ext, pk, None, "deleted", None, why) for ext, pk in vanished.items()])
+        elif vanished and self.dry_run:
+            stats.add(deleted=len(vanished))
+            self._sample(stats, "deleted", list(vanished))
+        elif vanished:
+            targets, size = list(vanished.items()), self.config.altcraft.batch_size
+            for start in range(0, len(targets), size):
+                entries = self._delete(stream, entity, targets[start:start + size], stats, only_known=False)
+                self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
+        gone = sorted(ext for ext in self.state.quarantined_ids(entity) if ext not in present)
+        if gone and not self.dry_run:
+            self.state.commit_chunk(stream=stream, cleared=[(entity, ext) for ext in gone], lock_owner=self.owner)
+        if batches and not self.dry_run:
+            self.state.settle(batches)
 
     def _retry_pending(self, stream: str, stats: StreamStats) -> None:
         entity = registry.get(stream).entity

@@ -60,6 +60,8 @@ class RunState(ABC):
         self._would_send: dict[str, set[str]] = {}
         """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""
         self._mappings: dict[str, MappingSpec] = {}
+        self._seen: dict[str, set[str]] = {}
+        """Per entity of a stream read in full (no ``updated_at``): the external ids the source has now."""
 
     # --- the pipeline the parts feed (implemented by the coordinator) ------------------------------------
     @abstractmethod

@@ -436,3 +436,39 @@ def test_a_binary_text_column_is_decoded_and_an_undecodable_value_quarantined(sh
     assert reasons["2"] == [{"field": "streams.categories.columns.name", "check": "the value decodes as utf-8",
                              "value": "not utf-8: 'Caf\\\\xe9'"}]
     assert stats.invalid == 1
+
+
+def test_a_stream_without_a_timestamp_is_read_in_full_and_sends_only_changes(shop_url, tmp_path, emulator):
+    """Categories mapped without ``updated_at`` (WordPress terms have none): every run reads them all, by
+    key; an unchanged run sends nothing, a renamed category (its row's time untouched) is sent again, and
+    one deleted from the shop is reported once (Altcraft cannot delete categories) and marked deleted."""
+    import yaml
+
+    engine = build_shop(shop_url, orders=30)
+    path = shop_config(tmp_path, shop_url, emulator, TOKEN, chunk_size=4)
+    raw = yaml.safe_load(path.read_text())
+    del raw["streams"]["categories"]["updated_at"]
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cats = demo_shop.categories
+    leaf = 1000  # a category no product and no other category refers to
+    with engine.begin() as conn:
+        conn.execute(cats.insert().values(id=leaf, name="Seasonal", parent_id=1, updated_at=datetime(2024, 1, 1)))
+        total = conn.execute(sa.select(sa.func.count()).select_from(cats)).scalar()
+
+    first = run_all(path, streams=["categories", "products"])["categories"]
+    assert first.delivered == total == len(emulator.store.categories)
+    assert first.watermark_after == {"categories": None}  # nothing to keep: the next run reads it all again
+
+    again = run_all(path, streams=["categories"], run_id="unchanged")["categories"]
+    assert (again.extracted, again.unchanged, again.delivered, again.requests) == (total, total, 0, 0)
+
+    with engine.begin() as conn:
+        conn.execute(cats.update().where(cats.c.id == 2).values(name="Renamed two"))
+        conn.execute(cats.delete().where(cats.c.id == leaf))
+    third = run_all(path, streams=["categories"], run_id="renamed")["categories"]
+    assert third.delivered == 1 and emulator.store.categories["2"]["name"] == "Renamed two"
+    assert third.warnings == ["1 categories left the source; Altcraft has no delete method for them"]
+    assert third.samples["vanished"] == [str(leaf)]
+
+    fourth = run_all(path, streams=["categories"], run_id="after")["categories"]
+    assert (fourth.delivered, fourth.requests, fourth.warnings) == (0, 0, [])

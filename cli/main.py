@@ -7,6 +7,7 @@ import cli  # noqa: F401  (Prefect settings before anything imports prefect)
 from cli import run  # noqa: F401
 from cli import checks  # noqa: F401
 from cli import local  # noqa: F401
+from cli import preset  # noqa: F401
 from cli.app import app
 
 __all__ = ["app", "main"]

@@ -40,7 +40,9 @@ BIG, MONEY = sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.Numeric(26, 
 sa.Table("wp_posts", WC, sa.Column("ID", BIG, primary_key=True), sa.Column("post_title", sa.Text),
          sa.Column("post_status", sa.String(20)), sa.Column("post_type", sa.String(20)),
          sa.Column("post_parent", BIG), sa.Column("guid", sa.String(255)),
-         sa.Column("post_modified_gmt", sa.DateTime))
+         sa.Column("post_date_gmt", sa.DateTime), sa.Column("post_modified_gmt", sa.DateTime))
+sa.Table("wp_postmeta", WC, sa.Column("meta_id", BIG, primary_key=True), sa.Column("post_id", BIG),
+         sa.Column("meta_key", sa.String(255)), sa.Column("meta_value", sa.Text))
 sa.Table("wp_wc_product_meta_lookup", WC, sa.Column("product_id", BIG, primary_key=True),
          sa.Column("sku", sa.String(100)), sa.Column("min_price", sa.Numeric(19, 4)),
          sa.Column("max_price", sa.Numeric(19, 4)), sa.Column("stock_quantity", sa.Float),
@@ -137,6 +139,50 @@ def _woocommerce_shop(url: str) -> None:
     engine.dispose()
 
 
+def _woocommerce_legacy_shop(url: str) -> None:
+    """The same store with its orders in the legacy storage: shop_order posts and their postmeta."""
+    _woocommerce_shop(url)
+    engine = sa.create_engine(url)
+    t = WC.tables
+    day = datetime(2026, 11, 20, 10, 0, 0)
+    orders = [(100, "wc-completed", "shop_order", 0, "79.00", "5.00"), (101, "wc-processing", "shop_order", 0, "45.00", "0"),
+              (102, "wc-completed", "shop_order_refund", 100, "-18.00", "0"), (103, "trash", "shop_order", 0, "18.00", "0")]
+    with engine.begin() as conn:
+        conn.execute(t["wp_posts"].insert(), [
+            {"ID": i, "post_title": f"Order {i}", "post_status": st, "post_type": ty, "post_parent": parent,
+             "guid": "", "post_date_gmt": day, "post_modified_gmt": day + timedelta(minutes=i - 99)}
+            for i, st, ty, parent, _, _ in orders])
+        meta = [(i, k, v) for i, _, _, _, total, ship in orders for k, v in (
+            ("_order_currency", "USD"), ("_order_total", total), ("_billing_email", f"buyer{i}@example.com"),
+            ("_order_shipping", ship), ("_order_key", f"wc_order_{i}"))]
+        conn.execute(t["wp_postmeta"].insert(), [
+            {"meta_id": n, "post_id": i, "meta_key": k, "meta_value": v} for n, (i, k, v) in enumerate(meta, 1)])
+    engine.dispose()
+
+
+def test_the_woocommerce_legacy_preset_syncs_orders_stored_as_posts(shop_url: str, tmp_path: Path, emulator) -> None:
+    _woocommerce_legacy_shop(shop_url)
+    path = tmp_path / "altcraft-sync.yaml"
+    assert CliRunner().invoke(app, ["init", "--preset", "woocommerce-legacy", "--output", str(path)]).exit_code == 0
+    env = {"SHOP_DB_URL": shop_url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
+           "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "SHOP_CURRENCY": "USD", "ALTCRAFT_ENDPOINT": "woo"}
+    cfg = load_config(path, environ=env)
+    source = ShopSource(cfg)
+    source.bind()
+    source.probe_reads()
+    source.check_values()
+    source.close()
+
+    stats = run_all(cfg)
+    assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
+    orders = emulator.store.orders
+    assert set(orders) == {"100", "101"}  # not the refund post, not the trashed order
+    assert (orders["100"]["status"], Decimal(orders["100"]["total_price"]), Decimal(orders["100"]["delivery_cost"]),
+            orders["100"]["email"]) == ("part_refunded", 79, 5, "buyer100@example.com")
+    assert sorted(line["product"] for line in orders["100"]["lines"]) == ["10", "21"]
+    assert orders["101"]["status"] == "paid"
+
+
 def test_init_writes_the_preset_and_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "altcraft-sync.yaml"
     first = CliRunner().invoke(app, ["init", "--preset", "woocommerce", "--output", str(out)])
@@ -145,7 +191,7 @@ def test_init_writes_the_preset_and_refuses_to_overwrite(tmp_path: Path) -> None
     assert again.exit_code != 0 and "exists; pass --force" in again.output
     unknown = CliRunner().invoke(app, ["init", "--preset", "shopify", "--output", str(tmp_path / "x.yaml")])
     assert unknown.exit_code != 0 and f"no such preset (one of {', '.join(presets())})" in unknown.output
-    assert {"woocommerce", "opencart", "magento"} <= set(presets())
+    assert set(presets()) == {"woocommerce", "woocommerce-legacy", "opencart", "magento", "bitrix"}
 
 
 def test_the_woocommerce_preset_syncs_a_woocommerce_database(shop_url: str, tmp_path: Path, emulator) -> None:

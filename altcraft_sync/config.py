@@ -100,6 +100,11 @@ class SourceSettings(_Model):
     encoding: str = "utf-8"
     """How bytes columns (``VARBINARY``, ``BLOB``, ``bytea``) holding text are decoded. A value that does
     not decode quarantines its record, naming the column, with an escaped preview."""
+    utf8_in_latin1: bool = False
+    """MySQL/MariaDB tables declared latin1 that in fact hold UTF-8 bytes (old shops installed with the
+    wrong charset): the server converts those bytes as latin1 and ``Café`` arrives as ``CafÃ©``. On,
+    every text value that is such a double encoding is turned back (real latin1 text is left alone: it
+    does not decode as UTF-8 once re-encoded)."""
 
     @field_validator("encoding")
     @classmethod

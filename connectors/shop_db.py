@@ -219,6 +219,8 @@ class ShopSource(SourceBinding):
         problems: dict[int, tuple[str, str, str]] = {}
         for name in frame.columns:
             series = frame[name]
+            if self.config.source.utf8_in_latin1 and name not in (PK, TS, PARENT):
+                frame[name] = series = _undo_double_encoding(series)
             if series.dtype != object or name in (PK, TS, PARENT):
                 continue
             kind = pd.api.types.infer_dtype(series, skipna=True)
@@ -403,6 +405,23 @@ class ShopSource(SourceBinding):
         except DBAPIError as err:
             kind = "unreachable" if is_transient(err) else "error"
             raise SourceError(f"shop database {self.display_url} {kind} during {what}: {first_line(err)}") from err
+
+
+def _undo_double_encoding(series: pd.Series) -> pd.Series:
+    """Text that is UTF-8 bytes read as latin1 (``CafÃ©``) turned back (``Café``); anything else, real
+    latin1 text included, unchanged. Only text with characters in U+0080..U+00FF can be such a value."""
+    if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
+        return series
+
+    def fix(v: Any) -> Any:
+        if not isinstance(v, str) or v.isascii():
+            return v
+        try:
+            return v.encode("latin1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return v
+
+    return series.map(fix)
 
 
 def _may_be_a_value(err: BaseException) -> bool:

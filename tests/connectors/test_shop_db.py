@@ -472,3 +472,39 @@ def test_a_stream_without_a_timestamp_is_read_in_full_and_sends_only_changes(sho
 
     fourth = run_all(path, streams=["categories"], run_id="after")["categories"]
     assert (fourth.delivered, fourth.requests, fourth.warnings) == (0, 0, [])
+
+
+def test_utf8_stored_in_a_latin1_column_is_turned_back_when_asked(tmp_path, emulator):
+    """An old MariaDB shop whose tables are declared latin1 but hold UTF-8 bytes: the server converts them
+    as latin1 and 'Café' arrives as 'CafÃ©'. With ``source.utf8_in_latin1`` the double encoding is
+    undone; real latin1 text ('Crème' stored as latin1) is left as it is."""
+    import yaml
+
+    url = os.environ.get("SHOP_TEST_MYSQL_URL")
+    if not url:
+        pytest.skip("mysql: set SHOP_TEST_MYSQL_URL (bash .ci/services.sh starts a server) to run against it")
+    engine = build_shop(url, orders=20)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS latin1_categories"))
+        conn.execute(sa.text("CREATE TABLE latin1_categories (id INT PRIMARY KEY, name VARCHAR(100) CHARACTER SET "
+                             "latin1, parent_id INT, updated_at DATETIME) DEFAULT CHARSET=latin1"))
+        cats = conn.execute(sa.select(demo_shop.categories)).all()
+        for c in cats:
+            utf8_hex = f"Café {c.id}".encode().hex() if c.id != 2 else "Crème".encode("latin1").hex()
+            conn.execute(sa.text("INSERT INTO latin1_categories VALUES (:i, CONVERT(UNHEX(:h) USING latin1), :p, :u)"),
+                         {"i": c.id, "h": utf8_hex, "p": c.parent_id, "u": c.updated_at})
+
+    def names(repair: bool) -> dict[str, str]:
+        emulator.reset()
+        work = tmp_path / ("on" if repair else "off")
+        work.mkdir()
+        path = shop_config(work, url, emulator, TOKEN, utf8_in_latin1=repair)
+        raw = yaml.safe_load(path.read_text())
+        raw["streams"]["categories"]["table"] = "latin1_categories"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        run_all(path, streams=["categories", "products"])
+        return {k: v["name"] for k, v in emulator.store.categories.items()}
+
+    assert names(False)["1"] == "CafÃ© 1"  # what a shop like this sends without the setting
+    fixed = names(True)
+    assert fixed["1"] == "Café 1" and fixed["2"] == "Crème"

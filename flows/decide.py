@@ -44,8 +44,8 @@ class DecisionMixin(DependencyMixin):
         quarantined = group_quarantine(mapped.quarantine)
         self._count_quarantine(quarantined, stats)
         if entity in self._seen:  # a full read: what it never sees has left the source
-            self._seen[entity].update(p.external_id for p in mapped.payloads)
-            self._seen[entity].update(ext for _, ext, _, _ in quarantined)
+            self._seen[entity].add(p.external_id for p in mapped.payloads)
+            self._seen[entity].add(ext for _, ext, _, _ in quarantined)
         counts: Counter[str] = Counter(invalid=len(quarantined))
         payloads = mapped.payloads
         t = time.perf_counter()

@@ -32,6 +32,7 @@ from connectors.shop_db import ShopSource
 from connectors.state import StateStore, abandon
 from flows.planner import WORKERS_AFTER_FULL_PAGES, CursorPlanner, show_cursor
 from flows.run_state import Log
+from flows.seen import SeenIds
 from flows.stats import Progress, StreamStats
 
 __all__ = ["WORKERS_AFTER_FULL_PAGES", "Progress", "StreamStats", "Syncer"]
@@ -67,7 +68,7 @@ class Syncer(CursorPlanner):
             db_now = self.source.db_now()
             full_pass = not self._has_ts(stream)
             if full_pass:
-                self._seen[registry.get(stream).entity] = set()
+                self._seen[registry.get(stream).entity] = SeenIds()
             for cursor_name in self._cursors(stream):
                 self._sync_cursor(stream, cursor_name, window, db_now, stats)
             if window is None and not self.dry_run:
@@ -75,9 +76,12 @@ class Syncer(CursorPlanner):
                 self.drain()
                 self._heal_quarantine(stream, stats)
             if full_pass and window is None:  # everything was read: what was not seen left the source
-                self._remove_vanished(stream, self._seen.pop(registry.get(stream).entity), stats, unsettled=False)
+                self._remove_vanished(stream, self._seen[registry.get(stream).entity].missing, stats, unsettled=False)
             self._lag(stream, stats)
         finally:
+            seen = self._seen.pop(registry.get(stream).entity, None)
+            if seen is not None:
+                seen.close()
             self._abandon()
             self.mapper.shutdown()
             if not self.dry_run:

@@ -5,6 +5,10 @@ every source key (opt-in) and deletes in Altcraft what vanished."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import TypeVar
+
 from altcraft_sync import streams as registry
 from connectors.state import LedgerEntry
 from flows.dispatch import DispatchMixin
@@ -31,26 +35,30 @@ class RepairMixin(DispatchMixin):
                     frame = frame[~deleted_mask(frame)]
                 present.update(pylist(ids(frame["external_id"])))
             stats.extracted = len(present)
-            self._remove_vanished(stream, present, stats, unsettled=True)
+            self._remove_vanished(stream, lambda ids: [i for i in ids if i not in present], stats, unsettled=True)
         finally:
             self._release(stream)
         return stats
 
-    def _remove_vanished(self, stream: str, present: set[str], stats: StreamStats, *, unsettled: bool) -> None:
-        """Delete in Altcraft what the ledger holds but ``present`` (every external id the source has now)
-        does not, in batches; what Altcraft cannot delete (categories, api.md §1.2) is reported and marked
-        deleted in the ledger, so it is reported once and sent again if it comes back. ``unsettled`` adds
-        the records of batches a dead run sent without committing their outcome: Altcraft may hold them
-        unknown to the ledger, and one hard-deleted since is never read again. Quarantined records that
-        left the source leave the backlog."""
+    def _remove_vanished(self, stream: str, missing: Callable[[list[str]], list[str]], stats: StreamStats, *,
+                         unsettled: bool) -> None:
+        """Delete in Altcraft what the ledger holds but the source no longer has (``missing`` answers, for a
+        batch of external ids, those the source does not have), in batches. What Altcraft cannot delete
+        (categories, api.md §1.2) is reported and marked deleted in the ledger, so it is reported once and
+        sent again if it comes back. ``unsettled`` adds the records of batches a dead run sent without
+        committing their outcome: Altcraft may hold them unknown to the ledger, and one hard-deleted since
+        is never read again. Quarantined records that left the source leave the backlog."""
         entity = registry.get(stream).entity
-        vanished = {ext: pk for ext, pk in self.state.delivered_ids(entity) if ext not in present}
+        vanished: dict[str, str] = {}
+        for part in batched(self.state.delivered_ids(entity), 5000):
+            keys = dict(part)
+            vanished.update((ext, keys[ext]) for ext in missing(list(keys)))
         batches: list[str] = []
         if unsettled:
             batches, maybe_sent = self.state.unsettled(entity)
-            for ext, pk in maybe_sent:
-                if ext not in present:
-                    vanished.setdefault(ext, pk)
+            keys = dict(maybe_sent)
+            for ext in missing(list(keys)):
+                vanished.setdefault(ext, keys[ext])
         if vanished:
             self.log.info("%s: %d records left the source", stream, len(vanished))
         if vanished and registry.get(stream).delete_method is None:
@@ -68,7 +76,7 @@ class RepairMixin(DispatchMixin):
             for start in range(0, len(targets), size):
                 entries = self._delete(stream, entity, targets[start:start + size], stats, only_known=False)
                 self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=self.owner)
-        gone = sorted(ext for ext in self.state.quarantined_ids(entity) if ext not in present)
+        gone = sorted(missing(sorted(self.state.quarantined_ids(entity))))
         if gone and not self.dry_run:
             self.state.commit_chunk(stream=stream, cleared=[(entity, ext) for ext in gone], lock_owner=self.owner)
         if batches and not self.dry_run:
@@ -114,3 +122,12 @@ class RepairMixin(DispatchMixin):
             if kind != "invalid":
                 stats.samples.setdefault(kind, []).extend(items[: 5 - len(stats.samples.get(kind, []))])
 
+
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (itertools.batched arrives in Python 3.12)."""
+    it = iter(items)
+    while part := list(islice(it, size)):
+        yield part

@@ -22,6 +22,7 @@ from altcraft_sync.cursor import Cursor
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore, lock_owner
+from flows.seen import SeenIds
 from flows.stats import Progress, StreamStats, add_sample
 from transforms.spec import MappingSpec, mapping_spec
 
@@ -60,8 +61,9 @@ class RunState(ABC):
         self._would_send: dict[str, set[str]] = {}
         """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""
         self._mappings: dict[str, MappingSpec] = {}
-        self._seen: dict[str, set[str]] = {}
-        """Per entity of a stream read in full (no ``updated_at``): the external ids the source has now."""
+        self._seen: dict[str, SeenIds] = {}
+        """Per entity of a stream read in full (no ``updated_at``): the external ids the source has now
+        (on disk: the pass stays O(chunk) in memory)."""
 
     # --- the pipeline the parts feed (implemented by the coordinator) ------------------------------------
     @abstractmethod

@@ -305,3 +305,21 @@ def test_closing_a_syncer_stops_its_push_and_commit_threads(tmp_path, emulator) 
         assert pipeline_threads() <= before  # ... and stopped them, while the Syncer is still referenced
     finally:
         rt.close()
+
+
+def test_the_ids_a_full_pass_saw_are_kept_on_disk_and_answer_by_batch() -> None:
+    """A stream without updated_at is read whole; what it never sees left the source. The seen ids live in
+    a throwaway SQLite file (memory stays one chunk), and the file is gone once the pass ends."""
+    import os
+
+    from flows.seen import SeenIds
+
+    seen = SeenIds()
+    seen.add(str(i) for i in range(0, 3000, 2))
+    seen.add(["0", "2"])  # seen again: counted once
+    assert seen.count == 1500 and "4" in seen and "5" not in seen
+    assert seen.missing([str(i) for i in range(10)]) == ["1", "3", "5", "7", "9"]
+    assert len(seen.missing([str(i) for i in range(3000)])) == 1500  # past SQLite's parameter limit
+    path = seen._path
+    seen.close()
+    assert not os.path.exists(path)

@@ -18,31 +18,22 @@ Reads follow ``../shared/design/sync-correctness.md``:
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DBAPIError
 
-from altcraft_sync.cursor import DELETED, PARENT, PK, PROBLEM, TS, Cursor, to_utc
+from altcraft_sync.cursor import DELETED, PARENT, PK, Cursor, to_utc
 from altcraft_sync.errors import ConfigError, SourceError
-from connectors.dbretry import first_line, is_transient, retrying
-from connectors.shop_binding import Entity, SourceBinding
+from connectors.shop_binding import Entity
+from connectors.shop_rows import ANY_BATCH, IN_BATCH, RowGuards, _frame, _plain, mark_duplicates, with_problems
 
-__all__ = ["Cursor", "Entity", "ShopSource", "to_utc"]
-
-log = logging.getLogger("altcraft_sync.shop_db")
-
-IN_BATCH = 900
-ANY_BATCH = 20_000
-T = TypeVar("T")
+__all__ = ["IN_BATCH", "Cursor", "Entity", "ShopSource", "mark_duplicates", "to_utc"]
 
 
-class ShopSource(SourceBinding):
+class ShopSource(RowGuards):
     """Read access to the shop database for every configured stream."""
 
     def probe_reads(self) -> None:
@@ -145,18 +136,7 @@ class ShopSource(SourceBinding):
             cols = ent.columns
         ts = self._read(ent.ts) if ent.ts is not None else None
         pk = self._read(ent.pk)
-        source: sa.FromClause = ent.source
-        covered = None
-        parent_has_ts = skip_parents_in is not None and self.entities[skip_parents_in[0]].ts is not None
-        if skip_parents_in is not None and ent.parent is not None and parent_has_ts:
-            parent = self.entities[skip_parents_in[0]]
-            assert parent.ts is not None
-            source = ent.source.join(parent.source, parent.pk == ent.parent)
-            p_ts = self._read(parent.ts)
-            covered = p_ts <= sa.literal(skip_parents_in[2], p_ts.type)
-            p_after = self._after(parent, skip_parents_in[1])
-            if p_after is not None:
-                covered = sa.and_(covered, p_after)
+        source, covered = self._without_parents_in(ent, skip_parents_in)
         cursor = start
         while True:
             query = sa.select(*cols).select_from(source)
@@ -171,8 +151,7 @@ class ShopSource(SourceBinding):
             keys, rows, poisoned = self._page(ent, query, cols, keys_only)
             if not rows:
                 return
-            last = rows[-1]
-            cursor = Cursor(_plain(last[1]), _plain(last[0]))
+            cursor = Cursor(_plain(rows[-1][1]), _plain(rows[-1][0]))
             if len(rows) == limit and not keys_only:
                 rows = self._whole_last_key(ent, cols, source, covered, rows, ts, pk)
             frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
@@ -180,116 +159,21 @@ class ShopSource(SourceBinding):
             if len(rows) < limit:
                 return
 
-    def _page(self, ent: Entity, query: sa.Select[Any], cols: list[Any],
-              keys_only: bool) -> tuple[list[str], list[tuple[Any, ...]], dict[int, tuple[str, str, str]]]:
-        """One page; if a row of it cannot be read at all (a value the driver cannot decode), the page is
-        read again by key, halving until the rows that fail are found. Those come back with the unreadable
-        values left empty and their problem, by position; every other row is read as usual."""
-        names = [str(c.key) for c in cols]
-        try:
-            keys, rows = self._fetch(query)
-            return keys, rows, {}
-        except (SourceError, UnicodeError) as err:
-            if keys_only or not _may_be_a_value(err):
-                raise
-            failure = err
-        _, key_rows = self._fetch(query.with_only_columns(*cols[:2]))  # keys and cursors read: only a value fails
-        good, poisoned = self._rows_by_key(ent, ent.pk, [_plain(r[0]) for r in key_rows])
-        if poisoned and len(poisoned) == len(key_rows):
-            raise failure  # every row fails alone: not a value, the query itself
-        by_key: dict[Any, list[tuple[Any, ...]]] = {}
-        for r in good:
-            by_key.setdefault(_plain(r[0]), []).append(r)
-        rows, problems = [], {}
-        for pk_value, _ in key_rows:  # the page's own order, so the cursor stays where it was
-            for r in by_key.pop(_plain(pk_value), []):
-                if _plain(pk_value) in poisoned:
-                    problems[len(rows)] = poisoned[_plain(pk_value)]
-                rows.append(r)
-        log.warning("%s: %d rows cannot be read as they are (%s); their records are quarantined", ent.path,
-                    len(poisoned), next(iter(poisoned.values()))[2] if poisoned else "")
-        return names, rows, problems
-
-    def _decoded(self, frame: pd.DataFrame, ent: Entity) -> pd.DataFrame:
-        """Bytes values (``VARBINARY``, ``BLOB``, ``bytea`` holding text) decoded by ``source.encoding``,
-        never sent as Python's ``b'...'``. A value that does not decode is left empty and its row marked
-        (the column and an escaped preview): its record is quarantined, the read goes on. Only object
-        columns whose values are bytes are touched (one type scan a column)."""
-        encoding = self.config.source.encoding
-        problems: dict[int, tuple[str, str, str]] = {}
-        for name in frame.columns:
-            series = frame[name]
-            if self.config.source.utf8_in_latin1 and name not in (PK, TS, PARENT):
-                frame[name] = series = _undo_double_encoding(series)
-            if series.dtype != object or name in (PK, TS, PARENT):
-                continue
-            kind = pd.api.types.infer_dtype(series, skipna=True)
-            if kind not in ("bytes", "mixed"):
-                continue
-            values = series.tolist()
-            for i, v in enumerate(values):
-                if isinstance(v, (bytes, bytearray, memoryview)):
-                    try:
-                        values[i] = bytes(v).decode(encoding)
-                    except UnicodeDecodeError:
-                        values[i] = None
-                        preview = bytes(v)[:60].decode(encoding, errors="backslashreplace")
-                        problems.setdefault(i, (f"{ent.path}.columns.{name}", f"the value decodes as {encoding}",
-                                                f"not {encoding}: {preview!r}"))
-            frame[name] = pd.Series(values, index=frame.index, dtype=object)
-        return with_problems(frame, problems)
-
-    def _rows_by_key(self, ent: Entity, column: Any, keys: list[Any]
-                     ) -> tuple[list[tuple[Any, ...]], dict[Any, tuple[str, str, str]]]:
-        """Rows whose ``column`` is in ``keys``, and the keys whose rows cannot be read as they are, each
-        with its problem; their rows are returned with the unreadable values left empty. Found by halving:
-        O(bad rows x log(keys)) extra queries, none when every row reads."""
-        try:
-            return self._fetch(sa.select(*ent.columns).where(self._key_in(column, keys)))[1], {}
-        except (SourceError, UnicodeError) as err:
-            if not _may_be_a_value(err):
-                raise
-            if len(keys) == 1:
-                return self._salvage(ent, column, keys[0], err)
-        half = len(keys) // 2
-        rows_a, bad_a = self._rows_by_key(ent, column, keys[:half])
-        rows_b, bad_b = self._rows_by_key(ent, column, keys[half:])
-        return rows_a + rows_b, {**bad_a, **bad_b}
-
-    def _salvage(self, ent: Entity, column: Any, key: Any, err: Exception
-                 ) -> tuple[list[tuple[Any, ...]], dict[Any, tuple[str, str, str]]]:
-        """The rows of one key with each column that cannot be read left empty, and the problem: the first
-        such column with a safe preview of its stored bytes (SQLite) or the driver's one line."""
-        unreadable: list[Any] = []
-        for col in ent.columns[2:]:
-            try:
-                self._fetch(sa.select(col).where(column == sa.literal(key)))
-            except (SourceError, UnicodeError) as col_err:
-                if not _may_be_a_value(col_err):
-                    raise
-                unreadable.append((col, col_err))
-        if not unreadable:
-            return [], {key: (ent.path, "the row can be read", first_line(err.__cause__ or err))}
-        empty = {id(c) for c, _ in unreadable}
-        cols = [sa.null().label(str(c.key)) if id(c) in empty else c for c in ent.columns]
-        _, rows = self._fetch(sa.select(*cols).where(column == sa.literal(key)))
-        first_col, first_err = unreadable[0]
-        preview = self._preview(first_col, column, key) or first_line(first_err.__cause__ or first_err)
-        return rows, {key: (f"{ent.path}.columns.{first_col.key}", "the value can be read as text", preview)}
-
-    def _preview(self, col: Any, column: Any, key: Any) -> str | None:
-        """The stored bytes of an unreadable SQLite text value, escaped (never raw: logs and artifacts)."""
-        if self.dialect != "sqlite":
-            return None
-        target = getattr(col, "element", col)  # the source column under its field label
-        try:
-            _, rows = self._fetch(sa.select(sa.cast(target, sa.LargeBinary)).where(column == sa.literal(key)))
-        except (SourceError, UnicodeError):
-            return None
-        value = rows[0][0] if rows else None
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            return None
-        return f"not UTF-8: {bytes(value)[:60].decode('utf-8', errors='backslashreplace')!r}"
+    def _without_parents_in(self, ent: Entity, skip_parents_in: tuple[str, Cursor | None, Any] | None
+                            ) -> tuple[sa.FromClause, Any]:
+        """The child's source joined to its parent's, and the condition of the child rows whose parent lies
+        in ``(parent_start, parent_upper]`` of the parent's cursor (None: nothing to leave out)."""
+        if skip_parents_in is None or ent.parent is None:
+            return ent.source, None
+        parent = self.entities[skip_parents_in[0]]
+        if parent.ts is None:  # a parent read in full has no range to leave out
+            return ent.source, None
+        p_ts = self._read(parent.ts)
+        covered = p_ts <= sa.literal(skip_parents_in[2], p_ts.type)
+        p_after = self._after(parent, skip_parents_in[1])
+        if p_after is not None:
+            covered = sa.and_(covered, p_after)
+        return ent.source.join(parent.source, parent.pk == ent.parent), covered
 
     def _whole_last_key(self, ent: Entity, cols: list[Any], source: sa.FromClause, covered: Any,
                         rows: list[tuple[Any, ...]], ts: Any, pk: Any) -> list[tuple[Any, ...]]:
@@ -352,17 +236,6 @@ class ShopSource(SourceBinding):
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return frame if by_parent else mark_duplicates(frame, ent.path)
 
-    def _key_in(self, column: sa.ColumnElement[Any], keys: list[Any]) -> sa.ColumnElement[bool]:
-        """``column IN (keys)``; on PostgreSQL ``column = ANY(:array)``, one parameter instead of one per key:
-        an IN list of 900 parameters cost more to render and for psycopg to parse than to run (2.2 s of a
-        200k-order sync)."""
-        if self.dialect != "postgresql":
-            return column.in_(keys)
-        item = column.type
-        if isinstance(item, sa.types.NullType):  # a user query's column: type the array from the keys
-            item = sa.BigInteger() if all(isinstance(k, int) for k in keys) else sa.Text()
-        return column == sa.any_(sa.bindparam(None, keys, type_=postgresql.ARRAY(item)))
-
     def iter_keys(self, entity: str, limit: int = 50_000) -> Iterator[pd.DataFrame]:
         """All current rows' key columns (primary key, external_id, deleted flag), in pk pages: for
         reconciling hard deletes without loading the table."""
@@ -379,109 +252,3 @@ class ShopSource(SourceBinding):
                 return
             last = _plain(rows[-1][keys.index(PK)])
             yield _frame(keys, rows)
-
-    def _fetch(self, query: sa.Select[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
-        def once() -> tuple[list[str], list[tuple[Any, ...]]]:
-            with self.engine.connect() as conn:
-                result = conn.execute(query)
-                if self._passes_through(query):
-                    # SQLAlchemy would hand the driver's values through unchanged: take the rows from the
-                    # DBAPI cursor and skip building a Row per row and a tuple per Row (~2 us a row, a
-                    # fifth of a full sync's reading).
-                    dbapi = self.engine.dialect.loaded_dbapi
-                    try:
-                        return list(result.keys()), cast(list[tuple[Any, ...]], result.cursor.fetchall())
-                    except dbapi.Error as err:  # raised past SQLAlchemy: wrap it as SQLAlchemy would
-                        raise DBAPIError.instance(None, None, err, dbapi.Error) from err
-                return list(result.keys()), [tuple(r) for r in result.fetchall()]
-
-        return self._retrying("read", once)
-
-    def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        """``fn`` re-run on transient errors (a page is one query: re-reading it is exact); a permanent
-        error, or a transient one past the retry caps, becomes a one-line ``SourceError`` with its cause."""
-        try:
-            return retrying(self.retry, f"shop database {what}", fn)
-        except DBAPIError as err:
-            kind = "unreachable" if is_transient(err) else "error"
-            raise SourceError(f"shop database {self.display_url} {kind} during {what}: {first_line(err)}") from err
-
-
-def _undo_double_encoding(series: pd.Series) -> pd.Series:
-    """Text that is UTF-8 bytes read as latin1 (``CafÃ©``) turned back (``Café``); anything else, real
-    latin1 text included, unchanged. Only text with characters in U+0080..U+00FF can be such a value."""
-    if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
-        return series
-
-    def fix(v: Any) -> Any:
-        if not isinstance(v, str) or v.isascii():
-            return v
-        try:
-            return v.encode("latin1").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            return v
-
-    return series.map(fix)
-
-
-def _may_be_a_value(err: BaseException) -> bool:
-    """An error a single value can cause (the driver cannot decode or convert it), not a lost connection or
-    bad SQL: worth isolating the row. Bad SQL fails the key query too, and is raised from there."""
-    cause = err.__cause__ if isinstance(err, SourceError) else err
-    if isinstance(cause, UnicodeError):
-        return True
-    if isinstance(cause, DBAPIError) and not is_transient(cause):
-        text = str(cause.orig).lower()
-        return isinstance(cause, sa.exc.DataError) or "decode" in text or "utf-8" in text or "out of range" in text
-    return False
-
-
-def with_problems(frame: pd.DataFrame, problems: dict[int, tuple[str, str, str]]) -> pd.DataFrame:
-    """The frame with :data:`PROBLEM` set on the rows at these positions (unchanged when there are none)."""
-    if not problems:
-        return frame
-    column = (frame[PROBLEM].copy() if PROBLEM in frame
-              else pd.Series([None] * len(frame), index=frame.index, dtype=object))
-    for pos, problem in problems.items():
-        if not isinstance(column.iloc[pos], tuple):
-            column.iloc[pos] = problem
-    return frame.assign(**{PROBLEM: column})
-
-
-def mark_duplicates(frame: pd.DataFrame, path: str) -> pd.DataFrame:
-    """Mark every row of a key found in several rows (a join that multiplies a parent, a view without a
-    unique key): none of them is sent with an arbitrary row's values; each is quarantined, naming the key
-    and the count. A frame with unique keys is returned as it is (one hashing pass)."""
-    keys = frame[PK]
-    repeated = keys.duplicated(keep=False)
-    if not repeated.any():
-        return frame
-    counts = keys[repeated].map(keys[repeated].value_counts())
-    problems = frame[PROBLEM].copy() if PROBLEM in frame else pd.Series([None] * len(frame), index=frame.index,
-                                                                          dtype=object)
-    problems[repeated & problems.isna()] = [(f"{path}.primary_key", "the key is unique in the source", f"{n} rows with key {k}")
-                          for k, n, free in zip(keys[repeated].tolist(), counts.tolist(),
-                                                problems[repeated].isna().tolist()) if free]
-    log.warning("%s: %d keys appear in more than one row (e.g. %s); their records are quarantined, not sent",
-                path, keys[repeated].nunique(), keys[repeated].iloc[0])
-    return frame.assign(**{PROBLEM: problems})
-
-
-def _plain(value: Any) -> Any:
-    """numpy/pandas scalars back to plain Python values for bound parameters and JSON."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
-
-
-def _frame(keys: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Rows to a frame with inferred column types, except the key and cursor columns, which keep the
-    driver's own values (object). ``from_records`` transposes in C: a third faster than ``zip(*rows)``."""
-    if not rows:
-        return pd.DataFrame({k: pd.Series([], dtype=object) for k in keys})
-    frame = pd.DataFrame.from_records(rows, columns=keys, coerce_float=False)
-    for k in (TS, PK):
-        if k in frame:
-            i = keys.index(k)
-            frame[k] = pd.Series([r[i] for r in rows], dtype=object)
-    return frame

@@ -43,9 +43,7 @@ class DecisionMixin(DependencyMixin):
             stats.warnings.append(w)
         quarantined = group_quarantine(mapped.quarantine)
         self._count_quarantine(quarantined, stats)
-        if entity in self._seen:  # a full read: what it never sees has left the source
-            self._seen[entity].add(p.external_id for p in mapped.payloads)
-            self._seen[entity].add(ext for _, ext, _, _ in quarantined)
+        self._note_seen(entity, mapped, quarantined)
         counts: Counter[str] = Counter(invalid=len(quarantined))
         payloads = mapped.payloads
         t = time.perf_counter()
@@ -74,6 +72,14 @@ class DecisionMixin(DependencyMixin):
             send, deletions = [], []
         stats.add(**counts)
         return Prepared(entries, quarantined, cleared, send, deletions)
+
+    def _note_seen(self, entity: str, mapped: Mapped, quarantined: list[Any]) -> None:
+        """In a full read (a stream without ``updated_at``), every record the source has: what the pass
+        never sees has left the source."""
+        seen = self._seen.get(entity)
+        if seen is not None:
+            seen.add(p.external_id for p in mapped.payloads)
+            seen.add(ext for _, ext, _, _ in quarantined)
 
     def _count_quarantine(self, quarantined: list[Any], stats: StreamStats) -> None:
         for _, _, _, reasons in quarantined:

@@ -15,6 +15,22 @@ from sandbox import demo_shop
 from sandbox.demo import write_demo_config
 
 STREAMS = ["categories", "products", "skus", "orders"]
+SERVER_URLS = {"postgresql": "SHOP_TEST_PG_URL", "mysql": "SHOP_TEST_MYSQL_URL"}
+
+
+def shop_url_for(dialect: str, tmp: Path) -> str:
+    """A shop database URL of ``dialect``: a SQLite file under ``tmp``, or the test server's URL from the
+    environment (the test is skipped, saying why, when it is not set)."""
+    import os
+
+    import pytest
+
+    if dialect == "sqlite":
+        return f"sqlite:///{tmp}/shop.db"
+    url = os.environ.get(SERVER_URLS[dialect])
+    if not url:
+        pytest.skip(f"{dialect}: set {SERVER_URLS[dialect]} (bash .ci/services.sh starts a server) to run against it")
+    return url
 
 
 def db_now(engine: sa.Engine) -> datetime:

@@ -18,20 +18,27 @@ from cli.main import app
 from cli.preset import presets
 from connectors.shop_db import ShopSource
 from tests.conftest import TOKEN
-from tests.helpers import run_all
-
-DIALECTS = {"sqlite": None, "mysql": "SHOP_TEST_MYSQL_URL"}
+from tests.helpers import run_all, shop_url_for
 
 
-@pytest.fixture(params=list(DIALECTS))
+@pytest.fixture(params=["sqlite", "mysql"])  # the platforms run on MySQL/MariaDB; SQLite where their SQL allows
 def shop_url(request, tmp_path):
-    env = DIALECTS[request.param]
-    if env is None:
-        return f"sqlite:///{tmp_path}/shop.db"
-    url = os.environ.get(env)
-    if not url:
-        pytest.skip(f"{request.param}: set {env} (bash .ci/services.sh starts a server) to run against it")
-    return url
+    return shop_url_for(request.param, tmp_path)
+
+
+def _init_and_check(preset: str, url: str, tmp_path: Path, emulator, **env: str):
+    """``init --preset`` into a fresh file, loaded with the test's URLs, then what ``check`` does: bind every
+    stream, run each page query as a sync builds it, and check the status values."""
+    path = tmp_path / "altcraft-sync.yaml"
+    assert CliRunner().invoke(app, ["init", "--preset", preset, "--output", str(path)]).exit_code == 0
+    cfg = load_config(path, environ={"SHOP_DB_URL": url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
+                                     "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", **env})
+    source = ShopSource(cfg)
+    source.bind()
+    source.probe_reads()
+    source.check_values()
+    source.close()
+    return cfg
 
 
 # --- WooCommerce (HPOS): the tables of class-wc-install.php and OrdersTableDataStore, wp_ prefix -----------
@@ -162,16 +169,7 @@ def _woocommerce_legacy_shop(url: str) -> None:
 
 def test_the_woocommerce_legacy_preset_syncs_orders_stored_as_posts(shop_url: str, tmp_path: Path, emulator) -> None:
     _woocommerce_legacy_shop(shop_url)
-    path = tmp_path / "altcraft-sync.yaml"
-    assert CliRunner().invoke(app, ["init", "--preset", "woocommerce-legacy", "--output", str(path)]).exit_code == 0
-    env = {"SHOP_DB_URL": shop_url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
-           "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "SHOP_CURRENCY": "USD", "ALTCRAFT_ENDPOINT": "woo"}
-    cfg = load_config(path, environ=env)
-    source = ShopSource(cfg)
-    source.bind()
-    source.probe_reads()
-    source.check_values()
-    source.close()
+    cfg = _init_and_check("woocommerce-legacy", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD", ALTCRAFT_ENDPOINT="woo")
 
     stats = run_all(cfg)
     assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
@@ -196,17 +194,7 @@ def test_init_writes_the_preset_and_refuses_to_overwrite(tmp_path: Path) -> None
 
 def test_the_woocommerce_preset_syncs_a_woocommerce_database(shop_url: str, tmp_path: Path, emulator) -> None:
     _woocommerce_shop(shop_url)
-    path = tmp_path / "altcraft-sync.yaml"
-    assert CliRunner().invoke(app, ["init", "--preset", "woocommerce", "--output", str(path)]).exit_code == 0
-    env = {"SHOP_DB_URL": shop_url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
-           "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "SHOP_CURRENCY": "USD", "ALTCRAFT_ENDPOINT": "woo"}
-    cfg = load_config(path, environ=env)
-
-    source = ShopSource(cfg)  # what `check` does: bind, run every page query as a sync builds it, statuses
-    source.bind()
-    source.probe_reads()
-    source.check_values()
-    source.close()
+    cfg = _init_and_check("woocommerce", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD", ALTCRAFT_ENDPOINT="woo")
 
     stats = run_all(cfg)
     assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
@@ -333,16 +321,7 @@ def _opencart_shop(url: str) -> None:
 
 def test_the_opencart_preset_syncs_an_opencart_database(shop_url: str, tmp_path: Path, emulator) -> None:
     _opencart_shop(shop_url)
-    path = tmp_path / "altcraft-sync.yaml"
-    assert CliRunner().invoke(app, ["init", "--preset", "opencart", "--output", str(path)]).exit_code == 0
-    env = {"SHOP_DB_URL": shop_url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
-           "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "SHOP_CURRENCY": "USD"}
-    cfg = load_config(path, environ=env)
-    source = ShopSource(cfg)
-    source.bind()
-    source.probe_reads()
-    source.check_values()
-    source.close()
+    cfg = _init_and_check("opencart", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD")
 
     stats = run_all(cfg, streams=["categories", "products", "orders"])
     assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
@@ -475,16 +454,7 @@ def _magento_shop(url: str) -> None:
 
 def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Path, emulator) -> None:
     _magento_shop(shop_url)
-    path = tmp_path / "altcraft-sync.yaml"
-    assert CliRunner().invoke(app, ["init", "--preset", "magento", "--output", str(path)]).exit_code == 0
-    env = {"SHOP_DB_URL": shop_url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
-           "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "SHOP_CURRENCY": "USD"}
-    cfg = load_config(path, environ=env)
-    source = ShopSource(cfg)
-    source.bind()
-    source.probe_reads()
-    source.check_values()
-    source.close()
+    cfg = _init_and_check("magento", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD")
 
     stats = run_all(cfg)
     assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
@@ -597,16 +567,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     if not url:
         pytest.skip("mysql: set SHOP_TEST_MYSQL_URL (bash .ci/services.sh starts a server); Bitrix runs on MySQL only")
     _bitrix_shop(url)
-    path = tmp_path / "altcraft-sync.yaml"
-    assert CliRunner().invoke(app, ["init", "--preset", "bitrix", "--output", str(path)]).exit_code == 0
-    env = {"SHOP_DB_URL": url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
-           "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", "SHOP_TIMEZONE": "UTC"}
-    cfg = load_config(path, environ=env)
-    source = ShopSource(cfg)
-    source.bind()
-    source.probe_reads()
-    source.check_values()
-    source.close()
+    cfg = _init_and_check("bitrix", url, tmp_path, emulator, SHOP_TIMEZONE="UTC")
 
     stats = run_all(cfg)
     assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats

@@ -21,24 +21,12 @@ from connectors.state import StateStore
 from sandbox import demo_shop
 from tests import second_schema as S2
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, db_now, just_before, run_all, shop_config
-
-DIALECTS = {
-    "sqlite": None,
-    "postgresql": "SHOP_TEST_PG_URL",
-    "mysql": "SHOP_TEST_MYSQL_URL",
-}
+from tests.helpers import build_shop, db_now, just_before, run_all, shop_config, shop_url_for
 
 
-@pytest.fixture(params=list(DIALECTS))
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def shop_url(request, tmp_path):
-    env = DIALECTS[request.param]
-    if env is None:
-        return f"sqlite:///{tmp_path}/shop.db"
-    url = os.environ.get(env)
-    if not url:
-        pytest.skip(f"{request.param}: set {env} (bash .ci/services.sh starts a server) to run against it")
-    return url
+    return shop_url_for(request.param, tmp_path)
 
 
 def _source(cfg_dict):

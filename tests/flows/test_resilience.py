@@ -20,7 +20,15 @@ from connectors.dbretry import RetryPolicy, is_transient, retrying
 from connectors.state import StateStore
 from sandbox import demo_shop as D
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, db_now, mapped_source, orders_run_killed_before_its_commit, run_all, shop_config
+from tests.helpers import (
+    build_shop,
+    db_now,
+    mapped_source,
+    orders_run_killed_before_its_commit,
+    run_all,
+    shop_config,
+    shop_url_for,
+)
 
 
 # --- no request rests on an unverified guess ------------------------------------------------------------
@@ -347,13 +355,7 @@ def test_an_unexpected_exception_is_recorded_as_failed(flow_setup, emulator, mon
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def any_shop_url(request, tmp_path):
-    """A shop database of each dialect (the server ones skip, saying why, when their URL is not set)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shop.db"
-    env = {"postgresql": "SHOP_TEST_PG_URL", "mysql": "SHOP_TEST_MYSQL_URL"}[request.param]
-    if not os.environ.get(env):
-        pytest.skip(f"{request.param}: set {env} (bash .ci/services.sh starts a server) to run against it")
-    return os.environ[env]
+    return shop_url_for(request.param, tmp_path)
 
 
 def test_a_record_quarantined_for_a_joined_value_heals_when_that_table_is_fixed(any_shop_url, tmp_path, emulator):

@@ -13,7 +13,6 @@ the setting by its dotted path, e.g. ``streams.orders.columns.total_price``.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,9 +23,8 @@ from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_valida
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
 from altcraft_sync.errors import ConfigError
+from altcraft_sync.interpolation import interpolate_tree
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource, _Model
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class Streams(_Model):
@@ -307,31 +305,6 @@ def mask_url(url: str) -> str:
         return url.split(":", 1)[0] + "://***"
 
 
-def interpolate_env(text: str, environ: dict[str, str] | None = None) -> str:
-    """Replace ``${VAR}`` / ``${VAR:-default}``; an unset variable with no default is a config error."""
-    env = os.environ if environ is None else environ
-
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        if name in env and env[name] != "":
-            return env[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"environment variable {name} is referenced in the config but not set")
-
-    return _ENV_REF.sub(sub, text)
-
-
-def _interpolate_tree(node: Any, env: dict[str, str]) -> Any:
-    """Interpolate ``${VAR}`` in parsed string values only: comments are never touched and an
-    environment value can never inject YAML structure."""
-    if isinstance(node, str):
-        return interpolate_env(node, env)
-    if isinstance(node, dict):
-        return {k: _interpolate_tree(v, env) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_interpolate_tree(v, env) for v in node]
-    return node
 
 
 def _format_validation_error(err: ValidationError, origin: str) -> str:
@@ -370,7 +343,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
         raise ConfigError(f"config {cfg_path}:{where} is not valid YAML: {why}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {cfg_path}: the top level must be a mapping")
-    raw = _interpolate_tree(raw, env)
+    raw = interpolate_tree(raw, env)
     overrides = {
         ("source", "url"): env.get("SHOP_DB_URL"),
         ("altcraft", "api_url"): env.get("ALTCRAFT_API_URL"),

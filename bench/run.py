@@ -24,13 +24,14 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from measure import _cpu, _rss, _tree_rss, free_port  # bench/ is the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -66,26 +67,6 @@ def _runtime(args: argparse.Namespace) -> Any:
     cfg = load_config(args.config)
     return open_runtime(cfg, need_client=args.phase != "transform")
 
-
-def _tree_rss() -> tuple[Any, list[int]]:
-    """Sample the summed RSS of this process and its children (the map workers) every 0.2 s: the kernel's
-    peak from ``wait4`` is per process, and a sync's memory is the sum."""
-    import threading
-
-    import psutil
-
-    me, peak, stop = psutil.Process(), [0], threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(0.2):
-            try:
-                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
-            except psutil.Error:
-                continue
-            peak[0] = max(peak[0], total)
-
-    threading.Thread(target=loop, daemon=True).start()
-    return stop, peak
 
 
 def phase_sync(args: argparse.Namespace) -> dict[str, Any]:
@@ -211,17 +192,6 @@ def child(phase: str, **kw: Any) -> dict[str, Any]:
     return result
 
 
-def _cpu(pid: int) -> float:
-    import psutil
-
-    t = psutil.Process(pid).cpu_times()
-    return t.user + t.system
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare_shop(url: str, n_orders: int, skus: int, reuse: bool) -> float:
@@ -347,10 +317,6 @@ def bench_dialect(args: argparse.Namespace, dialect: str, workdir: Path) -> dict
     print(f"[{dialect}] ratios: {ratios}", flush=True)
     return out
 
-
-def _rss(res: dict[str, Any]) -> float:
-    """A phase's peak memory: the larger of the process's own peak and its process tree's sampled sum."""
-    return max(res["peak_rss_mb"], res.get("tree_peak_rss_mb") or 0)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from altcraft_sync.config import interpolate_env, load_config, parse_config
+from altcraft_sync.config import load_config, parse_config
 from altcraft_sync.cursor import Cursor
 from altcraft_sync.errors import ConfigError
+from altcraft_sync.interpolation import interpolate_env
 from flows.planner import newest_cursor as _max
 from flows.windows import BackfillParams
 

@@ -26,8 +26,12 @@ lint: setup
 	$(BIN)/ruff check altcraft_sync cli connectors flows transforms sandbox bench tests
 	$(BIN)/mypy
 
+# The pipeline against its floor (bench/run.py), then side by side with drt and dlt (bench/compare.py, which
+# installs each peer into its own virtualenv under bench/.work/venvs), on PostgreSQL too when SHOP_TEST_PG_URL is set.
+BENCH_DIALECTS := $(if $(SHOP_TEST_PG_URL),--dialect sqlite --dialect postgresql,)
 bench: setup
-	$(BIN)/python bench/run.py $(if $(SHOP_TEST_PG_URL),--dialect sqlite --dialect postgresql,)
+	$(BIN)/python bench/run.py $(BENCH_DIALECTS)
+	$(BIN)/python bench/compare.py $(BENCH_DIALECTS)
 
 clean:
 	rm -rf $(VENV) .altcraft-sync .pytest_cache

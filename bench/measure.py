@@ -1,9 +1,15 @@
 """What the benchmark measures about processes: the sampled memory of a process tree, a process's CPU
-time, a free port for the emulator, and which peak counts for a phase."""
+time, a command's wall/CPU/peak memory, the emulator it runs against, and which peak counts for a phase."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 
@@ -44,3 +50,57 @@ def free_port() -> int:
 def _rss(res: dict[str, Any]) -> float:
     """A phase's peak memory: the larger of the process's own peak and its process tree's sampled sum."""
     return max(res["peak_rss_mb"], res.get("tree_peak_rss_mb") or 0)
+
+
+def start_emulator(root: Path, token: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The sandbox emulator in its own process (its CPU is not the sync's); returns it and its API URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "sandbox", "--port", str(port), "--token", token],
+                            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api/v1.1/"
+    import urllib.request
+
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(api.replace("/api/v1.1/", "/__emulator/stats"), timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, api
+
+
+def run_command(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+                log: Path | None = None) -> dict[str, float]:
+    """Run a command as a user would from a terminal; its wall time, the CPU of it and every descendant it
+    reaped (``wait4``), and the peak of its process tree's summed RSS, sampled every 50 ms."""
+    import psutil
+
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=out)
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        try:
+            top = psutil.Process(proc.pid)
+            while not stop.is_set():
+                try:
+                    peak[0] = max(peak[0], sum(p.memory_info().rss for p in [top, *top.children(recursive=True)]))
+                except psutil.Error:
+                    pass
+                stop.wait(0.05)
+        except psutil.Error:
+            return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if out is not subprocess.DEVNULL:
+        out.close()
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}... exited with status {status >> 8}" + (f" (log: {log})" if log else ""))
+    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(max(peak[0], usage.ru_maxrss * 1024) / 2**20, 1)}

@@ -11,9 +11,8 @@ Where Altcraft's behaviour is not documented the emulator has to pick one; each 
 
 - INFERRED: a bad token is answered HTTP 200 with ``{"error": 401}`` in the body (the docs list body
   code 401 "API token required" and say HTTP 200 may carry an error); the client handles HTTP 401 too.
-- INFERRED: per-item results carry ``error_text`` besides ``error`` and ``external_id``.
-- INFERRED: per-item codes: 400 for an invalid field, 404 for a reference to an unknown product, SKU's
-  product, category or custom field (these clear once the referenced record arrives).
+- INFERRED: per-item results carry ``error_text`` besides ``error`` and ``external_id``; per-item codes: 400
+  for an invalid field, 404 for an unknown product, SKU's product, category or custom field (until it arrives).
 - INFERRED: an order line's ``product`` must be a known product or SKU external_id.
 - INFERRED: an invalid root ``categories``/``custom_fields``/``custom_line_statuses`` entry fails the whole
   request with ``{"error": 400, "error_text": "incorrect request: ..."}`` (they have no per-item result).
@@ -167,11 +166,15 @@ class AltcraftEmulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def reset(self) -> None:
+    def reset(self, kinds: list[str] | None = None) -> None:
+        """Forget everything, or only the records of ``kinds`` (the benchmark's peers reuse the catalog)."""
         with self.lock:
-            self.store = Store()
-            self.stats.clear()
-            self.import_counts.clear()
+            for kind in kinds or ():
+                getattr(self.store, kind).clear()  # checked by the HTTP layer
+            if kinds is None:
+                self.store = Store()
+                self.stats.clear()
+                self.import_counts.clear()
 
     # --- faults --------------------------------------------------------------------------------------
     def _injected_fault(self) -> tuple[str, Any] | None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import orjson
+
+from sandbox.emulator_digest import digest
 
 if TYPE_CHECKING:
     from sandbox.emulator import AltcraftEmulator
@@ -48,8 +51,25 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {"stats": dict(emu.stats), "stored": counts})
         elif self.path.startswith(CONTROL_PREFIX + "faults"):
             self._send(200, emu.faults.__dict__)
+        elif self.path.startswith((CONTROL_PREFIX + "digest/", CONTROL_PREFIX + "store/")):
+            self._records(emu)
         else:
             self._send(404, {"error": 404, "error_text": "not found"})
+
+    def _records(self, emu: AltcraftEmulator) -> None:
+        """``digest/<kind>``: every stored record's canonical hash; ``store/<kind>?ids=a,b``: those records."""
+        action, _, rest = self.path[len(CONTROL_PREFIX):].partition("/")
+        kind, _, query = rest.partition("?")
+        if kind not in ("orders", "products", "skus", "categories"):
+            self._send(404, {"error": 404, "error_text": f"unknown kind {kind!r}"})
+            return
+        with emu.lock:
+            stored = dict(getattr(emu.store, kind))
+        if action == "digest":
+            self._send(200, {"count": len(stored), "items": digest(stored)})
+            return
+        ids = parse_qs(query).get("ids", [""])[0].split(",")
+        self._send(200, {ext: stored.get(ext) for ext in ids if ext})
 
     def do_POST(self) -> None:
         emu = self.server.emulator
@@ -106,7 +126,10 @@ class _Handler(BaseHTTPRequestHandler):
                 emu.faults.update(orjson.loads(raw or b"{}"))
                 self._send(200, emu.faults.__dict__)
             elif action == "reset":
-                emu.reset()
+                kinds = (orjson.loads(raw or b"{}") or {}).get("kinds")
+                if kinds is not None and not set(kinds) <= {"orders", "products", "skus", "categories"}:
+                    raise ValueError(f"reset: unknown kinds in {kinds!r}")
+                emu.reset(kinds)
                 self._send(200, {"ok": True})
             else:
                 self._send(404, {"error": 404, "error_text": f"unknown control {action!r}"})

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from altcraft_sync.cursor import DELETED, PARENT, PK, Cursor, to_utc
 from altcraft_sync.errors import ConfigError, SourceError
 from connectors.shop_binding import Entity
-from connectors.shop_rows import ANY_BATCH, IN_BATCH, RowGuards, _frame, _plain, mark_duplicates, with_problems
+from connectors.shop_rows import IN_BATCH, RowGuards, _frame, _plain, mark_duplicates, with_problems
 
 __all__ = ["IN_BATCH", "Cursor", "Entity", "ShopSource", "mark_duplicates", "to_utc"]
 
@@ -223,14 +223,15 @@ class ShopSource(RowGuards):
         assert column is not None
         frames = []
         out_keys: list[str] = [str(c.key) for c in ent.columns]
-        batch = ANY_BATCH if self.dialect == "postgresql" else IN_BATCH
+        batch = self.key_batch()
         for start in range(0, len(keys), batch):
             part = [_plain(k) for k in keys[start:start + batch]]
             rows, poisoned = self._rows_by_key(ent, column, part)
             if rows:
                 key_at = out_keys.index(PARENT) if by_parent else 0
-                frames.append(with_problems(self._decoded(_frame(out_keys, rows), ent), {
-                    i: poisoned[_plain(r[key_at])] for i, r in enumerate(rows) if _plain(r[key_at]) in poisoned}))
+                problems = {i: poisoned[_plain(r[key_at])] for i, r in enumerate(rows)
+                            if _plain(r[key_at]) in poisoned} if poisoned else {}
+                frames.append(with_problems(self._decoded(_frame(out_keys, rows), ent), problems))
         if not frames:
             return _frame(out_keys, [])
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from measure import run_command, start_emulator  # bench/ is the script's own directory
+from measure import free_port, run_command, start_emulator  # bench/ is the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -136,7 +136,7 @@ class Bench:
 
         self.config = write_config(self.work, self.url, self.api, "ours")
         ours = [sys.executable, "-m", "cli.main", "sync", "--config", str(self.config), "--stream", "orders"]
-        self.commands["altcraft-sync"] = (ours, {}, ROOT)
+        self.commands["altcraft-sync"] = (ours, {"PREFECT_HOME": str(self.work / "prefect-home")}, ROOT)
         u = __import__("sqlalchemy").make_url(self.url)
         if "drt" in self.tools:
             home = drt_project(self.work / "drt", self.dialect, self.url, self.api)
@@ -177,6 +177,8 @@ class Bench:
         for tool in self.tools:
             res[tool]["nochange"] = self.timed(tool)
             self.say(tool, "nochange", res[tool])
+        if self.args.prefect_server and "altcraft-sync" in self.tools:
+            res["altcraft-sync"]["prefect"] = self.under_prefect()
         changed = change_one_percent(self.url)
         time.sleep(1.1)  # past the second the change was stamped in, for the peers' `cursor >` filters
         for tool in self.tools:
@@ -185,6 +187,36 @@ class Bench:
         self.emulator.terminate()
         self.emulator.wait()
         return {"dialect": self.dialect, "orders": self.n, "changed": changed, "tools": res}
+
+    def under_prefect(self) -> dict[str, Any]:
+        """The no-change run as a Prefect flow run under a Prefect server already running (as a deployment
+        or a terminal with ``PREFECT_API_URL`` set runs it), against an empty flow's run under the same
+        server: the target is the empty flow's time plus 1 s."""
+        home = self.work / "prefect-home"
+        env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": ""}
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                                   str(port)], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        api = f"http://127.0.0.1:{port}/api"
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(api + "/health", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            env["PREFECT_API_URL"] = api
+            noop = [sys.executable, "-c", "from prefect import flow; flow(name='noop')(lambda: None)()"]
+            run_command(noop, env={**QUIET, **env}, cwd=ROOT, log=self.log)  # the server's first flow run warms it
+            empty = run_command(noop, env={**QUIET, **env}, cwd=ROOT, log=self.log)
+            cmd, _, cwd = self.commands["altcraft-sync"]
+            ours = run_command(cmd, env={**QUIET, **env}, cwd=cwd, log=self.log)
+        finally:
+            server.terminate()
+            server.wait()
+        print(f"[{self.dialect} {self.n}] under a running Prefect server: empty flow {empty['wall_s']:.1f} s, "
+              f"altcraft-sync no-change {ours['wall_s']:.1f} s", flush=True)
+        return {"empty_flow": empty, "nochange": ours}
 
     def say(self, tool: str, phase: str, res: dict[str, Any]) -> None:
         m = res[phase]
@@ -243,6 +275,10 @@ def targets(run: dict[str, Any]) -> list[tuple[str, bool, str]]:
          f"{f(ours, 'incremental', 'wall_s'):.2f} vs {0.05 * f(ours, 'full', 'wall_s'):.2f} s"),
         ("peak RSS <= 250 MB", f(ours, "peak", "") <= 250, f"{f(ours, 'peak', ''):.0f} MB"),
     ]
+    if "prefect" in ours:
+        p = ours["prefect"]
+        out.append(("no-change under Prefect <= empty flow + 1 s", p["nochange"]["wall_s"] <= p["empty_flow"]["wall_s"] + 1,
+                    f"{p['nochange']['wall_s']:.2f} vs {p['empty_flow']['wall_s']:.2f} + 1 s"))
     return out
 
 
@@ -299,6 +335,8 @@ def main() -> None:
     ap.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ", ".join(TOOLS))
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench" / ".work")
     ap.add_argument("--reuse", action="store_true", help="reuse a generated SQLite shop of the same size")
+    ap.add_argument("--no-prefect-server", dest="prefect_server", action="store_false",
+                    help="skip the no-change run under a running Prefect server (starting one takes ~20 s)")
     args = ap.parse_args()
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if unknown := set(args.tools) - set(TOOLS):

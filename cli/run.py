@@ -27,8 +27,8 @@ def sync(
 ) -> None:
     """Run nightly-sync once (what changed since the last run): in this process, or as a Prefect flow run
     when a Prefect API is configured (or with --prefect)."""
-    _precheck(config)
     if _use_prefect(prefect):
+        _precheck(config)
         from flows.sync import nightly_sync
 
         state = _with_progress(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
@@ -46,8 +46,8 @@ def sync(
 @app.command()
 def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect: PrefectOpt = None) -> None:
     """Re-send, now, every record whose last send failed, was rejected with a retryable error, or waits."""
-    _precheck(config)
     if _use_prefect(prefect):
+        _precheck(config)
         from flows.sync import retry_pending
 
         _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
@@ -80,8 +80,8 @@ def backfill(
                                  resend=resend, skip_triggers=not triggers)
     except SyncError as err:
         fail(str(err))
-    _precheck(config)
     if _use_prefect(prefect):
+        _precheck(config)
         from flows.backfill import backfill as backfill_flow
 
         state = _with_progress(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
@@ -148,7 +148,9 @@ def _finish_local(run: Any, what: str, dry_run: bool = False) -> None:
 
 def _precheck(config: Path) -> None:
     """The config and the mapping against the shop database, checked before a flow starts: without a
-    Prefect API a flow run first starts a temporary server (10-20 s), and a typo should not wait for it."""
+    Prefect API a flow run first starts a temporary server (10-20 s), and a typo should not wait for it.
+    A run in this process needs no such check: it opens the same runtime first (``flows.runs.guarded``),
+    and checking twice cost a no-change run a second reflection of every mapped table."""
     from altcraft_sync.config import load_config
     from connectors.shop_db import ShopSource
 

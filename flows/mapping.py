@@ -34,7 +34,6 @@ from pydantic import SecretStr
 
 from altcraft_sync.config import Config
 from connectors.shop_db import ShopSource
-from transforms.chunk import map_chunk
 from transforms.payload import Mapped
 from transforms.spec import MappingSpec
 
@@ -88,6 +87,9 @@ def fetch_and_map(m: MappingSpec, parents: pd.DataFrame, child: str | None,
                   source: ShopSource | None = None) -> MapResult:
     """Fetch the children of ``parents`` (entity ``child``, if the stream has one) and map the chunk by
     ``m``. In a worker ``source`` is the worker's own; in the run's process the caller passes its own."""
+    # imported here: the contract imports pandera (~0.5 s), which a run with nothing to map never needs
+    from transforms.chunk import map_chunk
+
     started = time.perf_counter()
     children = None
     if child is not None:

@@ -149,12 +149,15 @@ class Pipeline(RepairMixin):
             entries += self._push(stream, registry.get(stream).entity, prepared.send, stats)
             stats.timed("push", t)
         stats.add(chunks=1)
+        # the commit needs the outcomes, not the payloads: let the chunk's encoded records go while it waits
+        quarantined, cleared = prepared.quarantined, prepared.cleared
+        prepared.send.clear()
 
         def commit() -> None:
             t = time.perf_counter()
             if not self.dry_run:
                 self.state.commit_chunk(stream=stream, cursors=self._moved(cursor_name, cursor),
-                                        entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
+                                        entries=entries, quarantined=quarantined, cleared=cleared,
                                         run_id=self.run_id, lock_owner=self.owner)
                 if batch:
                     self.state.settle([batch])

@@ -332,20 +332,20 @@ def test_state_database_turning_read_only_mid_run(flow_setup, emulator):
 
 @pytest.mark.prefect
 def test_an_unexpected_exception_is_recorded_as_failed(flow_setup, emulator, monkeypatch):
-    import flows.mapping
+    import transforms.chunk
     from flows.sync import nightly_sync
 
     cfg_path = flow_setup
-    real = flows.mapping.map_chunk
+    real = transforms.chunk.map_chunk  # flows.mapping imports it at the first chunk (a no-change run never does)
 
     def broken(parents: Any, children: Any, m: Any) -> Any:
         if m.stream == "orders":
             raise KeyError("boom")
         return real(parents, children, m)
 
-    monkeypatch.setattr(flows.mapping, "map_chunk", broken)
+    monkeypatch.setattr(transforms.chunk, "map_chunk", broken)
     failed = nightly_sync(config_path=str(cfg_path), return_state=True)
-    monkeypatch.setattr(flows.mapping, "map_chunk", real)
+    monkeypatch.setattr(transforms.chunk, "map_chunk", real)
     assert failed.is_failed()
     assert failed.message.startswith("internal error: KeyError: 'boom' (run ") and "\n" not in failed.message
     run = _runs(cfg_path)[0]

@@ -235,7 +235,9 @@ def change_one_percent(url: str) -> int:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(D.orders)).scalar()
-        at = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=5)
+        # whole seconds, as the demo shop's times are (sub-millisecond digits would be rounded by SQLite's
+        # strftime('%f') in the peers' model and truncated by altcraft-sync: a difference of spelling)
+        at = datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(seconds=5)
         result = conn.execute(D.orders.update().where(D.orders.c.id % 100 == 37).values(state="completed", updated_at=at))
     engine.dispose()
     return result.rowcount or n // 100

@@ -161,6 +161,13 @@ class Bench:
         return run_command(cmd, env={**QUIET, **env}, cwd=cwd, log=self.log)
 
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:  # a failed tool must not leave the emulator running
+            self.emulator.terminate()
+            self.emulator.wait()
+
+    def _run(self) -> dict[str, Any]:
         from run import change_one_percent
 
         self.prepare()
@@ -184,8 +191,6 @@ class Bench:
         for tool in self.tools:
             res[tool]["incremental"] = self.timed(tool)
             self.say(tool, "incremental", res[tool])
-        self.emulator.terminate()
-        self.emulator.wait()
         return {"dialect": self.dialect, "orders": self.n, "changed": changed, "tools": res}
 
     def under_prefect(self) -> dict[str, Any]:

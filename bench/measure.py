@@ -13,22 +13,26 @@ from pathlib import Path
 from typing import Any
 
 
-def _tree_rss() -> tuple[Any, list[int]]:
-    """Sample the summed RSS of this process and its children (the map workers) every 0.2 s: the kernel's
-    peak from ``wait4`` is per process, and a sync's memory is the sum."""
-    import threading
-
+def _tree_rss(pid: int | None = None, every: float = 0.2) -> tuple[threading.Event, list[int]]:
+    """Sample the summed RSS of a process (this one by default) and its descendants (map workers) every
+    ``every`` seconds until the returned event is set; the peak lands in the returned list. The kernel's
+    peak from ``wait4`` is per process, a sync's memory is the sum, and Linux carries the high-water mark of
+    the process that forked a child across fork and exec."""
     import psutil
 
-    me, peak, stop = psutil.Process(), [0], threading.Event()
+    peak, stop = [0], threading.Event()
+    try:
+        top = psutil.Process(pid)
+    except psutil.Error:
+        return stop, peak
 
     def loop() -> None:
-        while not stop.wait(0.2):
+        while not stop.is_set():
             try:
-                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+                peak[0] = max(peak[0], sum(p.memory_info().rss for p in [top, *top.children(recursive=True)]))
             except psutil.Error:
-                continue
-            peak[0] = max(peak[0], total)
+                pass
+            stop.wait(every)
 
     threading.Thread(target=loop, daemon=True).start()
     return stop, peak
@@ -72,33 +76,15 @@ def start_emulator(root: Path, token: str) -> tuple[subprocess.Popen[bytes], str
 def run_command(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
                 log: Path | None = None) -> dict[str, float]:
     """Run a command as a user would from a terminal; its wall time, the CPU of it and every descendant it
-    reaped (``wait4``), and the peak of its process tree's summed RSS, sampled every 50 ms (not ``ru_maxrss``:
-    Linux carries the high-water mark of the process that forked it across fork and exec)."""
-    import psutil
+    reaped (``wait4``), and the peak of its process tree's summed RSS, sampled every 50 ms (``_tree_rss``)."""
 
     out = open(log, "ab") if log else subprocess.DEVNULL
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=out)
-    peak, stop = [0], threading.Event()
-
-    def sample() -> None:
-        try:
-            top = psutil.Process(proc.pid)
-            while not stop.is_set():
-                try:
-                    peak[0] = max(peak[0], sum(p.memory_info().rss for p in [top, *top.children(recursive=True)]))
-                except psutil.Error:
-                    pass
-                stop.wait(0.05)
-        except psutil.Error:
-            return
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    stop, peak = _tree_rss(proc.pid, every=0.05)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     stop.set()
-    sampler.join()
     if out is not subprocess.DEVNULL:
         out.close()
     if status != 0:

@@ -192,6 +192,22 @@ def test_init_writes_the_preset_and_refuses_to_overwrite(tmp_path: Path) -> None
     assert set(presets()) == {"woocommerce", "woocommerce-legacy", "opencart", "magento", "bitrix"}
 
 
+@pytest.mark.parametrize(("preset", "table"), [("woocommerce", "wc_orders"), ("woocommerce-legacy", "posts"),
+                                               ("opencart", "order"), ("magento", "sales_order")])
+def test_init_fills_in_the_table_prefix(tmp_path: Path, preset: str, table: str) -> None:
+    out = tmp_path / "altcraft-sync.yaml"
+    result = CliRunner().invoke(app, ["init", "--preset", preset, "--table-prefix", "shop7_", "--output", str(out)])
+    text = out.read_text()
+    assert result.exit_code == 0 and f"shop7_{table}" in text
+    assert "{{table_prefix}}" not in text and not text.startswith("#!")
+    bad = CliRunner().invoke(app, ["init", "--preset", preset, "--table-prefix", "x; DROP", "--force",
+                                   "--output", str(out)])
+    assert bad.exit_code != 0 and "--table-prefix 'x; DROP': letters, digits and '_' only" in bad.output
+    fixed = CliRunner().invoke(app, ["init", "--preset", "bitrix", "--table-prefix", "b2_", "--force",
+                                     "--output", str(out)])
+    assert fixed.exit_code != 0 and "tables have fixed names" in fixed.output
+
+
 def test_the_woocommerce_preset_syncs_a_woocommerce_database(shop_url: str, tmp_path: Path, emulator) -> None:
     _woocommerce_shop(shop_url)
     cfg = _init_and_check("woocommerce", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD", ALTCRAFT_ENDPOINT="woo")

@@ -15,8 +15,8 @@ from connectors.state import Known, LedgerEntry
 from engine import roots
 from engine.context import RunContext
 from engine.dependencies import Dependencies
-from engine.mapping import fetch_and_map
 from engine.outcomes import deferred_entry, definition_entry, sent_entry
+from engine.reader import RecordReader
 from engine.stats import StreamStats
 from transforms.payload import Payload
 
@@ -27,8 +27,8 @@ CARRIER_CANDIDATES = 20
 class Carriers:
     """Definitions before a stream's first record; categories with a product or SKU."""
 
-    def __init__(self, ctx: RunContext, dependencies: Dependencies) -> None:
-        self.ctx, self.dependencies = ctx, dependencies
+    def __init__(self, ctx: RunContext, dependencies: Dependencies, reader: RecordReader) -> None:
+        self.ctx, self.dependencies, self.reader = ctx, dependencies, reader
 
     def send_definitions(self, stream: str, stats: StreamStats) -> None:
         """Send the custom field / line status definitions ``stream`` uses that the ledger does not hold
@@ -74,16 +74,14 @@ class Carriers:
         before anything of the stream was delivered, the first valid row of the source. None when the
         stream has no valid row at all."""
         ctx = self.ctx
-        cast = ctx.pk_cast(stream)
         delivered = ctx.state.delivered_keys(registry.get(stream).entity, CARRIER_CANDIDATES)
-        first_page = None if delivered else next(ctx.source.iter_keys(stream, limit=CARRIER_CANDIDATES), None)
-        keys = delivered or ([] if first_page is None else first_page["_pk"].tolist())
-        if not keys:
+        if delivered:
+            mapped = self.reader.by_ledger_keys(stream, delivered)
+        else:
+            first_page = next(ctx.source.iter_keys(stream, limit=CARRIER_CANDIDATES), None)
+            mapped = None if first_page is None else self.reader.mapped(stream, first_page["_pk"].tolist())
+        if mapped is None:
             return None
-        parents = ctx.source.fetch_by_keys(stream, [cast(k) for k in keys])
-        if parents.empty:
-            return None
-        mapped = fetch_and_map(ctx.mapping_spec(stream), parents, ctx.child_entity(stream), ctx.source).mapped
         blocked = self.dependencies.blocked(stream, mapped, sending)  # a carrier Altcraft would refuse is no carrier
         usable = [p for i, p in enumerate(mapped.payloads) if i not in blocked]
         return (usable[0], bool(delivered)) if usable else None

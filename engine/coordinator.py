@@ -36,6 +36,7 @@ from engine.ledger_view import LedgerView
 from engine.mapping import ChunkMapper
 from engine.pipeline import Pipeline
 from engine.planner import WORKERS_AFTER_FULL_PAGES, Planner
+from engine.reader import RecordReader
 from engine.repair import Repair
 from engine.seen import SeenIds
 from engine.stats import ProgressHook, StreamStats
@@ -55,7 +56,8 @@ class Parts:
         self.dependencies = Dependencies(ctx)
         self.ledger = LedgerView(ctx)
         self.decider = Decider(ctx, self.dependencies, self.ledger)
-        self.carriers = Carriers(ctx, self.dependencies)
+        self.reader = RecordReader(ctx)
+        self.carriers = Carriers(ctx, self.dependencies, self.reader)
         self.dispatcher = Dispatcher(ctx, self.carriers, self.ledger)
         self.pipeline = Pipeline(ctx, self.decider, self.dispatcher)
         self.repair = Repair(ctx, self.pipeline, self.dispatcher)

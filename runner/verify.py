@@ -40,8 +40,8 @@ from engine.context import Key, RunContext, RunOptions
 from engine.dependencies import Dependencies
 from engine.dispatch import Dispatcher
 from engine.ledger_view import LedgerView
-from engine.mapping import fetch_and_map
 from engine.outcomes import sent_entry
+from engine.reader import RecordReader
 from engine.stats import StreamStats
 from runner.reporting import mask
 from transforms.compare import differing_fields
@@ -96,7 +96,8 @@ class Verifier:
         self.log = log or logging.getLogger("altcraft_sync.verify")
         # the engine's own context and dispatcher: one way to read a key, map a record, send and delete
         self.ctx = RunContext(config, source, state, client, RunOptions(run_id=run_id), log=self.log)
-        self.dispatcher = Dispatcher(self.ctx, Carriers(self.ctx, Dependencies(self.ctx)), LedgerView(self.ctx))
+        self.reader = RecordReader(self.ctx)
+        self.dispatcher = Dispatcher(self.ctx, Carriers(self.ctx, Dependencies(self.ctx), self.reader), LedgerView(self.ctx))
 
     def close(self) -> None:
         """Nothing to stop: verify runs no threads (kept for callers that close what they open)."""
@@ -145,13 +146,9 @@ class Verifier:
     def _mapped(self, stream: str, pks: list[str]) -> tuple[dict[str, Payload], set[str]]:
         """The source's current records for these keys (mapped like a sync maps them), and the ids of the
         keys' rows that are soft-deleted."""
-        if not pks:
+        mapped = self.reader.by_ledger_keys(stream, pks)
+        if mapped is None:
             return {}, set()
-        cast = self.ctx.pk_cast(stream)
-        parents = self.source.fetch_by_keys(stream, [cast(pk) for pk in pks])
-        if parents.empty:
-            return {}, set()
-        mapped = fetch_and_map(self.ctx.mapping_spec(stream), parents, self.ctx.child_entity(stream), self.source).mapped
         return {p.external_id: p for p in mapped.payloads}, {ext for ext, _ in mapped.deletions}
 
     # --- comparing ----------------------------------------------------------------------------------------

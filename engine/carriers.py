@@ -13,6 +13,7 @@ from altcraft_sync import streams as registry
 from connectors.altcraft import Outcome
 from connectors.state import Known, LedgerEntry
 from engine import roots
+from engine.commit import Committer
 from engine.context import RunContext
 from engine.dependencies import Dependencies
 from engine.outcomes import deferred_entry, definition_entry, sent_entry
@@ -27,8 +28,8 @@ CARRIER_CANDIDATES = 20
 class Carriers:
     """Definitions before a stream's first record; categories with a product or SKU."""
 
-    def __init__(self, ctx: RunContext, dependencies: Dependencies, reader: RecordReader) -> None:
-        self.ctx, self.dependencies, self.reader = ctx, dependencies, reader
+    def __init__(self, ctx: RunContext, dependencies: Dependencies, reader: RecordReader, committer: Committer) -> None:
+        self.ctx, self.dependencies, self.reader, self.committer = ctx, dependencies, reader, committer
 
     def send_definitions(self, stream: str, stats: StreamStats) -> None:
         """Send the custom field / line status definitions ``stream`` uses that the ledger does not hold
@@ -65,8 +66,7 @@ class Carriers:
         ctx.log.info("%s: sent %d definitions with %s %s", stream, len(due), entity, carrier.external_id)
         entries = [definition_entry(d.entity, d.external_id, d.fingerprint) for d in due]
         entries.append(self.carrier_entry(entity, carrier, outcome, resent))
-        ctx.state.commit_chunk(stream=stream, entries=entries, run_id=ctx.run_id, lock_owner=ctx.owner)
-        ctx.state.settle([batch])
+        self.committer.commit(stream, entries=entries, settle=[batch])
 
     def carrier(self, stream: str, sending: Collection[str] = ()) -> tuple[Payload, bool] | None:
         """One real record of ``stream`` to carry root definitions or categories, and whether it is a

@@ -14,7 +14,7 @@ from typing import Any
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
-from altcraft_sync.cursor import Cursor
+from altcraft_sync.cursor import Cursor, Key
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore, lock_owner
@@ -23,8 +23,7 @@ from engine.stats import ProgressHook, StreamStats, add_sample
 from transforms.spec import MappingSpec, mapping_spec
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
-Key = int | str
-"""A source primary key as the source binds it (ledger keys are text; :meth:`RunContext.pk_cast`)."""
+__all__ = ["Key", "Log", "RunContext", "RunMemory", "RunOptions"]
 
 
 @dataclass(frozen=True)

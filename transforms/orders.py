@@ -1,6 +1,6 @@
 """Orders: order rows + line rows -> ``orders/import`` records with nested ``lines``, and a quarantine.
 
-An order is always sent whole, with every line (api.md §5: lines omitted on re-import may be dropped), so
+An order is always sent whole, with every line (docs/altcraft-api.md §5: lines omitted on re-import may be dropped), so
 one invalid line quarantines its whole order. Totals are checked in integer minor units: exact.
 """
 

@@ -113,15 +113,24 @@ def empty_quarantine() -> pd.DataFrame:
     return _EMPTY_QUARANTINE.copy()
 
 
+def fingerprint(data: bytes) -> str:
+    """The ledger's fingerprint of a record (or a root definition): blake2b of its canonical JSON."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    """A dict as canonical JSON (sorted keys), the input of :func:`fingerprint`."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
 def payloads(texts: pa.Array, rows: np.ndarray, external_ids: V.Column, source_pks: list[Any]) -> list[Payload]:
     """The records built by :func:`record_texts` for ``rows``, with the external id and source key of each
     row. Canonical JSON is both the wire payload and the fingerprint's input, so a record is serialized
     exactly once."""
-    blake = hashlib.blake2b
     picked = rows.tolist()
     ids = (external_ids.take(pa.array(rows, pa.int64())).to_pylist() if isinstance(external_ids, pa.Array)
            else [external_ids[i] for i in picked])
-    return [Payload(e, d, blake(d, digest_size=16).hexdigest(), source_pks[i])
+    return [Payload(e, d, fingerprint(d), source_pks[i])
             for e, d, i in zip(ids, jsoncols.to_bytes(texts), picked)]
 
 

@@ -88,16 +88,6 @@ class AltcraftClient:
         carrier record first (:meth:`import_with_roots`), so a refused definition fails once, clearly."""
         return self._import(method, records, root or {})
 
-    def import_orders(self, records: Sequence[Record], *, skip_triggers: bool = False) -> ImportReport:
-        return self.import_records("market/orders/import", records, root={"skip_triggers": skip_triggers})
-
-    def import_skus(self, records: Sequence[Record]) -> ImportReport:
-        return self.import_records("market/sku/import", records)
-
-    def import_products(self, records: Sequence[Record]) -> ImportReport:
-        """Products, optionally with nested ``sku`` arrays, through ``market/products/import``."""
-        return self.import_records("market/products/import", records)
-
     def import_categories(
         self, categories: Sequence[Record], *, carrier: Record, method: str = "market/products/import",
     ) -> ImportReport:
@@ -144,15 +134,6 @@ class AltcraftClient:
         ids = list(external_ids)
         return self._delete_each(method, ids) if one_by_one else self._delete_many(method, ids)
 
-    def delete_orders(self, external_ids: Iterable[str]) -> ImportReport:
-        return self.delete_records("market/orders/delete", external_ids, one_by_one=True)
-
-    def delete_skus(self, external_ids: Iterable[str]) -> ImportReport:
-        return self.delete_records("market/sku/delete", external_ids)
-
-    def delete_products(self, external_ids: Iterable[str]) -> ImportReport:
-        return self.delete_records("market/products/delete", external_ids)
-
     def _delete_each(self, method: str, ids: list[str]) -> ImportReport:
         report = ImportReport()
 
@@ -187,15 +168,6 @@ class AltcraftClient:
     def list_records(self, method: str, *, limit: int = 500, extra: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every record of a Market list method (a stream spec's ``list_method``), page by page."""
         return self._list(method, limit, extra or {})
-
-    def list_orders(self, *, limit: int = 500, endpoint: str | None = None) -> Iterator[dict[str, Any]]:
-        return self.list_records("market/orders/list", limit=limit, extra={"endpoint": endpoint} if endpoint else {})
-
-    def list_skus(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
-        return self.list_records("market/sku/list", limit=limit)
-
-    def list_products(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
-        return self.list_records("market/products/list", limit=limit)
 
     def get_order_status(self, external_id: str) -> dict[str, Any]:
         return self._post("market/orders/get_status", self._body({"external_id": external_id}))["result"]

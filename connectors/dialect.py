@@ -118,11 +118,7 @@ class SQLite(Dialect):
 
     def upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
                update: list[str], extra: Excluded | None = None) -> None:
-        ins = sqlite_dialect.insert(table)
-        values: dict[str, Any] = {c: ins.excluded[c] for c in update}
-        if extra:
-            values.update(extra(ins.excluded))
-        conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=values), rows)
+        _on_conflict_update(conn, sqlite_dialect.insert(table), rows, keys, update, extra)
 
     def ledger_stamp(self, ts: datetime) -> str | datetime:
         return ts.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -179,11 +175,7 @@ class PostgreSQL(Dialect):
 
     def upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
                update: list[str], extra: Excluded | None = None) -> None:
-        ins = pg_dialect.insert(table)
-        values: dict[str, Any] = {c: ins.excluded[c] for c in update}
-        if extra:
-            values.update(extra(ins.excluded))
-        conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=values), rows)
+        _on_conflict_update(conn, pg_dialect.insert(table), rows, keys, update, extra)
 
 
 class MySQL(Dialect):
@@ -201,6 +193,15 @@ class MySQL(Dialect):
         if extra:
             values.update(extra(ins.inserted))
         conn.execute(ins.on_duplicate_key_update(values), rows)
+
+
+def _on_conflict_update(conn: sa.Connection, ins: Any, rows: list[dict[str, Any]], keys: list[str], update: list[str],
+                        extra: Excluded | None) -> None:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE`` (SQLite and PostgreSQL spell it alike)."""
+    values: dict[str, Any] = {c: ins.excluded[c] for c in update}
+    if extra:
+        values.update(extra(ins.excluded))
+    conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=values), rows)
 
 
 def dialect_of(engine: sa.Engine) -> Dialect:

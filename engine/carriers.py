@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import Any
 
 from altcraft_sync import streams as registry
 from connectors.altcraft import Outcome
@@ -58,7 +57,7 @@ class Carriers:
         assert spec.import_method is not None  # only streams with an import carry (engine.roots)
         batch = uuid.uuid4().hex
         ctx.state.begin_send(batch, entity, [(carrier.external_id, carrier.source_pk)])
-        roots_body: dict[str, Any] = roots.roots_body(due)
+        roots_body: dict[str, object] = dict(roots.roots_body(due))
         if spec.takes_skip_triggers:  # a re-sent, unchanged order must not fire a customer's trigger again
             roots_body["skip_triggers"] = True if resent else ctx.options.skip_triggers
         outcome = client.import_with_roots(spec.import_method, carrier, roots_body)

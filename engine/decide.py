@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
@@ -22,7 +21,7 @@ from engine.outcomes import deferred_entry
 from engine.stats import StreamStats
 from transforms.payload import Mapped, Payload
 
-Reasons = list[dict[str, Any]]
+Reasons = list[dict[str, object]]
 """Why a record is quarantined: one ``{"check", "field", "value"}`` per failed check."""
 Quarantined = tuple[str, str, Key, Reasons]
 """A quarantined record: (entity, external_id, source_pk, reasons)."""

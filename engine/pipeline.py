@@ -92,7 +92,7 @@ class Pipeline:
     def _commit_in_order(self, commit: Callable[[], None]) -> None:
         """On the push thread: hand a pushed chunk's commit to the commit thread once the previous chunk's
         commit finished (its error surfaces here). Commits stay in chunk order, one at a time; the push of
-        chunk N+1 overlaps the commit of chunk N, which kept Altcraft idle for a fifth of a full sync.
+        chunk N+1 overlaps the commit of chunk N, so Altcraft is not kept idle while the state commits.
         A crash between the two leaves both chunks uncommitted: the next run re-reads and re-sends them,
         as after any crash between a push and its commit."""
         self._wait_commits()

@@ -25,9 +25,8 @@ Window = tuple[datetime, datetime]
 """A backfill's ``(since, until]`` as aware datetimes."""
 
 WORKERS_AFTER_FULL_PAGES = 3
-"""Map workers start once a cursor has read this many full pages. A run of a page or two (a nightly
-incremental) would spend more on starting a worker (2-3 s of CPU, measured) than it saves: at 1M orders
-the 1%-changed run took 7.0 s with a worker against 4.5 s without."""
+"""Map workers start once a cursor has read this many full pages: a run of a page or two (a nightly
+incremental) would spend more on starting a worker process than it saves (figures: bench/README)."""
 
 
 @dataclass(frozen=True)

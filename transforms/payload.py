@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -26,6 +26,9 @@ from altcraft_sync.cursor import PARENT, PK, PROBLEM
 from transforms import jsoncols
 from transforms import values as V
 from transforms.money import money
+
+if TYPE_CHECKING:
+    from transforms.spec import MappingSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -164,6 +167,20 @@ def sort_children(frame: pd.DataFrame) -> pd.DataFrame:
     if parent is None or own is None:
         return frame.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
     return frame.take(np.lexsort((own, parent))).reset_index(drop=True)
+
+
+def children_of(children: pd.DataFrame, parent_keys: list[Any], skip_deleted: bool) -> pd.DataFrame:
+    """The child rows (order lines, regional rows) of these parents only, soft-deleted ones left out
+    (``skip_deleted``: the child table has a deleted flag), sorted by parent then own key."""
+    children = children[children["_parent"].isin(parent_keys)]
+    if skip_deleted and not children.empty:
+        children = children[~deleted_mask(children)]
+    return sort_children(children)
+
+
+def custom_columns(frame: pd.DataFrame, custom_fields: Iterable[str], m: MappingSpec) -> dict[str, V.Column]:
+    """The mapped custom fields of a frame (``cf.<id>`` columns) in the JSON type each is defined with."""
+    return {f"cf.{cf_id}": V.custom_value(frame[f"cf.{cf_id}"], m.custom_types[cf_id], m.tz) for cf_id in custom_fields}
 
 
 def _int_keys(series: pd.Series) -> np.ndarray | None:

@@ -91,8 +91,9 @@ class Carriers:
         run once one exists."""
         ctx = self.ctx
         client = ctx.need_client()
-        entity = registry.get(stream).entity
-        carrier_stream = roots.category_carrier(list(ctx.source.entities))
+        spec = registry.get(stream)
+        entity = spec.entity
+        carrier_stream = roots.carrier_of(spec.root_key, list(ctx.source.entities))
         found = self.carrier(carrier_stream, {p.external_id for p in send}) if carrier_stream else None
         if found is None or carrier_stream is None:
             stats.add(deferred=len(send))

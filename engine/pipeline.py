@@ -33,8 +33,8 @@ class Pipeline:
 
     def __init__(self, ctx: RunContext, decider: Decider, dispatcher: Dispatcher, committer: Committer) -> None:
         self.ctx, self.decider, self.dispatcher, self.committer = ctx, decider, dispatcher, committer
-        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._push_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
+        self._commit_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._pending: Future[None] | None = None
         self._committing: Future[None] | None = None
         self.mapper = ChunkMapper(ctx.config, 0 if ctx.dry_run else ctx.config.sync.map_workers, ctx.source)
@@ -44,8 +44,8 @@ class Pipeline:
         """Finish nothing more: stop the map workers and the push and commit threads."""
         self.abandon()
         self.mapper.shutdown()
-        self._pipeline.shutdown(wait=True)
-        self._committer.shutdown(wait=True)
+        self._push_thread.shutdown(wait=True)
+        self._commit_thread.shutdown(wait=True)
 
     def process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:
@@ -87,7 +87,7 @@ class Pipeline:
         surfaces here). Network and state I/O of chunk N overlap reading and mapping of chunk N+1."""
         self._wait_pipeline()
         ctx = contextvars.copy_context()  # Prefect's run context, for progress artifacts
-        self._pending = self._pipeline.submit(ctx.run, work)
+        self._pending = self._push_thread.submit(ctx.run, work)
 
     def _commit_in_order(self, commit: Callable[[], None]) -> None:
         """On the push thread: hand a pushed chunk's commit to the commit thread once the previous chunk's
@@ -97,7 +97,7 @@ class Pipeline:
         as after any crash between a push and its commit."""
         self._wait_commits()
         ctx = contextvars.copy_context()
-        self._committing = self._committer.submit(ctx.run, commit)
+        self._committing = self._commit_thread.submit(ctx.run, commit)
 
     def abandon(self) -> None:
         """After an error: drop the chunks still mapping (nothing of them was sent or committed) and wait

@@ -68,8 +68,9 @@ def roots_body(definitions: list[Definition]) -> dict[str, list[dict[str, Any]]]
     return roots
 
 
-def category_carrier(enabled: list[str]) -> str | None:
-    """The stream whose records carry categories (the first enabled one whose spec ``carries`` them), or
-    None when no such stream is synced."""
+def carrier_of(root_key: str, enabled: list[str]) -> str | None:
+    """The stream whose records carry a stream sent at the root of imports (``root_key``, the carried
+    stream's spec says which: categories): the first enabled one whose spec ``carries`` it, or None when no
+    such stream is synced."""
     return next((s.name for s in registry.all_specs() if s.name in enabled and s.import_method
-                 and "categories" in s.carries), None)
+                 and root_key in s.carries), None)

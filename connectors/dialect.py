@@ -77,6 +77,14 @@ class Dialect:
         """A timestamp as the fast ledger upsert binds it."""
         return ts
 
+    def on_conflict(self, keys: list[str]) -> str:
+        """The hand-written upsert's conflict clause, up to its assignments."""
+        return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET"
+
+    def incoming(self, column: str) -> str:
+        """The value a hand-written upsert's row brings for ``column``."""
+        return f"excluded.{column}"
+
     def missing_file(self, url: sa.URL) -> str | None:
         """The database file a URL names that does not exist (a file database would create it empty)."""
         return None
@@ -180,6 +188,16 @@ class PostgreSQL(Dialect):
 
 class MySQL(Dialect):
     name = "mysql"
+    has_fast_ledger_upsert = True
+
+    def ledger_stamp(self, ts: datetime) -> str | datetime:
+        return ts.astimezone(UTC).replace(tzinfo=None)
+
+    def on_conflict(self, keys: list[str]) -> str:
+        return "ON DUPLICATE KEY UPDATE"
+
+    def incoming(self, column: str) -> str:
+        return f"VALUES({column})"
 
     def clock(self, conn: sa.Connection) -> datetime:
         value = conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)")).scalar()

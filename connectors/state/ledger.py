@@ -92,15 +92,15 @@ class LedgerStore(StoreBase):
         """The same upsert as one hand-written statement on the DBAPI cursor: the per-row parameter
         processing of a Core executemany cost ~40 us a record, as much as the insert itself. The SQL
         names only this module's own tables and columns; every value is a bound parameter."""
-        mark, stamp = self.sql.placeholder, self.sql.ledger_stamp(ts)
+        mark, stamp, new = self.sql.placeholder, self.sql.ledger_stamp(ts), self.sql.incoming
+        replaced = ("source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at")
         sql = (
             "INSERT INTO ledger (entity, external_id, source_pk, fingerprint, status, error_code, error_text, "
             "permanent, attempts, updated_at, delivered_at) VALUES (" + ", ".join([mark] * 11) + ") "
-            "ON CONFLICT (entity, external_id) DO UPDATE SET source_pk = excluded.source_pk, "
-            "fingerprint = excluded.fingerprint, status = excluded.status, error_code = excluded.error_code, "
-            "error_text = excluded.error_text, permanent = excluded.permanent, updated_at = excluded.updated_at, "
-            "attempts = CASE WHEN excluded.status IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
-            "delivered_at = COALESCE(excluded.delivered_at, ledger.delivered_at)"
+            + self.sql.on_conflict(["entity", "external_id"]) + " "
+            + ", ".join(f"{c} = {new(c)}" for c in replaced) + ", "
+            f"attempts = CASE WHEN {new('status')} IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
+            f"delivered_at = COALESCE({new('delivered_at')}, ledger.delivered_at)"
         )
         rows = [
             (e.entity, e.external_id, _pk(e.source_pk), e.fingerprint, e.status, e.error_code, e.error_text,

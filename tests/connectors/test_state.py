@@ -1,5 +1,6 @@
-"""The state store on its own, on SQLite in a temporary directory: the chunk transaction, the ledger's
-reads, in-flight notes, locks, runs and backfill windows."""
+"""The state store on its own: the chunk transaction, the ledger's reads, in-flight notes, locks, runs and
+backfill windows. On SQLite in a temporary directory, and on the PostgreSQL and MySQL test servers when
+their URLs are set (each dialect's upserts, :mod:`connectors.dialect`)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,17 @@ from altcraft_sync.config import StateSettings
 from altcraft_sync.cursor import Cursor
 from altcraft_sync.errors import StreamLocked
 from connectors.state import LedgerEntry, StateStore
+from connectors.state.schema import metadata, notes_metadata
+from tests.helpers import shop_url_for
 
 
-@pytest.fixture
-def state(tmp_path):
-    store = StateStore(StateSettings(url=SecretStr(f"sqlite:///{tmp_path}/state.db")))
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def state(request, tmp_path):
+    url = shop_url_for(request.param, tmp_path).replace("shop.db", "state.db")
+    store = StateStore(StateSettings(url=SecretStr(url)))
     yield store
+    metadata.drop_all(store.engine)  # a server database is shared by the runs of this test
+    notes_metadata.drop_all(store.notes)
     store.close()
 
 

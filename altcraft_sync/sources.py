@@ -49,7 +49,6 @@ class TableSource(_Model):
         return []
 
 
-
 class ChildSource(TableSource):
     """Rows nested into a parent record (order lines, SKU regional data). A change in a child row makes
     its parent eligible for sync, even when the parent's own ``updated_at`` did not move."""

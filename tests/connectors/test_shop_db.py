@@ -540,3 +540,26 @@ def test_latin1_is_read_as_cp1252_and_utf8_in_it_is_warned_about_when_not_repair
     assert len(warned) == 1 and "streams.categories: column name holds UTF-8 read as latin1" in warned[0]
     fixed = names(True)
     assert (fixed["1"], fixed["2"], fixed["3"]) == (wanted[1], "Crème", wanted[3])
+
+
+def test_external_ids_are_looked_up_in_the_source_with_their_soft_delete_flag(shop_url, tmp_path, emulator):
+    """How the engine learns a SKU will never arrive: marked deleted (``deleted_flag``), or absent when
+    looked up by its external id (hard-deleted, or filtered out by the mapping)."""
+    from altcraft_sync.config import load_config
+
+    engine = build_shop(shop_url, orders=20)
+    with engine.begin() as conn:
+        codes = [r[0] for r in conn.execute(sa.select(demo_shop.skus.c.sku_code).order_by(demo_shop.skus.c.id).limit(3))]
+        conn.execute(demo_shop.skus.update().where(demo_shop.skus.c.sku_code == codes[1]).values(is_deleted=True))
+        conn.execute(demo_shop.sku_regions.delete().where(demo_shop.sku_regions.c.sku_id.in_(
+            sa.select(demo_shop.skus.c.id).where(demo_shop.skus.c.sku_code == codes[2]))))
+        conn.execute(demo_shop.skus.delete().where(demo_shop.skus.c.sku_code == codes[2]))
+    src = ShopSource(load_config(shop_config(tmp_path, shop_url, emulator, TOKEN)))
+    src.bind()
+    try:
+        assert src.find_external_ids("skus", [*codes, "no-such-sku"]) == {codes[0]: False, codes[1]: True}
+        with engine.begin() as conn:
+            article = conn.execute(sa.select(demo_shop.products.c.article).limit(1)).scalar()
+        assert src.find_external_ids("products", [article, "x"]) == {article: False}
+    finally:
+        src.close()

@@ -1,0 +1,103 @@
+"""The waiting rules: whether a record that names something Altcraft does not hold waits for it or goes.
+
+A dependent waits only while its dependency can still arrive, and for at most ``sync.max_defer``:
+
+- it **can still arrive** when the shop has it (held back by the safety margin, not read yet, its stream not
+  run yet), when it failed transiently or is itself waiting, or when it is quarantined in the shop (a fix
+  there sends it);
+- it **will never arrive** when the shop deleted it (its ``deleted_flag`` is set, or it is no longer in
+  the source when looked up by its external id) or Altcraft refused it for good (a permanent rejection).
+  Such a dependency blocks nothing: the record goes out with a stand-in for it
+  (:mod:`transforms.stand_ins`).
+
+Past ``max_defer`` the record goes out as it is: Altcraft's answer (delivered, or rejected with its
+reason) is what the ledger then says. Pure: the engine gathers the facts (ledger, quarantine, source
+lookups) and asks these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from altcraft_sync.durations import describe
+
+Fate = Literal["arriving", "gone", "refused"]
+Shop = Literal["live", "deleted", "absent"]
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """What is known about one referenced id Altcraft does not hold."""
+
+    fate: Fate
+    why: str
+    """Why, in words a user can act on (``quarantined in the shop: name: str_length``)."""
+
+
+@dataclass(frozen=True)
+class LedgerFact:
+    """A dependency's ledger row (any of the entities a reference may be)."""
+
+    status: str
+    permanent: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    wait: bool
+    reason: str = ""
+    """Why it waits; or, for a record that goes, why it goes without what it names (empty: nothing missing)."""
+    stand_ins: tuple[str, ...] = ()
+    """References that will never arrive: an unavailable stand-in is sent for each before the record."""
+
+
+def classify(ledger: Iterable[LedgerFact], quarantined: str | None, shop: Shop,
+             never_ran: tuple[str, ...] = ()) -> Dependency:
+    """The fate of one missing reference. ``ledger``: its rows in the entities it may be (a SKU or a
+    product); ``quarantined``: the reason it is quarantined, if it is; ``shop``: whether the shop has it
+    (``live``), has it marked deleted, or has it no more (``absent``, looked up by external id);
+    ``never_ran``: the dependency streams that never ran (none of their records can have been sent)."""
+    facts = list(ledger)
+    if quarantined is not None:
+        return Dependency("arriving", f"quarantined in the shop ({quarantined}); fix it there "
+                                      "(altcraft-sync quarantine)")
+    for f in facts:
+        if f.status in ("failed", "deferred") or (f.status == "rejected" and not f.permanent):
+            what = "itself waiting" if f.status == "deferred" else "not delivered yet"
+            return Dependency("arriving", f"{what}{': ' + f.error if f.error else ''}")
+    refused = [f for f in facts if f.status == "rejected" and f.permanent]
+    if refused:
+        return Dependency("refused", f"refused by Altcraft for good{': ' + refused[0].error if refused[0].error else ''}")
+    if shop == "live":
+        if never_ran:
+            streams = " and ".join(never_ran)
+            return Dependency("arriving", f"the {streams} stream{'s' if len(never_ran) > 1 else ''} never ran: "
+                                          f"run the {never_ran[0]} stream first (altcraft-sync sync --stream "
+                                          f"{never_ran[0]})")
+        return Dependency("arriving", "in the shop, not sent yet (changed within the safety margin, or its "
+                                      "stream has not reached it)")
+    if shop == "deleted":
+        return Dependency("gone", "marked deleted in the shop")
+    if any(f.status == "deleted" for f in facts):
+        return Dependency("gone", "deleted in the shop")
+    return Dependency("gone", "not in the shop any more (deleted)")
+
+
+def decide(refs: Iterable[str], missing: Mapping[str, Dependency], waited: float, max_defer: float) -> Decision:
+    """Wait or go, for one record naming ``refs``; ``missing`` has the fate of each one Altcraft does not
+    hold, ``waited`` is how long the record has waited already (seconds since its first deferral)."""
+    named = [r for r in dict.fromkeys(refs) if r in missing]
+    if not named:
+        return Decision(False)
+    arriving = [r for r in named if missing[r].fate == "arriving"]
+    never = tuple(r for r in named if missing[r].fate != "arriving")
+    if arriving and waited < max_defer:
+        first = arriving[0]
+        left = f"; goes anyway after {describe(max_defer)}" if max_defer > 0 else ""
+        return Decision(True, f"waiting for {first!r}: {missing[first].why}{left}")
+    parts = [f"{r!r} {missing[r].why}" for r in never[:1]]
+    if arriving:
+        parts.append(f"waited {describe(max_defer)} (sync.max_defer) for {arriving[0]!r}: {missing[arriving[0]].why}")
+    return Decision(False, "; ".join(parts), never)

@@ -4,15 +4,15 @@ blocks nothing. Also the state that counts the wait (``waiting``) and the stand-
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow as pa
 import pytest
 
 from altcraft_sync.config import StateSettings
-from connectors.state import LedgerEntry, StateStore
-from flows.waiting import Dependency, LedgerFact, classify, decide
+from connectors.state import Known, LedgerEntry, StateStore
+from flows.waiting import Dependency, LedgerFact, WaitingDesk, classify, decide, missing_refs
 from transforms.order_extras import LineDetails
 from transforms.payload import Mapped, Payload, Refs
 from transforms.stand_ins import stand_ins
@@ -22,7 +22,8 @@ DAY = 86400.0
 
 @pytest.mark.parametrize("ledger, quarantined, shop, fate, why", [
     ([], None, "live", "arriving", "in the shop, not sent yet"),
-    ([], "name: str_length", "live", "arriving", "quarantined in the shop (name: str_length)"),
+    ([], "see altcraft-sync quarantine --stream skus", "live", "arriving",
+     "quarantined in the shop (see altcraft-sync quarantine --stream skus)"),
     ([LedgerFact("failed", error="timeout")], None, "live", "arriving", "not delivered yet: timeout"),
     ([LedgerFact("rejected", False, "busy")], None, "live", "arriving", "not delivered yet: busy"),
     ([LedgerFact("deferred", error="waiting for 'p1'")], None, "live", "arriving", "itself waiting"),
@@ -108,3 +109,79 @@ def test_the_wait_is_counted_from_the_first_deferral_and_ends_with_any_other_out
     fresh.commit_chunk(stream="orders", entries=[LedgerEntry("order", "2", "2", "f", "rejected", 404, "x")])
     assert fresh.waiting_since("order", ["1", "2"]) == {}
     assert first["1"] - first["2"] < timedelta(seconds=1)
+
+
+class FakeShop:
+    def __init__(self, rows):
+        self.rows = rows  # stream -> {external_id: deleted}
+        self.lookups = 0
+
+    def find_external_ids(self, entity, external_ids):
+        self.lookups += 1
+        return {e: d for e, d in self.rows.get(entity, {}).items() if e in external_ids}
+
+
+class FakeState:
+    def __init__(self, ledger=None, quarantined=None, since=None, ran=("skus", "products")):
+        self.ledger, self.quarantined, self.since, self.ran = ledger or {}, quarantined or {}, since or {}, ran
+
+    def known(self, entity, external_ids):
+        return {e: Known("f", *v, 1) for (ent, e), v in self.ledger.items() if ent == entity and e in external_ids}
+
+    def quarantined_ids(self, entity):
+        return set(self.quarantined.get(entity, ()))
+
+    def has_records(self, entity):
+        return {"sku": "skus", "product": "products"}.get(entity) in self.ran
+
+    def get_watermark(self, stream, cursor):
+        return None
+
+    def waiting_since(self, entity, external_ids):
+        return {e: t for e, t in self.since.items() if e in external_ids}
+
+
+NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
+STREAMS = ("categories", "products", "skus", "orders")
+
+
+def test_the_desk_reads_the_facts_once_and_decides_each_order():
+    shop = FakeShop({"skus": {"live": False, "soft": True, "refused": False, "quar": False}, "products": {}})
+    state = FakeState(ledger={("sku", "soft"): ("deleted", False), ("sku", "refused"): ("rejected", True),
+                              ("sku", "hard"): ("deleted", False)},
+                      quarantined={"sku": {"quar"}}, since={"o-late": NOW - timedelta(days=2)})
+    desk = WaitingDesk(shop, state, STREAMS, DAY)
+    missing = {0: ["live"], 1: ["soft", "hard"], 2: ["refused"], 3: ["quar"], 4: ["live"]}
+    ids = {0: "o-new", 1: "o1", 2: "o2", 3: "o3", 4: "o-late"}
+    out = desk.decide("orders", missing, ids, NOW)
+    assert out[0].wait and "'live': in the shop, not sent yet" in out[0].reason
+    assert not out[1].wait and out[1].stand_ins == ("soft", "hard")
+    assert not out[2].wait and out[2].stand_ins == ("refused",)
+    assert out[3].wait and "quarantined in the shop (see altcraft-sync quarantine --stream skus)" in out[3].reason
+    assert not out[4].wait and out[4].stand_ins == () and "waited 1 d (sync.max_defer)" in out[4].reason
+    lookups = shop.lookups
+    desk.decide("orders", {0: ["live", "soft"]}, {0: "o9"}, NOW)
+    assert shop.lookups == lookups  # known fates are not looked up again in this stream run
+
+
+def test_a_catalogue_that_never_ran_is_waited_for_and_named():
+    shop = FakeShop({"skus": {"s1": False}})
+    desk = WaitingDesk(shop, FakeState(ran=()), STREAMS, DAY)
+    d = desk.decide("orders", {0: ["s1"]}, {0: "o1"}, NOW)[0]
+    assert d.wait and "the skus and products streams never ran: run the skus stream first" in d.reason
+
+
+def test_only_the_streams_this_config_syncs_are_looked_up():
+    shop = FakeShop({"skus": {"s1": False}, "products": {"s1": False}})
+    desk = WaitingDesk(shop, FakeState(), ("skus", "orders"), DAY)
+    assert desk.fates("orders", ["s1"])["s1"].fate == "arriving"
+    assert shop.lookups == 1
+
+
+def test_missing_references_are_listed_per_payload():
+    import numpy as np
+
+    refs = Refs(pa.array(["a", "b", None, "a", "c", "c"], pa.string()), np.array([0, 2, 3, 6], dtype=np.int64))
+    assert missing_refs(refs, {"a"}) == {0: ["b"], 2: ["c"]}
+    assert missing_refs(refs, {"a"}, only=[2]) == {2: ["c"]}
+    assert missing_refs(refs, {"a", "b", "c"}) == {}

@@ -47,6 +47,15 @@ Window = tuple[datetime, datetime]
 """A backfill's ``(since, until]`` as aware datetimes."""
 
 
+def trigger_cutoff(window: float | None, stream: str, db_now: datetime) -> float | None:
+    """Unix time before which a change of ``stream``'s records is history (sent with ``skip_triggers``):
+    the database clock minus ``sync.trigger_window``; None when there is no window or the stream's import
+    takes no ``skip_triggers``."""
+    if window is None or not registry.get(stream).takes_skip_triggers:
+        return None
+    return db_now.timestamp() - window
+
+
 class Parts:
     """The engine's parts around one context, each given the parts it calls (no part knows the others'
     internals; verify builds only the ones it needs)."""
@@ -128,6 +137,7 @@ class Syncer:
             if not ctx.dry_run:
                 p.carriers.send_definitions(stream, stats)
             db_now = ctx.source.db_now()
+            ctx.memory.trigger_cutoff = trigger_cutoff(ctx.config.sync.trigger_window, stream, db_now)
             full_pass = not p.planner.has_ts(stream)
             if full_pass:
                 ctx.memory.seen[entity] = SeenIds()

@@ -103,10 +103,10 @@ class Dependencies:
             ids: set[str] = set()
             for entity in deps:
                 ids.update(self.ctx.state.delivered_set(entity))
-            if set(deps) & STANDS_FOR:  # a record naming a product may name a stand-in
-                ids.update(self.ctx.state.delivered_set(STAND_IN))
                 if self.ctx.dry_run:
                     ids.update(memory.would_send.get(entity, ()))
+            if set(deps) & STANDS_FOR:  # a record naming a product may name a stand-in
+                ids.update(self.ctx.state.delivered_set(STAND_IN))
             memory.delivered_refs[stream] = ids
         return memory.delivered_refs[stream]
 

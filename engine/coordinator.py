@@ -134,10 +134,10 @@ class Syncer:
         self._acquire(stream, ctx.options.lock_wait_seconds)
         p.dependencies.forget(stream)
         try:
+            db_now = ctx.source.db_now()  # before the definitions: their carrier is an order too
+            ctx.memory.trigger_cutoff = trigger_cutoff(ctx.config.sync.trigger_window, stream, db_now)
             if not ctx.dry_run:
                 p.carriers.send_definitions(stream, stats)
-            db_now = ctx.source.db_now()
-            ctx.memory.trigger_cutoff = trigger_cutoff(ctx.config.sync.trigger_window, stream, db_now)
             full_pass = not p.planner.has_ts(stream)
             if full_pass:
                 ctx.memory.seen[entity] = SeenIds()

@@ -71,6 +71,17 @@ def touch_orders(engine: sa.Engine, ids: list[int], **values: Any) -> None:
                      .values(updated_at=just_before(engine), **values))
 
 
+def verify(path: Path, **kw: Any) -> dict[str, Any]:
+    from runner.runtime import open_runtime
+    from runner.verify import verify_streams
+
+    rt = open_runtime(path)
+    try:
+        return verify_streams(rt.config, rt.source, rt.state, rt.client, run_id="verify-test", **kw)
+    finally:
+        rt.close()
+
+
 def assert_every_valid_order_arrived(path: Path, emulator: Any) -> None:
     """Every order the source maps as valid is in Altcraft as the source says it is, and none waits."""
     expected = mapped_source(path)["orders"]
@@ -110,6 +121,9 @@ def test_orders_naming_a_sku_deleted_in_the_shop_all_arrive(tmp_path, shop, emul
     later_valid = [str(o) for o in later_orders if str(o) in valid]
     assert later_valid and {emulator.store.orders[o]["status"] for o in later_valid} == {"delivered"}
     assert_every_valid_order_arrived(path, emulator)
+    products = verify(path, streams=["products"], repair=True)["products"]
+    assert products.stand_ins >= 1 and products.extra_not_ours == 0 and products.differences == 0
+    assert never_code in emulator.store.products  # verify's repair leaves the stand-ins the orders name
 
 
 def test_orders_naming_a_sku_altcraft_refused_for_good_arrive(tmp_path, shop, emulator):

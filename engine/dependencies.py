@@ -12,10 +12,6 @@ from __future__ import annotations
 from collections.abc import Collection, Container
 from datetime import UTC, datetime
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from altcraft_sync import streams as registry
 from engine.context import RunContext
 from engine.waiting import Decision, WaitingDesk, missing_refs
@@ -57,39 +53,16 @@ class Dependencies:
 
     def blocked(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
                  only: list[int] | None = None) -> dict[int, str]:
-        """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet
-        (held back by the safety margin, quarantined, rejected or failing), each with the first such
-        reference. Altcraft would reject them as unknown; they wait in the ledger as deferred instead.
-        Only streams this config syncs count: an orders-only config trusts Altcraft's catalogue. ``sending``
-        are references that travel in the same request (the categories a carrier product goes with)."""
+        """Payloads (by position) that refer to anything Altcraft does not hold, each with the first such
+        reference, whatever its fate: a carrier of definitions or categories must need nothing (records
+        themselves go through :meth:`waits`). Only streams this config syncs count: an orders-only config
+        trusts Altcraft's catalogue. ``sending`` are references that travel in the same request (the
+        categories a carrier product goes with)."""
         deps = self._deps(stream)
         if not deps or mapped.refs is None:
             return {}
-        values, offsets = mapped.refs
-        if only is not None and len(only) < len(offsets) - 1:  # the refs of these payloads only
-            if not only:
-                return {}
-            keep = np.zeros(len(offsets) - 1, dtype=bool)
-            keep[only] = True
-            values = values.filter(pa.array(np.repeat(keep, np.diff(offsets))))
-            counts = np.diff(offsets)[keep]
-            index = np.flatnonzero(keep)
-            offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        else:
-            index = None
-        held = self.index(stream, deps)
-        missing = [v for v in pc.unique(values).to_pylist() if v is not None and v not in held and v not in sending]
-        if not missing:
-            return {}
-        present = pc.fill_null(pc.invert(pc.is_in(values, value_set=pa.array(missing, pa.string()))), True)
-        hits = np.flatnonzero(~present.to_numpy(zero_copy_only=False))
-        owners = np.searchsorted(offsets, hits, side="right") - 1
-        if index is not None:
-            owners = index[owners]  # back to positions among all payloads
-        out: dict[int, str] = {}
-        for owner, ref in zip(owners.tolist(), values.take(pa.array(hits)).to_pylist()):
-            out.setdefault(owner, ref)
-        return out
+        held = _Either(self.index(stream, deps), set(sending))
+        return {i: refs[0] for i, refs in missing_refs(mapped.refs, held, only).items()}
 
     def index(self, stream: str, deps: list[str]) -> set[str]:
         """The ids of ``deps`` Altcraft holds (the ledger's delivered records, plus what a dry run would

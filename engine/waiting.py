@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from altcraft_sync import streams as registry
 from altcraft_sync.durations import describe
 from transforms.payload import Refs
@@ -204,15 +208,21 @@ class WaitingDesk:
 
 def missing_refs(refs: Refs, held: Container[str], only: Sequence[int] | None = None) -> dict[int, list[str]]:
     """Per payload (by position; only those in ``only`` when given), the references not in ``held``, in
-    order. One set look-up per distinct reference of the chunk."""
-    values = refs.values.to_pylist()
-    offsets = refs.offsets.tolist()
-    absent = {v for v in set(values) if v is not None and v not in held}
+    order. The distinct references of the chunk are looked up once (Arrow's ``unique``); only a chunk with
+    some missing goes through its payloads, and then only the hits (a chunk of 4,000 orders names ~15,000
+    lines: a Python pass over all of them would cost every chunk of a full sync)."""
+    values, offsets = refs.values, refs.offsets
+    absent = [v for v in pc.unique(values).to_pylist() if v is not None and v not in held]
     if not absent:
         return {}
+    hit = pc.fill_null(pc.is_in(values, value_set=pa.array(absent, pa.string())), False)
+    hits = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+    owners = np.searchsorted(offsets, hits, side="right") - 1
+    wanted = None if only is None else set(only)
     out: dict[int, list[str]] = {}
-    for i in (range(len(offsets) - 1) if only is None else only):
-        named = [v for v in values[offsets[i]:offsets[i + 1]] if v in absent]
-        if named:
-            out[i] = list(dict.fromkeys(named))
+    for owner, ref in zip(owners.tolist(), values.take(pa.array(hits, pa.int64())).to_pylist()):
+        if wanted is None or owner in wanted:
+            named = out.setdefault(owner, [])
+            if ref not in named:
+                named.append(ref)
     return out

@@ -122,6 +122,7 @@ class StateFacts(Protocol):
     def has_records(self, entity: str) -> bool: ...
     def get_watermark(self, stream: str, cursor: str) -> Any: ...
     def waiting_since(self, entity: str, external_ids: Sequence[str]) -> dict[str, datetime]: ...
+    def errors(self, entity: str, external_ids: Sequence[str]) -> dict[str, str]: ...
 
 
 class WaitingDesk:
@@ -167,8 +168,11 @@ class WaitingDesk:
             shop: dict[str, Shop] = {}
             live_in: dict[str, list[str]] = {}
             for dep in deps:
-                for ext, k in self.state.known(dep.entity, todo).items():
-                    ledger.setdefault(ext, []).append(LedgerFact(k.status, k.permanent, None))
+                known_here = self.state.known(dep.entity, todo)
+                failing = [e for e, k in known_here.items() if k.status in ("failed", "rejected")]
+                errors = self.state.errors(dep.entity, failing) if failing else {}
+                for ext, k in known_here.items():
+                    ledger.setdefault(ext, []).append(LedgerFact(k.status, k.permanent, errors.get(ext)))
                 for ext, deleted in self.source.find_external_ids(dep.name, todo).items():
                     if not deleted:
                         live_in.setdefault(ext, []).append(dep.name)

@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from connectors.state.base import StoreBase, _aware, _retried
-from connectors.state.schema import LedgerEntry, waiting
+from connectors.state.schema import LedgerEntry, ledger, waiting
 
 
 class WaitingRecords(StoreBase):
@@ -31,6 +31,20 @@ class WaitingRecords(StoreBase):
                     since = _aware(r.since)
                     assert since is not None
                     out[r.external_id] = since
+        return out
+
+    @_retried("ledger read")
+    def errors(self, entity: str, external_ids: Sequence[str]) -> dict[str, str]:
+        """Altcraft's code and text for those of ``external_ids`` it did not take (what a record waiting
+        for them, or going without them, says)."""
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(external_ids), 900):
+                part = list(external_ids[start:start + 900])
+                rows = conn.execute(sa.select(ledger.c.external_id, ledger.c.error_code, ledger.c.error_text).where(
+                    ledger.c.entity == entity, ledger.c.external_id.in_(part), ledger.c.error_text.is_not(None)))
+                out.update((r.external_id, f"{r.error_code} {r.error_text}" if r.error_code else r.error_text)
+                           for r in rows)
         return out
 
     def _track_waiting(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:

@@ -126,6 +126,9 @@ class DictState:
     def get_watermark(self, stream: str, cursor: str) -> Cursor | None:
         return self.watermarks.get((stream, cursor))
 
+    def errors(self, entity: str, ids: Sequence[str]) -> dict[str, str]:
+        return {}
+
     def waiting_since(self, entity: str, ids: Sequence[str]) -> dict[str, datetime]:
         return {e: t for (ent, e), t in self.since.items() if ent == entity and e in ids}
 

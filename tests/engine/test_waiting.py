@@ -142,6 +142,10 @@ class FakeState:
     def waiting_since(self, entity, external_ids):
         return {e: t for e, t in self.since.items() if e in external_ids}
 
+    def errors(self, entity, external_ids):
+        return {e: "400 currency 'XAU' is not enabled" for (ent, e), v in self.ledger.items()
+                if ent == entity and e in external_ids and v[0] == "rejected"}
+
 
 NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
 STREAMS = ("categories", "products", "skus", "orders")
@@ -159,6 +163,7 @@ def test_the_desk_reads_the_facts_once_and_decides_each_order():
     assert out[0].wait and "'live': in the shop, not sent yet" in out[0].reason
     assert not out[1].wait and out[1].stand_ins == ("soft", "hard")
     assert not out[2].wait and out[2].stand_ins == ("refused",)
+    assert out[2].reason == "'refused' refused by Altcraft for good: 400 currency 'XAU' is not enabled"
     assert out[3].wait and "quarantined in the shop (see altcraft-sync quarantine --stream skus)" in out[3].reason
     assert not out[4].wait and out[4].stand_ins == () and "waited 1 d (sync.max_defer)" in out[4].reason
     lookups = shop.lookups

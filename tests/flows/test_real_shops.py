@@ -135,6 +135,8 @@ def test_orders_naming_a_sku_altcraft_refused_for_good_arrive(tmp_path, shop, em
     stats = run_all(path)
     assert stats["skus"].rejected >= 1 and code not in emulator.store.skus
     assert emulator.store.products[code]["is_available"] is False  # the stand-in
+    why = stats["orders"].samples["sent_without_dependency"][0]["reason"]
+    assert why.startswith(f"{code!r} refused by Altcraft for good: 400 ") and "'XAU'" in why
     run_all(path, run_id="second")
     assert_every_valid_order_arrived(path, emulator)
     rows = {r["external_id"]: r for r in StateStore(load_config(path).state).rejected_rows(entity="sku")}

@@ -48,10 +48,12 @@ from engine.stats import StreamStats
 from runner.reporting import mask
 from transforms.compare import differing_fields
 from transforms.payload import Payload
+from transforms.stand_ins import ENTITY as STAND_IN
+from transforms.stand_ins import STANDS_FOR
 
 SAMPLES = 5
-COLUMNS = ("listed", "ok", "different", "missing", "deleted_present", "extra", "extra_not_ours", "pending",
-           "resent", "deleted")
+COLUMNS = ("listed", "ok", "different", "missing", "deleted_present", "extra", "extra_not_ours", "stand_ins",
+           "pending", "resent", "deleted")
 """The figures of a verify table, in order."""
 
 
@@ -69,6 +71,9 @@ class VerifyStats:
     deleted_present: int = 0
     extra: int = 0
     extra_not_ours: int = 0
+    stand_ins: int = 0
+    """Unavailable products altcraft-sync made for orders naming items that never reach Altcraft
+    (:mod:`transforms.stand_ins`): ours, never compared with the shop, never deleted."""
     resent: int = 0
     deleted: int = 0
     note: str = ""
@@ -162,6 +167,7 @@ class Verifier:
         entity = registry.get(stream).entity
         ids = [str(r.get("external_id")) for r in page]
         known = self.state.known(entity, ids)
+        standing = self.state.known(STAND_IN, ids) if entity in STANDS_FOR else {}
         current, soft_deleted = self._mapped(stream, [k.source_pk for k in known.values() if k.source_pk is not None])
         resend: list[Payload] = []
         remove: list[tuple[str, Any]] = []
@@ -169,7 +175,9 @@ class Verifier:
             k = known.get(ext)
             payload = current.get(ext)
             stats.compared += 1
-            if k is None:
+            if ext in standing and payload is None:  # a stand-in: orders in Altcraft name it
+                stats.stand_ins += 1
+            elif k is None:
                 stats.extra_not_ours += 1
                 self._sample(stats, "extra_not_ours", {"external_id": ext})
             elif k.status == "deleted" or ext in soft_deleted:

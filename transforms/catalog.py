@@ -21,6 +21,7 @@ from transforms.payload import (
     custom_columns,
     empty_quarantine,
     gc_paused,
+    html_decoded,
     parent_positions,
     payloads,
     plain_keys,
@@ -49,6 +50,7 @@ def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     out.quarantine = problems
     if frame.empty:
         return out
+    frame = html_decoded(frame, spec)
     C, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
     pks = plain_keys(frame["_pk"])
     fails = contract.failures(contract_frame(C), contract.CategoryContract.to_schema())
@@ -109,6 +111,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, m: MappingSp
     if frame.empty:
         return out
     pks = plain_keys(frame["_pk"])
+    frame = html_decoded(frame, spec)
     P, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
     P_cf = custom_columns(frame, spec.custom_fields, m)
     model = contract.SkuContract if m.sku_like else contract.CatalogContract
@@ -156,7 +159,7 @@ def _map_regions(regional: pd.DataFrame, pks: list[Any], P: dict[str, V.Column],
                  m: MappingSpec) -> _Regions:
     """The regional rows of these parents, converted and checked; an invalid region quarantines its parent
     (the field is named ``regional_data.<field>``, the value says which region)."""
-    reg = children_of(regional, pks, bool(spec.deleted_flag))
+    reg = html_decoded(children_of(regional, pks, bool(spec.deleted_flag)), spec)
     R, _ = convert(reg, list(spec.columns), m.tz, m.money_scale)
     R_cf = custom_columns(reg, spec.custom_fields, m)
     rframe = contract_frame({**R, **R_cf}, {"_parent": reg["_parent"].to_numpy(dtype=object)})

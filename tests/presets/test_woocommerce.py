@@ -16,10 +16,11 @@ from tests.helpers import db_now, run_all
 from tests.presets import woocommerce_shop as shop
 from tests.presets.common import init_and_check
 
-# Until work-26c is merged: phone-only order 105 needs the matching fallback, order 106 (a deleted product) the
-# stand-in product, and the names html_unescape.
-NEEDS_26C = pytest.mark.xfail(reason="needs work-26c (matching fallback, deleted dependencies, html_unescape)",
-                              strict=True)
+# Order 106 names a product deleted from the shop: it goes out with a stand-in product once work-26c's engine
+# milestone 2 (dependencies that will never arrive never block) is merged; until then it waits.
+NEEDS_26C_ENGINE = pytest.mark.xfail(reason="needs work-26c milestone 2: deleted dependencies never block",
+                                     strict=True)
+DELETED = frozenset({106})  # the order that names a deleted product, left out where the test is not about it
 PRESETS = [("woocommerce", False, "shop7_"), ("woocommerce-legacy", True, None)]  # None: the default wp_
 
 
@@ -32,12 +33,11 @@ def _lines(order: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
                                 Decimal(ln["final_price_per_item"]), ln["status"]) for ln in order["lines"]}
 
 
-@NEEDS_26C
 @pytest.mark.parametrize(("preset", "legacy", "prefix"), PRESETS, ids=["hpos", "legacy"])
 def test_a_woocommerce_store_arrives_whole_and_exact(preset: str, legacy: bool, prefix: str | None,
                                                     shop_url: str, tmp_path: Path, emulator) -> None:
     tables = prefix or "wp_"
-    md = shop.build(shop_url, tables, legacy=legacy)
+    md = shop.build(shop_url, tables, legacy=legacy, without=DELETED)
     cfg = init_and_check(preset, shop_url, tmp_path, emulator, table_prefix=prefix, ALTCRAFT_ENDPOINT="woo")
 
     _delivered_cleanly(run_all(cfg))
@@ -51,7 +51,6 @@ def test_a_woocommerce_store_arrives_whole_and_exact(preset: str, legacy: bool, 
         "20": ("Hoodie", Decimal(42), 5, True, "USD"),
         "30": ("Salt & Pepper Mill", Decimal("10.13"), 0, True, "USD"),  # 10.1250 shown as 10.13; backorders: 0
         "40": ("Old Poster", Decimal(5), 2, False, "USD"),                # a draft is not for sale
-        "50": ("Discontinued Lamp", Decimal("12.5"), None, False, "USD"),  # deleted, still on order 106
     }
     assert store.products["10"]["categories"] == ["17"]
     skus = {k: (v["product_external_id"], Decimal(v["price"]), v.get("count"), v["is_available"])
@@ -62,7 +61,7 @@ def test_a_woocommerce_store_arrives_whole_and_exact(preset: str, legacy: bool, 
 
     orders = store.orders
     # not the refund, the trashed order, the checkout draft or the admin auto-draft
-    assert set(orders) == {"100", "101", "105", "106", "108"}
+    assert set(orders) == {"100", "101", "105", "108"}
     first = orders["100"]
     assert (first["status"], Decimal(first["total_price"]), Decimal(first["delivery_cost"]), first["email"],
             first["endpoint"], first["currency"]) == ("part_refunded", 79, 5, "buyer100@example.com", "woo", "USD")
@@ -72,8 +71,6 @@ def test_a_woocommerce_store_arrives_whole_and_exact(preset: str, legacy: bool, 
     phone = orders["105"]  # no e-mail: matched by phone
     assert (phone["matching"], phone["phone"], phone.get("email")) == ("phone", "+7 999 000-11-22", None)
     assert _lines(phone) == {"9": ("30", 2, Decimal("10.63"), Decimal("10.63"), "new")}  # 21.25 / 2 = 10.625
-    assert orders["106"]["status"] == "canceled" and _lines(orders["106"]) == {
-        "10": ("50", 1, Decimal("12.5"), Decimal("12.5"), "canceled")}
     assert _lines(orders["108"]) == {"11": ("24", 3, Decimal(44), Decimal(44), "new")}
 
     # WooCommerce changes things; the second run carries every change and nothing else
@@ -83,14 +80,13 @@ def test_a_woocommerce_store_arrives_whole_and_exact(preset: str, legacy: bool, 
     assert store.products["10"]["is_available"] is False                  # switched to draft
     assert (store.skus["24"]["count"], store.skus["24"]["is_available"]) == (8, True)  # restocked through the parent
     assert orders["108"]["status"] == "canceled" and _lines(orders["108"])["11"][-1] == "canceled"
-    assert set(orders) == {"100", "101", "105", "106", "108"}
+    assert set(orders) == {"100", "101", "105", "108"}
 
 
-@NEEDS_26C
 def test_a_store_with_whole_currency_units_gets_whole_amounts(shop_url: str, tmp_path: Path, emulator) -> None:
     """woocommerce_price_num_decimals = 0 (a yen store): every amount rounded half up to whole units, as
     WooCommerce shows it."""
-    shop.build(shop_url, "wp_", decimals=0, currency="JPY")
+    shop.build(shop_url, "wp_", decimals=0, currency="JPY", without=DELETED)
     engine = sa.create_engine(shop_url)
     md = shop.schema("wp_")
     with engine.begin() as conn:
@@ -110,12 +106,33 @@ def test_a_store_with_whole_currency_units_gets_whole_amounts(shop_url: str, tmp
     assert emulator.store.orders["105"]["lines"][0]["final_price_per_item"] == "11"  # 10.625 -> 11
 
 
-@NEEDS_26C
 def test_the_decimals_option_defaults_to_two(shop_url: str, tmp_path: Path, emulator) -> None:
     """A store that never saved its decimals setting has WooCommerce's default, 2."""
-    shop.build(shop_url, "wp_", legacy=True, decimals=None)
+    shop.build(shop_url, "wp_", legacy=True, decimals=None, without=DELETED)
     cfg = init_and_check("woocommerce-legacy", shop_url, tmp_path, emulator)
 
     _delivered_cleanly(run_all(cfg))
     assert emulator.store.orders["105"]["lines"][0]["final_price_per_item"] == "10.63"
     assert emulator.store.products["30"]["price"] == "10.13"
+
+
+@NEEDS_26C_ENGINE
+@pytest.mark.parametrize(("preset", "legacy"), [("woocommerce", False), ("woocommerce-legacy", True)],
+                         ids=["hpos", "legacy"])
+def test_an_order_naming_a_deleted_product_goes_out(preset: str, legacy: bool, shop_url: str, tmp_path: Path,
+                                                    emulator) -> None:
+    """WooCommerce deletes products that old orders still name: such an order is never held back; it goes out
+    with an unavailable stand-in made of the line's own name (HTML-unescaped) and price."""
+    shop.build(shop_url, "wp_", legacy=legacy)
+    cfg = init_and_check(preset, shop_url, tmp_path, emulator)
+
+    for _ in range(2):
+        _delivered_cleanly(run_all(cfg))
+    order = emulator.store.orders["106"]
+    assert order["status"] == "canceled" and _lines(order) == {
+        "10": ("50", 1, Decimal("12.5"), Decimal("12.5"), "canceled")}
+    stand_in = emulator.store.products["50"]
+    assert (stand_in["name"], Decimal(stand_in["price"]), stand_in["is_available"], stand_in["currency"]) == (
+        "Discontinued Lamp", Decimal("12.5"), False, "USD")
+    assert set(emulator.store.orders) == {"100", "101", "105", "106", "108"}
+    assert set(emulator.store.products) == {"10", "20", "30", "40", "50"}

@@ -131,9 +131,11 @@ ITEMS = [
 
 
 def build(url: str, prefix: str = "wp_", legacy: bool = False, decimals: int | None = 2,
-          currency: str = "USD") -> sa.MetaData:
-    """Create the store at ``url``: catalogue, options, and :data:`ORDERS` with their items, in HPOS tables or
-    (``legacy``) as shop_order posts with their postmeta."""
+          currency: str = "USD", without: frozenset[int] = frozenset()) -> sa.MetaData:
+    """Create the store at ``url``: catalogue, options, and :data:`ORDERS` (but those ``without``) with their
+    items, in HPOS tables or (``legacy``) as shop_order posts with their postmeta."""
+    orders = [o for o in ORDERS if o.id not in without]
+    items = [it for it in ITEMS if it.order not in without]
     md = schema(prefix)
     t = {name[len(prefix):]: table for name, table in md.tables.items()}
     engine = sa.create_engine(url)
@@ -160,25 +162,25 @@ def build(url: str, prefix: str = "wp_", legacy: bool = False, decimals: int | N
              "stock_quantity": stock, "stock_status": ss} for i, _, _, _, _, price, stock, ss, _ in CATALOGUE])
         conn.execute(t["term_relationships"].insert(), [
             {"object_id": i, "term_taxonomy_id": c} for i, *_, cats in CATALOGUE for c in cats])
-        _orders(conn, t, legacy)
+        _orders(conn, t, orders, legacy)
         conn.execute(t["woocommerce_order_items"].insert(), [
             {"order_item_id": it.id, "order_id": it.order, "order_item_type": it.type, "order_item_name": it.name}
-            for it in ITEMS])
+            for it in items])
         conn.execute(t["woocommerce_order_itemmeta"].insert(), [
             {"meta_id": it.id * 20 + k, "order_item_id": it.id, "meta_key": key, "meta_value": value}
-            for it in ITEMS for k, (key, value) in enumerate((it.meta or {}).items())])
+            for it in items for k, (key, value) in enumerate((it.meta or {}).items())])
     engine.dispose()
     return md
 
 
-def _orders(conn: sa.Connection, t: dict[str, sa.Table], legacy: bool) -> None:
-    updated = {o.id: DAY + timedelta(minutes=o.id - 99) for o in ORDERS}
+def _orders(conn: sa.Connection, t: dict[str, sa.Table], orders: list[Order], legacy: bool) -> None:
+    updated = {o.id: DAY + timedelta(minutes=o.id - 99) for o in orders}
     if legacy:
         conn.execute(t["posts"].insert(), [
             {"ID": o.id, "post_title": f"Order {o.id}", "post_status": o.status, "post_type": o.type,
              "post_parent": o.parent, "guid": "", "post_date_gmt": DAY, "post_modified_gmt": updated[o.id]}
-            for o in ORDERS])
-        meta = [(o.id, k, v) for o in ORDERS for k, v in (
+            for o in orders])
+        meta = [(o.id, k, v) for o in orders for k, v in (
             ("_order_currency", o.currency), ("_order_total", o.total), ("_billing_email", o.email or ""),
             ("_billing_phone", o.phone or ""), ("_order_shipping", o.shipping), ("_order_key", f"wc_order_{o.id}"))]
         conn.execute(t["postmeta"].insert(), [
@@ -187,13 +189,13 @@ def _orders(conn: sa.Connection, t: dict[str, sa.Table], legacy: bool) -> None:
     conn.execute(t["wc_orders"].insert(), [
         {"id": o.id, "status": o.status, "currency": o.currency, "type": o.type, "tax_amount": 0,
          "total_amount": Decimal(o.total), "customer_id": 0, "billing_email": o.email, "date_created_gmt": DAY,
-         "date_updated_gmt": updated[o.id], "parent_order_id": o.parent} for o in ORDERS])
+         "date_updated_gmt": updated[o.id], "parent_order_id": o.parent} for o in orders])
     conn.execute(t["wc_order_addresses"].insert(), [
         {"id": n, "order_id": o.id, "address_type": "billing", "first_name": "Ann", "email": o.email,
-         "phone": o.phone or ""} for n, o in enumerate(ORDERS, 1) if o.type == "shop_order"])
+         "phone": o.phone or ""} for n, o in enumerate(orders, 1) if o.type == "shop_order"])
     conn.execute(t["wc_order_operational_data"].insert(), [
         {"id": n, "order_id": o.id, "shipping_total_amount": Decimal(o.shipping), "discount_total_amount": 0}
-        for n, o in enumerate(ORDERS, 1)])
+        for n, o in enumerate(orders, 1)])
 
 
 def change(url: str, md: sa.MetaData, prefix: str, at: datetime, legacy: bool = False) -> None:

@@ -36,6 +36,9 @@ def _lines(order: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
 @pytest.mark.parametrize(("preset", "legacy", "prefix"), PRESETS, ids=["hpos", "legacy"])
 def test_a_woocommerce_store_arrives_whole_and_exact(preset: str, legacy: bool, prefix: str | None,
                                                     shop_url: str, tmp_path: Path, emulator) -> None:
+    """Every real order arrives, exact to the cent, drafts and auto-drafts stay out, availability follows
+    WooCommerce's own rules; then WooCommerce changes things (a variation disabled, a product drafted, an order
+    cancelled, which restocks through the parent product) and the second run carries exactly those."""
     tables = prefix or "wp_"
     md = shop.build(shop_url, tables, legacy=legacy, without=DELETED)
     cfg = init_and_check(preset, shop_url, tmp_path, emulator, table_prefix=prefix, ALTCRAFT_ENDPOINT="woo")

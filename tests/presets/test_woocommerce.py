@@ -1,179 +1,141 @@
 """The WooCommerce (HPOS and legacy posts) presets: ``altcraft-sync init --preset woocommerce`` writes a mapping
 that works, read-only, on the platform's own tables, tested on generated data in those exact tables (column
-names and types as the platform's source defines them)."""
+names and types as the platform's source defines them; see tests/presets/woocommerce_shop.py for the store)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from tests.helpers import run_all
+from tests.helpers import db_now, run_all
+from tests.presets import woocommerce_shop as shop
 from tests.presets.common import init_and_check
 
-# --- WooCommerce (HPOS): the tables of class-wc-install.php and OrdersTableDataStore, wp_ prefix -----------
-WC = sa.MetaData()
-BIG, MONEY = sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.Numeric(26, 8)
-sa.Table("wp_posts", WC, sa.Column("ID", BIG, primary_key=True), sa.Column("post_title", sa.Text),
-         sa.Column("post_status", sa.String(20)), sa.Column("post_type", sa.String(20)),
-         sa.Column("post_parent", BIG), sa.Column("guid", sa.String(255)),
-         sa.Column("post_date_gmt", sa.DateTime), sa.Column("post_modified_gmt", sa.DateTime))
-sa.Table("wp_postmeta", WC, sa.Column("meta_id", BIG, primary_key=True), sa.Column("post_id", BIG),
-         sa.Column("meta_key", sa.String(255)), sa.Column("meta_value", sa.Text))
-sa.Table("wp_wc_product_meta_lookup", WC, sa.Column("product_id", BIG, primary_key=True),
-         sa.Column("sku", sa.String(100)), sa.Column("min_price", sa.Numeric(19, 4)),
-         sa.Column("max_price", sa.Numeric(19, 4)), sa.Column("stock_quantity", sa.Float),
-         sa.Column("stock_status", sa.String(100)))
-sa.Table("wp_terms", WC, sa.Column("term_id", BIG, primary_key=True), sa.Column("name", sa.String(200)),
-         sa.Column("slug", sa.String(200)))
-sa.Table("wp_term_taxonomy", WC, sa.Column("term_taxonomy_id", BIG, primary_key=True),
-         sa.Column("term_id", BIG), sa.Column("taxonomy", sa.String(32)), sa.Column("parent", BIG))
-sa.Table("wp_term_relationships", WC, sa.Column("object_id", BIG, primary_key=True),
-         sa.Column("term_taxonomy_id", BIG, primary_key=True))
-sa.Table("wp_wc_orders", WC, sa.Column("id", BIG, primary_key=True), sa.Column("status", sa.String(20)),
-         sa.Column("currency", sa.String(10)), sa.Column("type", sa.String(20)),
-         sa.Column("tax_amount", MONEY), sa.Column("total_amount", MONEY), sa.Column("customer_id", BIG),
-         sa.Column("billing_email", sa.String(320)), sa.Column("date_created_gmt", sa.DateTime),
-         sa.Column("date_updated_gmt", sa.DateTime), sa.Column("parent_order_id", BIG))
-sa.Table("wp_wc_order_operational_data", WC, sa.Column("id", BIG, primary_key=True),
-         sa.Column("order_id", BIG), sa.Column("shipping_total_amount", MONEY),
-         sa.Column("discount_total_amount", MONEY))
-sa.Table("wp_woocommerce_order_items", WC, sa.Column("order_item_id", BIG, primary_key=True),
-         sa.Column("order_item_name", sa.Text), sa.Column("order_item_type", sa.String(200)),
-         sa.Column("order_id", BIG))
-sa.Table("wp_woocommerce_order_itemmeta", WC, sa.Column("meta_id", BIG, primary_key=True),
-         sa.Column("order_item_id", BIG), sa.Column("meta_key", sa.String(255)), sa.Column("meta_value", sa.Text))
+DELETED = frozenset({106})  # the order that names a deleted product, left out where the test is not about it
+PRESETS = [("woocommerce", False, "shop7_"), ("woocommerce-legacy", True, None)]  # None: the default wp_
 
 
-def _woocommerce_shop(url: str) -> None:
-    """A small store: a category tree, a simple product, a variable one with two variations, and orders
-    with line items, shipping and coupon items, a refund and a trashed order."""
-    engine = sa.create_engine(url)
-    WC.drop_all(engine)
-    WC.create_all(engine)
-    t = WC.tables
-    day = datetime(2026, 11, 20, 10, 0, 0)
-    with engine.begin() as conn:
-        conn.execute(t["wp_terms"].insert(), [{"term_id": 15, "name": "Clothing", "slug": "clothing"},
-                                              {"term_id": 16, "name": "Hoodies", "slug": "hoodies"}])
-        conn.execute(t["wp_term_taxonomy"].insert(), [
-            {"term_taxonomy_id": 15, "term_id": 15, "taxonomy": "product_cat", "parent": 0},
-            {"term_taxonomy_id": 16, "term_id": 16, "taxonomy": "product_cat", "parent": 15}])
-        posts = [
-            {"ID": 10, "post_title": "Beanie", "post_status": "publish", "post_type": "product", "post_parent": 0},
-            {"ID": 20, "post_title": "Hoodie", "post_status": "publish", "post_type": "product", "post_parent": 0},
-            {"ID": 21, "post_title": "Hoodie - Red", "post_status": "publish", "post_type": "product_variation",
-             "post_parent": 20},
-            {"ID": 22, "post_title": "Hoodie - Blue", "post_status": "publish", "post_type": "product_variation",
-             "post_parent": 20},
-        ]
-        conn.execute(t["wp_posts"].insert(), [{**p, "guid": f"https://shop.example/?p={p['ID']}",
-                                               "post_modified_gmt": day} for p in posts])
-        conn.execute(t["wp_wc_product_meta_lookup"].insert(), [
-            {"product_id": 10, "sku": "woo-beanie", "min_price": Decimal("18"), "max_price": Decimal("18"),
-             "stock_quantity": 7.0, "stock_status": "instock"},
-            {"product_id": 20, "sku": "woo-hoodie", "min_price": Decimal("42"), "max_price": Decimal("45"),
-             "stock_quantity": None, "stock_status": "instock"},
-            {"product_id": 21, "sku": "woo-hoodie-red", "min_price": Decimal("42"), "max_price": Decimal("42"),
-             "stock_quantity": 3.0, "stock_status": "instock"},
-            {"product_id": 22, "sku": "woo-hoodie-blue", "min_price": Decimal("45"), "max_price": Decimal("45"),
-             "stock_quantity": 0.0, "stock_status": "outofstock"}])
-        conn.execute(t["wp_term_relationships"].insert(), [{"object_id": 10, "term_taxonomy_id": 15},
-                                                           {"object_id": 20, "term_taxonomy_id": 16}])
-        orders = [  # id, status, type, total, parent
-            (100, "wc-completed", "shop_order", "79.00", 0),   # 2 beanies - 4.00 coupon + red hoodie + 5 shipping
-            (101, "wc-processing", "shop_order", "45.00", 0),  # a blue hoodie, free shipping
-            (102, "shop_order_refund", "shop_order_refund", "-18.00", 100),  # a refund: not an order
-            (103, "trash", "shop_order", "18.00", 0),          # trashed: deleted, never sent
-        ]
-        conn.execute(t["wp_wc_orders"].insert(), [
-            {"id": i, "status": s, "currency": "USD", "type": ty, "tax_amount": 0, "total_amount": Decimal(tot),
-             "customer_id": 1, "billing_email": f"buyer{i}@example.com", "date_created_gmt": day,
-             "date_updated_gmt": day + timedelta(minutes=i - 99), "parent_order_id": parent}
-            for i, s, ty, tot, parent in orders])
-        conn.execute(t["wp_wc_order_operational_data"].insert(), [
-            {"id": 1, "order_id": 100, "shipping_total_amount": Decimal("5"), "discount_total_amount": Decimal("4")},
-            {"id": 2, "order_id": 101, "shipping_total_amount": Decimal("0"), "discount_total_amount": Decimal("0")}])
-        items = [  # item id, order, type, name, meta
-            (1, 100, "line_item", "Beanie", {"_product_id": "10", "_variation_id": "0", "_qty": "2",
-                                             "_line_subtotal": "36", "_line_total": "32"}),
-            (2, 100, "line_item", "Hoodie - Red", {"_product_id": "20", "_variation_id": "21", "_qty": "1",
-                                                   "_line_subtotal": "42", "_line_total": "42"}),
-            (3, 100, "shipping", "Flat rate", {"cost": "5.00", "method_id": "flat_rate"}),
-            (4, 100, "coupon", "save4", {"discount_amount": "4"}),
-            (5, 101, "line_item", "Hoodie - Blue", {"_product_id": "20", "_variation_id": "22", "_qty": "1",
-                                                    "_line_subtotal": "45", "_line_total": "45"}),
-            (6, 102, "line_item", "Beanie", {"_product_id": "10", "_variation_id": "0", "_qty": "-1",
-                                             "_line_subtotal": "-18", "_line_total": "-18"}),
-            (7, 103, "line_item", "Beanie", {"_product_id": "10", "_variation_id": "0", "_qty": "1",
-                                             "_line_subtotal": "18", "_line_total": "18"}),
-        ]
-        conn.execute(t["wp_woocommerce_order_items"].insert(), [
-            {"order_item_id": i, "order_id": o, "order_item_type": ty, "order_item_name": n} for i, o, ty, n, _ in items])
-        conn.execute(t["wp_woocommerce_order_itemmeta"].insert(), [
-            {"meta_id": i * 10 + k, "order_item_id": i, "meta_key": key, "meta_value": value}
-            for i, _, _, _, meta in items for k, (key, value) in enumerate(meta.items())])
-    engine.dispose()
+def _delivered_cleanly(stats: dict[str, Any]) -> None:
+    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
 
 
-def _woocommerce_legacy_shop(url: str) -> None:
-    """The same store with its orders in the legacy storage: shop_order posts and their postmeta."""
-    _woocommerce_shop(url)
-    engine = sa.create_engine(url)
-    t = WC.tables
-    day = datetime(2026, 11, 20, 10, 0, 0)
-    orders = [(100, "wc-completed", "shop_order", 0, "79.00", "5.00"), (101, "wc-processing", "shop_order", 0, "45.00", "0"),
-              (102, "wc-completed", "shop_order_refund", 100, "-18.00", "0"), (103, "trash", "shop_order", 0, "18.00", "0")]
-    with engine.begin() as conn:
-        conn.execute(t["wp_posts"].insert(), [
-            {"ID": i, "post_title": f"Order {i}", "post_status": st, "post_type": ty, "post_parent": parent,
-             "guid": "", "post_date_gmt": day, "post_modified_gmt": day + timedelta(minutes=i - 99)}
-            for i, st, ty, parent, _, _ in orders])
-        meta = [(i, k, v) for i, _, _, _, total, ship in orders for k, v in (
-            ("_order_currency", "USD"), ("_order_total", total), ("_billing_email", f"buyer{i}@example.com"),
-            ("_order_shipping", ship), ("_order_key", f"wc_order_{i}"))]
-        conn.execute(t["wp_postmeta"].insert(), [
-            {"meta_id": n, "post_id": i, "meta_key": k, "meta_value": v} for n, (i, k, v) in enumerate(meta, 1)])
-    engine.dispose()
+def _lines(order: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    return {ln["external_id"]: (ln["product"], ln["count"], Decimal(ln["base_price_per_item"]),
+                                Decimal(ln["final_price_per_item"]), ln["status"]) for ln in order["lines"]}
 
 
-def test_the_woocommerce_legacy_preset_syncs_orders_stored_as_posts(shop_url: str, tmp_path: Path, emulator) -> None:
-    _woocommerce_legacy_shop(shop_url)
-    cfg = init_and_check("woocommerce-legacy", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD", ALTCRAFT_ENDPOINT="woo")
+@pytest.mark.parametrize(("preset", "legacy", "prefix"), PRESETS, ids=["hpos", "legacy"])
+def test_a_woocommerce_store_arrives_whole_and_exact(preset: str, legacy: bool, prefix: str | None,
+                                                    shop_url: str, tmp_path: Path, emulator) -> None:
+    """Every real order arrives, exact to the cent, drafts and auto-drafts stay out, availability follows
+    WooCommerce's own rules; then WooCommerce changes things (a variation disabled, a product drafted, an order
+    cancelled, which restocks through the parent product) and the second run carries exactly those."""
+    tables = prefix or "wp_"
+    md = shop.build(shop_url, tables, legacy=legacy, without=DELETED)
+    cfg = init_and_check(preset, shop_url, tmp_path, emulator, table_prefix=prefix, ALTCRAFT_ENDPOINT="woo")
 
-    stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
-    orders = emulator.store.orders
-    assert set(orders) == {"100", "101"}  # not the refund post, not the trashed order
-    assert (orders["100"]["status"], Decimal(orders["100"]["total_price"]), Decimal(orders["100"]["delivery_cost"]),
-            orders["100"]["email"]) == ("part_refunded", 79, 5, "buyer100@example.com")
-    assert sorted(line["product"] for line in orders["100"]["lines"]) == ["10", "21"]
-    assert orders["101"]["status"] == "paid"
-
-
-def test_the_woocommerce_preset_syncs_a_woocommerce_database(shop_url: str, tmp_path: Path, emulator) -> None:
-    _woocommerce_shop(shop_url)
-    cfg = init_and_check("woocommerce", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD", ALTCRAFT_ENDPOINT="woo")
-
-    stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
+    _delivered_cleanly(run_all(cfg))
     store = emulator.store
     assert {k: (v["name"], v.get("parent_external_id")) for k, v in store.categories.items()} == {
-        "15": ("Clothing", None), "16": ("Hoodies", "15")}
-    assert store.products["10"]["categories"] == ["15"] and Decimal(store.products["10"]["price"]) == 18
-    assert store.products["10"]["count"] == 7 and store.products["10"]["is_available"] is True
-    assert {k: (v["product_external_id"], Decimal(v["price"]), v["is_available"]) for k, v in store.skus.items()} == {
-        "21": ("20", Decimal(42), True), "22": ("20", Decimal(45), False)}
-    assert set(store.orders) == {"100", "101"}  # not the refund, not the trashed order
-    first = store.orders["100"]
-    assert (first["status"], Decimal(first["total_price"]), Decimal(first["delivery_cost"]), first["email"]) == (
-        "part_refunded", 79, 5, "buyer100@example.com")  # completed, with a refund row
-    assert first["endpoint"] == "woo" and first["currency"] == "USD"
-    lines = {line["external_id"]: (line["product"], line["count"], Decimal(line["final_price_per_item"]),
-                                   Decimal(line["base_price_per_item"])) for line in first["lines"]}
-    assert lines == {"1": ("10", 2, Decimal(16), Decimal(18)), "2": ("21", 1, Decimal(42), Decimal(42))}
-    assert store.orders["101"]["status"] == "paid" and store.orders["101"]["lines"][0]["product"] == "22"
+        "15": ("Kitchen", None), "16": ("Hoodies", None), "17": ("Hats & Caps", "16")}  # HTML-unescaped
+    products = {k: (v["name"], Decimal(v["price"]), v.get("count"), v["is_available"], v.get("currency"))
+                for k, v in store.products.items()}
+    assert products == {
+        "10": ("Beanie", Decimal(18), 7, True, "USD"),
+        "20": ("Hoodie", Decimal(42), 5, True, "USD"),
+        "30": ("Salt & Pepper Mill", Decimal("10.13"), 0, True, "USD"),  # 10.1250 shown as 10.13; backorders: 0
+        "40": ("Old Poster", Decimal(5), 2, False, "USD"),                # a draft is not for sale
+    }
+    assert store.products["10"]["categories"] == ["17"]
+    skus = {k: (v["product_external_id"], Decimal(v["price"]), v.get("count"), v["is_available"])
+            for k, v in store.skus.items()}
+    assert skus == {"21": ("20", Decimal(42), 3, True), "22": ("20", Decimal(45), 0, False),
+                    "23": ("20", Decimal(42), 4, False),   # disabled (private)
+                    "24": ("20", Decimal(44), 5, True)}    # its stock is the parent's
+
+    orders = store.orders
+    # not the refund, the trashed order, the checkout draft or the admin auto-draft
+    assert set(orders) == {"100", "101", "105", "108"}
+    first = orders["100"]
+    assert (first["status"], Decimal(first["total_price"]), Decimal(first["delivery_cost"]), first["email"],
+            first["endpoint"], first["currency"]) == ("part_refunded", 79, 5, "buyer100@example.com", "woo", "USD")
+    assert _lines(first) == {"1": ("10", 2, Decimal(18), Decimal(16), "delivered"),
+                             "2": ("21", 1, Decimal(42), Decimal(42), "refunded")}  # its refund took all of it
+    assert orders["101"]["status"] == "paid" and _lines(orders["101"])["5"][-1] == "processing"
+    phone = orders["105"]  # no e-mail: matched by phone
+    assert (phone["matching"], phone["phone"], phone.get("email")) == ("phone", "+7 999 000-11-22", None)
+    assert _lines(phone) == {"9": ("30", 2, Decimal("10.63"), Decimal("10.63"), "new")}  # 21.25 / 2 = 10.625
+    assert _lines(orders["108"]) == {"11": ("24", 3, Decimal(44), Decimal(44), "new")}
+
+    # WooCommerce changes things; the second run carries every change and nothing else
+    shop.change(shop_url, md, tables, db_now(sa.create_engine(shop_url)) - timedelta(seconds=300), legacy)
+    _delivered_cleanly(run_all(cfg))
+    assert store.skus["21"]["is_available"] is False                      # disabled later
+    assert store.products["10"]["is_available"] is False                  # switched to draft
+    assert (store.skus["24"]["count"], store.skus["24"]["is_available"]) == (8, True)  # restocked through the parent
+    assert orders["108"]["status"] == "canceled" and _lines(orders["108"])["11"][-1] == "canceled"
+    assert set(orders) == {"100", "101", "105", "108"}
+    # the months-old history went without triggers; the cancellation just made fires them
+    assert {k: emulator.skip_triggers[k] for k in orders} == {"100": True, "101": True, "105": True, "108": False}
 
 
+def test_a_store_with_whole_currency_units_gets_whole_amounts(shop_url: str, tmp_path: Path, emulator) -> None:
+    """woocommerce_price_num_decimals = 0 (a yen store): every amount rounded half up to whole units, as
+    WooCommerce shows it."""
+    shop.build(shop_url, "wp_", decimals=0, currency="JPY", without=DELETED)
+    engine = sa.create_engine(shop_url)
+    md = shop.schema("wp_")
+    with engine.begin() as conn:
+        conn.execute(md.tables["wp_wc_product_meta_lookup"].update().where(
+            md.tables["wp_wc_product_meta_lookup"].c.product_id == 30).values(min_price=Decimal("1500.5000")))
+        meta = md.tables["wp_woocommerce_order_itemmeta"]
+        conn.execute(meta.update().where((meta.c.order_item_id == 11) & (meta.c.meta_key.in_(
+            ["_line_subtotal", "_line_total"]))).values(meta_value="1000"))
+    engine.dispose()
+    cfg = init_and_check("woocommerce", shop_url, tmp_path, emulator)
+    emulator.currencies.add("JPY")  # enabled in the Altcraft account, as a yen store's would be
+
+    _delivered_cleanly(run_all(cfg))
+    assert (emulator.store.products["30"]["price"], emulator.store.products["30"]["currency"]) == ("1501", "JPY")
+    assert {k: (v["base_price_per_item"], v["final_price_per_item"]) for k, v in
+            ((ln["external_id"], ln) for ln in emulator.store.orders["108"]["lines"])} == {"11": ("333", "333")}
+    assert emulator.store.orders["105"]["lines"][0]["final_price_per_item"] == "11"  # 10.625 -> 11
+
+
+def test_the_decimals_option_defaults_to_two(shop_url: str, tmp_path: Path, emulator) -> None:
+    """A store that never saved its decimals setting has WooCommerce's default, 2."""
+    shop.build(shop_url, "wp_", legacy=True, decimals=None, without=DELETED)
+    cfg = init_and_check("woocommerce-legacy", shop_url, tmp_path, emulator)
+
+    _delivered_cleanly(run_all(cfg))
+    assert emulator.store.orders["105"]["lines"][0]["final_price_per_item"] == "10.63"
+    assert emulator.store.products["30"]["price"] == "10.13"
+
+
+@pytest.mark.parametrize("known_only", [True, False], ids=["refuses-unknown", "accepts-unknown"])
+@pytest.mark.parametrize(("preset", "legacy"), [("woocommerce", False), ("woocommerce-legacy", True)],
+                         ids=["hpos", "legacy"])
+def test_an_order_naming_a_deleted_product_goes_out(preset: str, legacy: bool, known_only: bool, shop_url: str,
+                                                    tmp_path: Path, emulator) -> None:
+    """WooCommerce deletes products that old orders still name: such an order is never held back; it goes out
+    with an unavailable stand-in made of the line's own name (HTML-unescaped) and price, whether Altcraft
+    refuses or accepts a line naming a product it does not hold."""
+    emulator.require_known_products = known_only
+    shop.build(shop_url, "wp_", legacy=legacy)
+    cfg = init_and_check(preset, shop_url, tmp_path, emulator)
+
+    for _ in range(2):
+        _delivered_cleanly(run_all(cfg))
+    order = emulator.store.orders["106"]
+    assert order["status"] == "canceled" and _lines(order) == {
+        "10": ("50", 1, Decimal("12.5"), Decimal("12.5"), "canceled")}
+    stand_in = emulator.store.products["50"]
+    assert (stand_in["name"], Decimal(stand_in["price"]), stand_in["is_available"], stand_in["currency"]) == (
+        "Discontinued Lamp", Decimal("12.5"), False, "USD")
+    assert set(emulator.store.orders) == {"100", "101", "105", "106", "108"}
+    assert set(emulator.store.products) == {"10", "20", "30", "40", "50"}

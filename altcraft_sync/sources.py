@@ -4,9 +4,12 @@ each stream spec (:mod:`altcraft_sync.streams`) names the model its section is v
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from altcraft_sync.catalogue import MATCHING_FIELDS
+from altcraft_sync.cursor import MATCH_PREFIX, PRODUCT_NAME
 
 
 class _Model(BaseModel):
@@ -27,6 +30,9 @@ class TableSource(_Model):
     deleted_flag: str | None = None
     columns: dict[str, str]
     custom_fields: dict[str, str] = Field(default_factory=dict)
+    html_unescape: list[str] = Field(default_factory=list)
+    """Altcraft fields, custom field ids (or ``product_name`` of order lines) whose text the shop stores
+    HTML-escaped (OpenCart's ``Laptops &amp; Notebooks``): decoded (``html.unescape``) before the contract."""
 
     @model_validator(mode="after")
     def _one_source(self) -> TableSource:
@@ -36,6 +42,11 @@ class TableSource(_Model):
 
     def source_name(self) -> str:
         return self.table or "query"
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        """Columns read besides ``columns`` and ``custom_fields``: (setting path under the section, column,
+        the label the source frame gives it)."""
+        return []
 
 
 class ChildSource(TableSource):
@@ -49,6 +60,18 @@ class LinesSource(ChildSource):
     status_map: dict[str, str] = Field(default_factory=dict)
     default_status: str | None = None
     """Line status for shops that keep none per line (used when ``columns.status`` is not mapped)."""
+    product_name: str | None = None
+    """The column holding the product's name as the order line keeps it. When the product a line names
+    will never reach Altcraft (deleted in the shop, refused for good), an unavailable stand-in product is
+    made of this name and the line's price; without it, the stand-in is named by its id."""
+    fractional_count: Literal["quarantine", "whole_line"] = "quarantine"
+    """A line quantity that is not a whole number (goods sold by weight): Altcraft's line ``count`` is an
+    integer. ``quarantine`` (default) holds the order back with that reason; ``whole_line`` sends the line
+    as ``count: 1`` with each per-item price multiplied by the quantity (rounded half-up to
+    ``sync.money_scale``), so the line still carries what it cost."""
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return [("product_name", self.product_name, PRODUCT_NAME)] if self.product_name else []
 
 
 class CatalogStream(TableSource):
@@ -56,24 +79,37 @@ class CatalogStream(TableSource):
 
 
 class Matching(_Model):
-    """Profile matching for orders: the mode and where each field the mode needs comes from."""
+    """Profile matching (orders, profiles): the mode, the modes tried next when a row has no value for it
+    (``fallback``, in order: the first whose fields are all present wins), and where each field comes from."""
 
     mode: str = "email"
+    fallback: list[str] = Field(default_factory=list)
     columns: dict[str, str] = Field(default_factory=dict)
     constants: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _fields_for_mode(self) -> Matching:
-        if self.mode not in MATCHING_FIELDS:
-            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
         have = set(self.columns) | set(self.constants)
-        for alternatives in MATCHING_FIELDS[self.mode]:
-            if not have.intersection(alternatives):
-                raise ValueError(f"mode {self.mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
+        for mode in self.modes():
+            if mode not in MATCHING_FIELDS:
+                raise ValueError(f"mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
+            for alternatives in MATCHING_FIELDS[mode]:
+                if not have.intersection(alternatives):
+                    raise ValueError(f"mode {mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
         return self
+
+    def modes(self) -> list[str]:
+        """The modes in the order they are tried."""
+        return [self.mode, *self.fallback]
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return [(f"matching.columns.{fld}", column, MATCH_PREFIX + fld) for fld, column in self.columns.items()]
 
 
 class OrdersStream(TableSource):
     status_map: dict[str, str] = Field(default_factory=dict)
     matching: Matching = Field(default_factory=Matching)
     lines: LinesSource
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return self.matching.extra_columns()

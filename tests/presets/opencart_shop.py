@@ -106,6 +106,7 @@ def _order(order_id: int, status: int, total: str, currency: str = "USD", email:
             "date_added": DAY + timedelta(minutes=minutes), "date_modified": DAY + timedelta(minutes=minutes)}
 
 
+DELETED_PRODUCT = 45  # named by order 6, not in the product table
 ORDERS = [  # (order, its lines, its shipping)
     # a complete USD order with shipping and a coupon in its total
     (_order(1, STATUS["complete"], "207", email="a@example.com"), [_line(1, 1, 40, "iPhone", 2, "101")], "10"),
@@ -121,20 +122,23 @@ ORDERS = [  # (order, its lines, its shipping)
     (_order(5, STATUS["pending"], "101", phone="+7 912 345-67-89", minutes=4), [_line(5, 5, 40, "iPhone", 1, "101")], None),
     # names a product deleted since (45 is not in the product table)
     (_order(6, STATUS["refunded"], "300", email="f@example.com", minutes=5),
-     [_line(6, 6, 45, "Sony VAIO &amp; Dock", 1, "300")], None),
+     [_line(6, 6, DELETED_PRODUCT, "Sony VAIO &amp; Dock", 1, "300")], None),
     # names a product whose stock went negative
     (_order(7, STATUS["processed"], "80.5", email="g@example.com", minutes=6),
      [_line(7, 7, 43, "MacBook", 1, "80.5")], None),
     # will be canceled between the runs (addOrderHistory puts its stock back)
     (_order(8, STATUS["processing"], "40", email="h@example.com", minutes=7), [_line(8, 8, 44, "iPod", 2, "20")], None),
 ]
+LIVE_ORDERS = [o for o in ORDERS if all(x["product_id"] != DELETED_PRODUCT for x in o[1])]
 PRODUCTS = [  # product_id, name as stored, price, quantity, status
     (40, "iPhone", "101.0000", 970, 1), (41, "iMac", "100.0000", 977, 0), (42, "Apple Cinema 30&quot;", "122.0050", 5, 1),
     (43, "MacBook", "80.5000", -3, 1), (44, "iPod", "19.9949", 10, 1)]
 
 
-def build_opencart_shop(url: str, prefix: str) -> sa.MetaData:
-    """Create the tables under ``prefix`` and fill them with the cases of :data:`ORDERS` and :data:`PRODUCTS`."""
+def build_opencart_shop(url: str, prefix: str, orders: list | None = None) -> sa.MetaData:
+    """Create the tables under ``prefix`` and fill them with the cases of :data:`PRODUCTS` and ``orders``
+    (default :data:`ORDERS`)."""
+    orders = ORDERS if orders is None else orders
     meta = opencart_metadata(prefix)
     engine = sa.create_engine(url)
     meta.drop_all(engine)
@@ -164,10 +168,10 @@ def build_opencart_shop(url: str, prefix: str) -> sa.MetaData:
             {"product_id": p, "language_id": 2, "name": name} for p, name, *_ in PRODUCTS])
         conn.execute(t["product_to_category"].insert(), [
             {"product_id": p, "category_id": c} for p, c in [(40, 20), (40, 26), (41, 20), (42, 18), (43, 18)]])
-        conn.execute(t["order"].insert(), [order for order, _, _ in ORDERS])
-        conn.execute(t["order_product"].insert(), [line for _, lines, _ in ORDERS for line in lines])
+        conn.execute(t["order"].insert(), [order for order, _, _ in orders])
+        conn.execute(t["order_product"].insert(), [line for _, lines, _ in orders for line in lines])
         totals = []
-        for order, lines, shipping in ORDERS:
+        for order, lines, shipping in orders:
             oid = order["order_id"]
             totals.append({"order_id": oid, "code": "sub_total", "value": sum(x["total"] for x in lines), "sort_order": 1})
             if shipping:
@@ -177,7 +181,7 @@ def build_opencart_shop(url: str, prefix: str) -> sa.MetaData:
         conn.execute(t["order_history"].insert(), [
             {"order_history_id": order["order_id"], "order_id": order["order_id"],
              "order_status_id": order["order_status_id"], "date_added": order["date_modified"]}
-            for order, _, _ in ORDERS if order["order_status_id"]])
+            for order, _, _ in orders if order["order_status_id"]])
     engine.dispose()
     return meta
 

@@ -29,6 +29,8 @@ class Carriers:
 
     def __init__(self, ctx: RunContext, dependencies: Dependencies, reader: RecordReader) -> None:
         self.ctx, self.dependencies, self.reader = ctx, dependencies, reader
+        self._changed_at: dict[str, float] = {}
+        """The change time of each carrier found (orders: for the trigger window)."""
 
     def send_definitions(self, stream: str, stats: StreamStats) -> None:
         """Send the custom field / line status definitions ``stream`` uses that the ledger does not hold
@@ -58,8 +60,10 @@ class Carriers:
         batch = uuid.uuid4().hex
         ctx.state.begin_send(batch, entity, [(carrier.external_id, carrier.source_pk)])
         roots_body: dict[str, Any] = roots.roots_body(due)
-        if spec.takes_skip_triggers:  # a re-sent, unchanged order must not fire a customer's trigger again
-            roots_body["skip_triggers"] = True if resent else ctx.options.skip_triggers
+        if spec.takes_skip_triggers:  # a re-sent, unchanged order must not fire a customer's trigger again,
+            cutoff = ctx.memory.trigger_cutoff  # nor an old one a first time (the trigger window)
+            old = cutoff is not None and not self._changed_at.get(carrier.external_id, float("nan")) >= cutoff
+            roots_body["skip_triggers"] = True if resent or old else ctx.options.skip_triggers
         outcome = client.import_with_roots(spec.import_method, carrier, roots_body)
         stats.add(requests=1)
         ctx.log.info("%s: sent %d definitions with %s %s", stream, len(due), entity, carrier.external_id)
@@ -83,8 +87,12 @@ class Carriers:
         if mapped is None:
             return None
         blocked = self.dependencies.blocked(stream, mapped, sending)  # a carrier Altcraft would refuse is no carrier
-        usable = [p for i, p in enumerate(mapped.payloads) if i not in blocked]
-        return (usable[0], bool(delivered)) if usable else None
+        usable = [i for i in range(len(mapped.payloads)) if i not in blocked]
+        if not usable:
+            return None
+        if mapped.changed_at is not None:
+            self._changed_at[mapped.payloads[usable[0]].external_id] = float(mapped.changed_at[usable[0]])
+        return mapped.payloads[usable[0]], bool(delivered)
 
     def push_categories(self, stream: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
         """Categories go with one product (or SKU) per request (:meth:`AltcraftClient.import_categories`).

@@ -70,6 +70,11 @@ class RunMemory:
     would_send: dict[str, set[str]] = field(default_factory=dict)
     """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""
     mappings: dict[str, MappingSpec] = field(default_factory=dict)
+    standing_in: set[str] = field(default_factory=set)
+    """Ids of stand-in products sent, or being sent, in this run (decide): each goes out once."""
+    trigger_cutoff: float | None = None
+    """Unix time before which a record's change is history: it goes with ``skip_triggers`` (set by the
+    coordinator per stream from the database clock and ``sync.trigger_window``; None: no window)."""
     seen: dict[str, SeenIds] = field(default_factory=dict)
     """Per entity of a stream read in full (no ``updated_at``): the external ids the source has now (on disk:
     the pass stays O(chunk) in memory)."""

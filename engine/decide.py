@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -20,7 +20,9 @@ from engine.dependencies import Dependencies
 from engine.ledger_view import LedgerView
 from engine.outcomes import deferred_entry
 from engine.stats import StreamStats
+from engine.waiting import Decision
 from transforms.payload import Mapped, Payload
+from transforms.stand_ins import stand_ins
 
 Reasons = list[dict[str, Any]]
 """Why a record is quarantined: one ``{"check", "field", "value"}`` per failed check."""
@@ -37,6 +39,10 @@ class Prepared:
     cleared: list[tuple[str, str]]
     send: list[Payload]
     deletions: list[tuple[str, Key]]
+    stand_ins: list[Payload] = field(default_factory=list)
+    """Unavailable products to send before ``send``: what some of its records name will never arrive."""
+    quiet: set[str] = field(default_factory=set)
+    """Ids in ``send`` whose change is older than ``sync.trigger_window``: sent with ``skip_triggers``."""
 
 
 class Decider:
@@ -61,18 +67,25 @@ class Decider:
         t = time.perf_counter()
         known = ctx.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
         candidates = self._changed(entity, payloads, known, counts, stats)
-        blocked = self.dependencies.blocked(stream, mapped, only=candidates)  # only what would be sent needs checking
+        waits = self.dependencies.waits(stream, mapped, candidates)  # only what would be sent needs checking
         stats.timed("ledger", t)
         entries: list[LedgerEntry] = []
         send: list[Payload] = []
+        needs: set[str] = set()
         for i in candidates:
             p = payloads[i]
-            if i in blocked:
-                entries.append(self._defer(entity, p, blocked[i], stats))
+            decision = waits.get(i)
+            if decision is not None and decision.wait:
+                entries.append(self._defer(entity, p, decision.reason, stats))
                 continue
+            if decision is not None:
+                self._goes_without(stream, p, decision, stats)
+                needs.update(decision.stand_ins)
             send.append(p)
             k = known.get(p.external_id)
             counts["new" if k is None or k.status == "deleted" else "changed"] += 1
+        stand_ins = self._stand_ins(mapped, needs, stats)
+        quiet = self._quiet(mapped, send)
         deletions = mapped.deletions + self.ledger.renamed(entity, [p for p in payloads if p.external_id not in known])
         cleared = [(entity, ext) for ext, _ in mapped.deletions] + self._requarantine(entity, payloads, quarantined)
         if ctx.dry_run:
@@ -81,9 +94,35 @@ class Decider:
                 ctx.memory.would_send.setdefault(entity, set()).update(p.external_id for p in send)
             ctx.sample(stats, "new", [p for p in send if p.external_id not in known])
             ctx.sample(stats, "changed", [p for p in send if p.external_id in known])
-            send, deletions = [], []
+            send, deletions, stand_ins = [], [], []
         stats.add(**counts)
-        return Prepared(entries, quarantined, cleared, send, deletions)
+        return Prepared(entries, quarantined, cleared, send, deletions, stand_ins, quiet)
+
+    def _goes_without(self, stream: str, p: Payload, decision: Decision, stats: StreamStats) -> None:
+        """A record naming something Altcraft does not hold goes anyway: what it names will never arrive
+        (a stand-in goes first) or it waited ``sync.max_defer``. Said in the log and the samples."""
+        self.ctx.log.info("%s %s goes without waiting: %s", stream, p.external_id, decision.reason)
+        self.ctx.sample(stats, "sent_without_dependency", [{"external_id": p.external_id, "reason": decision.reason}])
+
+    def _stand_ins(self, mapped: Mapped, needs: set[str], stats: StreamStats) -> list[Payload]:
+        """Stand-in products for references that will never arrive, each once a run (only records whose
+        lines say what they name, orders, get them; others go as they are)."""
+        standing = self.ctx.memory.standing_in
+        if not needs or mapped.ref_lines is None:
+            return []
+        made = stand_ins(mapped, needs - standing)
+        standing.update(p.external_id for p in made)
+        stats.add(stand_ins=len(made))
+        return made
+
+    def _quiet(self, mapped: Mapped, send: list[Payload]) -> set[str]:
+        """The records to send whose change is older than the trigger window (an unknown time counts as
+        old: history must not fire triggers)."""
+        cutoff = self.ctx.memory.trigger_cutoff
+        if cutoff is None or mapped.changed_at is None or not send:
+            return set()
+        at = dict(zip((p.external_id for p in mapped.payloads), mapped.changed_at.tolist()))
+        return {p.external_id for p in send if not at.get(p.external_id, float("nan")) >= cutoff}
 
     def _note_seen(self, entity: str, mapped: Mapped, quarantined: list[Quarantined]) -> None:
         """In a full read (a stream without ``updated_at``), every record the source has: what the pass
@@ -137,11 +176,14 @@ class Decider:
         self.ctx.memory.quarantined_now.setdefault(entity, set()).update(ext for _, ext, _, _ in quarantined)
         return cleared
 
-    def _defer(self, entity: str, p: Payload, ref: str, stats: StreamStats) -> LedgerEntry:
-        """A record that waits for ``ref``: not sent, not a rejection; re-read on every run (the ledger's
-        pending records) until what it needs is delivered."""
-        why = f"waiting for {ref!r}, which Altcraft does not hold yet"
+    def _defer(self, entity: str, p: Payload, why: str, stats: StreamStats) -> LedgerEntry:
+        """A record that waits (``why`` names what for and why it can still arrive): not sent, not a
+        rejection; re-read on every run (the ledger's pending records) until it can go."""
         stats.add(deferred=1)
+        general = why.split(": ", 1)[-1]  # the reason without the reference: one count per kind
+        stats.deferred_reasons[general] = stats.deferred_reasons.get(general, 0) + 1
+        if "never ran" in general and general not in stats.warnings:
+            stats.warnings.append(general)
         self.ctx.memory.attempted.add((entity, p.external_id))
         self.ctx.sample(stats, "deferred", [{"external_id": p.external_id, "reason": why}])
         return deferred_entry(entity, p, why)

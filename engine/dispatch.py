@@ -3,7 +3,7 @@ the pipeline's push thread; every outcome becomes its ledger entry in :mod:`engi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from altcraft_sync import streams as registry
 from altcraft_sync.streams import StreamSpec
@@ -15,6 +15,8 @@ from engine.ledger_view import LedgerView
 from engine.outcomes import deleted_entry, sent_entry
 from engine.stats import StreamStats
 from transforms.payload import Payload
+from transforms.stand_ins import ENTITY as STAND_IN
+from transforms.stand_ins import IMPORT_METHOD as STAND_IN_METHOD
 
 
 def import_root(spec: StreamSpec, skip_triggers: bool) -> dict[str, bool]:
@@ -34,14 +36,25 @@ class Dispatcher:
         assert spec.import_method is not None, f"{stream} is carried, not imported"
         return self.ctx.need_client().import_records(spec.import_method, send, root=import_root(spec, skip_triggers))
 
-    def push(self, stream: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
-        """Send ``send`` and return each record's ledger entry."""
+    def push(self, stream: str, send: list[Payload], stats: StreamStats,
+             quiet: Collection[str] = ()) -> list[LedgerEntry]:
+        """Send ``send`` and return each record's ledger entry. Records in ``quiet`` (older than the trigger
+        window) go in a request of their own with ``skip_triggers: true``: the flag is per request."""
         ctx = self.ctx
         spec = registry.get(stream)
         entity = spec.entity
         if spec.import_method is None:  # carried at the root of another stream's import (categories)
             return self.carriers.push_categories(stream, send, stats)
-        report = self.import_records(stream, send, skip_triggers=ctx.options.skip_triggers)
+        loud = ctx.options.skip_triggers or not quiet or not spec.takes_skip_triggers
+        if loud:
+            report = self.import_records(stream, send, skip_triggers=ctx.options.skip_triggers)
+        else:
+            history = [p for p in send if p.external_id in quiet]
+            fresh = [p for p in send if p.external_id not in quiet]
+            report = self.import_records(stream, history, skip_triggers=True)
+            if fresh:
+                report.merge(self.import_records(stream, fresh, skip_triggers=False))
+            stats.add(without_triggers=len(history))
         counts = {"delivered": 0, "rejected": 0, "failed": 0}
         entries = []
         for p in send:
@@ -57,6 +70,20 @@ class Dispatcher:
             ctx.sample(stats, "rejected", [
                 {"external_id": e.external_id, "code": e.error_code, "error": e.error_text}
                 for e in entries if e.status != "delivered"])
+        return entries
+
+    def push_stand_ins(self, stand_ins: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
+        """Send stand-in products (:mod:`transforms.stand_ins`) and return their ledger entries. A stand-in
+        Altcraft refuses is logged; the order naming it still goes (Altcraft's answer to it is recorded)."""
+        ctx = self.ctx
+        report = ctx.need_client().import_records(STAND_IN_METHOD, stand_ins)
+        entries = [sent_entry(STAND_IN, p, report.outcomes[p.external_id]) for p in stand_ins]
+        for e in entries:
+            if e.status != "delivered":
+                ctx.memory.standing_in.discard(e.external_id)  # tried again with the next order naming it
+                ctx.log.warning("stand-in product %s not taken by Altcraft: %s %s", e.external_id, e.error_code,
+                                e.error_text)
+        stats.add(requests=report.requests)
         return entries
 
     def delete(self, stream: str, deletions: Sequence[tuple[str, Key]], stats: StreamStats,

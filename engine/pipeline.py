@@ -167,7 +167,9 @@ class Pipeline:
             if not ctx.dry_run:
                 batch = uuid.uuid4().hex
                 ctx.state.begin_send(batch, registry.get(stream).entity, [(p.external_id, p.source_pk) for p in prepared.send])
-            entries += self.dispatcher.push(stream, prepared.send, stats)
+            if prepared.stand_ins:  # what the orders name that will never arrive, before them
+                entries += self.dispatcher.push_stand_ins(prepared.stand_ins, stats)
+            entries += self.dispatcher.push(stream, prepared.send, stats, prepared.quiet)
             stats.timed("push", t)
         stats.add(chunks=1)
         # the commit needs the outcomes, not the payloads: let the chunk's encoded records go while it waits

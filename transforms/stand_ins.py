@@ -17,6 +17,10 @@ import pyarrow as pa
 
 from transforms.payload import Mapped, Payload
 
+STANDS_FOR = frozenset({"product", "sku"})
+"""The entities a stand-in takes the place of (an order line names a product or a SKU)."""
+IMPORT_METHOD = "market/products/import"
+"""Stand-ins are products (api.md §1: products/import)."""
 ENTITY = "stand_in"
 """The ledger entity of stand-ins: kept apart from ``product`` so the catalogue streams (their deletes,
 reconcile, full passes) never touch them."""

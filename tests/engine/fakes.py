@@ -73,6 +73,8 @@ class DictState:
     notes: dict[str, tuple[str, list[tuple[str, str]]]] = field(default_factory=dict)
     commits: list[dict[str, Any]] = field(default_factory=list)
     locks: dict[str, str] = field(default_factory=dict)
+    since: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    """(entity, id) -> when it started waiting (the ``waiting`` table)."""
 
     def put(self, entity: str, ext: str, status: str = "delivered", fingerprint: str | None = None,
             pk: Any = None, permanent: bool = False) -> None:
@@ -124,6 +126,9 @@ class DictState:
     def get_watermark(self, stream: str, cursor: str) -> Cursor | None:
         return self.watermarks.get((stream, cursor))
 
+    def waiting_since(self, entity: str, ids: Sequence[str]) -> dict[str, datetime]:
+        return {e: t for (ent, e), t in self.since.items() if ent == entity and e in ids}
+
     # writes
     def begin_send(self, batch: str, entity: str, records: Sequence[tuple[str, Any]]) -> None:
         self.notes[batch] = (entity, [(e, str(pk)) for e, pk in records])
@@ -167,6 +172,8 @@ class Table:
     parent: str | None = None
     parents_of: dict[int, int] = field(default_factory=dict)
     """For a child table: child pk -> parent pk."""
+    deleted: set[str] = field(default_factory=set)
+    """External ids of rows marked deleted (``deleted_flag``)."""
 
     @property
     def meta(self) -> SimpleNamespace:
@@ -232,6 +239,11 @@ class ListSource:
 
     def has_rows_between(self, name: str, last: Cursor | None, upper: Any) -> bool:
         return bool(self._after(name, last, upper))
+
+    def find_external_ids(self, name: str, ids: Sequence[str]) -> dict[str, bool]:
+        table = self.tables.get(name)
+        wanted = set(ids)
+        return {r[2]: r[2] in table.deleted for r in table.rows if r[2] in wanted} if table else {}
 
     def max_cursor_ts(self, name: str) -> datetime | None:
         rows = self.tables[name].rows

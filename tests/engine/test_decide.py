@@ -9,7 +9,7 @@ from engine.decide import Decider
 from engine.dependencies import Dependencies
 from engine.ledger_view import LedgerView
 from engine.stats import StreamStats
-from tests.engine.fakes import DictState, ListSource, Table, context, demo_config, mapped, payload
+from tests.engine.fakes import T0, DictState, ListSource, Table, context, demo_config, mapped, payload
 
 
 @pytest.fixture
@@ -17,8 +17,10 @@ def config(tmp_path):
     return demo_config(tmp_path)
 
 
-def decider(config, state, **options):
-    source = ListSource({name: Table([]) for name in ("categories", "products", "skus", "orders")})
+def decider(config, state, skus=(), **options):
+    source = ListSource({name: Table([]) for name in ("categories", "products", "orders")})
+    source.tables["skus"] = Table([(i, T0, ext) for i, ext in enumerate(skus, 1)])
+    source.entities["skus"] = source.tables["skus"].meta
     ctx = context(config, state, source, **options)
     return Decider(ctx, Dependencies(ctx), LedgerView(ctx)), ctx
 
@@ -83,7 +85,7 @@ def test_a_carrier_delivered_this_run_counts_once_as_delivered(config) -> None:
 def test_a_record_referring_to_an_undelivered_sku_is_deferred(config) -> None:
     state = DictState()
     state.put("sku", "S1")
-    d, ctx = decider(config, state)
+    d, ctx = decider(config, state, skus=["S9"])  # S9 is in the shop: it can still arrive
     stats = StreamStats("orders")
     chunk = mapped("order", [payload("1"), payload("2")], refs=[["S1"], ["S1", "S9"]])
     prepared = d.process("orders", chunk, stats)

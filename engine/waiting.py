@@ -16,7 +16,7 @@ lookups) and asks these functions."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -74,10 +74,11 @@ def classify(ledger: Iterable[LedgerFact], quarantined: str | None, shop: Shop,
         return Dependency("refused", f"refused by Altcraft for good{': ' + refused[0].error if refused[0].error else ''}")
     if shop == "live":
         if never_ran:
-            streams = " and ".join(never_ran)
-            return Dependency("arriving", f"the {streams} stream{'s' if len(never_ran) > 1 else ''} never ran: "
-                                          f"run the {never_ran[0]} stream first (altcraft-sync sync --stream "
-                                          f"{never_ran[0]})")
+            names = " and ".join(never_ran) if len(never_ran) < 3 else \
+                ", ".join(never_ran[:-1]) + " and " + never_ran[-1]
+            run = " ".join(f"--stream {n}" for n in never_ran)
+            return Dependency("arriving", f"the {names} stream{'s' if len(never_ran) > 1 else ''} never ran: run "
+                                          f"{'them' if len(never_ran) > 1 else 'it'} first (altcraft-sync sync {run})")
         return Dependency("arriving", "in the shop, not sent yet (changed within the safety margin, or its "
                                       "stream has not reached it)")
     if shop == "deleted":
@@ -129,11 +130,13 @@ class WaitingDesk:
         """The streams this config syncs (only their records can be waited for)."""
         self._fates: dict[str, dict[str, Dependency]] = {}
         self._quarantined: dict[str, set[str]] = {}
+        self._ran: dict[str, bool] = {}
 
     def forget(self, stream: str) -> None:
         """Start ``stream`` afresh (a new stream run: what earlier streams did since counts)."""
         self._fates.pop(stream, None)
         self._quarantined.clear()
+        self._ran.clear()
 
     def decide(self, stream: str, missing: Mapping[int, list[str]], ids: Mapping[int, str],
                now: datetime) -> dict[int, Decision]:
@@ -158,19 +161,40 @@ class WaitingDesk:
             deps = [registry.get(s) for s in registry.get(stream).depends_on if s in self.streams]
             ledger: dict[str, list[LedgerFact]] = {}
             shop: dict[str, Shop] = {}
+            live_in: dict[str, list[str]] = {}
             for dep in deps:
                 for ext, k in self.state.known(dep.entity, todo).items():
                     ledger.setdefault(ext, []).append(LedgerFact(k.status, k.permanent, None))
                 for ext, deleted in self.source.find_external_ids(dep.name, todo).items():
+                    if not deleted:
+                        live_in.setdefault(ext, []).append(dep.name)
                     if not deleted or ext not in shop:
                         shop[ext] = "deleted" if deleted else "live"
-            never_ran = tuple(d.name for d in deps if not self.state.has_records(d.entity)
-                              and self.state.get_watermark(d.name, d.name) is None)
             for ref in todo:
                 quarantined = next((f"see altcraft-sync quarantine --stream {d.name}" for d in deps
                                     if ref in self._quarantine(d.entity)), None)
-                known[ref] = classify(ledger.get(ref, []), quarantined, shop.get(ref, "absent"), never_ran)
+                known[ref] = classify(ledger.get(ref, []), quarantined, shop.get(ref, "absent"),
+                                      self._never_ran(live_in.get(ref, [])))
         return {r: known[r] for r in refs}
+
+    def _never_ran(self, streams: list[str]) -> tuple[str, ...]:
+        """When a stream whose source holds a reference never ran (no ledger record, no watermark): it and
+        the streams it needs that never ran either, in sync order (what to run first). Else none."""
+        todo = [s for s in streams if not self._has_run(s)]
+        found: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in found or name not in self.streams or self._has_run(name):
+                continue
+            found.add(name)
+            todo.extend(registry.get(name).depends_on)
+        return tuple(s.name for s in registry.all_specs() if s.name in found)
+
+    def _has_run(self, name: str) -> bool:
+        if name not in self._ran:
+            self._ran[name] = (self.state.has_records(registry.get(name).entity)
+                               or self.state.get_watermark(name, name) is not None)
+        return self._ran[name]
 
     def _quarantine(self, entity: str) -> set[str]:
         if entity not in self._quarantined:
@@ -178,7 +202,7 @@ class WaitingDesk:
         return self._quarantined[entity]
 
 
-def missing_refs(refs: Refs, held: Collection[str], only: Sequence[int] | None = None) -> dict[int, list[str]]:
+def missing_refs(refs: Refs, held: Container[str], only: Sequence[int] | None = None) -> dict[int, list[str]]:
     """Per payload (by position; only those in ``only`` when given), the references not in ``held``, in
     order. One set look-up per distinct reference of the chunk."""
     values = refs.values.to_pylist()

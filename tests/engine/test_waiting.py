@@ -12,7 +12,7 @@ import pytest
 
 from altcraft_sync.config import StateSettings
 from connectors.state import Known, LedgerEntry, StateStore
-from flows.waiting import Dependency, LedgerFact, WaitingDesk, classify, decide, missing_refs
+from engine.waiting import Dependency, LedgerFact, WaitingDesk, classify, decide, missing_refs
 from transforms.order_extras import LineDetails
 from transforms.payload import Mapped, Payload, Refs
 from transforms.stand_ins import stand_ins
@@ -41,10 +41,12 @@ def test_each_dependency_is_classified_by_whether_it_can_still_arrive(ledger, qu
 
 
 def test_a_stream_that_never_ran_is_named_with_what_to_run():
-    dep = classify([], None, "live", never_ran=("skus", "products"))
+    dep = classify([], None, "live", never_ran=("products", "skus"))
     assert dep.fate == "arriving"
-    assert dep.why == ("the skus and products streams never ran: run the skus stream first "
-                       "(altcraft-sync sync --stream skus)")
+    assert dep.why == ("the products and skus streams never ran: run them first "
+                       "(altcraft-sync sync --stream products --stream skus)")
+    assert classify([], None, "live", never_ran=("skus",)).why == (
+        "the skus stream never ran: run it first (altcraft-sync sync --stream skus)")
 
 
 ARRIVING = Dependency("arriving", "in the shop, not sent yet")
@@ -132,7 +134,7 @@ class FakeState:
         return set(self.quarantined.get(entity, ()))
 
     def has_records(self, entity):
-        return {"sku": "skus", "product": "products"}.get(entity) in self.ran
+        return {"sku": "skus", "product": "products", "category": "categories"}.get(entity) in self.ran
 
     def get_watermark(self, stream, cursor):
         return None
@@ -167,8 +169,11 @@ def test_the_desk_reads_the_facts_once_and_decides_each_order():
 def test_a_catalogue_that_never_ran_is_waited_for_and_named():
     shop = FakeShop({"skus": {"s1": False}})
     desk = WaitingDesk(shop, FakeState(ran=()), STREAMS, DAY)
-    d = desk.decide("orders", {0: ["s1"]}, {0: "o1"}, NOW)[0]
-    assert d.wait and "the skus and products streams never ran: run the skus stream first" in d.reason
+    d = desk.decide("orders", {0: ["s1"]}, {0: "o1"}, NOW)[0]  # a SKU needs its product: both are named
+    assert d.wait and "the categories, products and skus streams never ran: run them first (altcraft-sync sync " \
+        "--stream categories --stream products --stream skus)" in d.reason
+    desk = WaitingDesk(shop, FakeState(ran=("categories", "products")), STREAMS, DAY)
+    assert "the skus stream never ran: run it first" in desk.decide("orders", {0: ["s1"]}, {0: "o1"}, NOW)[0].reason
 
 
 def test_only_the_streams_this_config_syncs_are_looked_up():
@@ -185,3 +190,97 @@ def test_missing_references_are_listed_per_payload():
     assert missing_refs(refs, {"a"}) == {0: ["b"], 2: ["c"]}
     assert missing_refs(refs, {"a"}, only=[2]) == {2: ["c"]}
     assert missing_refs(refs, {"a", "b", "c"}) == {}
+
+
+# --- the decide step and the dispatcher with the waiting rules (fakes from tests/engine/fakes.py) ---------
+
+def engine_parts(tmp_path, state, skus=(), deleted=(), **sync):
+    from engine.decide import Decider
+    from engine.dependencies import Dependencies
+    from engine.ledger_view import LedgerView
+    from tests.engine.fakes import T0, ListSource, Table, context, demo_config
+
+    source = ListSource({name: Table([]) for name in ("categories", "products", "orders")})
+    source.tables["skus"] = Table([(i, T0, ext) for i, ext in enumerate(skus, 1)], deleted=set(deleted))
+    source.entities["skus"] = source.tables["skus"].meta
+    ctx = context(demo_config(tmp_path, **sync), state, source)
+    return Decider(ctx, Dependencies(ctx), LedgerView(ctx)), ctx
+
+
+def order_chunk(refs, changed_at=None):
+    import numpy as np
+
+    from tests.engine.fakes import mapped, payload
+
+    m = mapped("order", [payload(str(i + 1)) for i in range(len(refs))], refs=refs)
+    flat = [r for rs in refs for r in rs]
+    m.ref_lines = LineDetails(pa.array([f"Name of {r}" for r in flat], pa.string()),
+                              pa.array(["9.5"] * len(flat), pa.string()), pa.array(["RUB"] * len(flat), pa.string()))
+    if changed_at is not None:
+        m.changed_at = np.array(changed_at, dtype=float)
+    return m
+
+
+def test_an_order_naming_a_sku_the_shop_deleted_goes_after_a_stand_in(tmp_path):
+    from engine.stats import StreamStats
+    from tests.engine.fakes import DictState
+
+    state = DictState()
+    state.put("sku", "SOFT", "deleted")
+    d, _ = engine_parts(tmp_path, state, skus=["LIVE", "SOFT"], deleted=["SOFT"])
+    stats = StreamStats("orders")
+    prepared = d.process("orders", order_chunk([["SOFT"], ["HARD", "SOFT"], ["LIVE"]]), stats)
+    assert [p.external_id for p in prepared.send] == ["1", "2"]  # only the live SKU's order waits
+    assert [orjson.loads(p.data) for p in prepared.stand_ins] == [
+        {"external_id": "SOFT", "name": "Name of SOFT", "price": "9.5", "currency": "RUB", "is_available": False},
+        {"external_id": "HARD", "name": "Name of HARD", "price": "9.5", "currency": "RUB", "is_available": False}]
+    assert stats.stand_ins == 2 and stats.deferred == 1
+    assert stats.deferred_reasons == {"in the shop, not sent yet (changed within the safety margin, or its stream has "
+                                      "not reached it); goes anyway after 1 d": 1}
+    again = d.process("orders", order_chunk([["SOFT"]]), StreamStats("orders"))
+    assert again.stand_ins == [] and [p.external_id for p in again.send] == ["1"]  # each stand-in once a run
+
+
+def test_an_order_that_waited_max_defer_goes_as_it_is(tmp_path):
+    from engine.stats import StreamStats
+    from tests.engine.fakes import DictState
+
+    state = DictState()
+    state.since[("order", "1")] = datetime.now(UTC) - timedelta(hours=2)
+    d, _ = engine_parts(tmp_path, state, skus=["LIVE"], max_defer="1h")
+    stats = StreamStats("orders")
+    prepared = d.process("orders", order_chunk([["LIVE"], ["LIVE"]]), stats)
+    assert [p.external_id for p in prepared.send] == ["1"] and prepared.stand_ins == []
+    assert stats.samples["sent_without_dependency"][0]["reason"].startswith("waited 1 h (sync.max_defer) for 'LIVE'")
+    assert [e.external_id for e in prepared.entries] == ["2"]  # the other one has just started waiting
+
+
+def test_orders_older_than_the_trigger_window_go_without_triggers(tmp_path):
+    from engine.dispatch import Dispatcher
+    from engine.stats import StreamStats
+    from tests.engine.fakes import DictState, RecordingClient
+
+    d, ctx = engine_parts(tmp_path, DictState())
+    ctx.memory.trigger_cutoff = 1000.0
+    prepared = d.process("orders", order_chunk([[], [], []], changed_at=[999.0, 1000.0, float("nan")]),
+                         StreamStats("orders"))
+    assert prepared.quiet == {"1", "3"}  # older than the cutoff, and an order of unknown age
+    client = RecordingClient()
+    ctx.client = client
+    dispatcher = Dispatcher(ctx, None, d.ledger)  # type: ignore[arg-type]
+    stats = StreamStats("orders")
+    entries = dispatcher.push("orders", prepared.send, stats, prepared.quiet)
+    assert [(ids, root) for _, _, ids, root in client.calls] == [(["1", "3"], {"skip_triggers": True}),
+                                                                 (["2"], {"skip_triggers": False})]
+    assert stats.without_triggers == 2 and stats.delivered == 3 and len(entries) == 3
+    stand = dispatcher.push_stand_ins(stand_ins(order_chunk([["X"]]), {"X"}), stats)
+    assert client.calls[-1][1] == "market/products/import" and [e.entity for e in stand] == ["stand_in"]
+
+
+def test_the_trigger_cutoff_follows_the_database_clock_and_the_window():
+    from engine.coordinator import trigger_cutoff
+
+    now = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    assert trigger_cutoff(DAY, "orders", now) == (now - timedelta(days=1)).timestamp()
+    assert trigger_cutoff(None, "orders", now) is None
+    assert trigger_cutoff(DAY, "skus", now) is None  # only an orders import takes skip_triggers

@@ -18,9 +18,6 @@ from tests.presets.common import init_and_check
 from tests.presets.opencart_shop import DELETED_PRODUCT, LIVE_ORDERS, ORDERS, STATUS, build_opencart_shop, shown
 
 STREAMS = ["categories", "products", "orders"]
-# What 26c's engine milestone 2 brings (stand-ins for deleted products, skip_triggers by sync.trigger_window):
-# strict, so these fail loudly once it is merged and the mark must go.
-NEEDS_26C_ENGINE = pytest.mark.xfail(strict=True, reason="26c milestone 2: deleted dependencies, trigger window")
 
 
 def _sync(cfg) -> dict:
@@ -102,7 +99,6 @@ def test_the_opencart_preset_delivers_every_real_order_exactly(shop_url: str, tm
     assert (five.get("matching"), five.get("phone"), five.get("email")) == ("phone", "+7 912 345-67-89", None)
 
 
-@NEEDS_26C_ENGINE
 @pytest.mark.parametrize("known_products_only", [True, False], ids=["altcraft-refuses-unknown", "altcraft-takes-unknown"])
 def test_orders_naming_a_deleted_product_go_out(shop_url: str, tmp_path: Path, emulator, known_products_only) -> None:
     """Order 6 names product 45, which OpenCart deleted for good: it goes out with its refund, under either
@@ -123,7 +119,6 @@ def test_orders_naming_a_deleted_product_go_out(shop_url: str, tmp_path: Path, e
     assert (stand_in["name"], stand_in["is_available"]) == ("Sony VAIO & Dock", False)
 
 
-@NEEDS_26C_ENGINE
 def test_a_first_load_of_history_fires_no_triggers(tmp_path: Path, emulator) -> None:
     """Months-old orders go with skip_triggers; an order OpenCart changed minutes ago fires them as usual."""
     url = f"sqlite:///{tmp_path}/shop.db"

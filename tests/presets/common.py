@@ -20,11 +20,13 @@ def shop_url(request, tmp_path):
     return shop_url_for(request.param, tmp_path)
 
 
-def init_and_check(preset: str, url: str, tmp_path: Path, emulator, **env: str):
-    """``init --preset`` into a fresh file, loaded with the test's URLs, then what ``check`` does: bind every
-    stream, run each page query as a sync builds it, and check the status values."""
+def init_and_check(preset: str, url: str, tmp_path: Path, emulator, table_prefix: str | None = None, **env: str):
+    """``init --preset`` (with ``--table-prefix`` when given) into a fresh file, loaded with the test's URLs,
+    then what ``check`` does: bind every stream, run each page query as a sync builds it, and check the
+    status values."""
     path = tmp_path / "altcraft-sync.yaml"
-    assert CliRunner().invoke(app, ["init", "--preset", preset, "--output", str(path)]).exit_code == 0
+    prefix = [] if table_prefix is None else ["--table-prefix", table_prefix]
+    assert CliRunner().invoke(app, ["init", "--preset", preset, "--output", str(path), *prefix]).exit_code == 0
     cfg = load_config(path, environ={"SHOP_DB_URL": url, "ALTCRAFT_API_URL": emulator.url, "ALTCRAFT_TOKEN": TOKEN,
                                      "SYNC_STATE_URL": f"sqlite:///{tmp_path}/state.db", **env})
     source = ShopSource(cfg)

@@ -68,7 +68,7 @@ ELEMENTS = [
     (22, 3, "Платье (M)", "Y", 4, 0.0, "N"),
     (24, 2, "Старое платье", "N", 3, 0.0, "Y"),       # switched off: its offer is unavailable
     (25, 3, "Старое платье (S)", "Y", 4, 3.0, "Y"),
-    (30, 2, "Набор", "Y", 2, 4.0, "Y"),
+    (30, 2, "Подарочный набор", "Y", 2, 4.0, "Y"),
     (40, 2, "Сыр", "Y", 1, -2.5, "Y"),                 # by weight, oversold
     (41, 2, "Масло", "N", 1, 8.0, "Y"),                # switched off
     (90, 7, "Другой сайт", "Y", 1, 1.0, "Y"),          # another catalog iblock: not this one
@@ -88,7 +88,7 @@ ORDERS = [(1, "N", "N", "N", 1, "RUB", "300", "1290"), (2, "N", "Y", "N", 2, "RU
 BASKET = [
     (1, 1, 10, "Шарф", "990", "990", 1.0, None),
     (2, 2, 21, "Платье (S)", "2400", "2500", 1.0, None),
-    (3, 3, 30, "Набор", "1500", "1500", 1.0, 3),          # the set's own row: its price is the line's
+    (3, 3, 30, "Подарочный набор", "1500", "1500", 1.0, 3),          # the set's own row: its price is the line's
     (4, 3, 10, "Шарф", "990", "990", 1.0, 3),             # its components: not lines
     (5, 3, 40, "Сыр", "1200", "1200", 1.0, 3),
     (6, 4, 22, "Платье (M)", "2600", "2600", 1.0, None),
@@ -118,7 +118,7 @@ def _bitrix_shop(url: str) -> sa.Engine:
         conn.execute(t["b_catalog_group"].insert(), [{"ID": 1, "NAME": "BASE", "BASE": "Y"},
                                                      {"ID": 2, "NAME": "OPT", "BASE": "N"}])
         conn.execute(t["b_catalog_currency_lang"].insert(), [
-            {"ID": 1, "CURRENCY": "RUB", "LID": "ru", "FORMAT_STRING": "# руб.", "DECIMALS": 2},
+            {"ID": 1, "CURRENCY": "RUB", "LID": "ru", "FORMAT_STRING": "# ₽", "DECIMALS": 2},
             {"ID": 2, "CURRENCY": "JPY", "LID": "ru", "FORMAT_STRING": "¥#", "DECIMALS": 0}])
         conn.execute(t["b_iblock_section"].insert(), [
             {"ID": 5, "TIMESTAMP_X": DAY, "IBLOCK_ID": 2, "IBLOCK_SECTION_ID": None, "ACTIVE": "Y", "NAME": "Одежда"},

@@ -4,6 +4,8 @@ each stream spec (:mod:`altcraft_sync.streams`) names the model its section is v
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from altcraft_sync.catalogue import MATCHING_FIELDS
@@ -27,12 +29,23 @@ class TableSource(_Model):
     deleted_flag: str | None = None
     columns: dict[str, str]
     custom_fields: dict[str, str] = Field(default_factory=dict)
+    html_unescape: list[str] = Field(default_factory=list)
+    """Altcraft fields (or custom field ids) whose text the shop stores HTML-escaped (OpenCart's
+    ``Laptops &amp; Notebooks``): decoded (``html.unescape``) before the contract checks them."""
 
     @model_validator(mode="after")
     def _one_source(self) -> TableSource:
         if bool(self.table) == bool(self.query):
             raise ValueError("set exactly one of 'table' or 'query'")
+        for i, name in enumerate(self.html_unescape):
+            if name not in self.columns and name not in self.custom_fields and name not in self.text_extras():
+                raise ValueError(f"html_unescape.{i}: {name!r} is neither a mapped field nor a custom field of "
+                                 "this section")
         return self
+
+    def text_extras(self) -> tuple[str, ...]:
+        """Settings of this section, besides ``columns``, that name a text column (HTML-decodable)."""
+        return ()
 
     def source_name(self) -> str:
         return self.table or "query"
@@ -49,6 +62,18 @@ class LinesSource(ChildSource):
     status_map: dict[str, str] = Field(default_factory=dict)
     default_status: str | None = None
     """Line status for shops that keep none per line (used when ``columns.status`` is not mapped)."""
+    product_name: str | None = None
+    """The column holding the product's name as the order line keeps it. When the product a line names
+    will never reach Altcraft (deleted in the shop, refused for good), an unavailable stand-in product is
+    made of this name and the line's price; without it, the stand-in is named by its id."""
+    fractional_count: Literal["quarantine", "whole_line"] = "quarantine"
+    """A line quantity that is not a whole number (goods sold by weight): Altcraft's line ``count`` is an
+    integer. ``quarantine`` (default) holds the order back with that reason; ``whole_line`` sends the line
+    as ``count: 1`` with each per-item price multiplied by the quantity (rounded half-up to
+    ``sync.money_scale``), so the line still carries what it cost."""
+
+    def text_extras(self) -> tuple[str, ...]:
+        return ("product_name",) if self.product_name else ()
 
 
 class CatalogStream(TableSource):
@@ -56,21 +81,38 @@ class CatalogStream(TableSource):
 
 
 class Matching(_Model):
-    """Profile matching for orders: the mode and where each field the mode needs comes from."""
+    """Profile matching for orders: the mode, the modes to fall back on, and where each field they need
+    comes from. Each order is matched by the first of ``mode``, ``fallback...`` whose fields it has (a
+    phone-only order by ``phone`` when the e-mail is missing)."""
 
     mode: str = "email"
+    fallback: list[str] = Field(default_factory=list)
     columns: dict[str, str] = Field(default_factory=dict)
     constants: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _fields_for_mode(self) -> Matching:
-        if self.mode not in MATCHING_FIELDS:
-            raise ValueError(f"mode {self.mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
         have = set(self.columns) | set(self.constants)
-        for alternatives in MATCHING_FIELDS[self.mode]:
-            if not have.intersection(alternatives):
-                raise ValueError(f"mode {self.mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
+        for where, mode in [("", self.mode), *((f"fallback.{i}: ", m) for i, m in enumerate(self.fallback))]:
+            if mode not in MATCHING_FIELDS:
+                raise ValueError(f"{where}mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
+            for alternatives in MATCHING_FIELDS[mode]:
+                if not have.intersection(alternatives):
+                    raise ValueError(f"{where}mode {mode!r} needs field {' or '.join(alternatives)!r} in "
+                                     "columns or constants")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError("fallback: a mode is listed twice")
         return self
+
+    @property
+    def modes(self) -> list[str]:
+        """The modes in the order they are tried."""
+        return [self.mode, *self.fallback]
+
+    @property
+    def fields(self) -> list[str]:
+        """Every matching field mapped (columns, then constants)."""
+        return list(self.columns) + list(self.constants)
 
 
 class OrdersStream(TableSource):

@@ -16,9 +16,9 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, MONEY_FIELDS, ORDER_STATUSES
 from altcraft_sync.config import Config
-from altcraft_sync.cursor import CF_PREFIX, DELETED, MATCH_PREFIX, PARENT, PK, TS, Cursor
+from altcraft_sync.cursor import CF_PREFIX, DELETED, MATCH_PREFIX, PARENT, PK, PRODUCT_NAME, TS, Cursor
 from altcraft_sync.errors import ConfigError, SourceError
-from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
+from altcraft_sync.sources import ChildSource, LinesSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line
 
 
@@ -64,6 +64,8 @@ class SourceBinding:
         self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)
         self.entities: dict[str, Entity] = {}
         self._ts_shape: dict[str, tuple[str, str, int]] = {}
+        self._latin1_warned: set[tuple[str, str]] = set()
+        """(entity path, column) already warned about UTF-8 read through latin1: once each, not once a page."""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -170,6 +172,8 @@ class SourceBinding:
         if isinstance(spec, OrdersStream):
             for fld, column in spec.matching.columns.items():
                 cols.append(self._read(need(f"matching.columns.{fld}", column)).label(MATCH_PREFIX + fld))
+        if isinstance(spec, LinesSource) and spec.product_name:
+            cols.append(self._read(need("product_name", spec.product_name)).label(PRODUCT_NAME))
         return Entity(name, path, spec, source, pk, ts, cols, parent)
 
     def _passes_through(self, query: sa.Select[Any]) -> bool:

@@ -62,7 +62,7 @@ sa.Table("b_sale_basket", BX, sa.Column("ID", INT, primary_key=True), sa.Column(
 DAY = datetime(2026, 11, 20, 10, 0, 0)
 # element, iblock, name, active, catalog type (1 product, 2 set, 3 with offers, 4 offer), stock, available
 ELEMENTS = [
-    (10, 2, "Шарф", "Y", 1, 5.0, "Y"),
+    (10, 2, "Шарф \"Зима\" & <b>", "Y", 1, 5.0, "Y"),  # stored as typed
     (20, 2, "Платье", "Y", 3, 0.0, "Y"),
     (21, 3, "Платье (S)", "Y", 4, 5.0, "Y"),
     (22, 3, "Платье (M)", "Y", 4, 0.0, "N"),
@@ -185,7 +185,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
         "30": ("1500", 4, True),
         "40": ("1200", 0, True),   # -2.5 kg in stock: 0
         "41": ("300", 8, False)}   # switched off
-    assert store.products["20"]["categories"] == ["6"]
+    assert store.products["20"]["categories"] == ["6"] and store.products["10"]["name"] == 'Шарф "Зима" & <b>'
     assert {k: (v["product_external_id"], Decimal(v["price"]), v["is_available"]) for k, v in store.skus.items()} == {
         "21": ("20", Decimal(2500), True), "22": ("20", Decimal(2600), False),
         "25": ("24", Decimal(1000), False)}  # its product is switched off

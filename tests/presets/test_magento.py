@@ -201,6 +201,7 @@ def _lines(order: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Path, emulator) -> None:
     engine = _magento_shop(shop_url)
+    emulator.currencies.add("JPY")
     cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
 
     stats = run_all(cfg)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -37,3 +39,15 @@ def init_and_check(preset: str, url: str, tmp_path: Path, emulator, table_prefix
     return cfg
 
 
+
+
+def line_tuples(order: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """An order's lines as the emulator holds them: (product, count, final price per item, status)."""
+    return [(ln["product"], ln["count"], Decimal(ln["final_price_per_item"]), ln["status"]) for ln in order["lines"]]
+
+
+def assert_totals_exact(orders: dict[str, dict[str, Any]]) -> None:
+    """Exact to the minor unit: every order's lines and delivery add up to its total."""
+    for number, order in orders.items():
+        lines = sum(Decimal(ln["final_price_per_item"]) * ln["count"] for ln in order["lines"])
+        assert lines + Decimal(order.get("delivery_cost", 0)) == Decimal(order["total_price"]), number

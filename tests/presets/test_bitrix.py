@@ -8,13 +8,12 @@ import os
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests.helpers import run_all
-from tests.presets.common import init_and_check
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples
 
 # --- 1C-Bitrix: the tables the preset reads (only the columns it or the data below use) -------------------
 BX = sa.MetaData()
@@ -161,9 +160,6 @@ def _bitrix_shop(url: str) -> sa.Engine:
     return engine
 
 
-def _lines(order: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(ln["product"], ln["count"], Decimal(ln["final_price_per_item"]), ln["status"]) for ln in order["lines"]]
-
 
 def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> None:
     url = os.environ.get("SHOP_TEST_MYSQL_URL")
@@ -197,19 +193,17 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
         "7": ("delivered", "user1@example.ru", "email"), "8": ("delivered", "user1@example.ru", "email"),
         "9": ("delivered", "user1@example.ru", "email")}
     assert orders["6"]["phone"] == "+79001234567"
-    assert _lines(orders["1"]) == [("10", 1, Decimal(990), "new")]
-    assert _lines(orders["2"]) == [("21", 1, Decimal(2400), "processing")]
+    assert line_tuples(orders["1"]) == [("10", 1, Decimal(990), "new")]
+    assert line_tuples(orders["2"]) == [("21", 1, Decimal(2400), "processing")]
     assert Decimal(orders["2"]["lines"][0]["base_price_per_item"]) == 2500
-    assert _lines(orders["3"]) == [("30", 1, Decimal(1500), "delivered")]   # the set's row, not its components
-    assert _lines(orders["4"]) == [("22", 1, Decimal(2600), "canceled")]
-    assert _lines(orders["5"]) == [("40", 1, Decimal(900), "delivered")]    # 0.75 kg x 1200 as one line
-    assert _lines(orders["7"]) == [("50", 1, Decimal(450), "delivered")]
+    assert line_tuples(orders["3"]) == [("30", 1, Decimal(1500), "delivered")]   # the set's row, not its components
+    assert line_tuples(orders["4"]) == [("22", 1, Decimal(2600), "canceled")]
+    assert line_tuples(orders["5"]) == [("40", 1, Decimal(900), "delivered")]    # 0.75 kg x 1200 as one line
+    assert line_tuples(orders["7"]) == [("50", 1, Decimal(450), "delivered")]
     assert (store.products["50"]["name"], store.products["50"]["is_available"]) == ("Снятый товар", False)
-    assert (orders["8"]["total_price"], _lines(orders["8"])) == ("1350", [("10", 1, Decimal(1350), "delivered")])
-    assert _lines(orders["9"]) == [("10", 2, Decimal(100), "delivered")]    # 99.995 to 2 places
-    for number, order in orders.items():  # exact to the minor unit: lines and delivery add up to the total
-        lines = sum(Decimal(ln["final_price_per_item"]) * ln["count"] for ln in order["lines"])
-        assert lines + Decimal(order.get("delivery_cost", 0)) == Decimal(order["total_price"]), number
+    assert (orders["8"]["total_price"], line_tuples(orders["8"])) == ("1350", [("10", 1, Decimal(1350), "delivered")])
+    assert line_tuples(orders["9"]) == [("10", 2, Decimal(100), "delivered")]    # 99.995 to 2 places
+    assert_totals_exact(orders)
 
     # order 1 ships: its status and the stock it took move, with Bitrix's own timestamps
     later = DAY + timedelta(hours=1)
@@ -220,6 +214,6 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     stats = run_all(cfg)
     assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
     assert store.products["10"]["count"] == 4
-    assert (orders["1"]["status"], _lines(orders["1"])) == ("delivered", [("10", 1, Decimal(990), "delivered")])
+    assert (orders["1"]["status"], line_tuples(orders["1"])) == ("delivered", [("10", 1, Decimal(990), "delivered")])
     assert set(store.products) == {"10", "20", "24", "30", "40", "41", "50"} and len(orders) == 9  # nothing extra
     engine.dispose()

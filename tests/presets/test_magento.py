@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.helpers import run_all
-from tests.presets.common import init_and_check
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples
 
 PREFIX = "mg_"
 INT, SMALL = sa.Integer, sa.SmallInteger
@@ -195,9 +195,6 @@ def _magento_shop(url: str) -> sa.Engine:
     return engine
 
 
-def _lines(order: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return [(ln["product"], ln["count"], Decimal(ln["final_price_per_item"]), ln["status"]) for ln in order["lines"]]
-
 
 def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Path, emulator) -> None:
     engine = _magento_shop(shop_url)
@@ -227,24 +224,22 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
         "000000001": "delivered", "000000002": "paid", "000000003": "part_refunded", "000000004": "canceled",
         "000000005": "canceled", "000000007": "delivered", "000000008": "paid", "000000009": "paid",
         "0000000010": "delivered", "0000000011": "delivered"}
-    assert _lines(orders["000000001"]) == [("1", 2, Decimal("30.6"), "delivered")]   # (68 - 6.80 discount) / 2
-    assert _lines(orders["000000002"]) == [("68", 1, Decimal("56.29"), "processing")]  # the child, with its tax
+    assert line_tuples(orders["000000001"]) == [("1", 2, Decimal("30.6"), "delivered")]   # (68 - 6.80 discount) / 2
+    assert line_tuples(orders["000000002"]) == [("68", 1, Decimal("56.29"), "processing")]  # the child, with its tax
     assert Decimal(orders["000000002"]["delivery_cost"]) == Decimal("5.41")           # shipping and its tax
-    assert _lines(orders["000000004"]) == [("1", 1, Decimal(34), "refunded")]
-    assert _lines(orders["000000005"]) == [("1", 1, Decimal(34), "canceled")]
+    assert line_tuples(orders["000000004"]) == [("1", 1, Decimal(34), "refunded")]
+    assert line_tuples(orders["000000005"]) == [("1", 1, Decimal(34), "canceled")]
     jpy = orders["000000007"]
-    assert (jpy["currency"], jpy["total_price"], _lines(jpy)) == ("JPY", "4550", [("6", 3, Decimal(1350), "delivered")])
-    assert _lines(orders["0000000011"]) == [("1", 1, Decimal(51), "delivered")]      # 1.5 x 34 as one line
+    assert (jpy["currency"], jpy["total_price"], line_tuples(jpy)) == ("JPY", "4550", [("6", 3, Decimal(1350), "delivered")])
+    assert line_tuples(orders["0000000011"]) == [("1", 1, Decimal(51), "delivered")]      # 1.5 x 34 as one line
     for number in ("000000008", "000000009"):  # phone orders: the made-up e-mail is no e-mail
         assert (orders[number]["matching"], orders[number].get("email"), orders[number]["phone"]) == (
             "phone", None, f"+1555000{number[-1]}")
     assert (orders["000000001"]["matching"], orders["000000001"]["email"]) == ("email", "roni@example.org")
-    assert _lines(orders["0000000010"]) == [("5", 1, Decimal(25), "delivered")]
+    assert line_tuples(orders["0000000010"]) == [("5", 1, Decimal(25), "delivered")]
     standin = store.products["5"]                                                       # deleted in the shop
     assert (standin["name"], standin["is_available"]) == ("Retired Belt", False)
-    for number, order in orders.items():  # exact to the minor unit: lines and delivery add up to the total
-        lines = sum(Decimal(ln["final_price_per_item"]) * ln["count"] for ln in order["lines"])
-        assert lines + Decimal(order.get("delivery_cost", 0)) == Decimal(order["total_price"]), number
+    assert_totals_exact(orders)
 
     # stock moved by a credit memo, a status changed by a mass action, the pending order paid: none of the
     # catalogue changes moves catalog_product_entity.updated_at

@@ -13,7 +13,6 @@ the setting by its dotted path, e.g. ``streams.orders.columns.total_price``.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -105,9 +104,9 @@ class SourceSettings(_Model):
     utf8_in_latin1: bool = False
     """MySQL/MariaDB tables declared latin1 that in fact hold UTF-8 bytes (old shops installed with the
     wrong charset): the server converts those bytes from its ``latin1``, which is cp1252, and ``Café``
-    arrives as ``CafÃ©`` (``€`` as three characters). On, every text value that is such a double encoding is turned
-    back (real latin1 text is left alone: it does not decode as UTF-8 once re-encoded). Off, such a value
-    is sent as it is and a warning names its column and this setting."""
+    arrives as ``CafÃ©`` (``€`` as three characters). On, every text value that is such a double
+    encoding is turned back (real latin1 text is left alone: it does not decode as UTF-8 once
+    re-encoded). Off, such a value is sent as it is and a warning names its column and this setting."""
 
     @field_validator("encoding")
     @classmethod
@@ -245,6 +244,7 @@ class Config(_Model):
         defined = {cf.external_id: cf.entity_type for cf in self.custom_fields}
         for where, table, fields, entity in checks:
             _check_fields(where, table.columns, fields)
+            _check_html(where, table)
             for cf_id in table.custom_fields:
                 if entity is None or defined.get(cf_id) != entity:
                     raise ValueError(
@@ -288,15 +288,18 @@ def _validated(model: type[TableSource], section: Any, path: str) -> TableSource
         return model.model_validate(section)
     except ValidationError as err:
         first = err.errors()[0]
-        msg = first["msg"].removeprefix("Value error, ")
-        head, sep, rest = msg.partition(": ")
-        inner = [head] if sep and _SUB_SETTING.match(head) else []  # a model check naming its own setting
-        where = ".".join([path, *(str(p) for p in first["loc"]), *inner])
-        raise ValueError(f"{where}: {rest if inner else msg}") from None
+        where = ".".join([path, *(str(p) for p in first["loc"])])
+        raise ValueError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
-_SUB_SETTING = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)*$")
-"""A model validator's message may start with the setting it is about (``fallback.0: ...``)."""
+def _check_html(path: str, section: TableSource) -> None:
+    """``html_unescape`` names text this section reads: a mapped field, a custom field, or a setting that
+    names a column (an order line's ``product_name``)."""
+    readable = set(section.columns) | set(section.custom_fields) | {s for s, _, _ in section.extra_columns()}
+    for i, name in enumerate(section.html_unescape):
+        if name not in readable:
+            raise ValueError(f"{path}.html_unescape.{i}: {name!r} is not read by this section (its columns, "
+                             f"custom_fields{', product_name' if path.endswith('.lines') else ''})")
 
 
 def _check_fields(path: str, columns: dict[str, str], fields: Any) -> None:

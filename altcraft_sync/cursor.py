@@ -17,13 +17,13 @@ CF_PREFIX = "cf."
 """A custom field's column: ``cf.<external_id>``."""
 MATCH_PREFIX = "m."
 """A matching field's column (orders): ``m.<field>``."""
-PRODUCT_NAME = "_product_name"
-"""An order line's product name (``lines.product_name``): what a stand-in for a product that will never
-reach Altcraft is named after."""
 PROBLEM = "_problem"
 """Present only on a frame with rows the source could not take as they are (a key found in several rows,
 a value it could not read or decode): ``(field, check, value)`` on those rows, None on the others. The
 mapper quarantines such a row's record (a child's problem quarantines its parent) instead of sending it."""
+PRODUCT_NAME = "_product_name"
+"""An order line's product name (``lines.product_name``): what a stand-in for a product that will never
+reach Altcraft is named after."""
 
 
 @dataclass(frozen=True, slots=True)

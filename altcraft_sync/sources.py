@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from altcraft_sync.catalogue import MATCHING_FIELDS
+from altcraft_sync.cursor import MATCH_PREFIX, PRODUCT_NAME
 
 
 class _Model(BaseModel):
@@ -30,25 +31,22 @@ class TableSource(_Model):
     columns: dict[str, str]
     custom_fields: dict[str, str] = Field(default_factory=dict)
     html_unescape: list[str] = Field(default_factory=list)
-    """Altcraft fields (or custom field ids) whose text the shop stores HTML-escaped (OpenCart's
-    ``Laptops &amp; Notebooks``): decoded (``html.unescape``) before the contract checks them."""
+    """Altcraft fields, custom field ids (or ``product_name`` of order lines) whose text the shop stores
+    HTML-escaped (OpenCart's ``Laptops &amp; Notebooks``): decoded (``html.unescape``) before the contract."""
 
     @model_validator(mode="after")
     def _one_source(self) -> TableSource:
         if bool(self.table) == bool(self.query):
             raise ValueError("set exactly one of 'table' or 'query'")
-        for i, name in enumerate(self.html_unescape):
-            if name not in self.columns and name not in self.custom_fields and name not in self.text_extras():
-                raise ValueError(f"html_unescape.{i}: {name!r} is neither a mapped field nor a custom field of "
-                                 "this section")
         return self
-
-    def text_extras(self) -> tuple[str, ...]:
-        """Settings of this section, besides ``columns``, that name a text column (HTML-decodable)."""
-        return ()
 
     def source_name(self) -> str:
         return self.table or "query"
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        """Columns read besides ``columns`` and ``custom_fields``: (setting path under the section, column,
+        the label the source frame gives it)."""
+        return []
 
 
 class ChildSource(TableSource):
@@ -72,8 +70,8 @@ class LinesSource(ChildSource):
     as ``count: 1`` with each per-item price multiplied by the quantity (rounded half-up to
     ``sync.money_scale``), so the line still carries what it cost."""
 
-    def text_extras(self) -> tuple[str, ...]:
-        return ("product_name",) if self.product_name else ()
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return [("product_name", self.product_name, PRODUCT_NAME)] if self.product_name else []
 
 
 class CatalogStream(TableSource):
@@ -81,9 +79,8 @@ class CatalogStream(TableSource):
 
 
 class Matching(_Model):
-    """Profile matching for orders: the mode, the modes to fall back on, and where each field they need
-    comes from. Each order is matched by the first of ``mode``, ``fallback...`` whose fields it has (a
-    phone-only order by ``phone`` when the e-mail is missing)."""
+    """Profile matching (orders, profiles): the mode, the modes tried next when a row has no value for it
+    (``fallback``, in order: the first whose fields are all present wins), and where each field comes from."""
 
     mode: str = "email"
     fallback: list[str] = Field(default_factory=list)
@@ -93,29 +90,26 @@ class Matching(_Model):
     @model_validator(mode="after")
     def _fields_for_mode(self) -> Matching:
         have = set(self.columns) | set(self.constants)
-        for where, mode in [("", self.mode), *((f"fallback.{i}: ", m) for i, m in enumerate(self.fallback))]:
+        for mode in self.modes():
             if mode not in MATCHING_FIELDS:
-                raise ValueError(f"{where}mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
+                raise ValueError(f"mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
             for alternatives in MATCHING_FIELDS[mode]:
                 if not have.intersection(alternatives):
-                    raise ValueError(f"{where}mode {mode!r} needs field {' or '.join(alternatives)!r} in "
-                                     "columns or constants")
-        if len(set(self.modes)) != len(self.modes):
-            raise ValueError("fallback: a mode is listed twice")
+                    raise ValueError(f"mode {mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
         return self
 
-    @property
     def modes(self) -> list[str]:
         """The modes in the order they are tried."""
         return [self.mode, *self.fallback]
 
-    @property
-    def fields(self) -> list[str]:
-        """Every matching field mapped (columns, then constants)."""
-        return list(self.columns) + list(self.constants)
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return [(f"matching.columns.{fld}", column, MATCH_PREFIX + fld) for fld, column in self.columns.items()]
 
 
 class OrdersStream(TableSource):
     status_map: dict[str, str] = Field(default_factory=dict)
     matching: Matching = Field(default_factory=Matching)
     lines: LinesSource
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return self.matching.extra_columns()

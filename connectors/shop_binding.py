@@ -16,9 +16,9 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, MONEY_FIELDS, ORDER_STATUSES
 from altcraft_sync.config import Config
-from altcraft_sync.cursor import CF_PREFIX, DELETED, MATCH_PREFIX, PARENT, PK, PRODUCT_NAME, TS, Cursor
+from altcraft_sync.cursor import CF_PREFIX, DELETED, PARENT, PK, TS, Cursor
 from altcraft_sync.errors import ConfigError, SourceError
-from altcraft_sync.sources import ChildSource, LinesSource, OrdersStream, TableSource
+from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line
 
 
@@ -169,11 +169,8 @@ class SourceBinding:
             cols.append(read(need(f"columns.{fld}", column)).label(fld))
         for cf_id, column in spec.custom_fields.items():
             cols.append(self._read(need(f"custom_fields.{cf_id}", column)).label(CF_PREFIX + cf_id))
-        if isinstance(spec, OrdersStream):
-            for fld, column in spec.matching.columns.items():
-                cols.append(self._read(need(f"matching.columns.{fld}", column)).label(MATCH_PREFIX + fld))
-        if isinstance(spec, LinesSource) and spec.product_name:
-            cols.append(self._read(need("product_name", spec.product_name)).label(PRODUCT_NAME))
+        for setting, column, label in spec.extra_columns():  # matching, consent, profile fields
+            cols.append(self._read(need(setting, column)).label(label))
         return Entity(name, path, spec, source, pk, ts, cols, parent)
 
     def _passes_through(self, query: sa.Select[Any]) -> bool:

@@ -126,7 +126,7 @@ def _map_order_fields(orders: pd.DataFrame, spec: OrdersStream, m: MappingSpec
     for fld, value in spec.matching.constants.items():
         matching[fld] = [value] * n
     if spec.matching.fallback:
-        matching = choose_matching(matching, spec.matching.modes)
+        matching = choose_matching(matching, spec.matching.modes())
     return O, order_minor, matching, _custom(orders, spec.custom_fields, m)
 
 
@@ -149,7 +149,8 @@ def _check_orders(O: dict[str, V.Column], order_minor: dict[str, np.ndarray], ma
          **({MATCHED: matching[MATCHED]} if MATCHED in matching else {})},
     )
     total_rule = m.total_mismatch == "quarantine"
-    schema = contract.order_schema(m.money_scale, spec.matching.mode, spec.matching.fields,
+    schema = contract.order_schema(m.money_scale, spec.matching.mode,
+                                   list(spec.matching.columns) + list(spec.matching.constants),
                                    list(m.custom_fields), list(order_frame.columns), total_rule,
                                    tuple(spec.matching.fallback))
     if not total_rule:

@@ -59,6 +59,7 @@ sa.Table("b_sale_basket", BX, sa.Column("ID", INT, primary_key=True), sa.Column(
          sa.Column("DATE_INSERT", sa.DateTime), sa.Column("DATE_UPDATE", sa.DateTime))
 
 DAY = datetime(2026, 11, 20, 10, 0, 0)
+DELETED_ORDER = 7  # its basket row names a product deleted from the catalog (a test of its own)
 # element, iblock, name, active, catalog type (1 product, 2 set, 3 with offers, 4 offer), stock, available
 ELEMENTS = [
     (10, 2, "Шарф \"Зима\" & <b>", "Y", 1, 5.0, "Y"),  # stored as typed
@@ -99,9 +100,12 @@ BASKET = [
 ]
 
 
-def _bitrix_shop(url: str) -> sa.Engine:
+def _bitrix_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
     """Catalog iblock 2 with its offers iblock 3 (and another catalog, 7), sections, the elements, prices
-    (quantity tiers and a second price type) and orders above, with their properties and basket rows."""
+    (quantity tiers and a second price type) and orders above, with their properties and basket rows; order 7,
+    naming a product deleted from the catalog, only when asked."""
+    orders = [o for o in ORDERS if deleted_product_order or o[0] != DELETED_ORDER]
+    basket = [b for b in BASKET if deleted_product_order or b[1] != DELETED_ORDER]
     engine = sa.create_engine(url)
     BX.drop_all(engine)
     BX.create_all(engine)
@@ -142,7 +146,7 @@ def _bitrix_shop(url: str) -> sa.Engine:
             {"ID": i, "LID": "s1", "STATUS_ID": st, "PAYED": paid, "CANCELED": canceled,
              "PRICE_DELIVERY": Decimal(dlv), "PRICE": Decimal(price), "CURRENCY": cur, "USER_ID": user,
              "DATE_INSERT": DAY, "DATE_UPDATE": DAY + timedelta(minutes=i)}
-            for i, st, paid, canceled, user, cur, dlv, price in ORDERS])
+            for i, st, paid, canceled, user, cur, dlv, price in orders])
         conn.execute(t["b_sale_order_props"].insert(), [
             {"ID": 2, "PERSON_TYPE_ID": 1, "NAME": "E-Mail", "TYPE": "STRING", "IS_EMAIL": "Y", "IS_PHONE": "N",
              "CODE": "EMAIL"},
@@ -156,7 +160,7 @@ def _bitrix_shop(url: str) -> sa.Engine:
             {"ID": n, "ORDER_ID": o, "PRODUCT_ID": p, "NAME": name, "PRICE": Decimal(price), "BASE_PRICE": Decimal(base),
              "DISCOUNT_PRICE": Decimal(base) - Decimal(price), "CURRENCY": "RUB", "QUANTITY": q,
              "TYPE": 1 if n == 3 else None, "SET_PARENT_ID": parent, "DATE_INSERT": DAY, "DATE_UPDATE": DAY}
-            for n, o, p, name, price, base, q, parent in BASKET])
+            for n, o, p, name, price, base, q, parent in basket])
     return engine
 
 
@@ -175,7 +179,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     assert {k: (v["name"], v.get("parent_external_id")) for k, v in store.categories.items()} == {
         "5": ("Одежда", None), "6": ("Платья", "5")}  # not iblock 7's
     catalog = {k: (v.get("price"), v["count"], v["is_available"]) for k, v in store.products.items()}
-    assert {k: v for k, v in catalog.items() if k != "50"} == {
+    assert catalog == {
         "10": ("990", 5, True),    # the base price for one unit, not the 10+ tier nor the OPT price
         "20": (None, 0, True), "24": (None, 0, False),  # products with offers: priced by their offers
         "30": ("1500", 4, True),
@@ -190,7 +194,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
         "1": ("new", "buyer@example.ru", "email"), "2": ("paid", "user2@example.ru", "email"),
         "3": ("delivered", "user1@example.ru", "email"), "4": ("canceled", "user2@example.ru", "email"),
         "5": ("delivered", "user1@example.ru", "email"), "6": ("paid", None, "phone"),
-        "7": ("delivered", "user1@example.ru", "email"), "8": ("delivered", "user1@example.ru", "email"),
+        "8": ("delivered", "user1@example.ru", "email"),
         "9": ("delivered", "user1@example.ru", "email")}
     assert orders["6"]["phone"] == "+79001234567"
     assert line_tuples(orders["1"]) == [("10", 1, Decimal(990), "new")]
@@ -199,8 +203,6 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     assert line_tuples(orders["3"]) == [("30", 1, Decimal(1500), "delivered")]   # the set's row, not its components
     assert line_tuples(orders["4"]) == [("22", 1, Decimal(2600), "canceled")]
     assert line_tuples(orders["5"]) == [("40", 1, Decimal(900), "delivered")]    # 0.75 kg x 1200 as one line
-    assert line_tuples(orders["7"]) == [("50", 1, Decimal(450), "delivered")]
-    assert (store.products["50"]["name"], store.products["50"]["is_available"]) == ("Снятый товар", False)
     assert (orders["8"]["total_price"], line_tuples(orders["8"])) == ("1350", [("10", 1, Decimal(1350), "delivered")])
     assert line_tuples(orders["9"]) == [("10", 2, Decimal(100), "delivered")]    # 99.995 to 2 places
     assert_totals_exact(orders)
@@ -215,5 +217,24 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
     assert store.products["10"]["count"] == 4
     assert (orders["1"]["status"], line_tuples(orders["1"])) == ("delivered", [("10", 1, Decimal(990), "delivered")])
-    assert set(store.products) == {"10", "20", "24", "30", "40", "41", "50"} and len(orders) == 9  # nothing extra
+    assert set(store.products) == {"10", "20", "24", "30", "40", "41"} and len(orders) == 8  # nothing extra
     engine.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason="needs work-26c milestone 2: a deleted dependency never blocks its order")
+def test_an_order_naming_a_deleted_bitrix_product_goes_out(tmp_path: Path, emulator) -> None:
+    """A basket row keeps PRODUCT_ID after the element is deleted: the order goes out at once, with a
+    stand-in built from the row's own NAME and price."""
+    url = os.environ.get("SHOP_TEST_MYSQL_URL")
+    if not url:
+        pytest.skip("mysql: set SHOP_TEST_MYSQL_URL; Bitrix runs on MySQL only")
+    _bitrix_shop(url, deleted_product_order=True).dispose()
+    emulator.currencies.add("JPY")
+    cfg = init_and_check("bitrix", url, tmp_path, emulator, SHOP_TIMEZONE="UTC", BITRIX_CATALOG_IBLOCK_ID="2")
+    for _ in range(2):
+        stats = run_all(cfg)
+    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+    store = emulator.store
+    assert line_tuples(store.orders["7"]) == [("50", 1, Decimal(450), "delivered")]
+    assert (store.products["50"]["name"], store.products["50"]["is_available"]) == ("Снятый товар", False)
+    assert len(store.orders) == 9 and set(store.products) == {"10", "20", "24", "30", "40", "41", "50"}

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.helpers import run_all
@@ -78,6 +79,7 @@ MG = _schema()
 DAY = datetime(2026, 11, 20, 10, 0, 0)
 NAME, PRICE_ATTR, STATUS = 73, 77, 97   # catalog_product attribute ids of a fresh install
 ENABLED, DISABLED = 1, 2                 # Catalog/Model/Product/Attribute/Source/Status.php
+DELETED_ORDER = 10
 
 
 def _t(name: str) -> sa.Table:
@@ -107,7 +109,7 @@ ORDERS = [
     (7, "complete", "JPY", "kenji@example.jp", None, "500", "0", "4550", "0"),          # 0 places
     (8, "processing", "USD", "1764000000@example.com", "+15550008", "0", "0", "12", "0"),  # admin phone order
     (9, "processing", "USD", None, "+15550009", "0", "0", "12", "0"),                    # no e-mail at all
-    (10, "complete", "USD", "eve@example.org", None, "0", "0", "25", "0"),              # a deleted product
+    (10, "complete", "USD", "eve@example.org", None, "0", "0", "25", "0"),              # a deleted product (own test)
     (11, "complete", "USD", "fay@example.org", None, "0", "0", "51", "0"),              # 1.5 by weight
 ]
 # item, order, parent item, product, type, name, qty, price, price incl tax, row total, tax, discount,
@@ -128,10 +130,12 @@ ITEMS = [
 ]
 
 
-def _magento_shop(url: str) -> sa.Engine:
+def _magento_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
     """A category tree (one name overridden by store view 1), the products above (simple, configurable with
     children, disabled, backordered, 4-place price), stock items, and the orders above with their items and
-    addresses."""
+    addresses; order 10, naming a product deleted from the catalogue, only when asked."""
+    orders = [o for o in ORDERS if deleted_product_order or o[0] != DELETED_ORDER]
+    items = [i for i in ITEMS if deleted_product_order or i[1] != DELETED_ORDER]
     engine = sa.create_engine(url)
     MG.drop_all(engine)
     MG.create_all(engine)
@@ -180,10 +184,10 @@ def _magento_shop(url: str) -> sa.Engine:
              "shipping_amount": Decimal(sh), "shipping_tax_amount": Decimal(shtax), "shipping_discount_amount": 0,
              "shipping_discount_tax_compensation_amount": 0, "total_refunded": Decimal(rf),
              "order_currency_code": cur, "created_at": DAY, "updated_at": DAY + timedelta(minutes=i)}
-            for i, st, cur, email, _, sh, shtax, gt, rf in ORDERS])
+            for i, st, cur, email, _, sh, shtax, gt, rf in orders])
         conn.execute(_t("sales_order_address").insert(), [
             {"entity_id": i, "parent_id": i, "email": email, "telephone": phone or "", "address_type": "billing"}
-            for i, _, _, email, phone, *_ in ORDERS])
+            for i, _, _, email, phone, *_ in orders])
         conn.execute(_t("sales_order_item").insert(), [
             {"item_id": i, "order_id": o, "parent_item_id": p, "product_id": pid, "product_type": ty, "sku": "x",
              "name": name, "is_qty_decimal": int(q == "1.5"), "qty_ordered": Decimal(q),
@@ -191,7 +195,7 @@ def _magento_shop(url: str) -> sa.Engine:
              "original_price": Decimal(pr), "price_incl_tax": Decimal(pit), "row_total": Decimal(rt),
              "tax_amount": Decimal(tax), "discount_amount": Decimal(disc), "discount_tax_compensation_amount": 0,
              "created_at": DAY, "updated_at": DAY}
-            for i, o, p, pid, ty, name, q, pr, pit, rt, tax, disc, rq, cq in ITEMS])
+            for i, o, p, pid, ty, name, q, pr, pit, rt, tax, disc, rq, cq in items])
     return engine
 
 
@@ -207,7 +211,7 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
     assert {k: (v["name"], v.get("parent_external_id")) for k, v in store.categories.items()} == {
         "3": ("Gear", None), "4": ("Bags & Luggage", "3")}  # the store view's own name
     catalog = {k: (v["name"], Decimal(v["price"]), v["count"], v["is_available"]) for k, v in store.products.items()}
-    assert {k: v for k, v in catalog.items() if k != "5"} == {
+    assert catalog == {
         "1": ("Joust Duffle Bag (EN)", Decimal(34), 100, True),
         "2": ("Fusion Backpack", Decimal(59), 10, False),        # disabled
         "3": ("Backorder Tee", Decimal("20"), 0, True),           # 19.9950 to 2 places; -3 in stock is 0
@@ -219,11 +223,11 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
         "68": ("67", 10, True), "69": ("67", 0, False), "71": ("70", 5, False)}  # 71: its configurable is disabled
 
     orders = store.orders
-    assert set(orders) == {f"00000000{i}" for i in (1, 2, 3, 4, 5, 7, 8, 9, 10, 11)}  # 6 waits at the payment page
+    assert set(orders) == {f"00000000{i}" for i in (1, 2, 3, 4, 5, 7, 8, 9, 11)}  # 6 waits at the payment page
     assert {k: v["status"] for k, v in orders.items()} == {
         "000000001": "delivered", "000000002": "paid", "000000003": "part_refunded", "000000004": "canceled",
         "000000005": "canceled", "000000007": "delivered", "000000008": "paid", "000000009": "paid",
-        "0000000010": "delivered", "0000000011": "delivered"}
+        "0000000011": "delivered"}
     assert line_tuples(orders["000000001"]) == [("1", 2, Decimal("30.6"), "delivered")]   # (68 - 6.80 discount) / 2
     assert line_tuples(orders["000000002"]) == [("68", 1, Decimal("56.29"), "processing")]  # the child, with its tax
     assert Decimal(orders["000000002"]["delivery_cost"]) == Decimal("5.41")           # shipping and its tax
@@ -236,9 +240,6 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
         assert (orders[number]["matching"], orders[number].get("email"), orders[number]["phone"]) == (
             "phone", None, f"+1555000{number[-1]}")
     assert (orders["000000001"]["matching"], orders["000000001"]["email"]) == ("email", "roni@example.org")
-    assert line_tuples(orders["0000000010"]) == [("5", 1, Decimal(25), "delivered")]
-    standin = store.products["5"]                                                       # deleted in the shop
-    assert (standin["name"], standin["is_available"]) == ("Retired Belt", False)
     assert_totals_exact(orders)
 
     # stock moved by a credit memo, a status changed by a mass action, the pending order paid: none of the
@@ -254,6 +255,22 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
     stats = run_all(cfg)
     assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
     assert (store.products["1"]["count"], store.products["6"]["is_available"]) == (101, False)
-    assert orders["000000006"]["status"] == "paid" and len(orders) == 11
-    assert set(store.products) == {"1", "2", "3", "5", "6", "67", "70"}  # nothing extra
+    assert orders["000000006"]["status"] == "paid" and len(orders) == 10
+    assert set(store.products) == {"1", "2", "3", "6", "67", "70"}  # nothing extra
     engine.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason="needs work-26c milestone 2: a deleted dependency never blocks its order")
+def test_an_order_naming_a_deleted_magento_product_goes_out(shop_url: str, tmp_path: Path, emulator) -> None:
+    """Magento deletes products that orders still name (sales_order_item keeps the product_id): the order goes
+    out at once, with a stand-in built from the item's own name and price."""
+    _magento_shop(shop_url, deleted_product_order=True).dispose()
+    emulator.currencies.add("JPY")
+    cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
+    for _ in range(2):
+        stats = run_all(cfg)
+    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+    store = emulator.store
+    assert line_tuples(store.orders["0000000010"]) == [("5", 1, Decimal(25), "delivered")]
+    assert (store.products["5"]["name"], store.products["5"]["is_available"]) == ("Retired Belt", False)
+    assert len(store.orders) == 10 and set(store.products) == {"1", "2", "3", "5", "6", "67", "70"}

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import run_all
-from tests.presets.common import assert_totals_exact, init_and_check, line_tuples
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
 
 # --- 1C-Bitrix: the tables the preset reads (only the columns it or the data below use) -------------------
 BX = sa.MetaData()
@@ -173,8 +172,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     emulator.currencies.add("JPY")
     cfg = init_and_check("bitrix", url, tmp_path, emulator, SHOP_TIMEZONE="UTC", BITRIX_CATALOG_IBLOCK_ID="2")
 
-    stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
+    sync_cleanly(cfg)
     store = emulator.store
     assert {k: (v["name"], v.get("parent_external_id")) for k, v in store.categories.items()} == {
         "5": ("Одежда", None), "6": ("Платья", "5")}  # not iblock 7's
@@ -213,8 +211,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
         order, product = BX.tables["b_sale_order"], BX.tables["b_catalog_product"]
         conn.execute(order.update().where(order.c.ID == 1).values(STATUS_ID="F", PAYED="Y", DATE_UPDATE=later))
         conn.execute(product.update().where(product.c.ID == 10).values(QUANTITY=4.0, TIMESTAMP_X=later))
-    stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+    sync_cleanly(cfg)
     assert store.products["10"]["count"] == 4
     assert (orders["1"]["status"], line_tuples(orders["1"])) == ("delivered", [("10", 1, Decimal(990), "delivered")])
     assert set(store.products) == {"10", "20", "24", "30", "40", "41"} and len(orders) == 8  # nothing extra
@@ -231,9 +228,7 @@ def test_an_order_naming_a_deleted_bitrix_product_goes_out(tmp_path: Path, emula
     _bitrix_shop(url, deleted_product_order=True).dispose()
     emulator.currencies.add("JPY")
     cfg = init_and_check("bitrix", url, tmp_path, emulator, SHOP_TIMEZONE="UTC", BITRIX_CATALOG_IBLOCK_ID="2")
-    for _ in range(2):
-        stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+    sync_cleanly(cfg, runs=2)
     store = emulator.store
     assert line_tuples(store.orders["7"]) == [("50", 1, Decimal(450), "delivered")]
     assert (store.products["50"]["name"], store.products["50"]["is_available"]) == ("Снятый товар", False)

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import run_all
-from tests.presets.common import assert_totals_exact, init_and_check, line_tuples
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
 
 PREFIX = "mg_"
 INT, SMALL = sa.Integer, sa.SmallInteger
@@ -205,8 +204,7 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
     emulator.currencies.add("JPY")
     cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
 
-    stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
+    sync_cleanly(cfg)
     store = emulator.store
     assert {k: (v["name"], v.get("parent_external_id")) for k, v in store.categories.items()} == {
         "3": ("Gear", None), "4": ("Bags & Luggage", "3")}  # the store view's own name
@@ -252,8 +250,7 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
         order = _t("sales_order")
         conn.execute(order.update().where(order.c.entity_id == 6).values(
             state="processing", status="processing", updated_at=DAY + timedelta(hours=1)))
-    stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+    sync_cleanly(cfg)
     assert (store.products["1"]["count"], store.products["6"]["is_available"]) == (101, False)
     assert orders["000000006"]["status"] == "paid" and len(orders) == 10
     assert set(store.products) == {"1", "2", "3", "6", "67", "70"}  # nothing extra
@@ -267,9 +264,7 @@ def test_an_order_naming_a_deleted_magento_product_goes_out(shop_url: str, tmp_p
     _magento_shop(shop_url, deleted_product_order=True).dispose()
     emulator.currencies.add("JPY")
     cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
-    for _ in range(2):
-        stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+    sync_cleanly(cfg, runs=2)
     store = emulator.store
     assert line_tuples(store.orders["0000000010"]) == [("5", 1, Decimal(25), "delivered")]
     assert (store.products["5"]["name"], store.products["5"]["is_available"]) == ("Retired Belt", False)

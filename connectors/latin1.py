@@ -1,8 +1,8 @@
 """UTF-8 bytes stored in MySQL/MariaDB ``latin1`` columns, as the server hands them out.
 
 MySQL's ``latin1`` is not ISO-8859-1: it is Windows-1252 (cp1252), with the five bytes cp1252 leaves
-undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) passed through as the C1 controls of the same number (MySQL
-manual, "West European Character Sets"; ``strings/ctype-latin1.cc`` in the server source). A shop installed
+undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) passed through as the C1 controls of the same number (the MySQL
+manual, https://dev.mysql.com/doc/refman/8.0/en/charset-we-sets.html; MariaDB's is the same). A shop installed
 with the wrong charset stores UTF-8 bytes in such columns; the server converts each byte by that table,
 so ``Café`` arrives as ``CafÃ©`` and each Cyrillic letter or ``€`` as two or three characters. Mapping every character
 back to its byte through the same table and decoding the bytes as UTF-8 gives the text back. Real latin1

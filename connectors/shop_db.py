@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from altcraft_sync.cursor import DELETED, PARENT, PK, Cursor, to_utc
 from altcraft_sync.errors import ConfigError, SourceError
-from connectors.shop_binding import Entity
+from connectors.shop_binding import Entity, _is_true
 from connectors.shop_rows import IN_BATCH, RowGuards, _frame, _plain, mark_duplicates, with_problems
 
 __all__ = ["IN_BATCH", "Cursor", "Entity", "ShopSource", "mark_duplicates", "to_utc"]
@@ -253,3 +253,36 @@ class ShopSource(RowGuards):
                 return
             last = _plain(rows[-1][keys.index(PK)])
             yield _frame(keys, rows)
+
+    def find_external_ids(self, entity: str, external_ids: Sequence[str]) -> dict[str, bool]:
+        """Which of ``external_ids`` the entity's source holds now, each with its soft-delete flag (True:
+        marked deleted). An id absent from the answer is not in the source: hard-deleted, or filtered
+        out by the mapping's query. Looked up on the ``external_id`` column (an expression of a query
+        too); an integer column is compared with the ids that are integers, so its index is used."""
+        ent = self.entities[entity]
+        column = ent.col(ent.spec.columns["external_id"])
+        try:
+            py: type | None = column.type.python_type
+        except NotImplementedError:
+            py = None
+        wanted = [str(e) for e in external_ids]
+        if py is int:
+            keys: list[Any] = [int(e) for e in wanted if e.lstrip("-").isdigit()]
+            target: sa.ColumnElement[Any] = self._read(column)
+        elif py is str:
+            keys, target = wanted, self._read(column)
+        else:  # untyped (a query's expression): compare as text
+            keys, target = wanted, sa.cast(column, sa.String())
+        flag = next((c for c in ent.columns if c.key == DELETED), None)
+        out: dict[str, bool] = {}
+        batch = self.key_batch()
+        for start in range(0, len(keys), batch):
+            part = keys[start:start + batch]
+            query = sa.select(target, *([flag] if flag is not None else [])).select_from(ent.source) \
+                .where(self._key_in(target, part))
+            _, rows = self._fetch(query)
+            for row in rows:
+                ext = str(_plain(row[0])).strip()
+                deleted = flag is not None and _is_true(row[1])
+                out[ext] = out.get(ext, True) and deleted  # marked deleted only if every row with it is
+        return out

@@ -10,11 +10,12 @@ import orjson
 import sqlalchemy as sa
 
 from altcraft_sync.cursor import Cursor
-from connectors.state.base import StoreBase, _aware, _pk, _retried, now
+from connectors.state.base import _aware, _pk, _retried, now
 from connectors.state.schema import RETRYABLE, Known, LedgerEntry, ledger, locks, quarantine, watermarks
+from connectors.state.waits import WaitingRecords
 
 
-class LedgerStore(StoreBase):
+class LedgerStore(WaitingRecords):
     """Per chunk: one transaction of outcomes, quarantine changes and watermarks; the ledger reads the
     decisions need; the backlog figures ``status`` shows."""
 
@@ -54,6 +55,7 @@ class LedgerStore(StoreBase):
                 conn.execute(locks.update().where(locks.c.stream == stream, locks.c.owner == lock_owner).values(acquired_at=ts))
             if entries:
                 self._upsert_ledger(conn, entries, ts)
+                self._track_waiting(conn, entries, ts)
             if quarantined:
                 rows = [
                     {"entity": e, "external_id": x, "source_pk": _pk(pk), "reasons": orjson.dumps(r).decode(),

@@ -43,6 +43,15 @@ quarantine = sa.Table(
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.String(64)),
 )
+waiting = sa.Table(
+    "waiting", metadata,
+    sa.Column("entity", sa.String(40), primary_key=True),
+    sa.Column("external_id", sa.String(255), primary_key=True),
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+)
+"""Since when each deferred record has waited (its first deferral): ``sync.max_defer`` is counted from it.
+Written with the ledger in the chunk transaction; a record's row goes when it is no longer deferred. A
+table of its own (not a ledger column) so an existing state database gets it from ``create_all``."""
 runs = sa.Table(
     "runs", metadata,
     sa.Column("run_id", sa.String(64), primary_key=True),

@@ -242,12 +242,12 @@ def test_prices_read_exactly_and_children_fetched_in_one_pass(shop_url, tmp_path
 
 
 def test_a_map_worker_reads_the_children_on_its_own_connection(shop_url, tmp_path, emulator):
-    """Map workers fetch each chunk's lines themselves (``flows.mapping``): on every database the worker's
+    """Map workers fetch each chunk's lines themselves (``engine.mapping``): on every database the worker's
     own connection returns what the run's connection returns, so the payloads are the same bytes."""
     import os
 
-    from flows.mapping import ChunkMapper
-    from flows.runtime import open_runtime
+    from engine.mapping import ChunkMapper
+    from runner.runtime import open_runtime
     from transforms.chunk import map_chunk
     from transforms.spec import mapping_spec
 
@@ -356,8 +356,8 @@ def test_an_unreadable_value_quarantines_its_row_and_every_other_row_and_stream_
     and a safe preview, and every other product, SKU and order goes out. The run ends completed, its
     figures saying one record was invalid (before, every later stream failed on every run)."""
     from altcraft_sync.config import load_config as load
-    from flows.runs import LocalHost, run_streams
-    from flows.runtime import open_runtime
+    from runner.runs import LocalHost, run_streams
+    from runner.runtime import open_runtime
 
     url = f"sqlite:///{tmp_path}/shop.db"
     engine = build_shop(url, orders=60)
@@ -540,3 +540,26 @@ def test_latin1_is_read_as_cp1252_and_utf8_in_it_is_warned_about_when_not_repair
     assert len(warned) == 1 and "streams.categories: column name holds UTF-8 read as latin1" in warned[0]
     fixed = names(True)
     assert (fixed["1"], fixed["2"], fixed["3"]) == (wanted[1], "Crème", wanted[3])
+
+
+def test_external_ids_are_looked_up_in_the_source_with_their_soft_delete_flag(shop_url, tmp_path, emulator):
+    """How the engine learns a SKU will never arrive: marked deleted (``deleted_flag``), or absent when
+    looked up by its external id (hard-deleted, or filtered out by the mapping)."""
+    from altcraft_sync.config import load_config
+
+    engine = build_shop(shop_url, orders=20)
+    with engine.begin() as conn:
+        codes = [r[0] for r in conn.execute(sa.select(demo_shop.skus.c.sku_code).order_by(demo_shop.skus.c.id).limit(3))]
+        conn.execute(demo_shop.skus.update().where(demo_shop.skus.c.sku_code == codes[1]).values(is_deleted=True))
+        conn.execute(demo_shop.sku_regions.delete().where(demo_shop.sku_regions.c.sku_id.in_(
+            sa.select(demo_shop.skus.c.id).where(demo_shop.skus.c.sku_code == codes[2]))))
+        conn.execute(demo_shop.skus.delete().where(demo_shop.skus.c.sku_code == codes[2]))
+    src = ShopSource(load_config(shop_config(tmp_path, shop_url, emulator, TOKEN)))
+    src.bind()
+    try:
+        assert src.find_external_ids("skus", [*codes, "no-such-sku"]) == {codes[0]: False, codes[1]: True}
+        with engine.begin() as conn:
+            article = conn.execute(sa.select(demo_shop.products.c.article).limit(1)).scalar()
+        assert src.find_external_ids("products", [article, "x"]) == {article: False}
+    finally:
+        src.close()

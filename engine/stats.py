@@ -36,7 +36,16 @@ class StreamStats:
     rejected: int = 0
     failed: int = 0
     deferred: int = 0
-    """Records waiting for what they depend on (a SKU not delivered yet, a carrier): not rejections."""
+    """Records waiting for what they depend on (a SKU not delivered yet, a carrier): not rejections. Why
+    each waits is in ``deferred_reasons`` and the ledger."""
+    deferred_reasons: dict[str, int] = field(default_factory=dict)
+    """Why records wait, by reason (the reference left out: ``in the shop, not sent yet ...``)."""
+    stand_ins: int = 0
+    """Unavailable stand-in products sent for references that will never arrive (deleted in the shop,
+    refused for good), so the orders naming them go out."""
+    without_triggers: int = 0
+    """Records sent with ``skip_triggers: true`` because their change is older than ``sync.trigger_window``
+    (history: it must not fire the trigger campaigns set on orders)."""
     deleted: int = 0
     retried: int = 0
     new: int = 0
@@ -76,7 +85,8 @@ class StreamStats:
         return out
 
 
-Progress = Callable[[StreamStats], None]
+ProgressHook = Callable[[StreamStats], None]
+"""Called with a stream's figures after each committed chunk (the hosts draw progress with it)."""
 
 
 def add_sample(stats: StreamStats, kind: str, items: list[Any]) -> None:

@@ -218,7 +218,6 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="needs work-26c milestone 2: a deleted dependency never blocks its order")
 def test_an_order_naming_a_deleted_bitrix_product_goes_out(tmp_path: Path, emulator) -> None:
     """A basket row keeps PRODUCT_ID after the element is deleted: the order goes out at once, with a
     stand-in built from the row's own NAME and price."""

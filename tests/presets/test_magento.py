@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
@@ -257,7 +256,6 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
     engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="needs work-26c milestone 2: a deleted dependency never blocks its order")
 def test_an_order_naming_a_deleted_magento_product_goes_out(shop_url: str, tmp_path: Path, emulator) -> None:
     """Magento deletes products that orders still name (sales_order_item keeps the product_id): the order goes
     out at once, with a stand-in built from the item's own name and price."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.helpers import db_now
 from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
 
 # --- 1C-Bitrix: the tables the preset reads (only the columns it or the data below use) -------------------
@@ -206,7 +207,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     assert_totals_exact(orders)
 
     # order 1 ships: its status and the stock it took move, with Bitrix's own timestamps
-    later = DAY + timedelta(hours=1)
+    later = db_now(engine) - timedelta(hours=1)  # within sync.trigger_window: fires triggers
     with engine.begin() as conn:
         order, product = BX.tables["b_sale_order"], BX.tables["b_catalog_product"]
         conn.execute(order.update().where(order.c.ID == 1).values(STATUS_ID="F", PAYED="Y", DATE_UPDATE=later))
@@ -215,6 +216,7 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
     assert store.products["10"]["count"] == 4
     assert (orders["1"]["status"], line_tuples(orders["1"])) == ("delivered", [("10", 1, Decimal(990), "delivered")])
     assert set(store.products) == {"10", "20", "24", "30", "40", "41"} and len(orders) == 8  # nothing extra
+    assert (emulator.skip_triggers["1"], emulator.skip_triggers["3"]) == (False, True)  # "3": months old
     engine.dispose()
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tests.helpers import db_now
 from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
 
 PREFIX = "mg_"
@@ -248,10 +249,12 @@ def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Pa
         conn.execute(status.update().where(status.c.entity_id == 6).values(value=DISABLED))
         order = _t("sales_order")
         conn.execute(order.update().where(order.c.entity_id == 6).values(
-            state="processing", status="processing", updated_at=DAY + timedelta(hours=1)))
+            state="processing", status="processing", updated_at=db_now(engine) - timedelta(hours=1)))
     sync_cleanly(cfg)
     assert (store.products["1"]["count"], store.products["6"]["is_available"]) == (101, False)
     assert orders["000000006"]["status"] == "paid" and len(orders) == 10
+    # months-old orders went without triggers; the one paid an hour ago fires them (sync.trigger_window)
+    assert (emulator.skip_triggers["000000001"], emulator.skip_triggers["000000006"]) == (True, False)
     assert set(store.products) == {"1", "2", "3", "6", "67", "70"}  # nothing extra
     engine.dispose()
 

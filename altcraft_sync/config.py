@@ -24,6 +24,7 @@ from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_tree
+from altcraft_sync.masking import install_logging, mask, register
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource, _Model
 
 
@@ -147,6 +148,9 @@ class AltcraftSettings(_Model):
     max_retry_seconds: float = Field(default=300, gt=0)
     backoff_initial: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=30, gt=0)
+    max_retry_after_seconds: float = Field(default=3600, ge=0)
+    """The longest ``Retry-After`` honoured (the client waits as long as Altcraft asks, even past
+    ``backoff_max``); Altcraft asking for more ends the run with a line saying how long it asked for."""
     batch_size: int = Field(default=500, ge=1, le=10_000)
     max_body_bytes: int = Field(default=8_000_000, ge=1024)
     concurrency: int = Field(default=4, ge=1, le=32)
@@ -304,7 +308,7 @@ def mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask(make_url(url).render_as_string(hide_password=True))  # mask: ?password=... too
     except Exception:  # an unparsable URL: show only its scheme
         return url.split(":", 1)[0] + "://***"
 
@@ -321,10 +325,41 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
 
 
 def parse_config(data: dict[str, Any], origin: str = "<dict>") -> Config:
+    """The validated config; its secrets join the process's masker before anything can print them."""
+    _register_secrets(data)
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, origin)) from None
+    register(cfg.altcraft.token.get_secret_value(),
+             urls=[cfg.source.url.get_secret_value(), cfg.state.url.get_secret_value()])
+    return cfg
+
+
+def _register_secrets(data: dict[str, Any]) -> None:
+    """The raw settings' token and URLs, before validation: an invalid config's error must not show them."""
+    def at(section: str, key: str) -> str:
+        part = data.get(section)
+        value = part.get(key) if isinstance(part, dict) else None
+        return value if isinstance(value, str) else ""
+
+    install_logging()
+    register(at("altcraft", "token"), urls=[at("source", "url"), at("state", "url")])
+
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config is a few kilobytes; a bigger file is refused before it is parsed."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases (``*name``): a config never needs them, and a few nested aliases expand to
+    billions of nodes (an alias bomb) when the settings are walked."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in the config; "
+                                              "write the value out", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -338,8 +373,12 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     cfg_path = Path(path or env.get("ALTCRAFT_SYNC_CONFIG") or "altcraft-sync.yaml")
     if not cfg_path.exists():
         raise ConfigError(f"config file {cfg_path} not found (pass --config or set ALTCRAFT_SYNC_CONFIG)")
+    size = cfg_path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config {cfg_path}: {size} bytes is more than a config needs "
+                          f"(at most {MAX_CONFIG_BYTES}); is this the right file?")
     try:
-        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(cfg_path.read_text(encoding="utf-8"), Loader=_NoAliasLoader) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -369,7 +408,9 @@ def resolve_token(settings: AltcraftSettings) -> SecretStr:
             from prefect.blocks.system import Secret
 
             block: Any = Secret.load(settings.token_block)  # a sync call: typed as block-or-coroutine
-            return SecretStr(str(block.get()))
+            token = str(block.get())
+            register(token)
+            return SecretStr(token)
         except Exception as err:  # the block API raises several types; the name is what the user needs
             raise ConfigError(
                 f"altcraft.token_block: could not load Prefect Secret block {settings.token_block!r} "

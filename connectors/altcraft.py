@@ -3,7 +3,10 @@
 What it guarantees (see ``../shared/altcraft/api.md`` for the API itself):
 
 - One pooled ``requests.Session``, connect/read timeouts on every call (a Prefect task timeout cannot
-  interrupt a blocked socket), TLS verification always on.
+  interrupt a blocked socket), TLS verification always on, redirects never followed (a 3xx would
+  re-send the body, token and customers' data to its ``Location``).
+- Only Altcraft's own answer is believed (:mod:`connectors.altcraft_wire`): anything else is retried
+  and never becomes a delivered or rejected record.
 - Retries with exponential backoff and jitter (tenacity) on connection errors, timeouts, HTTP 429 (with
   ``Retry-After`` honoured) and 500/502/503/504, capped in attempts and in total time. A bad token
   (body ``error`` 401/403 or HTTP 401/403) or the tariff limit (402) fails at once: retrying cannot help.
@@ -35,8 +38,9 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from altcraft_sync.config import AltcraftSettings
 from altcraft_sync.errors import AltcraftError, AltcraftUnavailable
+from altcraft_sync.masking import mask
 from connectors.altcraft_records import TRANSIENT_ITEM_CODES, Encoded, ImportReport, Outcome, Record
-from connectors.altcraft_wire import RateLimiter, Rejected, Transient, read_answer, shared_limiter
+from connectors.altcraft_wire import RateLimiter, Rejected, Transient, read_answer, shared_limiter, too_long_a_wait
 
 log = logging.getLogger("altcraft_sync.altcraft")
 
@@ -128,7 +132,7 @@ class AltcraftClient:
         that uses it fail. Returns the carrier's own outcome."""
         body = self._prefix(roots) + b'"data":[' + carrier.data + b"]}"
         try:
-            answer = self._post(method, body)
+            answer = self._post(method, body, sent=[carrier.external_id])
         except Rejected as err:
             names = ", ".join(f"{k} {[d.get('external_id') for d in v]}" for k, v in roots.items() if isinstance(v, list))
             raise AltcraftError(f"Altcraft refused the definitions ({names}) sent with record "
@@ -176,7 +180,7 @@ class AltcraftClient:
         report = ImportReport()
         for start in range(0, len(ids), self.settings.batch_size):
             batch = ids[start:start + self.settings.batch_size]
-            answer = self._post(method, self._body({"external_ids": batch}))
+            answer = self._post(method, self._body({"external_ids": batch}), needs="deleted_count")
             report.requests += 1
             log.info("%s: asked %d, Altcraft deleted %s", method, len(batch), answer.get("deleted_count"))
             for ext in batch:
@@ -198,13 +202,13 @@ class AltcraftClient:
         return self.list_records("market/products/list", limit=limit)
 
     def get_order_status(self, external_id: str) -> dict[str, Any]:
-        return self._post("market/orders/get_status", self._body({"external_id": external_id}))["result"]
+        return self._post("market/orders/get_status", self._body({"external_id": external_id}), needs="result")["result"]
 
     def _list(self, method: str, limit: int, extra: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Follow ``next_from_id`` until a page comes back empty (api.md §1.1)."""
         from_id = ""
         while True:
-            answer = self._post(method, self._body({"from_id": from_id, "limit": limit, **extra}))
+            answer = self._post(method, self._body({"from_id": from_id, "limit": limit, **extra}), needs="result")
             page = answer.get("result") or []
             if not page:
                 return
@@ -247,8 +251,9 @@ class AltcraftClient:
                         carrier: Record | None = None) -> ImportReport:
         report = ImportReport(requests=1)
         body = prefix + b'"' + items_key.encode() + b'":[' + b",".join(r.data for r in batch) + b"]}"
+        in_data = [carrier] if carrier is not None and items_key != "data" else batch
         try:
-            answer = self._post(method, body)
+            answer = self._post(method, body, sent=[r.external_id for r in in_data])
         except Rejected as err:
             if len(batch) == 1:
                 rec = batch[0]
@@ -286,10 +291,10 @@ class AltcraftClient:
             if code == 0:
                 out[rec.external_id] = Outcome(rec.external_id, "delivered")
             elif code in TRANSIENT_ITEM_CODES:
-                out[rec.external_id] = Outcome(rec.external_id, "failed", code, str(item.get("error_text") or ""))
+                out[rec.external_id] = Outcome(rec.external_id, "failed", code, mask(item.get("error_text") or ""))
             else:
                 out[rec.external_id] = Outcome(
-                    rec.external_id, "rejected", code, str(item.get("error_text") or ""), permanent=code in permanent
+                    rec.external_id, "rejected", code, mask(item.get("error_text") or ""), permanent=code in permanent
                 )
         return out
 
@@ -307,8 +312,9 @@ class AltcraftClient:
             payload = {"token": self._token.get_secret_value(), **payload}
         return orjson.dumps(payload)
 
-    def _post(self, method: str, body: bytes) -> dict[str, Any]:
-        """POST with retries on transient failures; returns the decoded body with ``error == 0``."""
+    def _post(self, method: str, body: bytes, *, sent: Sequence[str] = (), needs: str | None = None) -> dict[str, Any]:
+        """POST with retries on transient failures; returns the decoded body with ``error == 0``, believed
+        as Altcraft's own answer (``sent`` and ``needs``: :func:`connectors.altcraft_wire.read_answer`)."""
         settings = self.settings
         retrying = Retrying(
             retry=retry_if_exception_type(Transient),
@@ -320,7 +326,7 @@ class AltcraftClient:
         )
         started = time.monotonic()
         try:
-            return retrying(self._attempt, method, body)
+            return retrying(self._attempt, method, body, sent, needs)
         except Transient as err:
             attempts = retrying.statistics.get("attempt_number", settings.max_attempts)
             raise AltcraftUnavailable(
@@ -338,24 +344,28 @@ class AltcraftClient:
         return hook
 
     def _wait(self, state: RetryCallState) -> float:
-        """Exponential backoff with full jitter, never shorter than the server's ``Retry-After``."""
+        """Exponential backoff with full jitter, never shorter than the server's ``Retry-After``. A
+        ``Retry-After`` past ``max_retry_after_seconds`` ends the run, saying how long Altcraft asked for."""
         s = self.settings
         backoff = min(s.backoff_max, s.backoff_initial * 2 ** (state.attempt_number - 1))
         delay = random.uniform(0, backoff)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, Transient) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, s.backoff_max))
+            if exc.retry_after > s.max_retry_after_seconds:
+                raise AltcraftUnavailable(too_long_a_wait(exc.retry_after, s.max_retry_after_seconds))
+            delay = max(delay, exc.retry_after)
         return delay
 
-    def _attempt(self, method: str, body: bytes) -> dict[str, Any]:
+    def _attempt(self, method: str, body: bytes, sent: Sequence[str], needs: str | None) -> dict[str, Any]:
         s = self.settings
         self._limiter.acquire()
         with self._count_lock:
             self.requests_sent += 1
         try:
-            resp = self._session.post(s.api_url + method, data=body, timeout=(s.connect_timeout, s.read_timeout))
+            resp = self._session.post(s.api_url + method, data=body, timeout=(s.connect_timeout, s.read_timeout),
+                                      allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as err:
             raise Transient(f"{type(err).__name__} talking to {s.api_url}") from None
         except requests.RequestException as err:
             raise Transient(type(err).__name__) from None
-        return read_answer(resp, s.api_url, method)
+        return read_answer(resp, s.api_url, method, sent=sent, needs=needs)

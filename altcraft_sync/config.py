@@ -193,6 +193,10 @@ class SyncSettings(_Model):
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
     """A run whose share of rejected + invalid records exceeds this ends Failed."""
     skip_triggers: bool = False
+    max_name_length: int = Field(default=1000, ge=1)
+    """Longest product, SKU or category name sent; a longer one is quarantined. Altcraft documents no
+    bound for names (only ``description``: 1000 characters, api.md §2.2), so this is a setting; the
+    default is the description's bound."""
     wait_for_dependencies: bool = True
     """Hold back (as *deferred*) an order whose line product, a SKU whose product, or a product whose
     category Altcraft does not hold yet, until it does. Turn off for accounts that accept unknown ones."""

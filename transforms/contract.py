@@ -26,11 +26,13 @@ from transforms.checks import (
     CURRENCY,
     DESCRIPTION_MAX,
     EMAIL,
+    PRICE_DIGITS,
     RFC3339,
     Text,
     boolean,
     is_int,
     matches,
+    no_controls,
     non_empty,
     non_negative_int,
     number,
@@ -199,8 +201,30 @@ def _memoized(build: S) -> S:
     return get  # type: ignore[return-value]
 
 
+def _with_text_rules(schema: pa.DataFrameSchema, name_max: int | None = None) -> pa.DataFrameSchema:
+    """Every text column: no NUL or control character (a database holds them, Altcraft's fields are
+    text). ``name``: at most ``name_max`` characters (api.md documents no bound: ``sync.max_name_length``)."""
+    controls = pa.Check(no_controls, name="no NUL or control characters", error="no NUL or control characters")
+    updates: dict[str, dict[str, list[pa.Check]]] = {}
+    for name, col in schema.columns.items():
+        if not isinstance(col.dtype, Text):
+            continue
+        checks = [*col.checks, controls]
+        if name == "name" and name_max:
+            label = f"at most {name_max} characters (sync.max_name_length)"
+            checks.append(pa.Check.str_length(max_value=name_max, error=label))
+        updates[name] = {"checks": checks}
+    return schema.update_columns(updates) if updates else schema
+
+
+@_memoized
+def category_schema(name_max: int) -> pa.DataFrameSchema:
+    return _with_text_rules(CategoryContract.to_schema(), name_max)
+
+
 def _with_prices(schema: pa.DataFrameSchema, fields: list[str], scale: int) -> pa.DataFrameSchema:
-    check = str_matches(price_pattern(scale), f"non-negative decimal, at most {scale} places")
+    check = str_matches(price_pattern(scale), f"non-negative decimal, at most {scale} places, "
+                                              f"{PRICE_DIGITS} digits before the point")
     updates = {f: {"checks": [check]} for f in fields if f in schema.columns}
     return schema.update_columns(updates) if updates else schema
 
@@ -231,7 +255,7 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
 @_memoized
 def order_schema(scale: int, matching_mode: str, matching_fields: list[str], custom: list[CustomField],
                  present: list[str], total_rule: bool) -> pa.DataFrameSchema:
-    schema = _with_prices(OrderContract.to_schema(), ["total_price", "delivery_cost"], scale)
+    schema = _with_prices(_with_text_rules(OrderContract.to_schema()), ["total_price", "delivery_cost"], scale)
     schema = _with_custom(schema, custom, present)
     alternatives = MATCHING_FIELDS[matching_mode]
     extra: list[pa.Check] = []
@@ -259,7 +283,7 @@ def order_schema(scale: int, matching_mode: str, matching_fields: list[str], cus
 
 @_memoized
 def line_schema(scale: int, custom_statuses: list[str], custom: list[CustomField], present: list[str]) -> pa.DataFrameSchema:
-    schema = _with_prices(LineContract.to_schema(),
+    schema = _with_prices(_with_text_rules(LineContract.to_schema()),
                           ["final_price_per_item", "base_price_per_item", "min_price_per_item"], scale)
     allowed = list(LINE_STATUSES) + custom_statuses
     schema = schema.update_column("status", checks=[pa.Check.isin(allowed, error=f"isin({allowed})")])
@@ -268,9 +292,9 @@ def line_schema(scale: int, custom_statuses: list[str], custom: list[CustomField
 
 @_memoized
 def catalog_schema(
-    model: type[pa.DataFrameModel], scale: int, custom: list[CustomField], present: list[str]
+    model: type[pa.DataFrameModel], scale: int, custom: list[CustomField], present: list[str], name_max: int = 0,
 ) -> pa.DataFrameSchema:
-    schema = _with_prices(model.to_schema(), ["price", "old_price"], scale)
+    schema = _with_prices(_with_text_rules(model.to_schema(), name_max), ["price", "old_price"], scale)
     return _with_custom(schema, custom, present)
 
 

@@ -35,6 +35,8 @@ class MappingSpec:
     total_mismatch: str = "quarantine"
     sku_like: bool = False
     """Records name a ``product_external_id`` (checked and referenced as SKUs)."""
+    max_name_length: int = 1000
+    """``sync.max_name_length``: longer names are quarantined."""
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -58,4 +60,5 @@ def mapping_spec(config: Config, stream: str) -> MappingSpec:
         custom_line_statuses=tuple(s.external_id for s in config.custom_line_statuses),
         default_currency=config.sync.default_currency, endpoint=config.sync.endpoint,
         total_mismatch=config.sync.total_mismatch, sku_like="product_external_id" in spec.fields,
+        max_name_length=config.sync.max_name_length,
     )

@@ -36,7 +36,8 @@ class Text(pandas_engine.STRING):
 
 
 # ASCII digits spelled [0-9]: Python's ``\d`` also takes other scripts' digits, RE2's (Arrow's) does not
-RFC3339 = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+_YEAR = "([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+RFC3339 = "^" + _YEAR + r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
 """Years 0001-9999 (RFC 3339's range; year 0 is what a year-1 wall time east of UTC becomes)."""
 CURRENCY = r"^[A-Z]{3}$"
 """ISO 4217 alphabetic code: Altcraft takes only currencies enabled in the account, named by their code."""

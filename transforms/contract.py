@@ -202,19 +202,13 @@ def _memoized(build: S) -> S:
 
 
 def _with_text_rules(schema: pa.DataFrameSchema, name_max: int | None = None) -> pa.DataFrameSchema:
-    """Every text column: no NUL or control character (a database holds them, Altcraft's fields are
-    text). ``name``: at most ``name_max`` characters (api.md documents no bound: ``sync.max_name_length``)."""
-    controls = pa.Check(no_controls, name="no NUL or control characters", error="no NUL or control characters")
-    updates: dict[str, dict[str, list[pa.Check]]] = {}
-    for name, col in schema.columns.items():
-        if not isinstance(col.dtype, Text):
-            continue
-        checks = [*col.checks, controls]
-        if name == "name" and name_max:
-            label = f"at most {name_max} characters (sync.max_name_length)"
-            checks.append(pa.Check.str_length(max_value=name_max, error=label))
-        updates[name] = {"checks": checks}
-    return schema.update_columns(updates) if updates else schema
+    """``name``: at most ``name_max`` characters (api.md documents no bound: ``sync.max_name_length``)."""
+    col = schema.columns.get("name")
+    if col is None or not name_max:
+        return schema
+    label = f"at most {name_max} characters (sync.max_name_length)"
+    return schema.update_columns({"name": {"checks": [*col.checks, pa.Check.str_length(max_value=name_max,
+                                                                                           error=label)]}})
 
 
 @_memoized
@@ -255,7 +249,7 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
 @_memoized
 def order_schema(scale: int, matching_mode: str, matching_fields: list[str], custom: list[CustomField],
                  present: list[str], total_rule: bool) -> pa.DataFrameSchema:
-    schema = _with_prices(_with_text_rules(OrderContract.to_schema()), ["total_price", "delivery_cost"], scale)
+    schema = _with_prices(OrderContract.to_schema(), ["total_price", "delivery_cost"], scale)
     schema = _with_custom(schema, custom, present)
     alternatives = MATCHING_FIELDS[matching_mode]
     extra: list[pa.Check] = []
@@ -283,7 +277,7 @@ def order_schema(scale: int, matching_mode: str, matching_fields: list[str], cus
 
 @_memoized
 def line_schema(scale: int, custom_statuses: list[str], custom: list[CustomField], present: list[str]) -> pa.DataFrameSchema:
-    schema = _with_prices(_with_text_rules(LineContract.to_schema()),
+    schema = _with_prices(LineContract.to_schema(),
                           ["final_price_per_item", "base_price_per_item", "min_price_per_item"], scale)
     allowed = list(LINE_STATUSES) + custom_statuses
     schema = schema.update_column("status", checks=[pa.Check.isin(allowed, error=f"isin({allowed})")])
@@ -302,15 +296,43 @@ _NO_FAILURES = pd.DataFrame({"pos": pd.Series([], dtype="int64"), "check": pd.Se
                              "field": pd.Series([], dtype=object), "value": pd.Series([], dtype=object)})
 
 
+CONTROLS = "no NUL or control characters"
+
+
 def failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Validate lazily; one row per (row position, failed check): ``pos, check, field, value``.
+    """Validate lazily; one row per (row position, failed check): ``pos, check, field, value``. Besides
+    the schema, every text column of the frame (mapped or custom field) is checked for NUL and control
+    characters (:func:`control_failures`).
 
     A failure pandera cannot tie to a row (a missing column, a wrong dtype) is a bug in the transform,
     not bad data, and is raised.
     """
-    empty = _NO_FAILURES.copy()
     if frame.empty:
-        return empty
+        return _NO_FAILURES.copy()
+    found = [f for f in (_schema_failures(frame, schema), control_failures(frame)) if not f.empty]
+    if not found:
+        return _NO_FAILURES.copy()
+    return found[0] if len(found) == 1 else pd.concat(found, ignore_index=True)
+
+
+def control_failures(frame: pd.DataFrame) -> pd.DataFrame:
+    """A failure row for each text value holding NUL or another control character (a database keeps
+    them; no Altcraft field is meant to, and a NUL cuts a string short in many systems)."""
+    parts = []
+    for name in frame.columns:
+        if name.startswith("_") or not isinstance(frame[name].dtype, pd.StringDtype):
+            continue
+        ok = no_controls(frame[name]).to_numpy(dtype=bool)
+        if ok.all():
+            continue
+        pos = np.flatnonzero(~ok)
+        parts.append(pd.DataFrame({"pos": pos, "check": CONTROLS, "field": name,
+                                   "value": [_short(repr(v)) for v in frame[name].iloc[pos].tolist()]}))
+    return pd.concat(parts, ignore_index=True) if parts else _NO_FAILURES
+
+
+def _schema_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    empty = _NO_FAILURES.copy()
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:

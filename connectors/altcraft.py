@@ -38,9 +38,16 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from altcraft_sync.config import AltcraftSettings
 from altcraft_sync.errors import AltcraftError, AltcraftUnavailable
-from altcraft_sync.masking import mask
 from connectors.altcraft_records import TRANSIENT_ITEM_CODES, Encoded, ImportReport, Outcome, Record
-from connectors.altcraft_wire import RateLimiter, Rejected, Transient, read_answer, shared_limiter, too_long_a_wait
+from connectors.altcraft_wire import (
+    RateLimiter,
+    Rejected,
+    Transient,
+    echoed,
+    read_answer,
+    shared_limiter,
+    too_long_a_wait,
+)
 
 log = logging.getLogger("altcraft_sync.altcraft")
 
@@ -291,10 +298,10 @@ class AltcraftClient:
             if code == 0:
                 out[rec.external_id] = Outcome(rec.external_id, "delivered")
             elif code in TRANSIENT_ITEM_CODES:
-                out[rec.external_id] = Outcome(rec.external_id, "failed", code, mask(item.get("error_text") or ""))
+                out[rec.external_id] = Outcome(rec.external_id, "failed", code, echoed(str(item.get("error_text") or "")))
             else:
                 out[rec.external_id] = Outcome(
-                    rec.external_id, "rejected", code, mask(item.get("error_text") or ""), permanent=code in permanent
+                    rec.external_id, "rejected", code, echoed(str(item.get("error_text") or "")), permanent=code in permanent
                 )
         return out
 

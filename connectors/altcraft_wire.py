@@ -29,9 +29,19 @@ from altcraft_sync.masking import mask
 TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
 
 
+ECHO_MAX = 500
+"""Characters kept of a text taken from an answer: a server may echo the whole request (customers' data)."""
+
+
+def echoed(text: str) -> str:
+    """A text from an answer, masked and cut to :data:`ECHO_MAX` characters."""
+    text = mask(text)
+    return text if len(text) <= ECHO_MAX else text[:ECHO_MAX - 1] + "…"
+
+
 class Transient(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        reason = mask(reason)
+        reason = echoed(reason)
         super().__init__(reason)
         self.reason, self.retry_after = reason, retry_after
 
@@ -40,7 +50,7 @@ class Rejected(Exception):
     """The whole request was refused (HTTP 413, or body error 400): isolate the offending records."""
 
     def __init__(self, code: int, text: str) -> None:
-        text = mask(text)
+        text = echoed(text)
         super().__init__(text)
         self.code, self.text = code, text
 

@@ -111,24 +111,43 @@ class AltcraftClient:
 
     def import_categories(
         self, categories: Sequence[Record], *, carrier: Record, method: str = "market/products/import",
+        roots: dict[str, Any] | None = None,
     ) -> ImportReport:
         """Categories as the root ``categories`` of ``products/import`` (or ``sku/import``), each request
-        carrying one real product (or SKU), ``carrier``, in ``data``.
+        carrying one real product (or SKU), ``carrier``, in ``data``, and ``roots`` (the definitions the
+        carrier uses: they travel in the same request, so they precede it).
 
         ``data`` is required (api.md §1.2); that a request with an empty one is accepted is only inferred,
         so no request relies on it. The carrier is a record the ledger holds as delivered, re-sent
         unchanged (imports upsert by ``external_id``), or a new one. Categories get no per-item result
         (api.md §2.4): a category is delivered when its request answered ``error: 0``; a refused request
-        is halved until the bad categories are isolated. Batches go one after another, in the order given
-        (parents before children, :func:`transforms.catalog.map_categories`). ``report.carrier`` is the
-        carrier's own outcome."""
+        is halved until the bad categories are isolated. A category refused alone is rejected only if the
+        carrier with its definitions, sent alone, is accepted; otherwise the refusal is theirs and the
+        category *failed* (sent again later), never rejected for what it does not hold. Batches go one
+        after another, in the order given (parents before children,
+        :func:`transforms.catalog.map_categories`). ``report.carrier`` is the carrier's own outcome."""
         report = ImportReport()
-        prefix = self._prefix({}) + b'"data":[' + carrier.data + b"],"
+        head = self._prefix(roots or {})
+        prefix = head + b'"data":[' + carrier.data + b"],"
+        probe: dict[str, Rejected | None] = {}
         for batch in self._batches(categories, len(prefix)):
-            report.merge(self._send_isolating(method, prefix, "categories", batch, carrier))
+            report.merge(self._send_isolating(method, prefix, "categories", batch, carrier,
+                                              lambda: self._carrier_alone(method, head, carrier, probe)))
         if report.carrier is None and categories:
             report.carrier = Outcome(carrier.external_id, "failed", 0, "every request carrying it was refused")
         return report
+
+    def _carrier_alone(self, method: str, head: bytes, carrier: Record, probe: dict[str, Rejected | None]
+                       ) -> Rejected | None:
+        """Whether Altcraft refuses the carrier (and the definitions it travels with) without categories:
+        asked once per call of :meth:`import_categories`, only when a single category was refused."""
+        if "answer" not in probe:
+            try:
+                self._post(method, head + b'"data":[' + carrier.data + b"]}", sent=[carrier.external_id])
+                probe["answer"] = None
+            except Rejected as err:
+                probe["answer"] = err
+        return probe["answer"]
 
     def import_with_roots(self, method: str, carrier: Record, roots: dict[str, Any]) -> Outcome:
         """Root definitions (``custom_fields``, ``custom_line_statuses``, ``skip_triggers``) in one request
@@ -255,13 +274,20 @@ class AltcraftClient:
             yield batch
 
     def _send_isolating(self, method: str, prefix: bytes, items_key: str, batch: list[Record],
-                        carrier: Record | None = None) -> ImportReport:
+                        carrier: Record | None = None,
+                        carrier_refused: Callable[[], Rejected | None] | None = None) -> ImportReport:
         report = ImportReport(requests=1)
         body = prefix + b'"' + items_key.encode() + b'":[' + b",".join(r.data for r in batch) + b"]}"
         in_data = [carrier] if carrier is not None and items_key != "data" else batch
         try:
             answer = self._post(method, body, sent=[r.external_id for r in in_data])
         except Rejected as err:
+            fault = carrier_refused() if carrier is not None and carrier_refused is not None else None
+            if carrier is not None and fault is not None:  # the carrier's refusal, not the categories'
+                report.carrier = Outcome(carrier.external_id, "rejected", fault.code, fault.text)
+                why = f"not sent: its carrier {carrier.external_id} was refused ({fault.code} {fault.text})"
+                report.outcomes.update({r.external_id: Outcome(r.external_id, "failed", fault.code, why) for r in batch})
+                return report
             if len(batch) == 1:
                 rec = batch[0]
                 log.warning("%s: record %s rejected by Altcraft (%s %s)", method, rec.external_id, err.code, err.text)
@@ -270,7 +296,7 @@ class AltcraftClient:
             mid = len(batch) // 2
             log.info("%s: request of %d records refused (%s); halving to isolate", method, len(batch), err.code)
             for half in (batch[:mid], batch[mid:]):
-                report.merge(self._send_isolating(method, prefix, items_key, half, carrier))
+                report.merge(self._send_isolating(method, prefix, items_key, half, carrier, carrier_refused))
             return report
         if items_key != "data":  # categories: no per-item result, the request's success is theirs
             report.outcomes.update({r.external_id: Outcome(r.external_id, "delivered") for r in batch})

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
+from altcraft_sync.config_file import read_yaml
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_tree
 from altcraft_sync.masking import install_logging, mask, register
@@ -351,21 +351,6 @@ def _register_secrets(data: dict[str, Any]) -> None:
     register(at("altcraft", "token"), urls=[at("source", "url"), at("state", "url")])
 
 
-MAX_CONFIG_BYTES = 1024 * 1024
-"""A config is a few kilobytes; a bigger file is refused before it is parsed."""
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without aliases (``*name``): a config never needs them, and a few nested aliases expand to
-    billions of nodes (an alias bomb) when the settings are walked."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in the config; "
-                                              "write the value out", self.peek_event().start_mark)
-        return super().compose_node(parent, index)
-
-
 def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
     """Read, interpolate and validate the YAML config.
 
@@ -377,19 +362,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     cfg_path = Path(path or env.get("ALTCRAFT_SYNC_CONFIG") or "altcraft-sync.yaml")
     if not cfg_path.exists():
         raise ConfigError(f"config file {cfg_path} not found (pass --config or set ALTCRAFT_SYNC_CONFIG)")
-    size = cfg_path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config {cfg_path}: {size} bytes is more than a config needs "
-                          f"(at most {MAX_CONFIG_BYTES}); is this the right file?")
-    try:
-        raw = yaml.load(cfg_path.read_text(encoding="utf-8"), Loader=_NoAliasLoader) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        why = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"config {cfg_path}:{where} is not valid YAML: {why}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {cfg_path}: the top level must be a mapping")
+    raw = read_yaml(cfg_path)
     raw = interpolate_tree(raw, env)
     overrides = {
         ("source", "url"): env.get("SHOP_DB_URL"),

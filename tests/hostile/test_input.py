@@ -11,7 +11,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from altcraft_sync.config import MAX_CONFIG_BYTES, StateSettings, load_config
+from altcraft_sync.config import StateSettings, load_config
+from altcraft_sync.config_file import MAX_CONFIG_BYTES
 from altcraft_sync.errors import ConfigError, StreamLocked
 from connectors.state import StateStore
 from tests.hostile.conftest import ROOT

@@ -32,7 +32,8 @@ _PATTERNS = (
     (re.compile(rf"(?P<keep>[?&;](?:{_KEYS})=)[^&;\s'\"#]+", re.IGNORECASE), rf"\g<keep>{HIDDEN}"),
     # "token": "..." (an echoed JSON body, escaped or not)
     (re.compile(rf"(?P<keep>\\?[\"'](?:{_KEYS})\\?[\"']\s*[:=]\s*\\?[\"'])[^\"'\\]+", re.IGNORECASE), rf"\g<keep>{HIDDEN}"),
-    (re.compile(r"(?P<keep>\bBearer\s+)[A-Za-z0-9\-._~+/=]+", re.IGNORECASE), rf"\g<keep>{HIDDEN}"),
+    # an Authorization header's value (the header's own spelling only: "bearer" in prose stays)
+    (re.compile(r"(?P<keep>\bBearer\s+)[A-Za-z0-9\-._~+/=]+"), rf"\g<keep>{HIDDEN}"),
 )
 MIN_SECRET = 4
 """Shorter values are not replaced verbatim (a 1-character password would mask every such letter); the

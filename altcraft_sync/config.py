@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
+from altcraft_sync.config_file import read_yaml
 from altcraft_sync.durations import Duration, OptionalDuration
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_tree
+from altcraft_sync.masking import install_logging, mask, register
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource, _Model
 
 
@@ -149,6 +150,9 @@ class AltcraftSettings(_Model):
     max_retry_seconds: float = Field(default=300, gt=0)
     backoff_initial: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=30, gt=0)
+    max_retry_after_seconds: float = Field(default=3600, ge=0)
+    """The longest ``Retry-After`` honoured (the client waits as long as Altcraft asks, even past
+    ``backoff_max``); Altcraft asking for more ends the run with a line saying how long it asked for."""
     batch_size: int = Field(default=500, ge=1, le=10_000)
     max_body_bytes: int = Field(default=8_000_000, ge=1024)
     concurrency: int = Field(default=4, ge=1, le=32)
@@ -191,6 +195,10 @@ class SyncSettings(_Model):
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
     """A run whose share of rejected + invalid records exceeds this ends Failed."""
     skip_triggers: bool = False
+    max_name_length: int = Field(default=1000, ge=1)
+    """Longest product, SKU or category name sent; a longer one is quarantined. Altcraft documents no
+    bound for names (only ``description``: 1000 characters, api.md §2.2), so this is a setting; the
+    default is the description's bound."""
     wait_for_dependencies: bool = True
     """Hold back (as *deferred*) an order whose line product, a SKU whose product, or a product whose
     category Altcraft does not hold yet, while it can still arrive (see ``max_defer``). Turn off for
@@ -326,7 +334,7 @@ def mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask(make_url(url).render_as_string(hide_password=True))  # mask: ?password=... too
     except Exception:  # an unparsable URL: show only its scheme
         return url.split(":", 1)[0] + "://***"
 
@@ -343,10 +351,26 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
 
 
 def parse_config(data: dict[str, Any], origin: str = "<dict>") -> Config:
+    """The validated config; its secrets join the process's masker before anything can print them."""
+    _register_secrets(data)
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, origin)) from None
+    register(cfg.altcraft.token.get_secret_value(),
+             urls=[cfg.source.url.get_secret_value(), cfg.state.url.get_secret_value()])
+    return cfg
+
+
+def _register_secrets(data: dict[str, Any]) -> None:
+    """The raw settings' token and URLs, before validation: an invalid config's error must not show them."""
+    def at(section: str, key: str) -> str:
+        part = data.get(section)
+        value = part.get(key) if isinstance(part, dict) else None
+        return value if isinstance(value, str) else ""
+
+    install_logging()
+    register(at("altcraft", "token"), urls=[at("source", "url"), at("state", "url")])
 
 
 def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -360,15 +384,7 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: dict[str, s
     cfg_path = Path(path or env.get("ALTCRAFT_SYNC_CONFIG") or "altcraft-sync.yaml")
     if not cfg_path.exists():
         raise ConfigError(f"config file {cfg_path} not found (pass --config or set ALTCRAFT_SYNC_CONFIG)")
-    try:
-        raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        why = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"config {cfg_path}:{where} is not valid YAML: {why}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config {cfg_path}: the top level must be a mapping")
+    raw = read_yaml(cfg_path)
     raw = interpolate_tree(raw, env)
     overrides = {
         ("source", "url"): env.get("SHOP_DB_URL"),
@@ -391,7 +407,9 @@ def resolve_token(settings: AltcraftSettings) -> SecretStr:
             from prefect.blocks.system import Secret
 
             block: Any = Secret.load(settings.token_block)  # a sync call: typed as block-or-coroutine
-            return SecretStr(str(block.get()))
+            token = str(block.get())
+            register(token)
+            return SecretStr(token)
         except Exception as err:  # the block API raises several types; the name is what the user needs
             raise ConfigError(
                 f"altcraft.token_block: could not load Prefect Secret block {settings.token_block!r} "

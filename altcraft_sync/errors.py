@@ -7,11 +7,19 @@ token and database passwords are masked before any of these is built.
 
 from __future__ import annotations
 
+from typing import Any
+
+from altcraft_sync.masking import mask
+
 
 class SyncError(Exception):
-    """Base class: a run could not do its job. ``str(err)`` is the one-line reason."""
+    """Base class: a run could not do its job. ``str(err)`` is the one-line reason, masked when the error
+    is made (the token or a password an answer echoed never reaches a terminal, a log or a state row)."""
 
     exit_code = 2
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(mask(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(SyncError):
@@ -57,9 +65,9 @@ class StaleWatermark(SyncError):
 def one_line(err: BaseException, run_id: str | None = None) -> str:
     """The one line an operator sees for any error that ends a run: a ``SyncError``'s own message, or,
     for an exception nobody anticipated, ``internal error: <type>: <first line>`` with the run id (the
-    traceback goes to the debug log, never to the terminal or the run state)."""
+    traceback goes to the debug log, never to the terminal or the run state). Always masked."""
     if isinstance(err, SyncError):
-        return str(err)
+        return mask(str(err))
     text = str(err).strip().splitlines()
     where = f" (run {run_id})" if run_id else ""
-    return f"internal error: {type(err).__name__}: {text[0] if text else '(no message)'}{where}"
+    return mask(f"internal error: {type(err).__name__}: {text[0] if text else '(no message)'}{where}")

@@ -24,5 +24,7 @@ HOME = Path(".altcraft-sync")
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from altcraft_sync.masking import mask
+
+    err_console.print(f"[bold red]error:[/] {mask(message)}", highlight=False, soft_wrap=True, markup=True)
     raise typer.Exit(code)

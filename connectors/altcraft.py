@@ -3,7 +3,10 @@
 What it guarantees (see ``docs/altcraft-api.md`` for the API itself):
 
 - One pooled ``requests.Session``, connect/read timeouts on every call (a Prefect task timeout cannot
-  interrupt a blocked socket), TLS verification always on.
+  interrupt a blocked socket), TLS verification always on, redirects never followed (a 3xx would
+  re-send the body, token and customers' data to its ``Location``).
+- Only Altcraft's own answer is believed (:mod:`connectors.altcraft_wire`): anything else is retried
+  and never becomes a delivered or rejected record.
 - Retries with exponential backoff and jitter (tenacity) on connection errors, timeouts, HTTP 429 (with
   ``Retry-After`` honoured) and 500/502/503/504, capped in attempts and in total time. A bad token
   (body ``error`` 401/403 or HTTP 401/403) or the tariff limit (402) fails at once: retrying cannot help.
@@ -36,7 +39,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from altcraft_sync.config import AltcraftSettings
 from altcraft_sync.errors import AltcraftError, AltcraftUnavailable
 from connectors.altcraft_records import TRANSIENT_ITEM_CODES, Encoded, ImportReport, Outcome, Record
-from connectors.altcraft_wire import RateLimiter, Rejected, Transient, read_answer, shared_limiter
+from connectors.altcraft_wire import (
+    RateLimiter,
+    Rejected,
+    Transient,
+    echoed,
+    read_answer,
+    shared_limiter,
+    too_long_a_wait,
+)
 
 log = logging.getLogger("altcraft_sync.altcraft")
 
@@ -90,24 +101,43 @@ class AltcraftClient:
 
     def import_categories(
         self, categories: Sequence[Record], *, carrier: Record, method: str = "market/products/import",
+        roots: dict[str, Any] | None = None,
     ) -> ImportReport:
         """Categories as the root ``categories`` of ``products/import`` (or ``sku/import``), each request
-        carrying one real product (or SKU), ``carrier``, in ``data``.
+        carrying one real product (or SKU), ``carrier``, in ``data``, and ``roots`` (the definitions the
+        carrier uses: they travel in the same request, so they precede it).
 
         ``data`` is required (docs/altcraft-api.md §1.2); that a request with an empty one is accepted is only inferred,
         so no request relies on it. The carrier is a record the ledger holds as delivered, re-sent
         unchanged (imports upsert by ``external_id``), or a new one. Categories get no per-item result
         (docs/altcraft-api.md §2.4): a category is delivered when its request answered ``error: 0``; a refused request
-        is halved until the bad categories are isolated. Batches go one after another, in the order given
-        (parents before children, :func:`transforms.catalog.map_categories`). ``report.carrier`` is the
-        carrier's own outcome."""
+        is halved until the bad categories are isolated. A category refused alone is rejected only if the
+        carrier with its definitions, sent alone, is accepted; otherwise the refusal is theirs and the
+        category *failed* (sent again later), never rejected for what it does not hold. Batches go one
+        after another, in the order given (parents before children,
+        :func:`transforms.catalog.map_categories`). ``report.carrier`` is the carrier's own outcome."""
         report = ImportReport()
-        prefix = self._prefix({}) + b'"data":[' + carrier.data + b"],"
+        head = self._prefix(roots or {})
+        prefix = head + b'"data":[' + carrier.data + b"],"
+        probe: dict[str, Rejected | None] = {}
         for batch in self._batches(categories, len(prefix)):
-            report.merge(self._send_isolating(method, prefix, "categories", batch, carrier))
+            report.merge(self._send_isolating(method, prefix, "categories", batch, carrier,
+                                              lambda: self._carrier_alone(method, head, carrier, probe)))
         if report.carrier is None and categories:
             report.carrier = Outcome(carrier.external_id, "failed", 0, "every request carrying it was refused")
         return report
+
+    def _carrier_alone(self, method: str, head: bytes, carrier: Record, probe: dict[str, Rejected | None]
+                       ) -> Rejected | None:
+        """Whether Altcraft refuses the carrier (and the definitions it travels with) without categories:
+        asked once per call of :meth:`import_categories`, only when a single category was refused."""
+        if "answer" not in probe:
+            try:
+                self._post(method, head + b'"data":[' + carrier.data + b"]}", sent=[carrier.external_id])
+                probe["answer"] = None
+            except Rejected as err:
+                probe["answer"] = err
+        return probe["answer"]
 
     def import_with_roots(self, method: str, carrier: Record, roots: dict[str, Any]) -> Outcome:
         """Root definitions (``custom_fields``, ``custom_line_statuses``, ``skip_triggers``) in one request
@@ -118,7 +148,7 @@ class AltcraftClient:
         that uses it fail. Returns the carrier's own outcome."""
         body = self._prefix(roots) + b'"data":[' + carrier.data + b"]}"
         try:
-            answer = self._post(method, body)
+            answer = self._post(method, body, sent=[carrier.external_id])
         except Rejected as err:
             names = ", ".join(f"{k} {[d.get('external_id') for d in v]}" for k, v in roots.items() if isinstance(v, list))
             raise AltcraftError(f"Altcraft refused the definitions ({names}) sent with record "
@@ -157,7 +187,7 @@ class AltcraftClient:
         report = ImportReport()
         for start in range(0, len(ids), self.settings.batch_size):
             batch = ids[start:start + self.settings.batch_size]
-            answer = self._post(method, self._body({"external_ids": batch}))
+            answer = self._post(method, self._body({"external_ids": batch}), needs="deleted_count")
             report.requests += 1
             log.info("%s: asked %d, Altcraft deleted %s", method, len(batch), answer.get("deleted_count"))
             for ext in batch:
@@ -170,13 +200,13 @@ class AltcraftClient:
         return self._list(method, limit, extra or {})
 
     def get_order_status(self, external_id: str) -> dict[str, Any]:
-        return self._post("market/orders/get_status", self._body({"external_id": external_id}))["result"]
+        return self._post("market/orders/get_status", self._body({"external_id": external_id}), needs="result")["result"]
 
     def _list(self, method: str, limit: int, extra: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Follow ``next_from_id`` until a page comes back empty (docs/altcraft-api.md §1.1)."""
         from_id = ""
         while True:
-            answer = self._post(method, self._body({"from_id": from_id, "limit": limit, **extra}))
+            answer = self._post(method, self._body({"from_id": from_id, "limit": limit, **extra}), needs="result")
             page = answer.get("result") or []
             if not page:
                 return
@@ -216,12 +246,20 @@ class AltcraftClient:
             yield batch
 
     def _send_isolating(self, method: str, prefix: bytes, items_key: str, batch: list[Record],
-                        carrier: Record | None = None) -> ImportReport:
+                        carrier: Record | None = None,
+                        carrier_refused: Callable[[], Rejected | None] | None = None) -> ImportReport:
         report = ImportReport(requests=1)
         body = prefix + b'"' + items_key.encode() + b'":[' + b",".join(r.data for r in batch) + b"]}"
+        in_data = [carrier] if carrier is not None and items_key != "data" else batch
         try:
-            answer = self._post(method, body)
+            answer = self._post(method, body, sent=[r.external_id for r in in_data])
         except Rejected as err:
+            fault = carrier_refused() if carrier is not None and carrier_refused is not None else None
+            if carrier is not None and fault is not None:  # the carrier's refusal, not the categories'
+                report.carrier = Outcome(carrier.external_id, "rejected", fault.code, fault.text)
+                why = f"not sent: its carrier {carrier.external_id} was refused ({fault.code} {fault.text})"
+                report.outcomes.update({r.external_id: Outcome(r.external_id, "failed", fault.code, why) for r in batch})
+                return report
             if len(batch) == 1:
                 rec = batch[0]
                 log.warning("%s: record %s rejected by Altcraft (%s %s)", method, rec.external_id, err.code, err.text)
@@ -230,7 +268,7 @@ class AltcraftClient:
             mid = len(batch) // 2
             log.info("%s: request of %d records refused (%s); halving to isolate", method, len(batch), err.code)
             for half in (batch[:mid], batch[mid:]):
-                report.merge(self._send_isolating(method, prefix, items_key, half, carrier))
+                report.merge(self._send_isolating(method, prefix, items_key, half, carrier, carrier_refused))
             return report
         if items_key != "data":  # categories: no per-item result, the request's success is theirs
             report.outcomes.update({r.external_id: Outcome(r.external_id, "delivered") for r in batch})
@@ -258,10 +296,10 @@ class AltcraftClient:
             if code == 0:
                 out[rec.external_id] = Outcome(rec.external_id, "delivered")
             elif code in TRANSIENT_ITEM_CODES:
-                out[rec.external_id] = Outcome(rec.external_id, "failed", code, str(item.get("error_text") or ""))
+                out[rec.external_id] = Outcome(rec.external_id, "failed", code, echoed(str(item.get("error_text") or "")))
             else:
                 out[rec.external_id] = Outcome(
-                    rec.external_id, "rejected", code, str(item.get("error_text") or ""), permanent=code in permanent
+                    rec.external_id, "rejected", code, echoed(str(item.get("error_text") or "")), permanent=code in permanent
                 )
         return out
 
@@ -279,8 +317,9 @@ class AltcraftClient:
             payload = {"token": self._token.get_secret_value(), **payload}
         return orjson.dumps(payload)
 
-    def _post(self, method: str, body: bytes) -> dict[str, Any]:
-        """POST with retries on transient failures; returns the decoded body with ``error == 0``."""
+    def _post(self, method: str, body: bytes, *, sent: Sequence[str] = (), needs: str | None = None) -> dict[str, Any]:
+        """POST with retries on transient failures; returns the decoded body with ``error == 0``, believed
+        as Altcraft's own answer (``sent`` and ``needs``: :func:`connectors.altcraft_wire.read_answer`)."""
         settings = self.settings
         retrying = Retrying(
             retry=retry_if_exception_type(Transient),
@@ -292,7 +331,7 @@ class AltcraftClient:
         )
         started = time.monotonic()
         try:
-            return retrying(self._attempt, method, body)
+            return retrying(self._attempt, method, body, sent, needs)
         except Transient as err:
             attempts = retrying.statistics.get("attempt_number", settings.max_attempts)
             raise AltcraftUnavailable(
@@ -310,24 +349,28 @@ class AltcraftClient:
         return hook
 
     def _wait(self, state: RetryCallState) -> float:
-        """Exponential backoff with full jitter, never shorter than the server's ``Retry-After``."""
+        """Exponential backoff with full jitter, never shorter than the server's ``Retry-After``. A
+        ``Retry-After`` past ``max_retry_after_seconds`` ends the run, saying how long Altcraft asked for."""
         s = self.settings
         backoff = min(s.backoff_max, s.backoff_initial * 2 ** (state.attempt_number - 1))
         delay = random.uniform(0, backoff)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, Transient) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, s.backoff_max))
+            if exc.retry_after > s.max_retry_after_seconds:
+                raise AltcraftUnavailable(too_long_a_wait(exc.retry_after, s.max_retry_after_seconds))
+            delay = max(delay, exc.retry_after)
         return delay
 
-    def _attempt(self, method: str, body: bytes) -> dict[str, Any]:
+    def _attempt(self, method: str, body: bytes, sent: Sequence[str], needs: str | None) -> dict[str, Any]:
         s = self.settings
         self._limiter.acquire()
         with self._count_lock:
             self.requests_sent += 1
         try:
-            resp = self._session.post(s.api_url + method, data=body, timeout=(s.connect_timeout, s.read_timeout))
+            resp = self._session.post(s.api_url + method, data=body, timeout=(s.connect_timeout, s.read_timeout),
+                                      allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as err:
             raise Transient(f"{type(err).__name__} talking to {s.api_url}") from None
         except requests.RequestException as err:
             raise Transient(type(err).__name__) from None
-        return read_answer(resp, s.api_url, method)
+        return read_answer(resp, s.api_url, method, sent=sent, needs=needs)

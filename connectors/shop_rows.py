@@ -214,19 +214,26 @@ def with_problems(frame: pd.DataFrame, problems: dict[int, tuple[str, str, str]]
 def mark_duplicates(frame: pd.DataFrame, path: str) -> pd.DataFrame:
     """Mark every row of a key found in several rows (a join that multiplies a parent, a view without a
     unique key): none of them is sent with an arbitrary row's values; each is quarantined, naming the key
-    and the count. A frame with unique keys is returned as it is (one hashing pass)."""
+    and the count. A row whose key is NULL is marked on its own (it has no key to be sent or found by).
+    A frame with unique, present keys is returned as it is (one hashing pass)."""
     keys = frame[PK]
-    repeated = keys.duplicated(keep=False)
-    if not repeated.any():
+    missing = keys.isna()
+    repeated = keys.duplicated(keep=False) & ~missing
+    if not repeated.any() and not missing.any():
         return frame
-    counts = keys[repeated].map(keys[repeated].value_counts())
     problems = frame[PROBLEM].copy() if PROBLEM in frame else pd.Series([None] * len(frame), index=frame.index,
                                                                           dtype=object)
-    problems[repeated & problems.isna()] = [(f"{path}.primary_key", "the key is unique in the source", f"{n} rows with key {k}")
-                          for k, n, free in zip(keys[repeated].tolist(), counts.tolist(),
-                                                problems[repeated].isna().tolist()) if free]
-    log.warning("%s: %d keys appear in more than one row (e.g. %s); their records are quarantined, not sent",
-                path, keys[repeated].nunique(), keys[repeated].iloc[0])
+    free = problems.isna()
+    if missing.any():
+        problems[missing & free] = [(f"{path}.primary_key", "the key is not NULL", "NULL")] * int((missing & free).sum())
+        log.warning("%s: %d rows have a NULL key; their records are quarantined, not sent", path, int(missing.sum()))
+    if repeated.any():
+        counts = keys[repeated].map(keys[repeated].value_counts())
+        problems[repeated & free] = [(f"{path}.primary_key", "the key is unique in the source", f"{int(n)} rows with key {k}")
+                                     for k, n, f in zip(keys[repeated].tolist(), counts.tolist(),
+                                                        free[repeated].tolist()) if f]
+        log.warning("%s: %d keys appear in more than one row (e.g. %s); their records are quarantined, not sent",
+                    path, keys[repeated].nunique(), keys[repeated].iloc[0])
     return frame.assign(**{PROBLEM: problems})
 
 

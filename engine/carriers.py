@@ -37,14 +37,7 @@ class Carriers:
         as delivered with the same fingerprint, with one carrier record of the stream, before any record of
         the stream goes out. A run where they did not change sends nothing for them."""
         ctx = self.ctx
-        defs = roots.definitions_for(ctx.config, stream, list(ctx.source.entities))
-        if not defs:
-            return
-        known: dict[tuple[str, str], Known] = {}
-        for entity in {d.entity for d in defs}:
-            known.update({(entity, k): v for k, v in ctx.state.known(entity, [d.external_id for d in defs
-                                                                             if d.entity == entity]).items()})
-        due = [d for d in defs if not _holds(known.get((d.entity, d.external_id)), d.fingerprint)]
+        due = self.due_definitions(stream)
         if not due:
             return
         client = ctx.need_client()
@@ -68,8 +61,18 @@ class Carriers:
         stats.add(requests=1)
         ctx.log.info("%s: sent %d definitions with %s %s", stream, len(due), entity, carrier.external_id)
         entries = [definition_entry(d.entity, d.external_id, d.fingerprint) for d in due]
-        entries.append(self.carrier_entry(entity, carrier, outcome, resent))
+        entries.append(self.carrier_entry(entity, carrier, outcome, resent, stats))
         self.committer.commit(stream, entries=entries, settle=[batch])
+
+    def due_definitions(self, stream: str) -> list[roots.Definition]:
+        """The definitions ``stream`` carries that the ledger does not hold as delivered, as they are now."""
+        ctx = self.ctx
+        defs = roots.definitions_for(ctx.config, stream, list(ctx.source.entities))
+        known: dict[tuple[str, str], Known] = {}
+        for entity in {d.entity for d in defs}:
+            known.update({(entity, k): v for k, v in ctx.state.known(entity, [d.external_id for d in defs
+                                                                             if d.entity == entity]).items()})
+        return [d for d in defs if not _holds(known.get((d.entity, d.external_id)), d.fingerprint)]
 
     def carrier(self, stream: str, sending: Collection[str] = ()) -> tuple[Payload, bool] | None:
         """One real record of ``stream`` to carry root definitions or categories, and whether it is a
@@ -102,6 +105,8 @@ class Carriers:
         spec = registry.get(stream)
         entity = spec.entity
         carrier_stream = roots.carrier_of(spec.root_key, list(ctx.source.entities))
+        if carrier_stream:  # categories this run delivered since the carrier stream's index was loaded count
+            self.dependencies.forget(carrier_stream)
         found = self.carrier(carrier_stream, {p.external_id for p in send}) if carrier_stream else None
         if found is None or carrier_stream is None:
             stats.add(deferred=len(send))
@@ -112,22 +117,39 @@ class Carriers:
         carrier, resent = found
         method = registry.get(carrier_stream).import_method
         assert method is not None
-        report = client.import_categories(send, carrier=carrier, method=method)
+        # the carrier's own definitions go in the same request, so they precede the record that uses them
+        due = self.due_definitions(carrier_stream)
+        report = client.import_categories(send, carrier=carrier, method=method, roots=roots.roots_body(due))
         entries = [sent_entry(entity, p, report.outcomes[p.external_id]) for p in send]
         for e in entries:
             if e.status != "delivered":
-                ctx.log.warning("%s %s rejected by Altcraft: %s %s", entity, e.external_id, e.error_code, e.error_text)
-        delivered = sum(e.status == "delivered" for e in entries)
-        stats.add(requests=report.requests, delivered=delivered, rejected=len(entries) - delivered)
+                ctx.log.warning("%s %s %s by Altcraft: %s %s", entity, e.external_id,
+                                "refused" if e.status == "rejected" else "not taken", e.error_code, e.error_text)
+        ctx.memory.attempted.update((entity, e.external_id) for e in entries if e.status != "delivered")
+        counts = {status: sum(e.status == status for e in entries) for status in ("delivered", "rejected", "failed")}
+        stats.add(requests=report.requests, **counts)
+        if due and counts["delivered"]:  # a request carrying them was accepted
+            entries += [definition_entry(d.entity, d.external_id, d.fingerprint) for d in due]
         if report.carrier is not None:
-            entries.append(self.carrier_entry(registry.get(carrier_stream).entity, carrier, report.carrier, resent))
+            entries.append(self.carrier_entry(registry.get(carrier_stream).entity, carrier, report.carrier, resent,
+                                              stats))
         return entries
 
-    def carrier_entry(self, entity: str, carrier: Payload, outcome: Outcome, resent: bool) -> LedgerEntry:
+    def carrier_entry(self, entity: str, carrier: Payload, outcome: Outcome, resent: bool,
+                      stats: StreamStats) -> LedgerEntry:
         """The carrier's ledger entry. A new carrier that was delivered is counted as delivered when its own
-        stream reads it (and finds it unchanged), so a run's figures add up."""
-        if not resent and outcome.status == "delivered":
-            self.ctx.memory.carried.add((entity, carrier.external_id))
+        stream reads it (and finds it unchanged), so a run's figures add up. A refused carrier counts: as a
+        rejection of this run, and in the ledger as not delivered, so its own stream sends it again (a
+        refusal that is not its data's fault, an unknown field or category, is never permanent)."""
+        if outcome.status == "delivered":
+            if not resent:
+                self.ctx.memory.carried.add((entity, carrier.external_id))
+            return sent_entry(entity, carrier, outcome)
+        stats.add(rejected=1)
+        stats.warnings.append(f"{entity} {carrier.external_id}, sent to carry definitions or categories, was not "
+                              f"taken by Altcraft ({outcome.code} {outcome.text}); it is sent again with its stream")
+        self.ctx.log.warning("%s %s (a carrier) not taken by Altcraft: %s %s", entity, carrier.external_id,
+                             outcome.code, outcome.text)
         return sent_entry(entity, carrier, outcome)
 
 

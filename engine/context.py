@@ -8,13 +8,14 @@ builds one context per run and the parts around it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
 from altcraft_sync.cursor import Cursor, Key
+from altcraft_sync.keys import key_reader
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore, lock_owner
@@ -129,20 +130,28 @@ class RunContext:
             self.memory.mappings[stream] = mapping_spec(self.config, stream)
         return self.memory.mappings[stream]
 
-    def pk_cast(self, stream: str) -> Callable[[str], Key]:
-        """Ledger keys are stored as text; bind them back in the primary key's own type."""
+    def pk_cast(self, stream: str) -> Callable[[str], Key | None]:
+        """Ledger keys are stored as text; bind them back in the primary key's own type. Read defensively
+        (:func:`altcraft_sync.keys.key_reader`): a key an older version wrote as ``"7.0"`` is 7, and a text
+        that is no key of this type (``"None"``, ``"nan"``) is ``None``, for the caller to skip."""
         try:
             py: type | None = self.source.entities[stream].pk.type.python_type
         except NotImplementedError:  # a user query's column has no declared type: ask the watermark
             py = None
-        if py is int:
-            return int
-        if py is str:
-            return str
-        wm = self.state.get_watermark(stream, stream)
-        if wm is not None:
-            return int if isinstance(wm.pk, int) else str
-        return lambda pk: int(pk) if str(pk).lstrip("-").isdigit() else pk
+        if py not in (int, str):
+            wm = self.state.get_watermark(stream, stream)
+            py = None if wm is None else int if isinstance(wm.pk, int) else str
+        return key_reader(py)
+
+    def source_keys(self, stream: str, texts: Iterable[str | None]) -> list[Key]:
+        """Ledger key texts as source keys, the unusable ones left out (and counted in the log)."""
+        cast = self.pk_cast(stream)
+        texts = list(texts)
+        keys = [k for k in (cast(t) for t in texts if t is not None) if k is not None]
+        if len(keys) < len(texts):
+            self.log.warning("%s: %d keys in the state database are no key of this source (e.g. left by an older "
+                             "version); their records are skipped", stream, len(texts) - len(keys))
+        return keys
 
     def sample(self, stats: StreamStats, kind: str, items: Sequence[SampleItem]) -> None:
         add_sample(stats, kind, items)

@@ -19,8 +19,7 @@ class RecordReader:
 
     def by_ledger_keys(self, stream: str, keys: Sequence[str]) -> Mapped | None:
         """:meth:`mapped` for source keys as the ledger keeps them (text)."""
-        cast = self.ctx.pk_cast(stream)
-        return self.mapped(stream, [cast(k) for k in keys])
+        return self.mapped(stream, self.ctx.source_keys(stream, keys))
 
     def mapped(self, stream: str, keys: Sequence[Key]) -> Mapped | None:
         """The records of ``stream`` whose source keys are ``keys``, mapped with their children; None when

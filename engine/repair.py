@@ -103,8 +103,9 @@ class Repair:
         pending = [(ext, pk) for ext, pk in ctx.state.pending(entity) if (entity, ext) not in ctx.memory.attempted]
         if not pending:
             return
-        cast = ctx.pk_cast(stream)
-        keys = [cast(pk) for _, pk in pending]
+        keys = ctx.source_keys(stream, [pk for _, pk in pending])
+        if not keys:
+            return
         ctx.log.info("%s: retrying %d records that were not delivered", stream, len(keys))
         for part in batched(keys, ctx.config.source.chunk_size):
             parents = ctx.source.fetch_by_keys(stream, part)
@@ -121,14 +122,13 @@ class Repair:
         ctx = self.ctx
         entity = registry.get(stream).entity
         again = ctx.memory.quarantined_now.get(entity, set())
-        keys = [pk for ext, pk in ctx.state.quarantined_keys(entity) if ext not in again and pk is not None]
+        keys = ctx.source_keys(stream, [pk for ext, pk in ctx.state.quarantined_keys(entity) if ext not in again])
         if not keys:
             return
-        cast = ctx.pk_cast(stream)
         healing = StreamStats(stream)
         ctx.log.info("%s: re-reading %d quarantined records", stream, len(keys))
         for part in batched(keys, ctx.config.source.chunk_size):
-            parents = ctx.source.fetch_by_keys(stream, [cast(pk) for pk in part])
+            parents = ctx.source.fetch_by_keys(stream, part)
             if not parents.empty:
                 self.feed.process_commit(stream, parents, healing, None, stream)
         self.feed.drain()

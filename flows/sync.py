@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.errors import SyncError, one_line
+from altcraft_sync.masking import mask, mask_tree
 from engine.coordinator import StreamStats
 from flows.streams import StreamName
 from runner.reporting import ProgressReporter, stream_rows, summary_markdown
@@ -63,9 +64,9 @@ class PrefectHost:
         return ProgressReporter()
 
     def publish(self, kind: str, title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> None:
-        create_table_artifact(stream_rows(results), key=f"{kind.replace('_', '-')}-streams",
+        create_table_artifact(mask_tree(stream_rows(results)), key=f"{kind.replace('_', '-')}-streams",
                               description=f"{title}: figures per stream")
-        create_markdown_artifact(summary_markdown(title, results, outcome, dry_run),
+        create_markdown_artifact(mask(summary_markdown(title, results, outcome, dry_run)),
                                  key=f"{kind.replace('_', '-')}-summary", description=f"{title}: summary")
 
 

@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.errors import SyncError, one_line
+from altcraft_sync.masking import mask, mask_tree
 from altcraft_sync.streams import StreamName
 from runner.runtime import open_runtime
 from runner.verify import COLUMNS, VerifyStats, verify_streams
@@ -59,8 +60,8 @@ def verify_flow(config_path: str = "altcraft-sync.yaml", streams: list[StreamNam
     finally:
         runtime.close()
     rows = [{"stream": n, **{c: getattr(s, c) for c in COLUMNS}} for n, s in results.items()]
-    create_table_artifact(rows, key="verify-streams", description="verify: per stream")
-    create_markdown_artifact(verify_markdown(results, repair), key="verify-summary", description="verify: summary")
+    create_table_artifact(mask_tree(rows), key="verify-streams", description="verify: per stream")
+    create_markdown_artifact(mask(verify_markdown(results, repair)), key="verify-summary", description="verify: summary")
     figures = {n: s.figures() for n, s in results.items()}
     left = sum(s.differences for s in results.values()) if not repair else 0
     message = "; ".join(f"{n}: {s.ok} ok, {s.differences} differences" for n, s in results.items())

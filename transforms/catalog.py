@@ -53,7 +53,7 @@ def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     frame = html_decoded(frame, spec)
     C, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
     pks = plain_keys(frame["_pk"])
-    fails = contract.failures(contract_frame(C), contract.CategoryContract.to_schema())
+    fails = contract.failures(contract_frame(C), contract.category_schema(m.max_name_length))
     parents = V.pylist(C.get("parent_external_id", [None] * len(frame)))
     depth = _depths(V.pylist(C["external_id"]), parents)
     cyclic = np.flatnonzero(depth < 0)
@@ -117,7 +117,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, m: MappingSp
     model = contract.SkuContract if m.sku_like else contract.CatalogContract
     pframe = contract_frame({**P, **P_cf})
     fails = contract.failures(pframe, contract.catalog_schema(model, m.money_scale, list(m.custom_fields),
-                                                              list(pframe.columns)))
+                                                              list(pframe.columns), m.max_name_length))
     parts = [problems, quarantine_rows(m.entity, fails, P["external_id"], pks)]
     bad = np.zeros(len(frame), dtype=bool)
     bad[fails["pos"].to_numpy(dtype=np.int64)] = True

@@ -36,7 +36,9 @@ class Text(pandas_engine.STRING):
 
 
 # ASCII digits spelled [0-9]: Python's ``\d`` also takes other scripts' digits, RE2's (Arrow's) does not
-RFC3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+_YEAR = "([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+RFC3339 = "^" + _YEAR + r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+"""Years 0001-9999 (RFC 3339's range; year 0 is what a year-1 wall time east of UTC becomes)."""
 CURRENCY = r"^[A-Z]{3}$"
 """ISO 4217 alphabetic code: Altcraft takes only currencies enabled in the account, named by their code."""
 _SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
@@ -44,14 +46,23 @@ _SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
 """Python's ``\\s``, spelled out: with ``\\s`` pandas runs the match in Python's ``re`` (RE2's ``\\s`` is
 ASCII only), one value at a time; spelled out, it runs in Arrow with the same meaning. Written out rather
 than computed (every code point's ``isspace()``: 0.3 s of every start); a test checks it is the same set."""
-EMAIL = f"^[^@{_SPACE}]+@[^@{_SPACE}]+\\.[^@{_SPACE}]+$"
+_INVISIBLE = "\\x00-\\x1f\\x7f\u200b\u200c\u200d\u2060\ufeff"
+"""Control characters (NUL included, as the regex escape both engines read) and the zero-width ones: an
+address holding one is sent as it is and never matches the profile it means."""
+EMAIL = f"^[^@{_SPACE}{_INVISIBLE}]+@[^@{_SPACE}{_INVISIBLE}]+\\.[^@{_SPACE}{_INVISIBLE}]+$"
+CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]"
+"""NUL and the control characters no text field carries (tab, line feed and carriage return are text)."""
+PRICE_DIGITS = 15
+"""Digits a price may have before the point. Altcraft documents no bound (prices are strings, api.md §0);
+15 is what a double holds exactly, so a REAL of 1e300 is quarantined instead of sent as 301 digits."""
 DESCRIPTION_MAX = 1000
 _ = CUSTOM_LINE_STATUS_TYPES  # documented enum, enforced in config.CustomLineStatus
 
 
 def price_pattern(scale: int) -> str:
     """Non-negative decimal string with at most ``scale`` places (str_matches is a prefix match: anchor it)."""
-    return r"^[0-9]+$" if scale == 0 else rf"^[0-9]+(\.[0-9]{{1,{scale}}})?$"
+    whole = f"[0-9]{{1,{PRICE_DIGITS}}}"
+    return rf"^{whole}$" if scale == 0 else rf"^{whole}(\.[0-9]{{1,{scale}}})?$"
 
 
 def _bools(values: pyarrow.Array, index: pd.Index) -> pd.Series:
@@ -80,6 +91,14 @@ def matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
         return _bools(pc.fill_null(pc.match_substring_regex(arr, pattern), True), s.index)
 
     return check
+
+
+def no_controls(s: pd.Series) -> pd.Series:
+    """No NUL or other control character (a null passes: not this check's business)."""
+    arr = arrow_strings(s)
+    if arr is None:
+        return s.isna() | ~s.astype("str").str.contains(CONTROL, regex=True).fillna(False).astype(bool)
+    return _bools(pc.invert(pc.fill_null(pc.match_substring_regex(arr, CONTROL), False)), s.index)
 
 
 def non_empty(s: pd.Series) -> pd.Series:

@@ -26,11 +26,13 @@ from transforms.checks import (
     CURRENCY,
     DESCRIPTION_MAX,
     EMAIL,
+    PRICE_DIGITS,
     RFC3339,
     Text,
     any_int,
     boolean,
     matches,
+    no_controls,
     non_empty,
     number,
     positive_int,
@@ -198,8 +200,24 @@ def _memoized(build: S) -> S:
     return get  # type: ignore[return-value]
 
 
+def _with_text_rules(schema: pa.DataFrameSchema, name_max: int | None = None) -> pa.DataFrameSchema:
+    """``name``: at most ``name_max`` characters (api.md documents no bound: ``sync.max_name_length``)."""
+    col = schema.columns.get("name")
+    if col is None or not name_max:
+        return schema
+    label = f"at most {name_max} characters (sync.max_name_length)"
+    return schema.update_columns({"name": {"checks": [*col.checks, pa.Check.str_length(max_value=name_max,
+                                                                                           error=label)]}})
+
+
+@_memoized
+def category_schema(name_max: int) -> pa.DataFrameSchema:
+    return _with_text_rules(CategoryContract.to_schema(), name_max)
+
+
 def _with_prices(schema: pa.DataFrameSchema, fields: list[str], scale: int) -> pa.DataFrameSchema:
-    check = str_matches(price_pattern(scale), f"non-negative decimal, at most {scale} places")
+    check = str_matches(price_pattern(scale), f"non-negative decimal, at most {scale} places, "
+                                              f"{PRICE_DIGITS} digits before the point")
     updates = {f: {"checks": [check]} for f in fields if f in schema.columns}
     return schema.update_columns(updates) if updates else schema
 
@@ -282,9 +300,9 @@ def line_schema(scale: int, custom_statuses: list[str], custom: list[CustomField
 
 @_memoized
 def catalog_schema(
-    model: type[pa.DataFrameModel], scale: int, custom: list[CustomField], present: list[str]
+    model: type[pa.DataFrameModel], scale: int, custom: list[CustomField], present: list[str], name_max: int = 0,
 ) -> pa.DataFrameSchema:
-    schema = _with_prices(model.to_schema(), ["price", "old_price"], scale)
+    schema = _with_prices(_with_text_rules(model.to_schema(), name_max), ["price", "old_price"], scale)
     return _with_custom(schema, custom, present)
 
 
@@ -292,15 +310,43 @@ _NO_FAILURES = pd.DataFrame({"pos": pd.Series([], dtype="int64"), "check": pd.Se
                              "field": pd.Series([], dtype=object), "value": pd.Series([], dtype=object)})
 
 
+CONTROLS = "no NUL or control characters"
+
+
 def failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Validate lazily; one row per (row position, failed check): ``pos, check, field, value``.
+    """Validate lazily; one row per (row position, failed check): ``pos, check, field, value``. Besides
+    the schema, every text column of the frame (mapped or custom field) is checked for NUL and control
+    characters (:func:`control_failures`).
 
     A failure pandera cannot tie to a row (a missing column, a wrong dtype) is a bug in the transform,
     not bad data, and is raised.
     """
-    empty = _NO_FAILURES.copy()
     if frame.empty:
-        return empty
+        return _NO_FAILURES.copy()
+    found = [f for f in (_schema_failures(frame, schema), control_failures(frame)) if not f.empty]
+    if not found:
+        return _NO_FAILURES.copy()
+    return found[0] if len(found) == 1 else pd.concat(found, ignore_index=True)
+
+
+def control_failures(frame: pd.DataFrame) -> pd.DataFrame:
+    """A failure row for each text value holding NUL or another control character (a database keeps
+    them; no Altcraft field is meant to, and a NUL cuts a string short in many systems)."""
+    parts = []
+    for name in frame.columns:
+        if name.startswith("_") or not isinstance(frame[name].dtype, pd.StringDtype):
+            continue
+        ok = no_controls(frame[name]).to_numpy(dtype=bool)
+        if ok.all():
+            continue
+        pos = np.flatnonzero(~ok)
+        parts.append(pd.DataFrame({"pos": pos, "check": CONTROLS, "field": name,
+                                   "value": [_short(repr(v)) for v in frame[name].iloc[pos].tolist()]}))
+    return pd.concat(parts, ignore_index=True) if parts else _NO_FAILURES
+
+
+def _schema_failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    empty = _NO_FAILURES.copy()
     try:
         schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:

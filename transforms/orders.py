@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from altcraft_sync.keys import canonical_key
 from altcraft_sync.sources import OrdersStream
 from transforms import contract, jsoncols
 from transforms import values as V
@@ -174,7 +175,7 @@ def _quarantine(entity: str, O: dict[str, V.Column], order_pks: list[Any], order
         parts.append(pd.DataFrame({
             "entity": entity,
             "external_id": [order_ids[p] for p in opos.tolist()],
-            "source_pk": [order_pks[p] for p in opos.tolist()],
+            "source_pk": pd.Series([canonical_key(order_pks[p]) for p in opos.tolist()], dtype=object),
             "check": line_fails["check"].to_numpy(),
             "field": ["lines." + (f or "*") for f in line_fails["field"].tolist()],
             "value": [f"{v} (line {e})" if v is not None else f"line {e}"

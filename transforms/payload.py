@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from altcraft_sync.catalogue import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MONEY_FIELDS, TIME_FIELDS
 from altcraft_sync.cursor import PARENT, PK, PROBLEM, PRODUCT_NAME
+from altcraft_sync.keys import canonical_key
 from transforms import jsoncols
 from transforms import values as V
 from transforms.money import money
@@ -333,7 +334,7 @@ def quarantine_rows(entity: str, fails: pd.DataFrame, external_ids: V.Column, so
     return pd.DataFrame({
         "entity": entity,
         "external_id": [external_ids[p] for p in pos.tolist()],
-        "source_pk": [source_pks[p] for p in pos.tolist()],
+        "source_pk": pd.Series([canonical_key(source_pks[p]) for p in pos.tolist()], dtype=object),
         "check": fails["check"].to_numpy(),
         "field": fails["field"].to_numpy(),
         "value": fails["value"].to_numpy(),
@@ -372,18 +373,27 @@ def split_problems(frame: pd.DataFrame, entity: str,
                 bad[i], reasons[i] = True, by_parent[pk]
     if not reasons:
         return frame, empty_quarantine()
-    pks = plain_keys(frame[PK])
+    pks = [canonical_key(k) for k in plain_keys(frame[PK])]
     first: dict[Any, int] = {}
     for i in sorted(reasons):  # one quarantine row a record, however many rows repeat its key
-        first.setdefault(pks[i], i)
+        first.setdefault(pks[i] if pks[i] is not None else ("row", i), i)  # a NULL key: a record of its own
     pos = sorted(first.values())
     ids = V.pylist(V.ids(frame["external_id"])) if "external_id" in frame else [None] * len(frame)
     quarantine = pd.DataFrame({
-        "entity": entity, "external_id": [ids[i] if ids[i] is not None else str(pks[i]) for i in pos],
-        "source_pk": [pks[i] for i in pos], "check": [reasons[i][1] for i in pos],
+        "entity": entity,
+        "external_id": [ids[i] if ids[i] is not None else pks[i] if pks[i] is not None else _null_key_id(frame, i)
+                        for i in pos],
+        "source_pk": pd.Series([pks[i] for i in pos], dtype=object), "check": [reasons[i][1] for i in pos],
         "field": [reasons[i][0] for i in pos], "value": [reasons[i][2] for i in pos],
     })
     return frame[~bad].reset_index(drop=True), quarantine
+
+
+def _null_key_id(frame: pd.DataFrame, i: int) -> str:
+    """A row without key or external_id, named by a digest of its values: two such rows stay two
+    quarantine rows, and the same row keeps its name from run to run."""
+    values = "\x1f".join(str(v) for v in frame.iloc[i].tolist())
+    return f"(NULL key) row {hashlib.sha1(values.encode(), usedforsecurity=False).hexdigest()[:12]}"
 
 
 def with_quarantine(*parts: pd.DataFrame) -> pd.DataFrame:

@@ -37,6 +37,8 @@ class MappingSpec:
     """Records name a ``product_external_id`` (checked and referenced as SKUs)."""
     change_times: bool = False
     """Give each payload its change time (the stream's import takes ``skip_triggers``: the trigger window)."""
+    max_name_length: int = 1000
+    """``sync.max_name_length``: longer names are quarantined."""
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -61,4 +63,5 @@ def mapping_spec(config: Config, stream: str) -> MappingSpec:
         default_currency=config.sync.default_currency, endpoint=config.sync.endpoint,
         total_mismatch=config.sync.total_mismatch, sku_like="product_external_id" in spec.fields,
         change_times=spec.takes_skip_triggers,
+        max_name_length=config.sync.max_name_length,
     )

@@ -98,7 +98,20 @@ def _na(v: Any) -> bool:
     return v is None or v is pd.NA or (isinstance(v, float) and v != v)
 
 
+OUT_OF_RANGE = "outside years 0001-9999 UTC:"
+"""Prefix of a time no RFC 3339 text can hold once in UTC; the contract quarantines the record."""
+
+
 def rfc3339(series: pd.Series, tz: ZoneInfo) -> Column:
+    """:func:`_rfc3339`; a time at the edge of what Python and pandas represent (year 1 or 9999 moved
+    across a day by the zone) is converted one value at a time, so it alone is marked, never the chunk."""
+    try:
+        return _rfc3339(series, tz)
+    except (OverflowError, ValueError, NotImplementedError, pd.errors.OutOfBoundsDatetime):
+        return _by_unique(series, lambda v: _one_rfc3339(v, tz))
+
+
+def _rfc3339(series: pd.Series, tz: ZoneInfo) -> Column:
     """Times as RFC 3339 UTC with milliseconds (``2022-01-02T15:04:05.141Z``, the seed examples' form).
 
     Naive values (and text without an offset) are wall time in the source timezone ``tz``; aware values
@@ -174,9 +187,13 @@ def _one_rfc3339(value: Any, tz: ZoneInfo) -> str:
         moment = value.to_pydatetime()
     else:
         return str(value)
-    if moment.tzinfo is None:
-        moment = _localize(pd.Series([moment]), tz).iloc[0].to_pydatetime()
-    utc = moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    try:
+        if moment.tzinfo is None:
+            moment = _localize(pd.Series([moment]), tz).iloc[0].to_pydatetime()
+        utc = moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    except (OverflowError, ValueError, NotImplementedError, pd.errors.OutOfBoundsDatetime):
+        # year 1 east of UTC, year 9999 west of it: no RFC 3339 time (years 0001-9999) is this instant
+        return f"{OUT_OF_RANGE} {value}"
     return utc.isoformat(timespec="milliseconds") + "Z"
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from altcraft_sync.batching import batched
 from altcraft_sync.config import StateSettings
 from altcraft_sync.errors import StateError
+from altcraft_sync.keys import canonical_key
 from connectors.dbretry import RetryPolicy, first_line, retrying
 from connectors.dialect import Excluded, dialect_of
 from connectors.state.schema import SCHEMA_VERSION, metadata, notes_metadata, schema_version
@@ -110,4 +111,5 @@ class StoreBase:
 
 
 def _pk(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """A source key as stored: its canonical text (``1443.0`` from a float column is ``"1443"``)."""
+    return canonical_key(value)

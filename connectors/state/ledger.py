@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +12,18 @@ import sqlalchemy as sa
 
 from altcraft_sync.batching import batched
 from altcraft_sync.cursor import Cursor
+from altcraft_sync.masking import mask, mask_tree
 from connectors.state.base import _aware, _pk, _retried, now
 from connectors.state.schema import RETRYABLE, Known, LedgerEntry, ledger, locks, quarantine, watermarks
 from connectors.state.waits import WaitingRecords
+
+
+def _masked(entry: LedgerEntry) -> LedgerEntry:
+    """The entry with Altcraft's error text masked: an answer may echo the token or a password."""
+    if not entry.error_text:
+        return entry
+    text = mask(entry.error_text)
+    return entry if text == entry.error_text else replace(entry, error_text=text)
 
 
 class LedgerStore(WaitingRecords):
@@ -55,11 +65,11 @@ class LedgerStore(WaitingRecords):
             if lock_owner:
                 conn.execute(locks.update().where(locks.c.stream == stream, locks.c.owner == lock_owner).values(acquired_at=ts))
             if entries:
-                self._upsert_ledger(conn, entries, ts)
+                self._upsert_ledger(conn, [_masked(e) for e in entries], ts)
                 self._track_waiting(conn, entries, ts)
             if quarantined:
                 rows = [
-                    {"entity": e, "external_id": x, "source_pk": _pk(pk), "reasons": orjson.dumps(r).decode(),
+                    {"entity": e, "external_id": x, "source_pk": _pk(pk), "reasons": orjson.dumps(mask_tree(r)).decode(),
                      "first_seen": ts, "last_seen": ts, "run_id": run_id}
                     for e, x, pk, r in quarantined
                 ]

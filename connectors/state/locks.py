@@ -38,18 +38,20 @@ class StreamLocks(StoreBase):
         ``stale_lock_seconds``."""
         ts = now()
         stale_before = ts - timedelta(seconds=self.settings.stale_lock_seconds)
-        with self.engine.begin() as conn:
-            conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.acquired_at < stale_before))
-            held = conn.execute(sa.select(locks.c.owner).where(locks.c.stream == stream)).scalar()
-            if held is not None and _owner_is_dead(held):
-                conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.owner == held))
-            try:
-                with conn.begin_nested():  # a refused insert must not abort the transaction (PostgreSQL)
-                    conn.execute(locks.insert().values(stream=stream, owner=owner, acquired_at=ts))
-            except IntegrityError:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.acquired_at < stale_before))
+                held = conn.execute(sa.select(locks.c.owner).where(locks.c.stream == stream)).scalar()
+                if held is not None and _owner_is_dead(held):
+                    conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.owner == held))
+                conn.execute(locks.insert().values(stream=stream, owner=owner, acquired_at=ts))
+        except IntegrityError:
+            # The holder is read in a transaction of its own: on PostgreSQL the failed insert aborted the
+            # first one ("current transaction is aborted"), which would hide who holds the lock.
+            with self.engine.connect() as conn:
                 held = conn.execute(sa.select(locks.c.owner, locks.c.acquired_at).where(locks.c.stream == stream)).first()
-                who = f"{held.owner} since {_aware(held.acquired_at):%Y-%m-%d %H:%M:%S} UTC" if held else "another run"
-                raise StreamLocked(f"stream {stream!r} is being synced by {who}; runs of one stream never overlap") from None
+            who = f"{held.owner} since {_aware(held.acquired_at):%Y-%m-%d %H:%M:%S} UTC" if held else "another run"
+            raise StreamLocked(f"stream {stream!r} is being synced by {who}; runs of one stream never overlap") from None
 
     @_retried("lock release")
     def release_lock(self, stream: str, owner: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from altcraft_sync.masking import mask_optional, mask_tree
 from connectors.state.base import StoreBase, _aware, _retried, now
 from connectors.state.locks import _owner_is_dead, lock_owner
 from connectors.state.schema import backfill_windows, run_streams, runs
@@ -33,7 +34,8 @@ class RunHistory(StoreBase):
     @_retried("run end")
     def finish_run(self, run_id: str, status: str, message: str | None = None) -> None:
         with self.engine.begin() as conn:
-            conn.execute(runs.update().where(runs.c.run_id == run_id).values(ended_at=now(), status=status, message=message))
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(
+                ended_at=now(), status=status, message=mask_optional(message)))
 
     @_retried("run figures")
     def record_stream(self, run_id: str, stream: str, figures: dict[str, Any]) -> None:
@@ -41,7 +43,8 @@ class RunHistory(StoreBase):
             self._upsert(
                 conn,
                 run_streams,
-                [{"run_id": run_id, "stream": stream, "figures": orjson.dumps(figures, default=str).decode()}],
+                [{"run_id": run_id, "stream": stream,
+                  "figures": orjson.dumps(mask_tree(figures), default=str).decode()}],
                 ["run_id", "stream"],
                 ["figures"],
             )

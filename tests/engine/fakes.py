@@ -273,8 +273,11 @@ class RecordingClient:
         self.calls.append(("roots", method, [carrier.external_id], roots))
         return self._outcome(carrier.external_id)
 
-    def import_categories(self, categories: Sequence[Payload], *, carrier: Payload, method: str) -> ImportReport:
-        self.calls.append(("categories", method, [p.external_id for p in categories], {"carrier": carrier.external_id}))
+    def import_categories(self, categories: Sequence[Payload], *, carrier: Payload, method: str,
+                          roots: dict[str, Any] | None = None) -> ImportReport:
+        extra = {"roots": roots} if roots else {}
+        self.calls.append(("categories", method, [p.external_id for p in categories],
+                           {"carrier": carrier.external_id, **extra}))
         return ImportReport({p.external_id: self._outcome(p.external_id) for p in categories}, requests=1,
                             carrier=self._outcome(carrier.external_id))
 

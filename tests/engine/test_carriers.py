@@ -65,7 +65,10 @@ def test_categories_ride_with_a_new_product_counted_when_its_stream_reads_it(tmp
     stats = StreamStats("categories")
     entries = c.push_categories("categories", [payload("c1"), payload("c2")], stats)
     assert client.calls[0][:3] == ("categories", "market/products/import", ["c1", "c2"])
+    # issue 25: the carrier's own definitions (the products' custom field) travel in the same request
+    assert client.calls[0][3]["roots"]["custom_fields"][0]["external_id"] == "material"
     assert [(e.entity, e.external_id, e.status) for e in entries] == [
-        ("category", "c1", "delivered"), ("category", "c2", "rejected"), ("product", "P1", "delivered")]
+        ("category", "c1", "delivered"), ("category", "c2", "rejected"), ("custom_field", "material", "delivered"),
+        ("product", "P1", "delivered")]
     assert (stats.delivered, stats.rejected) == (1, 1)
     assert ("product", "P1") in ctx.memory.carried

@@ -42,6 +42,7 @@ from engine.stats import ProgressHook, StreamStats
 
 __all__ = ["WORKERS_AFTER_FULL_PAGES", "Parts", "ProgressHook", "StreamStats", "Syncer"]
 
+
 class Parts:
     """The engine's parts around one context, each given the parts it calls (no part knows the others'
     internals; verify builds only the ones it needs)."""

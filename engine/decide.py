@@ -72,7 +72,7 @@ class Decider:
             send.append(p)
             k = known.get(p.external_id)
             counts["new" if k is None or k.status == "deleted" else "changed"] += 1
-        deletions = mapped.deletions + self.ledger.renamed(entity, [p for p in payloads if p.external_id not in known])
+        deletions = mapped.deletions + self.ledger.renamed(stream, [p for p in payloads if p.external_id not in known])
         cleared = [(entity, ext) for ext, _ in mapped.deletions] + self._requarantine(entity, payloads, quarantined)
         if ctx.dry_run:
             counts["deleted"] += len(self.ledger.delete_targets(entity, deletions))  # would delete

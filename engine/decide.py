@@ -85,7 +85,7 @@ class Decider:
             counts["new" if k is None or k.status == "deleted" else "changed"] += 1
         stand_ins = self._stand_ins(mapped, needs, stats)
         quiet = self._quiet(mapped, send)
-        deletions = mapped.deletions + self.ledger.renamed(entity, [p for p in payloads if p.external_id not in known])
+        deletions = mapped.deletions + self.ledger.renamed(stream, [p for p in payloads if p.external_id not in known])
         cleared = [(entity, ext) for ext, _ in mapped.deletions] + self._requarantine(entity, payloads, quarantined)
         if ctx.dry_run:
             counts["deleted"] += len(self.ledger.delete_targets(entity, deletions))  # would delete

@@ -150,11 +150,25 @@ def change_times(orders: pd.DataFrame, O: dict[str, V.Column], good: np.ndarray,
     if TS in orders and orders[TS].notna().any():
         sources.append(V.rfc3339(orders[TS], tz))
     sources += [O[f] for f in ("update_time", "create_time") if f in O]
+    take = pa.array(good, pa.int64())
     for texts in sources:
-        picked = V.pylist(texts)
-        stamps = pd.to_datetime(pd.Series([picked[i] for i in good.tolist()], dtype=object),
-                                format="ISO8601", utc=True, errors="coerce")
-        seconds = stamps.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
-        fill = np.isnan(out) & stamps.notna().to_numpy()
+        seconds = _epoch_seconds((texts if isinstance(texts, pa.Array) else pa.array(
+            [v if isinstance(v, str) else None for v in texts], pa.string())).take(take))
+        fill = np.isnan(out)
         out[fill] = seconds[fill]
     return out
+
+
+def _epoch_seconds(texts: pa.Array) -> np.ndarray:
+    """RFC 3339 UTC texts (as :func:`transforms.values.rfc3339` writes them) as Unix seconds, NaN where
+    missing or unreadable. Arrow parses them in one cast; a column it refuses goes through pandas."""
+    try:
+        ms = texts.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+        valid = ms.is_valid().to_numpy(zero_copy_only=False)
+        values = ms.fill_null(0).to_numpy(zero_copy_only=False).astype(float) / 1000.0
+        return np.where(valid, values, np.nan)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        stamps = pd.to_datetime(pd.Series(texts.to_pylist(), dtype=object), format="ISO8601", utc=True,
+                                errors="coerce")
+        seconds = stamps.to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
+        return np.where(stamps.notna().to_numpy(), seconds, np.nan)

@@ -24,7 +24,7 @@ from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_tree
-from altcraft_sync.sources import ChildSource, OrdersStream, TableSource, _Model
+from altcraft_sync.sources import ChildSource, OrdersStream, ProfilesStream, TableSource, _Model
 
 
 class Streams(_Model):
@@ -217,10 +217,23 @@ class Config(_Model):
             src = self.streams.section(spec.name)
             if src is not None:
                 self._check_stream(spec, src)
+                self._check_owners(spec, src)
         orders = self.streams.section("orders")
         if isinstance(orders, OrdersStream):
             self._check_orders(orders)
         return self
+
+    def _check_owners(self, spec: registry.StreamSpec, src: TableSource) -> None:
+        """A profile is found by the key its records (orders) use: the same modes, in the same order."""
+        matching = getattr(src, "matching", None)
+        modes = matching.modes() if matching is not None else None
+        for owner in spec.owned_by:
+            people = self.streams.section(owner)
+            if isinstance(people, ProfilesStream) and modes is not None and people.matching.modes() != modes:
+                raise ValueError(
+                    f"streams.{owner}.matching: modes {people.matching.modes()} differ from streams.{spec.name}.matching "
+                    f"{modes}: a profile must be imported with the mode and fallback its {spec.name} are matched by"
+                )
 
     def _check_stream(self, spec: registry.StreamSpec, src: TableSource) -> None:
         path = f"streams.{spec.name}"

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, MONEY_FIELDS, ORDER_STATUSES
 from altcraft_sync.config import Config
-from altcraft_sync.cursor import CF_PREFIX, DELETED, MATCH_PREFIX, PARENT, PK, TS, Cursor
+from altcraft_sync.cursor import CF_PREFIX, DELETED, PARENT, PK, TS, Cursor
 from altcraft_sync.errors import ConfigError, SourceError
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line
@@ -167,9 +167,8 @@ class SourceBinding:
             cols.append(read(need(f"columns.{fld}", column)).label(fld))
         for cf_id, column in spec.custom_fields.items():
             cols.append(self._read(need(f"custom_fields.{cf_id}", column)).label(CF_PREFIX + cf_id))
-        if isinstance(spec, OrdersStream):
-            for fld, column in spec.matching.columns.items():
-                cols.append(self._read(need(f"matching.columns.{fld}", column)).label(MATCH_PREFIX + fld))
+        for setting, column, label in spec.extra_columns():  # matching, consent, profile fields
+            cols.append(self._read(need(setting, column)).label(label))
         return Entity(name, path, spec, source, pk, ts, cols, parent)
 
     def _passes_through(self, query: sa.Select[Any]) -> bool:

@@ -6,4 +6,4 @@ from __future__ import annotations
 
 from typing import Literal
 
-StreamName = Literal["categories", "products", "skus", "orders"]
+StreamName = Literal["categories", "products", "skus", "customers", "guests", "orders"]

@@ -13,6 +13,7 @@ the setting by its dotted path, e.g. ``streams.orders.columns.total_price``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_valida
 
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
+from altcraft_sync.durations import Duration, OptionalDuration
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_tree
 from altcraft_sync.sources import ChildSource, OrdersStream, ProfilesStream, TableSource, _Model
@@ -102,9 +104,10 @@ class SourceSettings(_Model):
     not decode quarantines its record, naming the column, with an escaped preview."""
     utf8_in_latin1: bool = False
     """MySQL/MariaDB tables declared latin1 that in fact hold UTF-8 bytes (old shops installed with the
-    wrong charset): the server converts those bytes as latin1 and ``Café`` arrives as ``CafÃ©``. On,
-    every text value that is such a double encoding is turned back (real latin1 text is left alone: it
-    does not decode as UTF-8 once re-encoded)."""
+    wrong charset): the server converts those bytes from its ``latin1``, which is cp1252, and ``Café``
+    arrives as ``CafÃ©`` (``€`` as three characters). On, every text value that is such a double encoding is turned
+    back (real latin1 text is left alone: it does not decode as UTF-8 once re-encoded). Off, such a value
+    is sent as it is and a warning names its column and this setting."""
 
     @field_validator("encoding")
     @classmethod
@@ -191,7 +194,17 @@ class SyncSettings(_Model):
     skip_triggers: bool = False
     wait_for_dependencies: bool = True
     """Hold back (as *deferred*) an order whose line product, a SKU whose product, or a product whose
-    category Altcraft does not hold yet, until it does. Turn off for accounts that accept unknown ones."""
+    category Altcraft does not hold yet, while it can still arrive (see ``max_defer``). Turn off for
+    accounts that accept unknown ones."""
+    max_defer: Duration = 86400.0
+    """The longest a record waits for a dependency that can still arrive (in the shop, held back by the
+    safety margin, failing, quarantined), counted from its first deferral; then it goes out as it is (and
+    is reported rejected with Altcraft's reason if refused). A dependency that will never arrive (deleted
+    in the shop, refused for good) holds nothing back. 0: never wait."""
+    trigger_window: OptionalDuration = 86400.0
+    """Orders whose change (their ``updated_at``) is older than this, measured on the shop database's
+    clock, are sent with ``skip_triggers: true``, the first load included: history must not fire the
+    trigger campaigns set on orders. ``off``: every order fires them (unless ``--skip-triggers``)."""
     map_workers: int = Field(default=0, ge=0, le=16)
     """Processes that fetch each chunk's children and map the chunk while the run reads and sends (started
     only after a cursor has read a few full pages, see ``flows.engine.WORKERS_AFTER_FULL_PAGES``); each
@@ -226,12 +239,12 @@ class Config(_Model):
     def _check_owners(self, spec: registry.StreamSpec, src: TableSource) -> None:
         """A profile is found by the key its records (orders) use: the same modes, in the same order."""
         matching = getattr(src, "matching", None)
-        modes = matching.modes() if matching is not None else None
+        modes = matching.modes if matching is not None else None
         for owner in spec.owned_by:
             people = self.streams.section(owner)
-            if isinstance(people, ProfilesStream) and modes is not None and people.matching.modes() != modes:
+            if isinstance(people, ProfilesStream) and modes is not None and people.matching.modes != modes:
                 raise ValueError(
-                    f"streams.{owner}.matching: modes {people.matching.modes()} differ from streams.{spec.name}.matching "
+                    f"streams.{owner}.matching: modes {people.matching.modes} differ from streams.{spec.name}.matching "
                     f"{modes}: a profile must be imported with the mode and fallback its {spec.name} are matched by"
                 )
 
@@ -288,8 +301,15 @@ def _validated(model: type[TableSource], section: Any, path: str) -> TableSource
         return model.model_validate(section)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join([path, *(str(p) for p in first["loc"])])
-        raise ValueError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        inner = [head] if sep and _SUB_SETTING.match(head) else []  # a model check naming its own setting
+        where = ".".join([path, *(str(p) for p in first["loc"]), *inner])
+        raise ValueError(f"{where}: {rest if inner else msg}") from None
+
+
+_SUB_SETTING = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)*$")
+"""A model validator's message may start with the setting it is about (``fallback.0: ...``)."""
 
 
 def _check_fields(path: str, columns: dict[str, str], fields: Any) -> None:

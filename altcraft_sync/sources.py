@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from altcraft_sync.catalogue import CONSENT_CHANNELS, MATCHING_FIELDS, SEX_VALUES, key_field
-from altcraft_sync.cursor import CF_PREFIX, CONSENT_PREFIX, MATCH_PREFIX
+from altcraft_sync.cursor import CF_PREFIX, CONSENT_PREFIX, MATCH_PREFIX, PRODUCT_NAME
 
 
 class _Model(BaseModel):
@@ -30,12 +30,23 @@ class TableSource(_Model):
     deleted_flag: str | None = None
     columns: dict[str, str]
     custom_fields: dict[str, str] = Field(default_factory=dict)
+    html_unescape: list[str] = Field(default_factory=list)
+    """Altcraft fields (or custom field ids) whose text the shop stores HTML-escaped (OpenCart's
+    ``Laptops &amp; Notebooks``): decoded (``html.unescape``) before the contract checks them."""
 
     @model_validator(mode="after")
     def _one_source(self) -> TableSource:
         if bool(self.table) == bool(self.query):
             raise ValueError("set exactly one of 'table' or 'query'")
+        for i, name in enumerate(self.html_unescape):
+            if name not in self.columns and name not in self.custom_fields and name not in self.text_extras():
+                raise ValueError(f"html_unescape.{i}: {name!r} is neither a mapped field nor a custom field of "
+                                 "this section")
         return self
+
+    def text_extras(self) -> tuple[str, ...]:
+        """Settings of this section, besides ``columns``, that name a text column (HTML-decodable)."""
+        return ()
 
     def source_name(self) -> str:
         return self.table or "query"
@@ -57,6 +68,21 @@ class LinesSource(ChildSource):
     status_map: dict[str, str] = Field(default_factory=dict)
     default_status: str | None = None
     """Line status for shops that keep none per line (used when ``columns.status`` is not mapped)."""
+    product_name: str | None = None
+    """The column holding the product's name as the order line keeps it. When the product a line names
+    will never reach Altcraft (deleted in the shop, refused for good), an unavailable stand-in product is
+    made of this name and the line's price; without it, the stand-in is named by its id."""
+    fractional_count: Literal["quarantine", "whole_line"] = "quarantine"
+    """A line quantity that is not a whole number (goods sold by weight): Altcraft's line ``count`` is an
+    integer. ``quarantine`` (default) holds the order back with that reason; ``whole_line`` sends the line
+    as ``count: 1`` with each per-item price multiplied by the quantity (rounded half-up to
+    ``sync.money_scale``), so the line still carries what it cost."""
+
+    def text_extras(self) -> tuple[str, ...]:
+        return ("product_name",) if self.product_name else ()
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return [("product_name", self.product_name, PRODUCT_NAME)] if self.product_name else []
 
 
 class CatalogStream(TableSource):
@@ -64,8 +90,9 @@ class CatalogStream(TableSource):
 
 
 class Matching(_Model):
-    """Profile matching (orders, profiles): the mode, the modes tried next when a row has no value for it
-    (``fallback``, in order: the first whose fields are all present wins), and where each field comes from."""
+    """Profile matching (orders, profiles): the mode, the modes to fall back on, and where each field they
+    need comes from. Each record is matched by the first of ``mode``, ``fallback...`` whose fields it has (a
+    phone-only order by ``phone`` when the e-mail is missing)."""
 
     mode: str = "email"
     fallback: list[str] = Field(default_factory=list)
@@ -75,17 +102,26 @@ class Matching(_Model):
     @model_validator(mode="after")
     def _fields_for_mode(self) -> Matching:
         have = set(self.columns) | set(self.constants)
-        for mode in self.modes():
+        for where, mode in [("", self.mode), *((f"fallback.{i}: ", m) for i, m in enumerate(self.fallback))]:
             if mode not in MATCHING_FIELDS:
-                raise ValueError(f"mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
+                raise ValueError(f"{where}mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
             for alternatives in MATCHING_FIELDS[mode]:
                 if not have.intersection(alternatives):
-                    raise ValueError(f"mode {mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
+                    raise ValueError(f"{where}mode {mode!r} needs field {' or '.join(alternatives)!r} in "
+                                     "columns or constants")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError("fallback: a mode is listed twice")
         return self
 
+    @property
     def modes(self) -> list[str]:
         """The modes in the order they are tried."""
         return [self.mode, *self.fallback]
+
+    @property
+    def fields(self) -> list[str]:
+        """Every matching field mapped (columns, then constants)."""
+        return list(self.columns) + list(self.constants)
 
     def extra_columns(self) -> list[tuple[str, str, str]]:
         return [(f"matching.columns.{fld}", column, MATCH_PREFIX + fld) for fld, column in self.columns.items()]
@@ -124,7 +160,7 @@ class ProfilesStream(TableSource):
 
     @model_validator(mode="after")
     def _profile_rules(self) -> ProfilesStream:
-        for mode in self.matching.modes():
+        for mode in self.matching.modes:
             if not key_field(mode):
                 raise ValueError(f"matching.mode {mode!r}: profiles are matched by e-mail or phone modes only")
         for channel in self.consent:
@@ -153,4 +189,4 @@ class ProfilesStream(TableSource):
 
     def mode_for(self, key: str) -> str:
         """The matching mode a profile keyed by ``key`` (``email`` / ``phone``) is imported with."""
-        return next(m for m in self.matching.modes() if key in key_field(m))
+        return next(m for m in self.matching.modes if key in key_field(m))

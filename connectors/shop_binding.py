@@ -64,6 +64,8 @@ class SourceBinding:
         self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)
         self.entities: dict[str, Entity] = {}
         self._ts_shape: dict[str, tuple[str, str, int]] = {}
+        self._latin1_warned: set[tuple[str, str]] = set()
+        """(entity path, column) already warned about UTF-8 read through latin1: once each, not once a page."""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -167,7 +169,7 @@ class SourceBinding:
             cols.append(read(need(f"columns.{fld}", column)).label(fld))
         for cf_id, column in spec.custom_fields.items():
             cols.append(self._read(need(f"custom_fields.{cf_id}", column)).label(CF_PREFIX + cf_id))
-        for setting, column, label in spec.extra_columns():  # matching, consent, profile fields
+        for setting, column, label in spec.extra_columns():  # matching, consent, profile fields, a line's product name
             cols.append(self._read(need(setting, column)).label(label))
         return Entity(name, path, spec, source, pk, ts, cols, parent)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from altcraft_sync.cursor import PARENT, PK, PROBLEM, TS
 from altcraft_sync.errors import SourceError
+from connectors import latin1
 from connectors.dbretry import first_line, is_transient, retrying
 from connectors.shop_binding import Entity, SourceBinding
 
@@ -72,8 +73,8 @@ class RowGuards(SourceBinding):
         problems: dict[int, tuple[str, str, str]] = {}
         for name in frame.columns:
             series = frame[name]
-            if self.config.source.utf8_in_latin1 and name not in (PK, TS, PARENT):
-                frame[name] = series = _undo_double_encoding(series)
+            if name not in (PK, TS, PARENT):
+                frame[name] = series = self._latin1_checked(series, ent, name)
             if series.dtype != object or name in (PK, TS, PARENT):
                 continue
             kind = pd.api.types.infer_dtype(series, skipna=True)
@@ -91,6 +92,20 @@ class RowGuards(SourceBinding):
                                                 f"not {encoding}: {preview!r}"))
             frame[name] = pd.Series(values, index=frame.index, dtype=object)
         return with_problems(frame, problems)
+
+    def _latin1_checked(self, series: pd.Series, ent: Entity, name: str) -> pd.Series:
+        """UTF-8 read through a MySQL latin1 column (``CafÃ©``): turned back with ``source.utf8_in_latin1``;
+        without it, one warning per column names the setting (the value is sent as it is)."""
+        if self.config.source.utf8_in_latin1:
+            return latin1.undo_series(series)
+        if self.dialect not in ("mysql", "mariadb") or (ent.path, name) in self._latin1_warned:
+            return series
+        found = latin1.first_double_encoded(series)
+        if found is not None:
+            self._latin1_warned.add((ent.path, name))
+            log.warning("%s: column %s holds UTF-8 read as latin1 (%r would be %r): set source.utf8_in_latin1: "
+                        "true to turn it back", ent.path, name, found[0][:40], found[1][:40])
+        return series
 
     def _rows_by_key(self, ent: Entity, column: Any, keys: list[Any]
                      ) -> tuple[list[tuple[Any, ...]], dict[Any, tuple[str, str, str]]]:
@@ -190,23 +205,6 @@ class RowGuards(SourceBinding):
         except DBAPIError as err:
             kind = "unreachable" if is_transient(err) else "error"
             raise SourceError(f"shop database {self.display_url} {kind} during {what}: {first_line(err)}") from err
-
-
-def _undo_double_encoding(series: pd.Series) -> pd.Series:
-    """Text that is UTF-8 bytes read as latin1 (``CafÃ©``) turned back (``Café``); anything else, real
-    latin1 text included, unchanged. Only text with characters in U+0080..U+00FF can be such a value."""
-    if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
-        return series
-
-    def fix(v: Any) -> Any:
-        if not isinstance(v, str) or v.isascii():
-            return v
-        try:
-            return v.encode("latin1").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            return v
-
-    return series.map(fix)
 
 
 def _may_be_a_value(err: BaseException) -> bool:

@@ -20,6 +20,7 @@ from transforms.payload import (
     deleted_mask,
     empty_quarantine,
     gc_paused,
+    html_decoded,
     parent_positions,
     payloads,
     plain_keys,
@@ -49,6 +50,7 @@ def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     out.quarantine = problems
     if frame.empty:
         return out
+    frame = html_decoded(frame, spec)
     C, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
     pks = plain_keys(frame["_pk"])
     fails = contract.failures(contract_frame(C), contract.CategoryContract.to_schema())
@@ -109,6 +111,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, m: MappingSp
     if frame.empty:
         return out
     pks = plain_keys(frame["_pk"])
+    frame = html_decoded(frame, spec)
     P, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
     P_cf = {f"cf.{k}": V.custom_value(frame[f"cf.{k}"], m.custom_types[k], m.tz) for k in spec.custom_fields}
     model = contract.SkuContract if m.sku_like else contract.CatalogContract
@@ -159,7 +162,7 @@ def _map_regions(regional: pd.DataFrame, pks: list[Any], P: dict[str, V.Column],
     reg = regional[regional["_parent"].isin(pks)]
     if spec.deleted_flag and not reg.empty:
         reg = reg[~deleted_mask(reg)]
-    reg = sort_children(reg)
+    reg = html_decoded(sort_children(reg), spec)
     R, _ = convert(reg, list(spec.columns), m.tz, m.money_scale)
     R_cf = {f"cf.{k}": V.custom_value(reg[f"cf.{k}"], m.custom_types[k], m.tz) for k in spec.custom_fields}
     rframe = contract_frame({**R, **R_cf}, {"_parent": reg["_parent"].to_numpy(dtype=object)})

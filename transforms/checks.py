@@ -134,8 +134,8 @@ def positive_int(s: pd.Series) -> pd.Series:
     return is_int(s, 1)
 
 
-def non_negative_int(s: pd.Series) -> pd.Series:
-    return is_int(s, 0)
+def any_int(s: pd.Series) -> pd.Series:
+    return is_int(s, -(2**63))
 
 
 def boolean(s: pd.Series) -> pd.Series:

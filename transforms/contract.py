@@ -28,11 +28,10 @@ from transforms.checks import (
     EMAIL,
     RFC3339,
     Text,
+    any_int,
     boolean,
-    is_int,
     matches,
     non_empty,
-    non_negative_int,
     number,
     positive_int,
     price_pattern,
@@ -77,9 +76,9 @@ class CatalogContract(pa.DataFrameModel):
     def _currency(cls, s: pd.Series) -> pd.Series:
         return matches(CURRENCY)(s)
 
-    @pa.check("count", error="non-negative integer")
+    @pa.check("count", error="integer")
     def _count(cls, s: pd.Series) -> pd.Series:
-        return non_negative_int(s)
+        return any_int(s)  # api.md: stock is an int, no sign rule; "negative is 0 available" is the mapping's
 
     @pa.check("expiration_time", error=r"str_matches('^[0-9]+$')")
     def _expiration(cls, s: pd.Series) -> pd.Series:
@@ -112,9 +111,9 @@ class RegionalContract(pa.DataFrameModel):
     def _currency(cls, s: pd.Series) -> pd.Series:
         return matches(CURRENCY)(s)
 
-    @pa.check("count", error="non-negative integer")
+    @pa.check("count", error="integer")
     def _count(cls, s: pd.Series) -> pd.Series:
-        return non_negative_int(s)
+        return any_int(s)  # api.md: stock is an int, no sign rule; "negative is 0 available" is the mapping's
 
     @pa.check("is_available", "delivery", error="boolean")
     def _bools(cls, s: pd.Series) -> pd.Series:
@@ -213,7 +212,7 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
         if name not in present:
             continue
         if cf.value_type == "int":
-            check = pa.Check(lambda s: is_int(s, -(2**63)), name="int custom field")
+            check = pa.Check(any_int, name="int custom field")
         elif cf.value_type == "float":
             check = pa.Check(number, name="float custom field")
         elif cf.value_type == "bool":
@@ -230,9 +229,30 @@ def _with_custom(schema: pa.DataFrameSchema, definitions: list[CustomField], pre
 
 @_memoized
 def order_schema(scale: int, matching_mode: str, matching_fields: list[str], custom: list[CustomField],
-                 present: list[str], total_rule: bool) -> pa.DataFrameSchema:
+                 present: list[str], total_rule: bool, fallback: tuple[str, ...] = ()) -> pa.DataFrameSchema:
+    """The order contract. With ``fallback`` modes the mapper has chosen each order's mode
+    (``order_extras.choose_matching``): the contract only asks that one could be chosen."""
     schema = _with_prices(OrderContract.to_schema(), ["total_price", "delivery_cost"], scale)
     schema = _with_custom(schema, custom, present)
+    extra = _matching_checks(matching_mode, matching_fields) if not fallback else [
+        _matched_check([matching_mode, *fallback])]
+    if total_rule:
+        extra.append(pa.Check(
+            lambda df: df["_total_minor"] == df["_lines_minor"] + df["_delivery_minor"],
+            name="total_price = sum(final_price_per_item x count) + delivery_cost", ignore_na=False))
+    with_rules = copy.copy(schema)  # pandera has no public "add frame checks"; the attribute is documented
+    with_rules.checks = list(schema.checks) + extra
+    return with_rules
+
+
+def _matched_check(modes: list[str]) -> pa.Check:
+    needs = "; ".join(f"{m!r} needs {' and '.join(' or '.join(g) for g in MATCHING_FIELDS[m])}" for m in modes)
+    return pa.Check(lambda df: df["_matched"].astype(bool), ignore_na=False,
+                    name=f"matching: no mode can be used ({needs}; an email must be an address)")
+
+
+def _matching_checks(matching_mode: str, matching_fields: list[str]) -> list[pa.Check]:
+    """One mode: each of its field groups has a value, and an e-mail is an address."""
     alternatives = MATCHING_FIELDS[matching_mode]
     extra: list[pa.Check] = []
     for group in alternatives:
@@ -248,13 +268,7 @@ def order_schema(scale: int, matching_mode: str, matching_fields: list[str], cus
     if "email" in matching_fields:
         email = matches(EMAIL)
         extra.append(pa.Check(lambda df: email(df["email"]), name="email is an address", ignore_na=False))
-    if total_rule:
-        extra.append(pa.Check(
-            lambda df: df["_total_minor"] == df["_lines_minor"] + df["_delivery_minor"],
-            name="total_price = sum(final_price_per_item x count) + delivery_cost", ignore_na=False))
-    with_rules = copy.copy(schema)  # pandera has no public "add frame checks"; the attribute is documented
-    with_rules.checks = list(schema.checks) + extra
-    return with_rules
+    return extra
 
 
 @_memoized

@@ -14,6 +14,14 @@ import pandas as pd
 from altcraft_sync.sources import OrdersStream
 from transforms import contract, jsoncols
 from transforms import values as V
+from transforms.order_extras import (
+    MATCHED,
+    change_times,
+    choose_matching,
+    fractional_counts,
+    line_details,
+    with_fractional,
+)
 from transforms.payload import (
     Mapped,
     children_under,
@@ -22,6 +30,7 @@ from transforms.payload import (
     deleted_mask,
     empty_quarantine,
     gc_paused,
+    html_decoded,
     map_values,
     parent_positions,
     payloads,
@@ -52,10 +61,12 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
     if orders.empty:
         return out
     order_pks = plain_keys(orders["_pk"])
-    lines = _lines_of(lines, order_pks, spec)
+    orders = html_decoded(orders, spec)
+    lines = html_decoded(_lines_of(lines, order_pks, spec), spec.lines)
+    lines, fractional = fractional_counts(lines, spec.lines.fractional_count, m.money_scale)
     L, line_minor, line_cf, line_frame = _map_lines(lines, spec, m)
-    line_fails = contract.failures(line_frame, contract.line_schema(m.money_scale, list(m.custom_line_statuses),
-                                                                      list(m.custom_fields), list(line_frame.columns)))
+    line_fails = with_fractional(contract.failures(line_frame, contract.line_schema(
+        m.money_scale, list(m.custom_line_statuses), list(m.custom_fields), list(line_frame.columns))), fractional, lines)
     O, order_minor, matching, order_cf = _map_order_fields(orders, spec, m)
     parent_pos = parent_positions(order_pks, lines["_parent"])
     order_frame, order_fails = _check_orders(O, order_minor, matching, order_cf, lines, L, line_minor, parent_pos,
@@ -67,11 +78,15 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
         return out
     line_rows, offsets = children_under(good, len(orders), parent_pos)
     line_texts = record_texts(L, LINE_REQUIRED, line_rows, line_cf, checked=line_frame)
-    texts = record_texts({**matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
+    sent_matching = {k: v for k, v in matching.items() if k != MATCHED}
+    texts = record_texts({**sent_matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
                          {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
     out.payloads = payloads(texts, good, O["external_id"], order_pks)
     if "product" in L:
         out.refs = refs_of(L["product"], line_rows, offsets)
+        out.ref_lines = line_details(lines, L, O["currency"], line_rows, offsets, good)
+    if m.change_times:
+        out.changed_at = change_times(orders, O, good, m.tz)
     return out
 
 
@@ -110,6 +125,8 @@ def _map_order_fields(orders: pd.DataFrame, spec: OrdersStream, m: MappingSpec
         matching[fld] = V.strings(orders[f"m.{fld}"])
     for fld, value in spec.matching.constants.items():
         matching[fld] = [value] * n
+    if spec.matching.fallback:
+        matching = choose_matching(matching, spec.matching.modes)
     return O, order_minor, matching, _custom(orders, spec.custom_fields, m)
 
 
@@ -127,13 +144,14 @@ def _check_orders(O: dict[str, V.Column], order_minor: dict[str, np.ndarray], ma
     delivery_minor = order_minor.get("delivery_cost", np.zeros(n, dtype=np.int64))
     total_minor = order_minor["total_price"]
     order_frame = contract_frame(
-        {**O, **{k: v for k, v in matching.items() if k != "matching"}, **order_cf},
-        {"_n_lines": n_lines, "_lines_minor": lines_minor, "_delivery_minor": delivery_minor, "_total_minor": total_minor},
+        {**O, **{k: v for k, v in matching.items() if k not in ("matching", MATCHED)}, **order_cf},
+        {"_n_lines": n_lines, "_lines_minor": lines_minor, "_delivery_minor": delivery_minor, "_total_minor": total_minor,
+         **({MATCHED: matching[MATCHED]} if MATCHED in matching else {})},
     )
     total_rule = m.total_mismatch == "quarantine"
-    schema = contract.order_schema(m.money_scale, spec.matching.mode,
-                                   list(spec.matching.columns) + list(spec.matching.constants),
-                                   list(m.custom_fields), list(order_frame.columns), total_rule)
+    schema = contract.order_schema(m.money_scale, spec.matching.mode, spec.matching.fields,
+                                   list(m.custom_fields), list(order_frame.columns), total_rule,
+                                   tuple(spec.matching.fallback))
     if not total_rule:
         mismatch = np.flatnonzero(total_minor != lines_minor + delivery_minor)
         if len(mismatch):

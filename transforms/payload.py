@@ -22,10 +22,11 @@ import pandas as pd
 import pyarrow as pa
 
 from altcraft_sync.catalogue import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MONEY_FIELDS, TIME_FIELDS
-from altcraft_sync.cursor import PARENT, PK, PROBLEM
+from altcraft_sync.cursor import PARENT, PK, PROBLEM, PRODUCT_NAME
 from transforms import jsoncols
 from transforms import values as V
 from transforms.money import money
+from transforms.order_extras import LineDetails
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,6 +59,12 @@ class Mapped:
     refs: Refs | None = None
     """The external ids each payload refers to (an order's line products, a SKU's product, a product's
     categories): the engine holds a record back while one of them is not delivered."""
+    ref_lines: LineDetails | None = None
+    """Orders: what the line behind each reference says about its product (``order_extras.LineDetails``),
+    for a stand-in of a product that will never reach Altcraft."""
+    changed_at: np.ndarray | None = None
+    """Orders: when each payload's record last changed (Unix seconds, NaN unknown), for the trigger
+    window."""
 
     @property
     def invalid_count(self) -> int:
@@ -217,6 +224,20 @@ def convert(
         else:
             out[name] = V.strings(col)
     return out, minor
+
+
+def html_decoded(frame: pd.DataFrame, section: Any) -> pd.DataFrame:
+    """The frame with the text of the section's ``html_unescape`` fields decoded (a field's column is its
+    name, a custom field's ``cf.<id>``, a line's product name :data:`PRODUCT_NAME`)."""
+    names = getattr(section, "html_unescape", None)
+    if not names or frame.empty:
+        return frame
+    frame = frame.copy(deep=False)
+    for name in names:
+        column = name if name in section.columns else (PRODUCT_NAME if name == "product_name" else f"cf.{name}")
+        if column in frame:
+            frame[column] = V.html_unescaped(frame[column])
+    return frame
 
 
 def map_values(series: pd.Series, mapping: dict[str, str]) -> V.Column:

@@ -173,7 +173,7 @@ def map_profiles(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     n = len(frame)
     email = normal_emails(frame[MATCH_PREFIX + "email"]) if "email" in spec.matching.columns else None
     phone = normal_phones(frame[MATCH_PREFIX + "phone"]) if "phone" in spec.matching.columns else None
-    for name, values in (("external_id", profile_keys(email, phone, spec.matching.modes(), n)),
+    for name, values in (("external_id", profile_keys(email, phone, spec.matching.modes, n)),
                          ("_email", email or [None] * n), ("_phone", phone or [None] * n)):
         frame[name] = pd.Series(values, index=frame.index, dtype=object)
     gone = deleted_mask(frame)

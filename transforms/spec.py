@@ -35,6 +35,8 @@ class MappingSpec:
     total_mismatch: str = "quarantine"
     sku_like: bool = False
     """Records name a ``product_external_id`` (checked and referenced as SKUs)."""
+    change_times: bool = False
+    """Give each payload its change time (the stream's import takes ``skip_triggers``: the trigger window)."""
 
     @cached_property
     def tz(self) -> ZoneInfo:
@@ -58,4 +60,5 @@ def mapping_spec(config: Config, stream: str) -> MappingSpec:
         custom_line_statuses=tuple(s.external_id for s in config.custom_line_statuses),
         default_currency=config.sync.default_currency, endpoint=config.sync.endpoint,
         total_mismatch=config.sync.total_mismatch, sku_like="product_external_id" in spec.fields,
+        change_times=spec.takes_skip_triggers,
     )

@@ -249,6 +249,23 @@ def strings(series: pd.Series) -> Column:
     return by_unique_text(series, lambda v: v if isinstance(v, str) else str(v))
 
 
+def html_unescaped(series: pd.Series) -> pd.Series:
+    """Text the shop stores HTML-escaped (``Laptops &amp; Notebooks``, ``&quot;``, ``&#039;``) decoded as a
+    browser shows it (``html.unescape``), once per distinct value; values without ``&`` and non-text values
+    are left as they are. Decoding is idempotent only for text without literal ``&...;`` after decoding,
+    so it is applied once, to the columns the mapping names."""
+    import html
+
+    def one(v: Any) -> Any:
+        return html.unescape(v) if isinstance(v, str) and "&" in v else v
+
+    if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
+        return series
+    out = _by_unique(series, one)
+    return pd.Series(out, index=series.index, dtype=series.dtype if isinstance(series.dtype, pd.StringDtype)
+                     else object)
+
+
 def custom_value(series: pd.Series, value_type: str, tz: ZoneInfo) -> Column:
     """A custom field's values in the JSON type its ``value_type`` asks for (api.md §2.5)."""
     if value_type == "int":

@@ -149,3 +149,32 @@ def test_backfill_windows_tile_the_range_without_gap_or_overlap() -> None:
     assert windows[0][0] == since and windows[-1][1] == until
     assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert [e - s for s, e in windows] == [timedelta(days=7), timedelta(days=7), timedelta(days=5, hours=6)]
+
+
+@pytest.mark.parametrize("written, seconds", [
+    ("1d", 86400), ("36h", 129600), ("90m", 5400), ("45s", 45), ("1h30m", 5400), (3600, 3600), ("P1D", 86400),
+    ("PT24H", 86400), ("0", 0), (0, 0), ("02:00:00", 7200),
+])
+def test_max_defer_and_trigger_window_take_durations(written, seconds):
+    raw = copy.deepcopy(BASE)
+    raw["sync"].update(max_defer=written, trigger_window=written)
+    cfg = parse_config(raw)
+    assert cfg.sync.max_defer == seconds and cfg.sync.trigger_window == seconds
+
+
+def test_durations_default_to_a_day_and_the_trigger_window_can_be_off():
+    cfg = parse_config(copy.deepcopy(BASE))
+    assert (cfg.sync.max_defer, cfg.sync.trigger_window) == (86400, 86400)
+    for off in ("off", None, False):
+        raw = copy.deepcopy(BASE)
+        raw["sync"]["trigger_window"] = off
+        assert parse_config(raw).sync.trigger_window is None
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("soon", "sync.max_defer: 'soon' is not a duration (write e.g. 1d, 24h, 90m, P1D, or a number of seconds)"),
+    (-5, "sync.max_defer: -5 is negative"),
+    (True, "sync.max_defer: True is not a duration"),
+])
+def test_a_bad_duration_is_one_line_naming_the_setting(written, expected):
+    assert expected in config_error(lambda c: c["sync"].update(max_defer=written))

@@ -496,3 +496,47 @@ def test_utf8_stored_in_a_latin1_column_is_turned_back_when_asked(tmp_path, emul
     assert names(False)["1"] == "CafÃ© 1"  # what a shop like this sends without the setting
     fixed = names(True)
     assert fixed["1"] == "Café 1" and fixed["2"] == "Crème"
+
+
+def test_latin1_is_read_as_cp1252_and_utf8_in_it_is_warned_about_when_not_repaired(tmp_path, emulator, caplog):
+    """MySQL's latin1 is cp1252: UTF-8 Cyrillic, dashes, the euro sign and emoji stored in a latin1 column
+    come back exactly with ``source.utf8_in_latin1``; without it they go out as stored and one warning per
+    column names the setting."""
+    import logging
+
+    import yaml
+
+    url = os.environ.get("SHOP_TEST_MYSQL_URL")
+    if not url:
+        pytest.skip("mysql: set SHOP_TEST_MYSQL_URL (bash .ci/services.sh starts a server) to run against it")
+    engine = build_shop(url, orders=20)
+    wanted = {1: "Чайник \u2013 5 € 😀", 3: "\u201cQuoted\u201d \u2026 ™"}
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS latin1_categories"))
+        conn.execute(sa.text("CREATE TABLE latin1_categories (id INT PRIMARY KEY, name VARCHAR(100) CHARACTER SET "
+                             "latin1, parent_id INT, updated_at DATETIME) DEFAULT CHARSET=latin1"))
+        for c in conn.execute(sa.select(demo_shop.categories)).all():
+            raw = wanted.get(c.id, f"Cat {c.id}").encode() if c.id != 2 else "Crème".encode("latin1")
+            conn.execute(sa.text("INSERT INTO latin1_categories VALUES (:i, CONVERT(UNHEX(:h) USING latin1), :p, :u)"),
+                         {"i": c.id, "h": raw.hex(), "p": c.parent_id, "u": c.updated_at})
+
+    def names(repair: bool) -> dict[str, str]:
+        emulator.reset()
+        work = tmp_path / ("on" if repair else "off")
+        work.mkdir()
+        path = shop_config(work, url, emulator, TOKEN, utf8_in_latin1=repair)
+        raw = yaml.safe_load(path.read_text())
+        raw["streams"]["categories"]["table"] = "latin1_categories"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        run_all(path, streams=["categories", "products"])
+        return {k: v["name"] for k, v in emulator.store.categories.items()}
+
+    with caplog.at_level(logging.WARNING, logger="altcraft_sync.shop_db"):
+        garbled = names(False)
+    from connectors.latin1 import undo
+
+    assert garbled["1"] != wanted[1] and undo(garbled["1"]) == wanted[1]  # sent as stored: the mojibake
+    warned = [r.getMessage() for r in caplog.records if "utf8_in_latin1" in r.getMessage()]
+    assert len(warned) == 1 and "streams.categories: column name holds UTF-8 read as latin1" in warned[0]
+    fixed = names(True)
+    assert (fixed["1"], fixed["2"], fixed["3"]) == (wanted[1], "Crème", wanted[3])

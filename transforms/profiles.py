@@ -12,6 +12,7 @@ undo an unsubscribe made in Altcraft (docs/altcraft-profiles.md). Pure, no I/O.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -43,6 +44,7 @@ from transforms.spec import MappingSpec
 PHONE = r"^\+[0-9]{7,15}$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _PHONE_NOISE = str.maketrans("", "", " -().\u00a0\t")
+_ADDRESS = re.compile(EMAIL)
 
 
 class ProfileContract(pa.DataFrameModel):
@@ -95,6 +97,8 @@ def profile_keys(email: list[str | None] | None, phone: list[str | None] | None,
                  n: int) -> list[str | None]:
     """Each row's profile key, ``<field>:<value>``: the first mode (in the order tried) whose field the row
     has. ``None`` when no mode finds one."""
+    if email is not None:  # an e-mail that is not an address is no key (as the orders' matching has it)
+        email = [v if v is not None and _ADDRESS.match(v) else None for v in email]
     given = {"email": email, "phone": phone}
     order = [f for mode in modes for f in key_field(mode)]
     keys: list[str | None] = [None] * n
@@ -190,6 +194,8 @@ def map_profiles(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     phone = [_text(v) for v in frame["_phone"].tolist()] if phone is not None else None
     pks = plain_keys(frame["_pk"])
     F = _fields(frame, spec, m)
+    if email is not None:  # a malformed e-mail is left out (the profile goes by phone), or shown if it is all
+        email = [e if k is None or (e is not None and _ADDRESS.match(e)) else None for e, k in zip(email, keys)]
     checked = contract_frame({"_key": keys, **({"email": email} if email is not None else {}),
                               **({"phone": phone} if phone is not None else {})})
     fails = contract.failures(checked, ProfileContract.to_schema())

@@ -74,10 +74,11 @@ def test_fields_in_the_forms_altcraft_documents():
 
 
 def test_refused_rows_and_soft_deletes():
-    out, recs = mapped(**{"m.email": ["bad-address", "d@x.io", "d@x.io", "e@x.io"], "_deleted": [0, 0, 0, 1]})
-    assert recs == {}
-    reasons = {(r.external_id, r.check) for r in out.quarantine.itertuples()}
-    assert ("email:bad-address", "email is an address") in reasons
+    out, recs = mapped(**{"m.email": ["bad-address", "d@x.io", "d@x.io", "e@x.io", "bad@"],
+                          "m.phone": [None, None, None, None, "+79000000005"], "_deleted": [0, 0, 0, 1, 0]})
+    assert recs == {"phone:+79000000005": {"_fname": "N4", "phones": ["+79000000005"]}}  # the bad e-mail left out
+    reasons = {(r.external_id, r.check, r.value) for r in out.quarantine.itertuples()}
+    assert ("row:1", "email is an address", "bad-address") in reasons
     assert {r.source_pk for r in out.quarantine.itertuples() if "one person" in r.check} == {2, 3}
     assert out.deletions == [("email:e@x.io", 4)]  # reported by the engine, never sent as a delete
 

@@ -134,15 +134,25 @@ class ProfileClient:
         data = answer.get("data")
         return data if isinstance(data, dict) else None
 
-    def delete_profile(self, db_id: int, profile_id: str) -> Outcome:
-        """``profiles/delete`` by profile id (the token's role needs the delete permission). A profile
-        Altcraft does not hold counts as deleted: the goal state is reached."""
+    def delete_profile(self, db_id: int, profile_id: str | None, *,
+                       key: tuple[str, str, str] | None = None) -> Outcome:
+        """``profiles/delete`` by profile id, or, without one, by ``key`` (mode, field, value); the token's
+        role needs the delete permission. A profile Altcraft does not hold counts as deleted: the goal state
+        is reached."""
+        if profile_id is not None:
+            body: dict[str, Any] = {"db_id": db_id, "matching": "profile_id", "profile_id": profile_id}
+        elif key is not None:
+            body = {"db_id": db_id, "matching": key[0], key[1]: key[2]}
+        else:
+            raise ValueError("delete_profile needs a profile id or a key")
+        name = profile_id or f"{body['matching']} {key[2] if key else ''}"
         try:
-            self.client._post("profiles/delete", self.client._body(
-                {"db_id": db_id, "matching": "profile_id", "profile_id": profile_id}))
+            answer = self.client._post("profiles/delete", self.client._body(body))
         except Rejected as err:
             if err.code == 404:
-                return Outcome(profile_id, "delivered", 404, "already absent")
-            return Outcome(profile_id, "rejected", err.code, err.text, permanent=True)
-        return Outcome(profile_id, "delivered", altcraft_id=profile_id)
+                return Outcome(name, "delivered", 404, "already absent")
+            return Outcome(name, "rejected", err.code, err.text, permanent=True)
+        data = answer.get("data")
+        pid = data.get("profile_id") if isinstance(data, dict) else None
+        return Outcome(name, "delivered", altcraft_id=str(pid) if pid else profile_id)
 

@@ -104,3 +104,16 @@ def test_profiles_use_the_orders_modes():
         parse_config({"streams": {"customers": SECTION, "orders": orders}})
     orders["matching"] = {"mode": "email", "fallback": ["phone"], "columns": {"email": "em", "phone": "ph"}}
     parse_config({"streams": {"customers": SECTION, "orders": orders}})
+
+
+def test_a_profile_compares_without_altcraft_owned_fields():
+    from transforms.compare import profile_differences
+
+    sent = {"email": "a@x.io", "_fname": "Ann", "_regdate": "2024-01-02T03:04:05.000Z",
+            "subscriptions": [{"channel": "email", "email": "a@x.io", "resource_id": 7}]}
+    held = {"id": "p1", "db_id": 3, "email": "A@x.io", "_fname": "Ann", "_regdate": "2024-01-02T03:04:05+00:00",
+            "subscriptions": [{"channel": "email", "email": "a@x.io", "resource_id": 7, "status": "unsubscribed",
+                               "priority": 3}]}
+    assert profile_differences(sent, held) == []
+    assert profile_differences({**sent, "_fname": "Anna"}, held) == ["_fname"]
+    assert profile_differences(sent, {**held, "subscriptions": []}) == ["subscriptions[email]"]

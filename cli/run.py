@@ -35,7 +35,7 @@ def sync(
                                                     skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
         _finish(state, "nightly-sync", dry_run)
         return
-    from flows.runs import guarded, run_streams
+    from runner.runs import guarded, run_streams
 
     _finish_local(lambda host: guarded(
         lambda rt: run_streams(rt, host, kind="nightly", streams=stream, dry_run=dry_run, skip_triggers=skip_triggers,
@@ -52,7 +52,7 @@ def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect:
 
         _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
         return
-    from flows.runs import guarded, retry_streams
+    from runner.runs import guarded, retry_streams
 
     _finish_local(lambda host: guarded(lambda rt: retry_streams(rt, host, stream), str(config), host, need_client=True),
                   "retry")
@@ -73,7 +73,7 @@ def backfill(
     prefect: PrefectOpt = None,
 ) -> None:
     """Re-send a range of history window by window (resumable; never moves the nightly watermark)."""
-    from flows.windows import params_from_cli
+    from runner.windows import params_from_cli
 
     try:
         params = params_from_cli(since, until, stream, window_days=window_days, dry_run=dry_run, force=force,
@@ -89,8 +89,8 @@ def backfill(
         if dry_run:
             console.print("the Prefect run's summary artifact has samples of what would be sent")
         return
-    from flows.runs import guarded
-    from flows.windows import run_windows
+    from runner.runs import guarded
+    from runner.windows import run_windows
 
     _finish_local(lambda host: guarded(lambda rt: run_windows(rt, host, params), str(config), host,
                                        need_client=not dry_run), "backfill", dry_run)
@@ -123,12 +123,12 @@ def _use_prefect(flag: bool | None) -> bool:
 
 
 def _finish_local(run: Any, what: str, dry_run: bool = False) -> None:
-    """Run in this process (``flows.runs.LocalHost``), with its log on the terminal, and print the figures."""
+    """Run in this process (``runner.runs.LocalHost``), with its log on the terminal, and print the figures."""
     import logging
 
     from rich.logging import RichHandler
 
-    from flows.runs import LocalHost
+    from runner.runs import LocalHost
 
     handler = RichHandler(console=err_console, show_path=False, markup=False, rich_tracebacks=False)
     root = logging.getLogger("altcraft_sync")
@@ -149,7 +149,7 @@ def _finish_local(run: Any, what: str, dry_run: bool = False) -> None:
 def _precheck(config: Path) -> None:
     """The config and the mapping against the shop database, checked before a flow starts: without a
     Prefect API a flow run first starts a temporary server (10-20 s), and a typo should not wait for it.
-    A run in this process needs no such check: it opens the same runtime first (``flows.runs.guarded``),
+    A run in this process needs no such check: it opens the same runtime first (``runner.runs.guarded``),
     and checking twice cost a no-change run a second reflection of every mapped table."""
     from altcraft_sync.config import load_config
     from connectors.shop_db import ShopSource
@@ -166,7 +166,7 @@ def _precheck(config: Path) -> None:
 
 def _with_progress(run: Any) -> Any:
     """Run a flow, drawing a progress line per stream when stdout is a terminal."""
-    from flows.runs import add_progress_listener
+    from runner.runs import add_progress_listener
 
     if not sys.stdout.isatty():
         return run()
@@ -200,7 +200,7 @@ def _finish(state: Any, what: str, dry_run: bool = False) -> dict[str, Any]:
 def _print_figures(figures: dict[str, Any], dry_run: bool = False) -> None:
     """The run's table; a dry run's counts what a real run would do (it sends and records nothing)."""
     if dry_run:
-        from flows.reporting import DRY_RUN_COLUMNS
+        from runner.reporting import DRY_RUN_COLUMNS
 
         table, cols = Table(title="altcraft-sync dry run: nothing sent or recorded"), dict(DRY_RUN_COLUMNS)
     else:

@@ -1,5 +1,5 @@
 """The Prefect side of a run: the ``nightly-sync`` and ``retry`` flows, each stream a task, artifacts, and a
-run state that tells the truth. What a run does is in :mod:`flows.runs`, which also runs it without Prefect.
+run state that tells the truth. What a run does is in :mod:`runner.runs`, which also runs it without Prefect.
 
 A run that cannot do its job ends Failed with a one-line message naming the cause (bad token, database
 unreachable, config error, stream locked, too many rejected/invalid records), never a bare traceback.
@@ -18,10 +18,10 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.errors import SyncError, one_line
-from flows.engine import StreamStats
-from flows.reporting import ProgressReporter, stream_rows, summary_markdown
-from flows.runs import Log, Progress, RunOutcome, add_progress_listener, guarded, retry_streams, run_streams
+from engine.coordinator import StreamStats
 from flows.streams import StreamName
+from runner.reporting import ProgressReporter, stream_rows, summary_markdown
+from runner.runs import Log, ProgressDisplay, RunOutcome, add_progress_listener, guarded, retry_streams, run_streams
 
 __all__ = ["PrefectHost", "add_progress_listener", "as_state", "nightly_sync", "retry_pending"]
 
@@ -59,7 +59,7 @@ class PrefectHost:
     def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats]) -> StreamStats:
         return stream_result(stream_step.with_options(tags=tags)(name, fn))
 
-    def progress(self) -> Progress:
+    def progress(self) -> ProgressDisplay:
         return ProgressReporter()
 
     def publish(self, kind: str, title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> None:

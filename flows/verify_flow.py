@@ -1,4 +1,4 @@
-"""The ``verify`` flow: :mod:`flows.verify` as a Prefect run (deployable, e.g. weekly), with a table and a
+"""The ``verify`` flow: :mod:`runner.verify` as a Prefect run (deployable, e.g. weekly), with a table and a
 summary artifact. It fails when Altcraft differs from the shop and ``repair`` is off, so an automation on
 failed runs tells someone."""
 
@@ -14,8 +14,8 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.errors import SyncError, one_line
-from flows.runtime import open_runtime
-from flows.verify import COLUMNS, VerifyStats, verify_streams
+from runner.runtime import open_runtime
+from runner.verify import COLUMNS, VerifyStats, verify_streams
 
 VerifyStream = Literal["products", "skus", "orders"]
 

@@ -1,4 +1,4 @@
-"""A backfill's plan and its run, whoever hosts it (:mod:`flows.runs`): the typed parameters (the Prefect
+"""A backfill's plan and its run, whoever hosts it (:mod:`runner.runs`): the typed parameters (the Prefect
 UI renders them as a form), the windows of ``(since, until]``, and the window-by-window run that records
 each finished window in the state database (resumable) and never touches the nightly watermark."""
 
@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field, model_validator
 
 from altcraft_sync import streams as registry
 from altcraft_sync.errors import SyncError
-from flows.engine import StreamStats, Syncer
-from flows.runs import Host, publish, run_stream_step
-from flows.runtime import Runtime
-from flows.streams import StreamName
+from altcraft_sync.streams import StreamName
+from engine.coordinator import StreamStats, Syncer
+from runner.runs import Host, publish, run_stream_step
+from runner.runtime import Runtime
 
 
 class BackfillParams(BaseModel):

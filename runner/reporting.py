@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from flows.engine import StreamStats
+from engine.coordinator import StreamStats
 
 PII_KEYS = frozenset({"email", "phone", "profile_id", "field_value", "subscription_id"})
 """Fields whose values identify a person. Only these are masked: record ids, timestamps, prices and

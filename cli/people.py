@@ -19,8 +19,8 @@ def forget(
 ) -> None:
     """Delete a person's profile in Altcraft and the orders altcraft-sync sent for it (an erasure request).
     Lists first; with --dry-run that is all."""
-    from flows.forget import carry_out, plan_forget
-    from flows.runtime import open_runtime
+    from runner.forget import carry_out, plan_forget
+    from runner.runtime import open_runtime
 
     try:
         runtime = open_runtime(config, need_client=not dry_run)

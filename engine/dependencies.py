@@ -1,5 +1,6 @@
-"""Dependencies before dependents: an order whose line product, a SKU whose product or a product whose
-category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as unknown.
+"""Dependencies before dependents: an order whose line product or buyer's profile, a SKU whose product or a
+product whose category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as
+unknown.
 
 The delivered ids of what a stream depends on are loaded once per stream and run (earlier streams are
 finished when a later one reads); the coordinator calls :meth:`Dependencies.forget` when a stream starts."""
@@ -16,6 +17,9 @@ from altcraft_sync import streams as registry
 from engine.context import RunContext
 from transforms.payload import Mapped
 
+_OWNERS = "owners:"
+"""Prefix of the dependency index of a stream's owners (the profiles its records are sent for)."""
+
 
 class Dependencies:
     """``blocked``: which payloads of a chunk refer to something not delivered."""
@@ -26,16 +30,40 @@ class Dependencies:
     def forget(self, stream: str) -> None:
         """Load again what ``stream`` depends on: what earlier streams delivered since it was loaded counts."""
         self.ctx.memory.delivered_refs.pop(stream, None)
+        self.ctx.memory.delivered_refs.pop(_OWNERS + stream, None)
 
     def blocked(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
-                 only: list[int] | None = None) -> dict[int, str]:
+                only: list[int] | None = None) -> dict[int, str]:
+        """Payloads (by position) that must wait, each with what it waits for: the first reference Altcraft
+        does not hold (:meth:`by_refs`), else the profile of the person it is sent for (:meth:`by_owner`)."""
+        if not self.ctx.config.sync.wait_for_dependencies:
+            return {}
+        out = self.by_refs(stream, mapped, sending, only)
+        for i, owner in self.by_owner(stream, mapped, only).items():
+            out.setdefault(i, owner)
+        return out
+
+    def by_owner(self, stream: str, mapped: Mapped, only: list[int] | None = None) -> dict[int, str]:
+        """Payloads whose person (an order's buyer, ``Payload.owner``) has no delivered profile in the
+        profile streams this config syncs: Altcraft may refuse an order of an unknown buyer
+        (docs/altcraft-profiles.md), so it waits, like an order for its product."""
+        owners = [registry.get(s).entity for s in registry.get(stream).owned_by if s in self.ctx.source.entities]
+        if not owners:
+            return {}
+        held = self.index(_OWNERS + stream, owners)
+        positions = range(len(mapped.payloads)) if only is None else only
+        return {i: f"profile {owner}" for i in positions
+                if (owner := mapped.payloads[i].owner) is not None and owner not in held}
+
+    def by_refs(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
+                only: list[int] | None = None) -> dict[int, str]:
         """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet
         (held back by the safety margin, quarantined, rejected or failing), each with the first such
         reference. Altcraft would reject them as unknown; they wait in the ledger as deferred instead.
         Only streams this config syncs count: an orders-only config trusts Altcraft's catalogue. ``sending``
         are references that travel in the same request (the categories a carrier product goes with)."""
         deps = [registry.get(s).entity for s in registry.get(stream).depends_on if s in self.ctx.source.entities]
-        if not deps or mapped.refs is None or not self.ctx.config.sync.wait_for_dependencies:
+        if not deps or mapped.refs is None:
             return {}
         values, offsets = mapped.refs
         if only is not None and len(only) < len(offsets) - 1:  # the refs of these payloads only

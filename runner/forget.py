@@ -48,7 +48,9 @@ def plan_forget(config: Config, state: StateStore, who: str) -> ForgetPlan:
     people = [s for s in registry.profile_streams() if config.streams.section(s.name) is not None]
     if not people:
         raise SyncError("forget: no profile stream (customers, guests) is configured")
-    plan = ForgetPlan(who, [r for r in state.people([s.entity for s in people], who) if r.status != "deleted"])
+    # every record, whatever its status: one marked deleted because it left the shop is still in Altcraft,
+    # and deleting an absent profile again counts as done
+    plan = ForgetPlan(who, state.people([s.entity for s in people], who))
     if not plan.profiles:
         raise SyncError(f"forget: the ledger holds no profile for {who!r} (a shop customer id, or email:<address> "
                         "/ phone:<number>)")

@@ -112,6 +112,15 @@ def profile_keys(email: list[str | None] | None, phone: list[str | None] | None,
     return keys
 
 
+def listed_key(profile: dict[str, Any], modes: list[str]) -> str | None:
+    """The key of a profile as Altcraft lists it (its ``email`` field, its first phone), made exactly as
+    :func:`map_profiles` keys the shop's rows, so verify can look it up in the ledger."""
+    phones = profile.get("phones")
+    email = normal_emails(pd.Series([profile.get("email")], dtype=object))
+    phone = normal_phones(pd.Series([phones[0] if isinstance(phones, list) and phones else None], dtype=object))
+    return profile_keys(email, phone, modes, 1)[0]
+
+
 def _dates(series: pd.Series) -> list[str | None]:
     """A date field (birthday) as ``YYYY-MM-DD``: a date has no time zone, so none is applied."""
 

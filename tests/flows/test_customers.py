@@ -136,3 +136,30 @@ def test_an_erased_customer_is_reported_and_forget_deletes_exactly_them(people_s
     assert {r.status for r in state.people(["customer"], "2")} == {"deleted"}
     assert state.owned("order", ["email:customer2@example.com"]) == []
     state.close()
+
+
+def test_verify_reads_profiles_back_and_a_dry_run_counts_them(people_shop, strict_emulator):
+    from runner.runtime import open_runtime
+    from runner.verify import verify_streams
+
+    _, cfg = people_shop
+    dry = run_all(cfg, ALL_STREAMS, dry_run=True, run_id="dry")
+    assert dry["customers"].new == 100 and dry["orders"].deferred == 0  # the profiles it would send count
+    assert strict_emulator.stats["api_requests"] == 0
+    run_all(cfg, ALL_STREAMS)
+    (profile,) = [p for p in strict_emulator.store.profiles.values() if p.get("email") == "customer6@example.com"]
+    profile["_lname"] = "Edited in Altcraft"
+    profile["subscriptions"] = [{**s, "status": "unsubscribed"} for s in profile["subscriptions"]]  # not a difference
+    rt = open_runtime(load_config(cfg))
+    try:
+        found = verify_streams(rt.config, rt.source, rt.state, rt.client, run_id="v1", streams=["customers", "guests"])
+        assert (found["customers"].ok, found["customers"].different, found["customers"].extra_not_ours) == (99, 1, 0)
+        assert found["customers"].fields == {"_lname": 1} and found["guests"].differences == 0
+        assert found["guests"].ok == len(strict_emulator.store.profiles) - 100
+        repaired = verify_streams(rt.config, rt.source, rt.state, rt.client, run_id="v2", streams=["customers"],
+                                  repair=True)
+        assert repaired["customers"].resent == 1 and profile["_lname"] != "Edited in Altcraft"
+        assert verify_streams(rt.config, rt.source, rt.state, rt.client, run_id="v3",
+                              streams=["customers"])["customers"].differences == 0
+    finally:
+        rt.close()

@@ -15,7 +15,7 @@ from connectors.state import StateStore
 from sandbox import demo_shop as D
 from sandbox.emulator import AltcraftEmulator
 from tests.conftest import TOKEN
-from tests.helpers import ALL_STREAMS, build_shop, db_now, mapped_source, run_all, shop_config
+from tests.helpers import ALL_STREAMS, build_shop, db_now, mapped_source, run_all, shop_config, shop_url_for
 
 
 @pytest.fixture
@@ -25,9 +25,10 @@ def strict_emulator():
     emu.stop()
 
 
-@pytest.fixture
-def people_shop(tmp_path, strict_emulator):
-    url = f"sqlite:///{tmp_path}/shop.db"
+@pytest.fixture(params=["sqlite"])
+def people_shop(request, tmp_path, strict_emulator):
+    """The demo shop with people (SQLite; a test parametrizes ``people_shop`` to run on the servers)."""
+    url = shop_url_for(request.param, tmp_path)
     engine = build_shop(url, orders=300, people=True)
     return engine, shop_config(tmp_path, url, strict_emulator, TOKEN, people=True)
 
@@ -43,6 +44,7 @@ def _rename(engine: sa.Engine, customer_id: int, name: str) -> None:
                      .values(first_name=name, updated_at=db_now(engine) - timedelta(seconds=1)))
 
 
+@pytest.mark.parametrize("people_shop", ["sqlite", "postgresql", "mysql"], indirect=True)
 def test_every_buyer_is_a_profile_before_its_orders(people_shop, strict_emulator):
     engine, cfg = people_shop
     stats = run_all(cfg, ALL_STREAMS)

@@ -29,6 +29,7 @@ from altcraft_sync.sources import ProfilesStream
 from transforms import contract
 from transforms import values as V
 from transforms.checks import EMAIL, Text, matches
+from transforms.order_extras import change_times
 from transforms.payload import (
     Mapped,
     contract_frame,
@@ -239,4 +240,6 @@ def map_profiles(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     columns["subscriptions"] = _subscriptions(frame, spec, {"email": emails or [None] * len(frame),
                                                             "phone": phones or [None] * len(frame)})
     out.payloads = payloads(record_texts(columns, frozenset(), good), good, ids, pks)
+    if m.change_times:  # for the trigger window: a person's last change, as the orders' (its updated_at)
+        out.changed_at = change_times(frame, {"create_time": F["_regdate"]} if "_regdate" in F else {}, good, m.tz)
     return out

@@ -73,3 +73,14 @@ def test_an_order_waits_for_its_buyers_profile(tmp_path) -> None:
     assert d.blocked("orders", chunk) == {2: "profile email:b@x.io", 3: "S9"}
     # an orders config without the profile streams trusts Altcraft to hold its buyers
     assert deps(tmp_path, state, streams=("skus", "orders")).blocked("orders", chunk) == {3: "S9"}
+
+
+def test_without_the_guests_stream_only_a_buyer_held_back_waits(tmp_path) -> None:
+    state = DictState()
+    state.put("customer", "email:a@x.io")
+    state.put("customer", "email:b@x.io", "failed")
+    orders = [payload("1")._replace(owner="email:a@x.io"), payload("2")._replace(owner="email:b@x.io"),
+              payload("3")._replace(owner="email:guest@x.io")]
+    d = deps(tmp_path, state, streams=("customers", "orders"))
+    # a guest's order is Altcraft's to match (no guests stream maps them); a customer failing waits
+    assert d.blocked("orders", mapped("order", orders)) == {1: "profile email:b@x.io"}

@@ -26,7 +26,7 @@ from altcraft_sync.durations import Duration, OptionalDuration
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_tree
 from altcraft_sync.masking import install_logging, mask, register
-from altcraft_sync.sources import ChildSource, OrdersStream, TableSource, _Model
+from altcraft_sync.sources import ChildSource, OrdersStream, ProfilesStream, TableSource, _Model
 
 
 class Streams(_Model):
@@ -237,9 +237,22 @@ class Config(_Model):
             src = self.streams.section(spec.name)
             if src is not None:
                 self._check_stream(spec, src)
+                self._check_owners(spec, src)
             if isinstance(src, OrdersStream):  # the settings model, not the stream's name, says what to check
                 self._check_orders(f"streams.{spec.name}", src)
         return self
+
+    def _check_owners(self, spec: registry.StreamSpec, src: TableSource) -> None:
+        """A profile is found by the key its records (orders) use: the same modes, in the same order."""
+        matching = getattr(src, "matching", None)
+        modes = matching.modes if matching is not None else None
+        for owner in spec.owned_by:
+            people = self.streams.section(owner)
+            if isinstance(people, ProfilesStream) and modes is not None and people.matching.modes != modes:
+                raise ValueError(
+                    f"streams.{owner}.matching: modes {people.matching.modes} differ from streams.{spec.name}.matching "
+                    f"{modes}: a profile must be imported with the mode and fallback its {spec.name} are matched by"
+                )
 
     def _check_stream(self, spec: registry.StreamSpec, src: TableSource) -> None:
         path = f"streams.{spec.name}"

@@ -1,6 +1,6 @@
-"""Dependencies before dependents: an order whose line product, a SKU whose product or a product whose
-category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as unknown,
-but only while what it names can still arrive, and for at most ``sync.max_defer`` (the rules:
+"""Dependencies before dependents: an order whose line product or buyer's profile, a SKU whose product or a
+product whose category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as
+unknown, but only while what it names can still arrive, and for at most ``sync.max_defer`` (the rules:
 :mod:`engine.waiting`). What will never arrive (deleted in the shop, refused for good) blocks nothing: the
 record goes out, after a stand-in product for it (:mod:`transforms.stand_ins`).
 
@@ -19,6 +19,10 @@ from transforms.payload import Mapped
 from transforms.stand_ins import ENTITY as STAND_IN
 from transforms.stand_ins import STANDS_FOR
 
+_OWNERS, _HELD_BACK = "owners:", "held-back owners:"
+"""Prefixes of the indexes of a stream's owners (the profiles its records are sent for): those Altcraft
+holds, and those the ledger or the quarantine holds back."""
+
 
 class Dependencies:
     """``blocked``: which payloads of a chunk refer to something not delivered."""
@@ -31,19 +35,29 @@ class Dependencies:
         """Load again what ``stream`` depends on: what earlier streams delivered since it was loaded counts."""
         self.ctx.memory.delivered_refs.pop(stream, None)
         self.desk.forget(stream)
+        for prefix in (_OWNERS, _HELD_BACK):
+            self.ctx.memory.delivered_refs.pop(prefix + stream, None)
 
     def waits(self, stream: str, mapped: Mapped, only: list[int]) -> dict[int, Decision]:
         """For the payloads at ``only`` that name something Altcraft does not hold (a stand-in sent counts
-        as held): whether each waits, or goes and which references need a stand-in first."""
+        as held), or whose buyer has no profile there yet: whether each waits, or goes and which references
+        need a stand-in first."""
+        if not self.ctx.config.sync.wait_for_dependencies or not only:
+            return {}
+        ids = {i: mapped.payloads[i].external_id for i in only}
+        now = datetime.now(UTC)
+        out: dict[int, Decision] = {}
         deps = self._deps(stream)
-        if not deps or mapped.refs is None or not only:
-            return {}
-        held = self.index(stream, deps)
-        missing = missing_refs(mapped.refs, _Either(held, self.ctx.memory.standing_in), only)
-        if not missing:
-            return {}
-        ids = {i: mapped.payloads[i].external_id for i in missing}
-        return self.desk.decide(stream, missing, ids, datetime.now(UTC))
+        if deps and mapped.refs is not None:
+            held = self.index(stream, deps)
+            missing = missing_refs(mapped.refs, _Either(held, self.ctx.memory.standing_in), only)
+            if missing:
+                out = self.desk.decide(stream, missing, ids, now)
+        going = [i for i in only if not (i in out and out[i].wait)]
+        owners = self.by_owner(stream, mapped, going)
+        if owners:
+            out.update(self.desk.decide_owners(stream, owners, ids, now))
+        return out
 
     def _deps(self, stream: str) -> list[str]:
         """The entities ``stream``'s records may name that this config syncs (none when waiting is off)."""
@@ -52,10 +66,52 @@ class Dependencies:
         return [registry.get(s).entity for s in registry.get(stream).depends_on if s in self.ctx.source.entities]
 
     def blocked(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
-                 only: list[int] | None = None) -> dict[int, str]:
-        """Payloads (by position) that refer to anything Altcraft does not hold, each with the first such
-        reference, whatever its fate: a carrier of definitions or categories must need nothing (records
-        themselves go through :meth:`waits`). Only streams this config syncs count: an orders-only config
+                only: list[int] | None = None) -> dict[int, str]:
+        """Payloads (by position) that refer to anything Altcraft does not hold, each with what it waits for,
+        whatever its fate: the first reference Altcraft does not hold (:meth:`by_refs`), else the profile of
+        the person it is sent for (:meth:`by_owner`). A carrier of definitions or categories must need
+        nothing; records themselves go through :meth:`waits`."""
+        if not self.ctx.config.sync.wait_for_dependencies:
+            return {}
+        out = self.by_refs(stream, mapped, sending, only)
+        for i, owner in self.by_owner(stream, mapped, only).items():
+            out.setdefault(i, owner)
+        return out
+
+    def by_owner(self, stream: str, mapped: Mapped, only: list[int] | None = None) -> dict[int, str]:
+        """Payloads whose person (an order's buyer, ``Payload.owner``) has no delivered profile in the
+        profile streams this config syncs: Altcraft may refuse an order of an unknown buyer
+        (docs/altcraft-profiles.md), so it waits, like an order for its product."""
+        spec = registry.get(stream)
+        owners = [registry.get(s).entity for s in spec.owned_by if s in self.ctx.source.entities]
+        if not owners:
+            return {}
+        held = self.index(_OWNERS + stream, owners)
+        # with every profile stream synced, an unknown buyer is one not sent yet; with some left out (guests
+        # not mapped), only a buyer the synced streams hold back waits: the others are Altcraft's to know
+        coming = None if len(owners) == len(spec.owned_by) else self._held_back(stream, owners)
+        positions = range(len(mapped.payloads)) if only is None else only
+        return {i: f"profile {owner}" for i in positions
+                if (owner := mapped.payloads[i].owner) is not None and owner not in held
+                and (coming is None or owner in coming)}
+
+    def _held_back(self, stream: str, entities: list[str]) -> set[str]:
+        """Profiles of ``entities`` the ledger holds back (failed, rejected, deferred) or the shop's
+        quarantine holds, loaded once per stream and run like :meth:`index`."""
+        memory = self.ctx.memory
+        key = _HELD_BACK + stream
+        if key not in memory.delivered_refs:
+            ids: set[str] = set()
+            for entity in entities:
+                ids.update(ext for ext, _ in self.ctx.state.ids_with_status(entity, ("failed", "rejected", "deferred")))
+                ids.update(self.ctx.state.quarantined_ids(entity))
+            memory.delivered_refs[key] = ids
+        return memory.delivered_refs[key]
+
+    def by_refs(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
+                only: list[int] | None = None) -> dict[int, str]:
+        """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet,
+        each with the first such reference. Only streams this config syncs count: an orders-only config
         trusts Altcraft's catalogue. ``sending`` are references that travel in the same request (the
         categories a carrier product goes with)."""
         deps = self._deps(stream)

@@ -159,6 +159,23 @@ class WaitingDesk:
             out[i] = decide(refs, fates, waited, self.max_defer)
         return out
 
+    def decide_owners(self, stream: str, owners: Mapping[int, str], ids: Mapping[int, str],
+                      now: datetime) -> dict[int, Decision]:
+        """Each record (by position) whose person has no profile in Altcraft yet (``owners``: what it waits
+        for): it waits while the profile can still come, for at most ``max_defer`` like any dependency."""
+        entity = registry.get(stream).entity
+        since = self.state.waiting_since(entity, [ids[i] for i in owners]) if self.max_defer > 0 else {}
+        out = {}
+        for i, owner in owners.items():
+            started = since.get(ids[i])
+            waited = (now - started).total_seconds() if started is not None else 0.0
+            if waited < self.max_defer:
+                out[i] = Decision(True, f"waiting for {owner}: not in Altcraft yet; goes anyway after "
+                                        f"{describe(self.max_defer)}")
+            else:
+                out[i] = Decision(False, f"waited {describe(self.max_defer)} (sync.max_defer) for {owner}")
+        return out
+
     def fates(self, stream: str, refs: list[str]) -> dict[str, Dependency]:
         known = self._fates.setdefault(stream, {})
         todo = [r for r in refs if r not in known]

@@ -44,6 +44,7 @@ from transforms.payload import (
     split_problems,
     with_quarantine,
 )
+from transforms.profiles import normal_emails, normal_phones, profile_keys
 from transforms.spec import MappingSpec
 
 ORDER_REQUIRED = frozenset({"external_id", "status", "total_price", "currency", "endpoint", "lines"})
@@ -82,13 +83,24 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
     sent_matching = {k: v for k, v in matching.items() if k != MATCHED}
     texts = record_texts({**sent_matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
                          {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
-    out.payloads = payloads(texts, good, O["external_id"], order_pks)
+    owners = buyer_keys(sent_matching, spec.matching.modes) if m.owner_keys else None
+    out.payloads = payloads(texts, good, O["external_id"], order_pks, owners)
     if "product" in L:
         out.refs = refs_of(L["product"], line_rows, offsets)
         out.ref_lines = line_details(lines, L, O["currency"], line_rows, offsets, good)
     if m.change_times:
         out.changed_at = change_times(orders, O, good, m.tz)
     return out
+
+
+def buyer_keys(matching: dict[str, V.Column], modes: list[str]) -> list[str | None]:
+    """Each order's buyer as a profile ledger id (``email:<address>`` / ``phone:<number>``), built exactly as
+    the profile streams key their records (:func:`transforms.profiles.profile_keys`); None for an order
+    matched by a mode that names no e-mail or phone."""
+    email = normal_emails(matching["email"]) if "email" in matching else None
+    phone = normal_phones(matching["phone"]) if "phone" in matching else None
+    keys: list[str | None] = profile_keys(email, phone, modes, len(matching["matching"])).to_pylist()
+    return keys
 
 
 def _lines_of(lines: pd.DataFrame, order_pks: list[Any], spec: OrdersStream) -> pd.DataFrame:
@@ -124,7 +136,7 @@ def _map_order_fields(orders: pd.DataFrame, spec: OrdersStream, m: MappingSpec
     for fld, value in spec.matching.constants.items():
         matching[fld] = [value] * n
     if spec.matching.fallback:
-        matching = choose_matching(matching, spec.matching.modes())
+        matching = choose_matching(matching, spec.matching.modes)
     return O, order_minor, matching, custom_columns(orders, spec.custom_fields, m)
 
 

@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from altcraft_sync.errors import SyncError
-from cli.app import DEFAULT_CONFIG, ConfigOpt, StreamOpt, app, console, err_console, fail
+from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, StreamOpt, app, console, err_console, fail
 
 
 @app.command()
-def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Watermarks, lag behind the source, last runs, quarantine and rejected backlogs."""
     from flows.status import collect_status
 
@@ -39,10 +39,11 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Op
                         str(counts["failed"]), str(counts["deferred"]), str(counts["delivered"]))
     console.print(backlog)
     runs = Table(title="Last runs")
-    for c in ("started", "kind", "status", "message"):
-        runs.add_column(c)
+    for c in ("started", "kind", "status"):
+        runs.add_column(c, no_wrap=True)
+    runs.add_column("message", ratio=1)  # wraps at word boundaries, never cut
     for r in report["runs"]:
-        runs.add_row(str(r["started_at"])[:19], r["kind"], r["status"], (r.get("message") or "")[:80])
+        runs.add_row(str(r["started_at"])[:19], r["kind"], r["status"], r.get("message") or "")
     console.print(runs)
     if report.get("source_error"):
         err_console.print(f"[yellow]source not reachable, lag unknown:[/] {report['source_error']}")
@@ -55,7 +56,7 @@ def verify(
     sample: Annotated[int | None, typer.Option(min=1, help="Compare only this many random delivered records.")] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Re-send what differs; delete what altcraft-sync sent "
                                                            "that the shop no longer has.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Prove that Altcraft holds what the shop holds: page through Altcraft's list methods and compare each
     record with the ledger and the mapped source, field by field. Exits 1 when differences remain."""
@@ -104,7 +105,7 @@ def quarantine(
     stream: Annotated[str | None, typer.Option("--stream", "-s", help="Only this stream.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Only reasons containing this text.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many records (newest first).")] = 100,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Quarantined, rejected, failed and deferred records with their reasons and values, from the state
     database (no Prefect needed); e-mails and phones masked."""
@@ -132,16 +133,21 @@ def quarantine(
 
 
 @app.command()
-def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Validate the config, connect to the shop database, the state database and Altcraft."""
+def check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """Validate the config, connect to the shop database, the state database and Altcraft. Exits 2 when
+    a check fails."""
     from flows.status import run_checks
 
-    ok = True
-    for name, problem in run_checks(config):
+    results = list(run_checks(config))
+    ok = all(problem is None for _, problem in results)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "checks": [{"check": n, "ok": p is None, "problem": p} for n, p in results]},
+                              indent=2))
+        raise typer.Exit(0 if ok else 2)
+    for name, problem in results:
         if problem is None:
             console.print(f"[green]ok[/]   {name}")
         else:
-            ok = False
             console.print(f"[red]FAIL[/] {name}: {problem}", highlight=False, soft_wrap=True)
     if not ok:
         raise typer.Exit(2)

@@ -45,7 +45,7 @@ def sync(
         _precheck(config)
         from flows.sync import nightly_sync
 
-        state = _prefect_run(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
+        state = _prefect_run(lambda: nightly_sync(config_path=str(config), streams=tuple(stream or ()), dry_run=dry_run,
                                                   skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
         _finish(state, "nightly-sync", dry_run, as_json)
         return
@@ -66,7 +66,7 @@ def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect:
         _precheck(config)
         from flows.sync import retry_pending
 
-        _finish(_prefect_run(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)),
+        _finish(_prefect_run(lambda: retry_pending(config_path=str(config), streams=tuple(stream or ()), return_state=True)),
                 "retry", as_json=as_json)
         return
     from flows.runs import guarded, retry_streams

@@ -10,12 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from pydantic import Field
 
 from altcraft_sync.errors import SyncError, one_line
 from flows.engine import StreamStats
@@ -85,13 +87,24 @@ def nightly_run_name(at: datetime, streams: list[str] | None, dry_run: bool) -> 
     return f"nightly-sync {at:%Y-%m-%d %H:%M}{chosen}" + (" (dry run)" if dry_run else "")
 
 
+def param(default: Any, title: str, description: str) -> Any:
+    """A flow parameter as the Prefect UI's run form shows it: a title and a sentence, not a bare name.
+    (Prefect resolves the ``Field`` to its default when the parameter is not given.)"""
+    return Field(default, description=description, json_schema_extra={"title": title})
+
+
+CONFIG_PARAM = param("altcraft-sync.yaml", "Config file", "Path of the YAML config on the worker")
+STREAMS_PARAM = param((), "Streams", "Only these streams; leave empty for every configured stream")
+
+
 @flow(name="nightly-sync", flow_run_name=_nightly_name, log_prints=False, validate_parameters=True)
 def nightly_sync(
-    config_path: str = "altcraft-sync.yaml",
-    streams: list[StreamName] | None = None,
-    dry_run: bool = False,
-    skip_triggers: bool = False,
-    reconcile: bool = False,
+    config_path: str = CONFIG_PARAM,
+    streams: tuple[StreamName, ...] = STREAMS_PARAM,
+    dry_run: bool = param(False, "Dry run", "Read, map and validate; send and record nothing"),
+    skip_triggers: bool = param(False, "Skip triggers", "Ask Altcraft not to fire triggers for these records"),
+    reconcile: bool = param(False, "Reconcile deletions", "Also delete in Altcraft what was hard-deleted from the "
+                                                          "shop (reads every key)"),
 ) -> State:
     """Send what changed in the shop since the last run: categories, products, SKUs, then orders.
     ``reconcile`` also deletes in Altcraft what was hard-deleted from the source (reads every key)."""
@@ -102,8 +115,14 @@ def nightly_sync(
         config_path, host, need_client=not dry_run))
 
 
-@flow(name="retry", flow_run_name="retry pending records", validate_parameters=True)
-def retry_pending(config_path: str = "altcraft-sync.yaml", streams: list[StreamName] | None = None) -> State:
+def _retry_name() -> str:
+    streams = (flow_run.parameters or {}).get("streams")
+    return f"retry failed and waiting records of {', '.join(streams) if streams else 'all streams'}"
+
+
+@flow(name="retry", flow_run_name=_retry_name, validate_parameters=True)
+def retry_pending(config_path: str = CONFIG_PARAM,
+                  streams: tuple[StreamName, ...] = STREAMS_PARAM) -> State:
     """Re-send what the ledger holds as failed, retryably rejected or deferred, without waiting for the
     next run."""
     host = PrefectHost()

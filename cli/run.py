@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from altcraft_sync.errors import SyncError
-from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefectOpt, StreamOpt, app, console, err_console, fail
+from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefectOpt, StreamOpt, app, command, console, err_console, fail
 from cli.progress import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -171,7 +171,7 @@ def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings
         print_figures(figures, dry_run)
     if local and ok:
         console.print(f"{what} ran in this process (no Prefect API configured) and is recorded in the state database "
-                      "(`altcraft-sync status`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
+                      f"(`{command('status')}`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
                       "(README: Running it with Prefect)", highlight=False)
     if not ok:
         fail(f"{what} failed: {message}", code)

@@ -213,7 +213,16 @@ class SyncSettings(_Model):
     money_scale: int = Field(default=2, ge=0, le=6)
     """Decimal places a price may carry; more is quarantined rather than rounded."""
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
-    """A run whose share of rejected + invalid records exceeds this ends Failed."""
+    """A run ends Failed when more than this share of the records it tried did not go (rejected, invalid or
+    held back as deferred by this run; the standing backlog is not counted again, see ``flows.outcome``)."""
+    failure_floor: int = Field(default=10, ge=0)
+    """...and only when more than this many did not go: one bad record in a quiet night's twelve is a
+    warning (exit 1), not a failed night."""
+    backlog_alert_records: int = Field(default=100, ge=1)
+    """The backlog (quarantined, permanently rejected, retrying and deferred records) raises its own alert
+    (a warning, exit 1, and a Prefect event) when it holds more than this many records..."""
+    backlog_alert_hours: float = Field(default=72, gt=0)
+    """...or when its oldest record has waited longer than this."""
     skip_triggers: bool = False
     wait_for_dependencies: bool = True
     """Hold back (as *deferred*) an order whose line product, a SKU whose product, or a product whose

@@ -110,6 +110,7 @@ def quarantine(
     """Quarantined, rejected, failed and deferred records with their reasons and values, from the state
     database (no Prefect needed); e-mails and phones masked."""
     from flows.status import collect_problems
+    from transforms.reasons import human_check
 
     try:
         rows = collect_problems(config, stream=stream, reason=reason, limit=limit)
@@ -127,7 +128,7 @@ def quarantine(
         for i, x in enumerate(r["reasons"]):
             first = i == 0
             table.add_row(r["kind"] if first else "", r["entity"] if first else "", r["external_id"] if first else "",
-                          str(r["source_pk"] or "") if first else "", str(x["field"] or ""), str(x["check"] or ""),
+                          str(r["source_pk"] or "") if first else "", str(x["field"] or ""), human_check(x["check"]),
                           "" if x["value"] is None else str(x["value"]), f"{r['at']:%Y-%m-%d %H:%M}" if first and r["at"] else "")
     console.print(table)
 

@@ -23,7 +23,7 @@ test: setup
 
 # Static checks (`.ci/run` runs them before `make test`): ruff's rules and line length, mypy on the packages.
 lint: setup
-	$(BIN)/ruff check altcraft_sync cli connectors flows transforms sandbox bench tests
+	$(BIN)/ruff check altcraft_sync cli connectors engine runner flows transforms sandbox bench tests
 	$(BIN)/mypy
 
 # The pipeline against its floor (bench/run.py), then side by side with drt and dlt (bench/compare.py, which

@@ -229,7 +229,7 @@ class SyncSettings(_Model):
     category Altcraft does not hold yet, until it does. Turn off for accounts that accept unknown ones."""
     map_workers: int = Field(default=0, ge=0, le=16)
     """Processes that fetch each chunk's children and map the chunk while the run reads and sends (started
-    only after a cursor has read a few full pages, see ``flows.engine.WORKERS_AFTER_FULL_PAGES``); each
+    only after a cursor has read a few full pages, see ``engine.coordinator.WORKERS_AFTER_FULL_PAGES``); each
     opens its own connection to the shop database. 0 (the default) does both in the run's own process:
     a worker re-imports pandas and pandera (~230 MB) and, on 2 cores shared with the database and the
     network, did not shorten a full sync (1M orders, SQLite: 113 s with one worker, 105 s without)."""

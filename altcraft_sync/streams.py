@@ -18,7 +18,7 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from altcraft_sync.catalogue import (
     CATEGORY_FIELDS,
@@ -126,6 +126,10 @@ BUILT_IN: tuple[StreamSpec, ...] = (
     ),
 )
 """In the order a sync runs them: what a stream depends on runs before it."""
+
+StreamName = Literal["categories", "products", "skus", "orders"]
+"""The names of :data:`BUILT_IN`, as a type: flow parameters take it, so the Prefect UI offers them as a
+choice (a test keeps it equal to ``BUILT_IN``; a Literal cannot be built from the tuple for mypy)."""
 
 _registry: dict[str, StreamSpec] = {s.name: s for s in BUILT_IN}
 

@@ -62,7 +62,7 @@ def phase_floor(args: argparse.Namespace) -> dict[str, Any]:
 
 def _runtime(args: argparse.Namespace) -> Any:
     from altcraft_sync.config import load_config
-    from flows.runtime import open_runtime
+    from runner.runtime import open_runtime
 
     cfg = load_config(args.config)
     return open_runtime(cfg, need_client=args.phase != "transform")
@@ -70,7 +70,7 @@ def _runtime(args: argparse.Namespace) -> Any:
 
 
 def phase_sync(args: argparse.Namespace) -> dict[str, Any]:
-    from flows.engine import Syncer
+    from engine.coordinator import Syncer
 
     stop, peak = _tree_rss()
     rt = _runtime(args)

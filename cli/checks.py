@@ -15,7 +15,7 @@ from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, StreamOpt, app, console,
 @app.command()
 def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Watermarks, lag behind the source, last runs, quarantine and rejected backlogs."""
-    from flows.status import collect_status
+    from runner.status import collect_status
 
     try:
         report = collect_status(config)
@@ -62,8 +62,8 @@ def verify(
     record with the ledger and the mapped source, field by field. Exits 1 when differences remain."""
     import uuid
 
-    from flows.runtime import open_runtime
-    from flows.verify import verify_streams
+    from runner.runtime import open_runtime
+    from runner.verify import verify_streams
 
     try:
         runtime = open_runtime(config, need_client=True)
@@ -78,7 +78,7 @@ def verify(
     if as_json:
         console.print_json(json.dumps({n: s.figures() for n, s in results.items()}, default=str))
     else:
-        from flows.verify import COLUMNS
+        from runner.verify import COLUMNS
 
         table = Table(title="verify: Altcraft against the shop" + (" (repaired)" if repair else ""))
         table.add_column("stream")
@@ -109,7 +109,7 @@ def quarantine(
 ) -> None:
     """Quarantined, rejected, failed and deferred records with their reasons and values, from the state
     database (no Prefect needed); e-mails and phones masked."""
-    from flows.status import collect_problems
+    from runner.status import collect_problems
     from transforms.reasons import human_check
 
     try:
@@ -137,7 +137,7 @@ def quarantine(
 def check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Validate the config, connect to the shop database, the state database and Altcraft. Exits 2 when
     a check fails."""
-    from flows.status import run_checks
+    from runner.status import run_checks
 
     results = list(run_checks(config))
     ok = all(problem is None for _, problem in results)

@@ -91,7 +91,7 @@ def interrupted_line(watcher: Watcher) -> str:
 def print_figures(figures: dict[str, Any], dry_run: bool = False) -> None:
     """The run's table; a dry run's counts what a real run would do (it sends and records nothing)."""
     if dry_run:
-        from flows.reporting import DRY_RUN_COLUMNS
+        from runner.reporting import DRY_RUN_COLUMNS
 
         table, cols = Table(title="altcraft-sync dry run: nothing sent or recorded"), dict(DRY_RUN_COLUMNS)
     else:

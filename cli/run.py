@@ -22,9 +22,6 @@ from cli.progress import (
     print_json,
 )
 
-WARNINGS_PREFIX = "completed with warnings: "
-"""How a Prefect run's Completed state message marks a run that completed with warnings (exit code 1)."""
-
 
 # --- sync ----------------------------------------------------------------------------------------------
 @app.command()
@@ -49,7 +46,7 @@ def sync(
                                                   skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
         _finish(state, "nightly-sync", dry_run, as_json)
         return
-    from flows.runs import guarded, run_streams
+    from runner.runs import guarded, run_streams
 
     _finish_local(lambda host: guarded(
         lambda rt: run_streams(rt, host, kind="nightly", streams=stream, dry_run=dry_run, skip_triggers=skip_triggers,
@@ -69,7 +66,7 @@ def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect:
         _finish(_prefect_run(lambda: retry_pending(config_path=str(config), streams=tuple(stream or ()), return_state=True)),
                 "retry", as_json=as_json)
         return
-    from flows.runs import guarded, retry_streams
+    from runner.runs import guarded, retry_streams
 
     _finish_local(lambda host: guarded(lambda rt: retry_streams(rt, host, stream), str(config), host, need_client=True),
                   "retry", as_json=as_json)
@@ -91,7 +88,7 @@ def backfill(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-send a range of history window by window (resumable; never moves the nightly watermark)."""
-    from flows.windows import params_from_cli
+    from runner.windows import params_from_cli
 
     try:
         params = params_from_cli(since, until, stream, window_days=window_days, dry_run=dry_run, force=force,
@@ -107,8 +104,8 @@ def backfill(
             console.print("the Prefect run's summary artifact has samples of what would be sent")
         _finish(state, "backfill", dry_run, as_json)
         return
-    from flows.runs import guarded
-    from flows.windows import run_windows
+    from runner.runs import guarded
+    from runner.windows import run_windows
 
     _finish_local(lambda host: guarded(lambda rt: run_windows(rt, host, params), str(config), host,
                                        need_client=not dry_run), "backfill", dry_run, as_json)
@@ -141,9 +138,9 @@ def _use_prefect(flag: bool | None) -> bool:
 
 
 def _finish_local(run: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
-    """Run in this process (``flows.runs.LocalHost``), with its log and progress on the terminal, then its
+    """Run in this process (``runner.runs.LocalHost``), with its log and progress on the terminal, then its
     figures and the last line: what did not go, why, and the command that shows it."""
-    from flows.runs import LocalHost, add_progress_listener
+    from runner.runs import LocalHost, add_progress_listener
 
     watcher = Watcher(draw=False if as_json else None)
     remove = add_progress_listener(watcher)
@@ -184,7 +181,7 @@ def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings
 def _precheck(config: Path) -> None:
     """The config and the mapping against the shop database, checked before a flow starts: without a
     Prefect API a flow run first starts a temporary server (10-20 s), and a typo should not wait for it.
-    A run in this process needs no such check: it opens the same runtime first (``flows.runs.guarded``),
+    A run in this process needs no such check: it opens the same runtime first (``runner.runs.guarded``),
     and checking twice cost a no-change run a second reflection of every mapped table."""
     from altcraft_sync.config import load_config
     from connectors.shop_db import ShopSource
@@ -201,7 +198,7 @@ def _precheck(config: Path) -> None:
 
 def _prefect_run(run: Any) -> Any:
     """Run a flow in this process (its tasks report progress through the same listener)."""
-    from flows.runs import add_progress_listener
+    from runner.runs import add_progress_listener
 
     watcher = Watcher()
     remove = add_progress_listener(watcher)
@@ -216,6 +213,8 @@ def _prefect_run(run: Any) -> Any:
 
 
 def _finish(state: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
+    from flows.outcome import WARNINGS_PREFIX
+
     ok = state.is_completed()
     figures = (state.result(raise_on_failure=False) or {}) if ok else {}
     message = state.message or ""

@@ -24,9 +24,9 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel
 
-from flows.runs import guarded
 from flows.sync import CONFIG_PARAM, PrefectHost, as_state, param
-from flows.windows import BackfillParams, backfill_run_name, params_from_cli, parse_day, run_windows
+from runner.runs import guarded
+from runner.windows import BackfillParams, backfill_run_name, params_from_cli, parse_day, run_windows
 
 __all__ = ["BackfillParams", "backfill", "backfill_run_name", "params_from_cli", "parse_day"]
 

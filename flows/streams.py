@@ -1,9 +1,8 @@
-"""The stream names flow parameters take. Everything else about a stream is its spec
-(:mod:`altcraft_sync.streams`); this Literal only lets the Prefect UI offer the built-in streams as a choice
-(a test keeps it equal to ``altcraft_sync.streams.BUILT_IN``)."""
+"""The stream names flow parameters take: the registry's :data:`altcraft_sync.streams.StreamName` (everything
+else about a stream is its spec)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from altcraft_sync.streams import StreamName
 
-StreamName = Literal["categories", "products", "skus", "orders"]
+__all__ = ["StreamName"]

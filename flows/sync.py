@@ -1,5 +1,5 @@
 """The Prefect side of a run: the ``nightly-sync`` and ``retry`` flows, each stream a task, artifacts, and a
-run state that tells the truth. What a run does is in :mod:`flows.runs`, which also runs it without Prefect.
+run state that tells the truth. What a run does is in :mod:`runner.runs`, which also runs it without Prefect.
 
 A run that cannot do its job ends Failed with a one-line message naming the cause (bad token, database
 unreachable, config error, stream locked, too many rejected/invalid records), never a bare traceback.
@@ -20,20 +20,31 @@ from prefect.states import Completed, Failed, State
 from pydantic import Field
 
 from altcraft_sync.errors import SyncError, one_line
-from flows.engine import StreamStats
-from flows.reporting import ProgressReporter, stream_rows, summary_markdown
-from flows.runs import Log, Progress, RunOutcome, add_progress_listener, guarded, retry_streams, run_streams
+from engine.coordinator import StreamStats
 from flows.streams import StreamName
+from runner.outcome import WARNINGS_PREFIX, Verdict
+from runner.reporting import ProgressReporter, stream_rows, summary_markdown
+from runner.runs import Log, ProgressDisplay, RunOutcome, add_progress_listener, guarded, retry_streams, run_streams
 
 __all__ = ["PrefectHost", "add_progress_listener", "as_state", "nightly_sync", "retry_pending"]
 
 
+Judge = Callable[[StreamStats], str | None]
+
+
 @task(name="stream-step", cache_policy=NO_CACHE, task_run_name="{name}")
-def stream_step(name: str, fn: Callable[[Log], StreamStats]) -> StreamStats | State:
-    """One stream, backfill window or reconcile as a task: its log lines are the task run's."""
+def stream_step(name: str, fn: Callable[[Log], StreamStats], judge: Judge | None = None) -> StreamStats | State:
+    """One stream, backfill window or reconcile as a task: its log lines are the task run's. A stream whose
+    own records fail the run's bar (``judge``) ends Failed with its figures, so the run's graph shows
+    which stream failed a Failed run; the flow goes on and judges the whole run."""
     log = get_run_logger()
     try:
-        return fn(log)
+        stats = fn(log)
+        problem = judge(stats) if judge is not None else None
+        if problem:
+            log.error("%s: %s", name, problem)
+            return Failed(message=problem, data=stats)
+        return stats
     except Exception as err:
         # returned, not raised: a raising task makes Prefect log a traceback of hundreds of lines at ERROR;
         # the flow raises the error again (stream_result) and ends Failed with its one line
@@ -47,6 +58,8 @@ def stream_result(out: StreamStats | State) -> StreamStats:
     if not isinstance(out, State):
         return out
     err = out.result(raise_on_failure=False)
+    if isinstance(err, StreamStats):  # failed on its figures: the run's verdict decides
+        return err
     raise err if isinstance(err, BaseException) else SyncError(out.message or "stream failed")
 
 
@@ -57,22 +70,39 @@ class PrefectHost:
     def __init__(self) -> None:
         self.run_id = str(flow_run.get_id() or uuid.uuid4())
         self.log: Log = get_run_logger()
+        self.verdict: Verdict | None = None
 
-    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats]) -> StreamStats:
-        return stream_result(stream_step.with_options(tags=tags)(name, fn))
+    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats], judge: Judge | None = None) -> StreamStats:
+        return stream_result(stream_step.with_options(tags=tags)(name, fn, judge))
 
-    def progress(self) -> Progress:
+    def progress(self) -> ProgressDisplay:
         return ProgressReporter()
 
     def publish(self, kind: str, title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> None:
         create_table_artifact(stream_rows(results), key=f"{kind.replace('_', '-')}-streams",
                               description=f"{title}: figures per stream")
-        create_markdown_artifact(summary_markdown(title, results, outcome, dry_run),
+        create_markdown_artifact(summary_markdown(title, results, outcome, dry_run, self.verdict),
                                  key=f"{kind.replace('_', '-')}-summary", description=f"{title}: summary")
+        if self.verdict is not None and self.verdict.backlog_alert:
+            backlog_alert(self.verdict.backlog or "")
+
+
+def backlog_alert(line: str) -> None:
+    """The backlog's own alert: a Prefect event an automation can notify on (README: The backlog's alert),
+    apart from the run's state, which stays Completed."""
+    from prefect.events import emit_event
+
+    emit_event(event="altcraft-sync.backlog.alert", resource={"prefect.resource.id": "altcraft-sync.backlog"},
+               payload={"backlog": line, "flow_run_id": str(flow_run.get_id() or "")})
 
 
 def as_state(outcome: RunOutcome) -> State:
-    return Completed(message=outcome.message, data=outcome.figures) if outcome.ok else Failed(message=outcome.message)
+    """A run's Prefect state: Completed (``completed with warnings: ...`` when it has warnings) or Failed."""
+    if not outcome.ok:
+        return Failed(message=outcome.message)
+    warnings = list(getattr(outcome, "warnings", []))
+    message = WARNINGS_PREFIX + "; ".join(warnings) if warnings else outcome.message
+    return Completed(message=message, data=outcome.figures)
 
 
 def _nightly_name() -> str:

@@ -1,4 +1,4 @@
-"""The ``verify`` flow: :mod:`flows.verify` as a Prefect run (deployable, e.g. weekly), with a table and a
+"""The ``verify`` flow: :mod:`runner.verify` as a Prefect run (deployable, e.g. weekly), with a table and a
 summary artifact. It fails when Altcraft differs from the shop and ``repair`` is off, so an automation on
 failed runs tells someone."""
 

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from altcraft_sync.config import Config, load_config
-from flows.engine import StreamStats, Syncer
-from flows.runtime import open_runtime
+from engine.coordinator import StreamStats, Syncer
+from runner.runtime import open_runtime
 from sandbox import demo_shop
 from sandbox.demo import write_demo_config
 

@@ -1,5 +1,6 @@
 """Imports run one way: the settings and stream specs at the bottom, transforms and connectors on them, the
-flows over those, the command line on top; the sandbox (emulator, demo shop) stands alone, so the
+Prefect-free engine over those, the hosts of a run (runner) over the engine, the Prefect flows over the
+runner, the command line on top; the sandbox (emulator, demo shop) stands alone, so the
 emulator never shares a guess with the client it checks."""
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-OURS = {"altcraft_sync", "transforms", "connectors", "flows", "sandbox", "cli"}
+OURS = {"altcraft_sync", "transforms", "connectors", "engine", "runner", "flows", "sandbox", "cli"}
 ALLOWED = {
     "altcraft_sync": {"altcraft_sync"},
     "transforms": {"altcraft_sync", "transforms"},
     "connectors": {"altcraft_sync", "connectors"},
-    "flows": {"altcraft_sync", "transforms", "connectors", "flows"},
+    "engine": {"altcraft_sync", "transforms", "connectors", "engine"},
+    "runner": {"altcraft_sync", "transforms", "connectors", "engine", "runner"},
+    "flows": {"altcraft_sync", "transforms", "connectors", "engine", "runner", "flows"},
     "sandbox": {"sandbox"},
     "cli": OURS,
 }

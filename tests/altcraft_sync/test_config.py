@@ -17,8 +17,8 @@ from altcraft_sync.config import load_config, parse_config
 from altcraft_sync.cursor import Cursor
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_env
-from flows.planner import newest_cursor as _max
-from flows.windows import BackfillParams
+from engine.planner import newest_cursor as _max
+from runner.windows import BackfillParams
 
 BASE: dict[str, Any] = {
     "sync": {"endpoint": "shop", "default_currency": "RUB"},

@@ -32,8 +32,8 @@ def synced(tmp_path, emulator):
 
 
 def _verify(cfg_path: Any, **kw: Any) -> dict[str, Any]:
-    from flows.runtime import open_runtime
-    from flows.verify import verify_streams
+    from runner.runtime import open_runtime
+    from runner.verify import verify_streams
 
     rt = open_runtime(cfg_path)
     try:
@@ -163,7 +163,7 @@ def test_a_dry_run_counts_what_a_real_run_would_do(synced, emulator):
     assert o.unchanged == o.extracted - o.changed - o.invalid - 1  # the soft-deleted one is not a record
     assert dry["skus"].changed == 1
     assert o.watermark_after == o.watermark_before  # a dry run's watermark never moves
-    from flows.reporting import stream_line
+    from runner.reporting import stream_line
 
     line = stream_line(o, dry_run=True)
     assert "would update 1" in line and "would delete 1" in line and "watermark stays" in line and "->" not in line
@@ -199,7 +199,7 @@ def test_progress_of_a_one_stream_run_ends_at_100(synced, emulator, prefect_harn
 
 
 def test_masks_keep_ids_and_times_and_hide_emails_and_phones_in_their_fields():
-    from flows.reporting import mask
+    from runner.reporting import mask
 
     record = {"external_id": "100000123", "create_time": "2026-12-01T14:57:43.000Z", "email": "ivan.petrov@example.com",
               "phone": "+7 912 345-67-89", "lines": [{"external_id": "55555555", "product": "S0000001"}],

@@ -242,12 +242,12 @@ def test_prices_read_exactly_and_children_fetched_in_one_pass(shop_url, tmp_path
 
 
 def test_a_map_worker_reads_the_children_on_its_own_connection(shop_url, tmp_path, emulator):
-    """Map workers fetch each chunk's lines themselves (``flows.mapping``): on every database the worker's
+    """Map workers fetch each chunk's lines themselves (``engine.mapping``): on every database the worker's
     own connection returns what the run's connection returns, so the payloads are the same bytes."""
     import os
 
-    from flows.mapping import ChunkMapper
-    from flows.runtime import open_runtime
+    from engine.mapping import ChunkMapper
+    from runner.runtime import open_runtime
     from transforms.chunk import map_chunk
     from transforms.spec import mapping_spec
 
@@ -356,8 +356,8 @@ def test_an_unreadable_value_quarantines_its_row_and_every_other_row_and_stream_
     and a safe preview, and every other product, SKU and order goes out. The run ends completed, its
     figures saying one record was invalid (before, every later stream failed on every run)."""
     from altcraft_sync.config import load_config as load
-    from flows.runs import LocalHost, run_streams
-    from flows.runtime import open_runtime
+    from runner.runs import LocalHost, run_streams
+    from runner.runtime import open_runtime
 
     url = f"sqlite:///{tmp_path}/shop.db"
     engine = build_shop(url, orders=60)

@@ -89,11 +89,11 @@ def test_params_model_rejects_a_reversed_range():
 
 def test_stale_watermark_fails_the_run(setup, emulator, monkeypatch):
     _, cfg = setup
-    from flows.engine import Syncer
+    from engine.planner import Planner
 
     def stuck(self, stream, name, start, upper, wm, stats, *, commit_watermark):
         return wm  # a broken reader that never gets anywhere
 
-    monkeypatch.setattr(Syncer, "_run_cursor", stuck)
+    monkeypatch.setattr(Planner, "run_cursor", stuck)
     state = nightly_sync(config_path=str(cfg), streams=["orders"], return_state=True)
     assert state.is_failed() and "watermark did not advance" in state.message

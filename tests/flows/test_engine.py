@@ -285,8 +285,8 @@ def test_closing_a_syncer_stops_its_push_and_commit_threads(tmp_path, emulator) 
     import threading
 
     from altcraft_sync.config import load_config
-    from flows.engine import Syncer
-    from flows.runtime import open_runtime
+    from engine.coordinator import Syncer
+    from runner.runtime import open_runtime
     from tests.helpers import build_shop, shop_config
 
     def pipeline_threads() -> set[threading.Thread]:
@@ -312,7 +312,7 @@ def test_the_ids_a_full_pass_saw_are_kept_on_disk_and_answer_by_batch() -> None:
     a throwaway SQLite file (memory stays one chunk), and the file is gone once the pass ends."""
     import os
 
-    from flows.seen import SeenIds
+    from engine.seen import SeenIds
 
     seen = SeenIds()
     seen.add(str(i) for i in range(0, 3000, 2))

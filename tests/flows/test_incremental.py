@@ -86,8 +86,8 @@ def machine_for(shop_url: str, workdir: Path) -> type[RuleBasedStateMachine]:
             return now - timedelta(seconds=1)
 
         def sync_once(self, reconcile: bool = False) -> None:
-            from flows.engine import Syncer
-            from flows.runtime import open_runtime
+            from engine.coordinator import Syncer
+            from runner.runtime import open_runtime
 
             rt = open_runtime(self.cfg)
             try:
@@ -268,8 +268,8 @@ def test_reconcile_deletes_only_what_vanished(tmp_path, emulator):
         conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id.in_([10, 11])))
         conn.execute(D.orders.delete().where(D.orders.c.id.in_([10, 11])))
     imports_before = sum(emulator.import_counts.values())
-    from flows.engine import Syncer
-    from flows.runtime import open_runtime
+    from engine.coordinator import Syncer
+    from runner.runtime import open_runtime
 
     rt = open_runtime(load_config(cfg))
     stats = Syncer(rt.config, rt.source, rt.state, rt.client, run_id="reconcile").reconcile("orders")
@@ -283,8 +283,8 @@ def test_reconcile_deletes_a_row_sent_by_a_dead_run_and_hard_deleted_before_the_
     """Altcraft answered, the run died before the commit, and the row was hard-deleted before any other
     run read it: the ledger never learned of it, so only the run's note of the batch in flight lets
     reconcile delete it. A clean commit leaves no note behind."""
-    from flows.engine import Syncer
-    from flows.runtime import open_runtime
+    from engine.coordinator import Syncer
+    from runner.runtime import open_runtime
 
     url = f"sqlite:///{tmp_path}/shop.db"
     engine = build_shop(url, orders=30)

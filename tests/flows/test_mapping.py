@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from altcraft_sync.config import load_config
 from altcraft_sync.errors import AltcraftUnavailable
 from connectors.state import StateStore
-from flows.engine import Syncer
-from flows.mapping import ChunkMapper, worker_config
-from flows.runtime import open_runtime
+from engine.coordinator import Syncer
+from engine.mapping import ChunkMapper, worker_config
+from runner.runtime import open_runtime
 from tests.conftest import TOKEN
 from tests.helpers import build_shop, orders_down_after, run_all, shop_config
 

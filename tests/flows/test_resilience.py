@@ -258,8 +258,8 @@ def test_a_soft_delete_reaches_an_order_a_dead_run_sent(tmp_path, emulator, monk
 
 
 def test_reconcile_clears_quarantined_and_rejected_rows_that_left_the_source(tmp_path, emulator):
-    from flows.engine import Syncer
-    from flows.runtime import open_runtime
+    from engine.coordinator import Syncer
+    from runner.runtime import open_runtime
 
     url = f"sqlite:///{tmp_path}/shop.db"
     engine = build_shop(url, orders=60)
@@ -336,7 +336,7 @@ def test_an_unexpected_exception_is_recorded_as_failed(flow_setup, emulator, mon
     from flows.sync import nightly_sync
 
     cfg_path = flow_setup
-    real = transforms.chunk.map_chunk  # flows.mapping imports it at the first chunk (a no-change run never does)
+    real = transforms.chunk.map_chunk  # engine.mapping imports it at the first chunk (a no-change run never does)
 
     def broken(parents: Any, children: Any, m: Any) -> Any:
         if m.stream == "orders":

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from altcraft_sync.config import parse_config
-from flows.roots import definitions_for, roots_body
+from engine.roots import definitions_for, roots_body
 from transforms import money as M
 from transforms import values as V
 from transforms.catalog import map_catalog, map_categories

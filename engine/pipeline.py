@@ -3,8 +3,9 @@
 Commits stay strictly in chunk order: at most ``mapper.depth`` chunks are mapping, one is being sent (the
 push thread) and one committed (the commit thread) while the run thread reads the next. A chunk is
 committed only after Altcraft answered for each of its records, so a killed run resumes at its last
-committed chunk and the watermark never passes a row that is neither delivered nor recorded. A layer of
-:class:`flows.engine.Syncer` (see :mod:`flows.run_state`)."""
+committed chunk and the watermark never passes a row that is neither delivered nor recorded. The pipeline
+is the one writer of watermarks and the one place a chunk is committed (:meth:`Pipeline.commit_cursor`
+for a cursor that moved without records)."""
 
 from __future__ import annotations
 
@@ -15,33 +16,34 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import pandas as pd
 
 from altcraft_sync import streams as registry
 from altcraft_sync.cursor import Cursor
-from flows.decide import Prepared
-from flows.mapping import ChunkMapper, MapResult
-from flows.repair import RepairMixin
-from flows.stats import StreamStats
+from connectors.state import LedgerEntry
+from engine.context import RunContext
+from engine.decide import Decider, Prepared
+from engine.dispatch import Dispatcher
+from engine.mapping import ChunkMapper, MapResult
+from engine.stats import StreamStats
 
 
-class Pipeline(RepairMixin):
+class Pipeline:
     """Two single-thread executors (push, commit) and the map workers; ``close`` shuts them down."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, ctx: RunContext, decider: Decider, dispatcher: Dispatcher) -> None:
+        self.ctx, self.decider, self.dispatcher = ctx, decider, dispatcher
         self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._pending: Future[None] | None = None
         self._committing: Future[None] | None = None
-        self.mapper = ChunkMapper(self.config, 0 if self.dry_run else self.config.sync.map_workers, self.source)
+        self.mapper = ChunkMapper(ctx.config, 0 if ctx.dry_run else ctx.config.sync.map_workers, ctx.source)
         self._mapping: deque[tuple[Future[MapResult], str, StreamStats, Cursor | None, str]] = deque()
 
     def close(self) -> None:
         """Finish nothing more: stop the map workers and the push and commit threads."""
-        self._abandon()
+        self.abandon()
         self.mapper.shutdown()
         self._pipeline.shutdown(wait=True)
         self._committer.shutdown(wait=True)
@@ -50,12 +52,31 @@ class Pipeline(RepairMixin):
         """The cursor to commit, or None when it is where the state already has it (a lookback re-read of
         unchanged rows): a watermark is rewritten only when it moves. Called on the commit thread, in
         chunk order."""
-        if cursor is None or self._positions.get(cursor_name) == cursor:
+        positions = self.ctx.memory.positions
+        if cursor is None or positions.get(cursor_name) == cursor:
             return None
-        self._positions[cursor_name] = cursor
+        positions[cursor_name] = cursor
         return {cursor_name: cursor}
 
-    def _process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
+    def start_cursor(self, cursor_name: str, committed: Cursor | None) -> None:
+        """Where ``cursor_name`` stands in the state before it is read (its watermark, or None)."""
+        self.ctx.memory.positions[cursor_name] = committed
+
+    def commit_cursor(self, stream: str, cursor_name: str, cursor: Cursor) -> None:
+        """After :meth:`drain`: move a cursor past rows that needed no record of their own (a child cursor
+        whose rows' parents the parent cursor read)."""
+        if not self.ctx.dry_run:
+            self._commit(stream, cursor_name, cursor)
+
+    def _commit(self, stream: str, cursor_name: str, cursor: Cursor | None, prepared: Prepared | None = None,
+                entries: list[LedgerEntry] | None = None) -> None:
+        """The chunk's one state transaction: its outcomes, quarantine changes, and the cursor if it moved."""
+        ctx = self.ctx
+        ctx.state.commit_chunk(stream=stream, cursors=self._moved(cursor_name, cursor), entries=entries or (),
+                               quarantined=prepared.quarantined if prepared else (),
+                               cleared=prepared.cleared if prepared else (), run_id=ctx.run_id, lock_owner=ctx.owner)
+
+    def process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:
         """Hand this chunk to the mapper, which fetches its children and maps it; once mapped (in order),
         push it on the push thread and commit it on the commit thread. Commits stay strictly in chunk order:
@@ -63,12 +84,11 @@ class Pipeline(RepairMixin):
         is read."""
         if parents.empty:
             self._finish_mapping()
-            if cursor is not None and not self.dry_run:
-                self._in_order(lambda: self._commit_in_order(lambda: self.state.commit_chunk(
-                    stream=stream, cursors=self._moved(cursor_name, cursor), lock_owner=self.owner)))
+            if cursor is not None and not self.ctx.dry_run:
+                self._in_order(lambda: self._commit_in_order(lambda: self._commit(stream, cursor_name, cursor)))
             return
         stats.add(extracted=len(parents))
-        future = self.mapper.submit(self._mapping_spec(stream), parents, self._child_entity(stream))
+        future = self.mapper.submit(self.ctx.mapping_spec(stream), parents, self.ctx.child_entity(stream))
         self._mapping.append((future, stream, stats, cursor, cursor_name))
         while len(self._mapping) > self.mapper.depth:
             self._finish_one()
@@ -81,7 +101,7 @@ class Pipeline(RepairMixin):
         stats.seconds["map"] = stats.seconds.get("map", 0.0) + map_seconds
         stats.seconds["read_children"] = stats.seconds.get("read_children", 0.0) + read_seconds
         stats.add(mapped_in_workers=int(pid != os.getpid()))
-        prepared = self._process(stream, mapped, stats)
+        prepared = self.decider.process(stream, mapped, stats)
         t = time.perf_counter()
         self._in_order(lambda: self._push_commit(stream, prepared, stats, cursor, cursor_name))
         stats.timed("send_wait", t)
@@ -107,7 +127,7 @@ class Pipeline(RepairMixin):
         ctx = contextvars.copy_context()
         self._committing = self._committer.submit(ctx.run, commit)
 
-    def _abandon(self) -> None:
+    def abandon(self) -> None:
         """After an error: drop the chunks still mapping (nothing of them was sent or committed) and wait
         for the chunk in flight without raising its error a second time."""
         while self._mapping:
@@ -137,32 +157,30 @@ class Pipeline(RepairMixin):
 
     def _push_commit(self, stream: str, prepared: Prepared, stats: StreamStats, cursor: Cursor | None,
                      cursor_name: str) -> None:
+        ctx = self.ctx
         entries = list(prepared.entries)
         if prepared.deletions:
-            entries += self._delete(stream, registry.get(stream).entity, prepared.deletions, stats)
+            entries += self.dispatcher.delete(stream, prepared.deletions, stats)
         batch = None
         if prepared.send:
             t = time.perf_counter()
-            if not self.dry_run:
+            if not ctx.dry_run:
                 batch = uuid.uuid4().hex
-                self.state.begin_send(batch, registry.get(stream).entity, [(p.external_id, p.source_pk) for p in prepared.send])
-            entries += self._push(stream, registry.get(stream).entity, prepared.send, stats)
+                ctx.state.begin_send(batch, registry.get(stream).entity, [(p.external_id, p.source_pk) for p in prepared.send])
+            entries += self.dispatcher.push(stream, prepared.send, stats)
             stats.timed("push", t)
         stats.add(chunks=1)
         # the commit needs the outcomes, not the payloads: let the chunk's encoded records go while it waits
-        quarantined, cleared = prepared.quarantined, prepared.cleared
         prepared.send.clear()
 
         def commit() -> None:
             t = time.perf_counter()
-            if not self.dry_run:
-                self.state.commit_chunk(stream=stream, cursors=self._moved(cursor_name, cursor),
-                                        entries=entries, quarantined=quarantined, cleared=cleared,
-                                        run_id=self.run_id, lock_owner=self.owner)
+            if not ctx.dry_run:
+                self._commit(stream, cursor_name, cursor, prepared, entries)
                 if batch:
-                    self.state.settle([batch])
+                    ctx.state.settle([batch])
             stats.timed("commit", t)
-            self.on_progress(stats)
+            ctx.on_progress(stats)
 
         t = time.perf_counter()
         self._commit_in_order(commit)

@@ -14,7 +14,7 @@ The definitions an operator relies on (README: Exit codes and outcomes):
 - **Completed** (exit 0): everything this run tried went. A backlog that does not alert is still shown,
   on a line of its own.
 
-Pure: figures and settings in, lines out; the run (``flows.runs``) reads the backlog from the state store.
+Pure: figures and settings in, lines out; the run (``runner.runs``) reads the backlog from the state store.
 """
 
 from __future__ import annotations

@@ -32,13 +32,18 @@ import orjson
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
-from connectors.altcraft import AltcraftClient, ImportReport
+from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import LedgerEntry, StateStore, lock_owner
-from flows.dispatch import import_root
-from flows.engine import StreamStats, Syncer
-from flows.mapping import fetch_and_map
-from flows.reporting import mask
+from engine.carriers import Carriers
+from engine.context import Key, RunContext, RunOptions
+from engine.dependencies import Dependencies
+from engine.dispatch import Dispatcher
+from engine.ledger_view import LedgerView
+from engine.outcomes import sent_entry
+from engine.reader import RecordReader
+from engine.stats import StreamStats
+from runner.reporting import mask
 from transforms.compare import differing_fields
 from transforms.payload import Payload
 
@@ -89,11 +94,13 @@ class Verifier:
         self.config, self.source, self.state, self.client = config, source, state, client
         self.run_id, self.repair, self.sample, self.page_size = run_id, repair, sample, page_size
         self.log = log or logging.getLogger("altcraft_sync.verify")
-        # the engine's own helpers for keys, children and deletes: one way to read and to delete
-        self._syncer = Syncer(config, source, state, client, run_id=run_id)
+        # the engine's own context and dispatcher: one way to read a key, map a record, send and delete
+        self.ctx = RunContext(config, source, state, client, RunOptions(run_id=run_id), log=self.log)
+        self.reader = RecordReader(self.ctx)
+        self.dispatcher = Dispatcher(self.ctx, Carriers(self.ctx, Dependencies(self.ctx), self.reader), LedgerView(self.ctx))
 
     def close(self) -> None:
-        self._syncer.close()
+        """Nothing to stop: verify runs no threads (kept for callers that close what they open)."""
 
     def verify(self, stream: str) -> VerifyStats:
         stats = VerifyStats(stream)
@@ -136,17 +143,12 @@ class Verifier:
         delivered = [ext for ext, _ in self.state.delivered_ids(entity, ("delivered", "deleted"))]
         return set(random.sample(delivered, min(self.sample, len(delivered))))
 
-    def _mapped(self, stream: str, pks: list[Any]) -> tuple[dict[str, Payload], set[str]]:
+    def _mapped(self, stream: str, pks: list[str]) -> tuple[dict[str, Payload], set[str]]:
         """The source's current records for these keys (mapped like a sync maps them), and the ids of the
         keys' rows that are soft-deleted."""
-        if not pks:
+        mapped = self.reader.by_ledger_keys(stream, pks)
+        if mapped is None:
             return {}, set()
-        cast = self._syncer._pk_cast(stream)
-        parents = self.source.fetch_by_keys(stream, [cast(pk) for pk in pks])
-        if parents.empty:
-            return {}, set()
-        mapped = fetch_and_map(self._syncer._mapping_spec(stream), parents, self._syncer._child_entity(stream),
-                               self.source).mapped
         return {p.external_id: p for p in mapped.payloads}, {ext for ext, _ in mapped.deletions}
 
     # --- comparing ----------------------------------------------------------------------------------------
@@ -203,29 +205,23 @@ class Verifier:
             self._repair(stream, [current[ext] for ext, _ in part if ext in current], [], stats)
 
     # --- repairing ----------------------------------------------------------------------------------------
-    def _repair(self, stream: str, resend: list[Payload], remove: list[tuple[str, Any]], stats: VerifyStats) -> None:
+    def _repair(self, stream: str, resend: list[Payload], remove: list[tuple[str, Key]], stats: VerifyStats) -> None:
         if not self.repair or not (resend or remove):
             return
         entity = registry.get(stream).entity
         entries: list[LedgerEntry] = []
-        if resend:
-            report = self._import(stream, resend)
+        if resend:  # orders with skip_triggers: no customer hears of a repair
+            report = self.dispatcher.import_records(stream, resend, skip_triggers=True)
             for p in resend:
                 o = report.outcomes[p.external_id]
-                entries.append(LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, o.status,
-                                           o.code or None, o.text or None, o.permanent))
+                entries.append(sent_entry(entity, p, o))
                 stats.resent += o.status == "delivered"
         if remove:
-            done = self._syncer._delete(stream, entity, remove, StreamStats(stream), only_known=False)
+            done = self.dispatcher.delete(stream, remove, StreamStats(stream), only_known=False)
             entries += done
             stats.deleted += sum(e.status == "deleted" for e in done)
         self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=lock_owner(self.run_id))
         self.log.info("%s: repaired: %d re-sent, %d deleted", stream, len(resend), len(remove))
-
-    def _import(self, stream: str, records: list[Payload]) -> ImportReport:
-        spec = registry.get(stream)
-        assert spec.import_method is not None
-        return self.client.import_records(spec.import_method, records, root=import_root(spec, True))
 
     @staticmethod
     def _sample(stats: VerifyStats, kind: str, item: dict[str, Any]) -> None:

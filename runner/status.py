@@ -72,7 +72,7 @@ def collect_problems(config_path: str | Path, *, stream: str | None = None, reas
     (failed the contract: every check with its field and value), rejected or failed (Altcraft's code and
     text) and deferred (what they wait for). ``reason`` keeps rows whose reason contains it (any case).
     E-mail and phone values are masked. Newest first."""
-    from flows.reporting import mask
+    from runner.reporting import mask
 
     if stream is not None and registry.find(stream) is None:
         raise SyncError(f"--stream {stream}: not a stream (one of {', '.join(registry.names())})")

@@ -20,11 +20,11 @@ from typing import Any, Protocol
 from altcraft_sync import streams as registry
 from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded, one_line
 from connectors.state import abandon, lock_owner
-from flows.engine import StreamStats, Syncer
-from flows.reporting import stream_line
-from flows.runtime import Runtime, open_runtime
+from engine.context import Log
+from engine.coordinator import StreamStats, Syncer
+from runner.reporting import stream_line
+from runner.runtime import Runtime, open_runtime
 
-Log = logging.Logger | logging.LoggerAdapter[Any]
 _listeners: list[Callable[[StreamStats, bool], None]] = []
 
 
@@ -39,7 +39,9 @@ def _notify(stats: StreamStats, done: bool) -> None:
         fn(stats, done)
 
 
-class Progress(Protocol):
+class ProgressDisplay(Protocol):
+    """Where a host shows a run's progress (a Prefect progress artifact, or nothing)."""
+
     def start(self, n_streams: int) -> None: ...
 
     def update(self, stats: StreamStats, stream_done: bool = False) -> None: ...
@@ -56,7 +58,7 @@ class Host(Protocol):
         its figures."""
         ...
 
-    def progress(self) -> Progress: ...
+    def progress(self) -> ProgressDisplay: ...
 
     def publish(self, kind: str, title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> None:
         """Show the run's figures where this host shows them (Prefect: table and summary artifacts)."""
@@ -82,7 +84,7 @@ class LocalHost:
     def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats]) -> StreamStats:
         return fn(self.log)
 
-    def progress(self) -> Progress:
+    def progress(self) -> ProgressDisplay:
         return _NoProgress()
 
     def publish(self, kind: str, title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> None:

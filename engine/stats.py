@@ -76,7 +76,8 @@ class StreamStats:
         return out
 
 
-Progress = Callable[[StreamStats], None]
+ProgressHook = Callable[[StreamStats], None]
+"""Called with a stream's figures after each committed chunk (the hosts draw progress with it)."""
 
 
 def add_sample(stats: StreamStats, kind: str, items: list[Any]) -> None:

@@ -1,0 +1,161 @@
+"""The decision step of a chunk: what the ledger says is unchanged, what waits (deferred), what is new or
+changed, what must be deleted (soft deletes, renamed ids), and what leaves the quarantine.
+
+Pure of network I/O: only the state store is read (through :class:`engine.ledger_view.LedgerView`). Runs
+on the run thread; the pipeline's push thread then sends and commits what it returns."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from altcraft_sync import streams as registry
+from connectors.state import Known, LedgerEntry
+from engine.context import Key, RunContext
+from engine.dependencies import Dependencies
+from engine.ledger_view import LedgerView
+from engine.outcomes import deferred_entry
+from engine.stats import StreamStats
+from transforms.payload import Mapped, Payload
+
+Reasons = list[dict[str, Any]]
+"""Why a record is quarantined: one ``{"check", "field", "value"}`` per failed check."""
+Quarantined = tuple[str, str, Key, Reasons]
+"""A quarantined record: (entity, external_id, source_pk, reasons)."""
+
+
+@dataclass
+class Prepared:
+    """A mapped chunk, ready for the pipeline thread to push and commit."""
+
+    entries: list[LedgerEntry]
+    quarantined: list[Quarantined]
+    cleared: list[tuple[str, str]]
+    send: list[Payload]
+    deletions: list[tuple[str, Key]]
+
+
+class Decider:
+    """``process``: a mapped chunk against the ledger."""
+
+    def __init__(self, ctx: RunContext, dependencies: Dependencies, ledger: LedgerView) -> None:
+        self.ctx, self.dependencies, self.ledger = ctx, dependencies, ledger
+
+    def process(self, stream: str, mapped: Mapped, stats: StreamStats) -> Prepared:
+        """Decide what of a mapped chunk to send (the ledger says what is unchanged). Runs on the run
+        thread; its figures are added in one step, as the push thread counts into the same stats."""
+        ctx = self.ctx
+        entity = registry.get(stream).entity
+        for w in mapped.warnings:
+            ctx.log.warning("%s: %s", stream, w)
+            stats.warnings.append(w)
+        quarantined = group_quarantine(mapped.quarantine)
+        self._count_quarantine(quarantined, stats)
+        self._note_seen(entity, mapped, quarantined)
+        counts: Counter[str] = Counter(invalid=len(quarantined))
+        payloads = mapped.payloads
+        t = time.perf_counter()
+        known = ctx.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
+        candidates = self._changed(entity, payloads, known, counts, stats)
+        blocked = self.dependencies.blocked(stream, mapped, only=candidates)  # only what would be sent needs checking
+        stats.timed("ledger", t)
+        entries: list[LedgerEntry] = []
+        send: list[Payload] = []
+        for i in candidates:
+            p = payloads[i]
+            if i in blocked:
+                entries.append(self._defer(entity, p, blocked[i], stats))
+                continue
+            send.append(p)
+            k = known.get(p.external_id)
+            counts["new" if k is None or k.status == "deleted" else "changed"] += 1
+        deletions = mapped.deletions + self.ledger.renamed(entity, [p for p in payloads if p.external_id not in known])
+        cleared = [(entity, ext) for ext, _ in mapped.deletions] + self._requarantine(entity, payloads, quarantined)
+        if ctx.dry_run:
+            counts["deleted"] += len(self.ledger.delete_targets(entity, deletions))  # would delete
+            if entity in registry.depended_on():
+                ctx.memory.would_send.setdefault(entity, set()).update(p.external_id for p in send)
+            ctx.sample(stats, "new", [p for p in send if p.external_id not in known])
+            ctx.sample(stats, "changed", [p for p in send if p.external_id in known])
+            send, deletions = [], []
+        stats.add(**counts)
+        return Prepared(entries, quarantined, cleared, send, deletions)
+
+    def _note_seen(self, entity: str, mapped: Mapped, quarantined: list[Quarantined]) -> None:
+        """In a full read (a stream without ``updated_at``), every record the source has: what the pass
+        never sees has left the source."""
+        seen = self.ctx.memory.seen.get(entity)
+        if seen is not None:
+            seen.add(p.external_id for p in mapped.payloads)
+            seen.add(ext for _, ext, _, _ in quarantined)
+
+    def _count_quarantine(self, quarantined: list[Quarantined], stats: StreamStats) -> None:
+        for _, _, _, reasons in quarantined:
+            for r in reasons:
+                key = f"{r['field'] or '*'}: {r['check']}"
+                stats.quarantine_reasons[key] = stats.quarantine_reasons.get(key, 0) + 1
+        if quarantined:
+            self.ctx.sample(stats, "invalid", [{"external_id": ext, "reasons": reasons} for _, ext, _, reasons in quarantined])
+
+    def _changed(self, entity: str, payloads: list[Payload], known: dict[str, Known], counts: Counter[str],
+                 stats: StreamStats) -> list[int]:
+        """Positions of payloads to send: new, changed, or not delivered yet. What the ledger holds with the
+        same fingerprint is counted (unchanged, a carrier delivered this run, a permanent rejection that
+        stays visible until its data changes) and skipped, unless the run re-sends everything."""
+        ctx = self.ctx
+        carried = ctx.memory.carried
+        candidates: list[int] = []
+        for i, p in enumerate(payloads):
+            k = known.get(p.external_id)
+            if ctx.options.resend or k is None or k.fingerprint != p.fingerprint or not (k.status == "delivered" or k.permanent):
+                candidates.append(i)
+            elif (entity, p.external_id) in carried:  # new, delivered this run as a carrier
+                carried.discard((entity, p.external_id))
+                counts["delivered"] += 1
+                counts["new"] += 1
+            elif k.status == "delivered":
+                counts["unchanged"] += 1
+                if ctx.dry_run:
+                    ctx.sample(stats, "unchanged", [p.external_id])
+            else:
+                counts["rejected"] += 1
+        return candidates
+
+    def _requarantine(self, entity: str, payloads: list[Payload], quarantined: list[Quarantined]) -> list[tuple[str, str]]:
+        """Keep the run's view of the quarantine current: records of this chunk that were quarantined and
+        are valid now are cleared (returned), those quarantined now are added."""
+        in_quarantine = self.ledger.quarantined(entity)
+        cleared: list[tuple[str, str]] = []
+        if in_quarantine:
+            cleared = [(entity, p.external_id) for p in payloads if p.external_id in in_quarantine]
+            in_quarantine.difference_update(ext for _, ext in cleared)
+        in_quarantine.update(ext for _, ext, _, _ in quarantined)
+        self.ctx.memory.quarantined_now.setdefault(entity, set()).update(ext for _, ext, _, _ in quarantined)
+        return cleared
+
+    def _defer(self, entity: str, p: Payload, ref: str, stats: StreamStats) -> LedgerEntry:
+        """A record that waits for ``ref``: not sent, not a rejection; re-read on every run (the ledger's
+        pending records) until what it needs is delivered."""
+        why = f"waiting for {ref!r}, which Altcraft does not hold yet"
+        stats.add(deferred=1)
+        self.ctx.memory.attempted.add((entity, p.external_id))
+        self.ctx.sample(stats, "deferred", [{"external_id": p.external_id, "reason": why}])
+        return deferred_entry(entity, p, why)
+
+
+def group_quarantine(q: pd.DataFrame) -> list[Quarantined]:
+    """Quarantine rows grouped per record: (entity, external_id, source_pk, [reasons])."""
+    if q.empty:
+        return []
+    out: dict[tuple[str, str], Quarantined] = {}
+    for entity, ext, pk, check, fld, value in zip(q["entity"], q["external_id"], q["source_pk"], q["check"],
+                                                  q["field"], q["value"]):
+        key = (entity, str(ext))
+        if key not in out:
+            out[key] = (entity, str(ext), pk, [])
+        out[key][3].append({"check": check, "field": fld, "value": None if value is None or value != value else value})
+    return list(out.values())

@@ -1,0 +1,78 @@
+"""Sending a chunk to Altcraft: the import and delete method of each stream, with their figures. Runs on
+the pipeline's push thread; every outcome becomes its ledger entry in :mod:`engine.outcomes`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from altcraft_sync import streams as registry
+from altcraft_sync.streams import StreamSpec
+from connectors.altcraft import ImportReport
+from connectors.state import LedgerEntry
+from engine.carriers import Carriers
+from engine.context import Key, RunContext
+from engine.ledger_view import LedgerView
+from engine.outcomes import deleted_entry, sent_entry
+from engine.stats import StreamStats
+from transforms.payload import Payload
+
+
+def import_root(spec: StreamSpec, skip_triggers: bool) -> dict[str, bool]:
+    """The root options of the stream's import request."""
+    return {"skip_triggers": skip_triggers} if spec.takes_skip_triggers else {}
+
+
+class Dispatcher:
+    """``push`` (imports) and ``delete`` (deletes)."""
+
+    def __init__(self, ctx: RunContext, carriers: Carriers, ledger: LedgerView) -> None:
+        self.ctx, self.carriers, self.ledger = ctx, carriers, ledger
+
+    def import_records(self, stream: str, send: list[Payload], *, skip_triggers: bool) -> ImportReport:
+        """One import of ``send`` through the stream's import method (no figures, no ledger)."""
+        spec = registry.get(stream)
+        assert spec.import_method is not None, f"{stream} is carried, not imported"
+        return self.ctx.need_client().import_records(spec.import_method, send, root=import_root(spec, skip_triggers))
+
+    def push(self, stream: str, send: list[Payload], stats: StreamStats) -> list[LedgerEntry]:
+        """Send ``send`` and return each record's ledger entry."""
+        ctx = self.ctx
+        spec = registry.get(stream)
+        entity = spec.entity
+        if spec.import_method is None:  # carried at the root of another stream's import (categories)
+            return self.carriers.push_categories(stream, send, stats)
+        report = self.import_records(stream, send, skip_triggers=ctx.options.skip_triggers)
+        counts = {"delivered": 0, "rejected": 0, "failed": 0}
+        entries = []
+        for p in send:
+            o = report.outcomes[p.external_id]
+            if o.status != "delivered":  # only what may be pending: memory stays flat in N
+                ctx.memory.attempted.add((entity, p.external_id))
+            entries.append(sent_entry(entity, p, o))
+            counts[o.status if o.status in counts else "failed"] += 1
+            if o.status == "rejected":
+                ctx.log.warning("%s %s rejected by Altcraft: %s %s", entity, p.external_id, o.code, o.text)
+        stats.add(requests=report.requests, **counts)
+        if counts["rejected"] or counts["failed"]:
+            ctx.sample(stats, "rejected", [
+                {"external_id": e.external_id, "code": e.error_code, "error": e.error_text}
+                for e in entries if e.status != "delivered"])
+        return entries
+
+    def delete(self, stream: str, deletions: Sequence[tuple[str, Key]], stats: StreamStats,
+               only_known: bool = True) -> list[LedgerEntry]:
+        """Delete in Altcraft what the ledger says is there; rows never sent need nothing. Reconcile and
+        verify also delete what may have been sent unknown to the ledger (``only_known=False``): a delete of
+        an id Altcraft does not hold counts as done."""
+        ctx = self.ctx
+        spec = registry.get(stream)
+        targets = self.ledger.delete_targets(spec.entity, deletions) if only_known else deletions
+        if not targets or ctx.dry_run:
+            return []
+        if spec.delete_method is None:
+            return []  # Altcraft cannot delete them (categories have no delete method, api.md §1.2)
+        report = ctx.need_client().delete_records(spec.delete_method, [ext for ext, _ in targets],
+                                                  one_by_one=spec.delete_one_by_one)
+        out = [deleted_entry(spec.entity, ext, pk, report.outcomes[ext]) for ext, pk in targets]
+        stats.add(requests=report.requests, deleted=sum(e.status == "deleted" for e in out))
+        return out

@@ -1,0 +1,59 @@
+"""Dependency waiting: a record that refers to something Altcraft does not hold yet waits."""
+
+from __future__ import annotations
+
+from engine.dependencies import Dependencies
+from tests.engine.fakes import DictState, ListSource, Table, context, demo_config, mapped, payload
+
+
+def deps(tmp_path, state, streams=("products", "skus", "orders"), **sync):
+    source = ListSource({name: Table([]) for name in streams})
+    return Dependencies(context(demo_config(tmp_path, **sync), state, source))
+
+
+def test_only_references_altcraft_does_not_hold_block(tmp_path) -> None:
+    state = DictState()
+    state.put("sku", "S1")
+    state.put("sku", "S2", "rejected")
+    chunk = mapped("order", [payload("1"), payload("2"), payload("3")], refs=[["S1"], ["S2", "S1"], []])
+    assert deps(tmp_path, state).blocked("orders", chunk) == {1: "S2"}
+
+
+def test_references_in_the_same_request_count_as_held(tmp_path) -> None:
+    chunk = mapped("sku", [payload("S1")], refs=[["P1"]])
+    assert deps(tmp_path, DictState()).blocked("skus", chunk, sending={"P1"}) == {}
+
+
+def test_only_the_given_positions_are_checked(tmp_path) -> None:
+    chunk = mapped("order", [payload("1"), payload("2"), payload("3")], refs=[["X"], ["Y"], ["Z"]])
+    d = deps(tmp_path, DictState())
+    assert d.blocked("orders", chunk, only=[0, 2]) == {0: "X", 2: "Z"}
+    assert d.blocked("orders", chunk, only=[]) == {}
+
+
+def test_an_orders_only_config_trusts_altcrafts_catalogue(tmp_path) -> None:
+    chunk = mapped("order", [payload("1")], refs=[["S9"]])
+    assert deps(tmp_path, DictState(), streams=("orders",)).blocked("orders", chunk) == {}
+
+
+def test_waiting_can_be_turned_off(tmp_path) -> None:
+    chunk = mapped("order", [payload("1")], refs=[["S9"]])
+    assert deps(tmp_path, DictState(), wait_for_dependencies=False).blocked("orders", chunk) == {}
+
+
+def test_what_is_delivered_later_counts_once_the_stream_is_loaded_again(tmp_path) -> None:
+    state = DictState()
+    d = deps(tmp_path, state)
+    chunk = mapped("order", [payload("1")], refs=[["S1"]])
+    assert d.blocked("orders", chunk) == {0: "S1"}
+    state.put("sku", "S1")
+    assert d.blocked("orders", chunk) == {0: "S1"}  # loaded once per stream and run
+    d.forget("orders")
+    assert d.blocked("orders", chunk) == {}
+
+
+def test_a_dry_run_counts_what_it_would_have_sent(tmp_path) -> None:
+    source = ListSource({name: Table([]) for name in ("skus", "orders")})
+    ctx = context(demo_config(tmp_path), DictState(), source, dry_run=True)
+    ctx.memory.would_send["sku"] = {"S1"}
+    assert Dependencies(ctx).blocked("orders", mapped("order", [payload("1")], refs=[["S1"]])) == {}

@@ -76,11 +76,9 @@ class Watcher:
 
     def committed(self) -> str:
         """What the run had committed when it stopped: per stream, done or its committed chunks."""
-        parts = []
-        for name, s in self.last.items():
-            state = "done" if name in self.done else f"{s.chunks} chunks"
-            parts.append(f"{name} {state} ({s.delivered:,} delivered)")
-        return "; ".join(parts) or "nothing yet"
+        from runner.outcome import committed
+
+        return committed(self.last, self.done)
 
 
 def interrupted_line(watcher: Watcher) -> str:

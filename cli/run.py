@@ -152,17 +152,23 @@ def _finish_local(run: Any, what: str, dry_run: bool = False, as_json: bool = Fa
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         remove()
-    _report(what, outcome.ok, outcome.message, outcome.figures, list(getattr(outcome, "warnings", [])), dry_run,
-            as_json, local=True)
+    _report(what, outcome.ok, outcome.message, outcome.figures, outcome.warnings, dry_run, as_json, local=True,
+            backlog=outcome.backlog)
 
 
 def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings: list[str], dry_run: bool,
-            as_json: bool, local: bool = False) -> None:
-    """The run's figures, then its outcome as the last line; the exit code says the same (0, 1, 2)."""
+            as_json: bool, local: bool = False, backlog: str | None = None) -> None:
+    """The run's figures, the backlog line, then its outcome as the last line (what did not go, why, and
+    the command that shows it); the exit code says the same (0, 1, 2)."""
     code = exit_code(ok, warnings)
+    if command() != "altcraft-sync":  # hints that run as written where the command is not on PATH
+        warnings = [w.replace("`altcraft-sync ", f"`{command()} ") for w in warnings]
+        message = message.replace("`altcraft-sync ", f"`{command()} ")
+        backlog = backlog.replace("`altcraft-sync ", f"`{command()} ") if backlog else backlog
     if as_json:
         print_json({"command": what, "outcome": {EXIT_OK: "ok", EXIT_WARNINGS: "warnings", EXIT_FAILED: "failed"}[code],
-                    "exit_code": code, "message": message, "warnings": warnings, "dry_run": dry_run, "streams": figures})
+                    "exit_code": code, "message": message, "warnings": warnings, "backlog": backlog,
+                    "dry_run": dry_run, "streams": figures})
         raise typer.Exit(code)
     if figures:
         print_figures(figures, dry_run)
@@ -170,6 +176,8 @@ def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings
         console.print(f"{what} ran in this process (no Prefect API configured) and is recorded in the state database "
                       f"(`{command('status')}`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
                       "(README: Running it with Prefect)", highlight=False)
+    if backlog and backlog not in warnings:
+        err_console.print(backlog, highlight=False, soft_wrap=True)
     if not ok:
         fail(f"{what} failed: {message}", code)
     for w in warnings:

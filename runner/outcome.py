@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from altcraft_sync import streams as registry
+from transforms.reasons import human_check
 
 WARNINGS_PREFIX = "completed with warnings: "
 """How a Completed run's message (the Prefect state's, the run history's) marks a run with warnings."""
@@ -60,10 +61,16 @@ def _stream_parts(s: Any) -> str:
         parts.append(f"{rejected} rejected" + (f" (Altcraft: {why})" if why else ""))
     if s.invalid:
         top = max(s.quarantine_reasons.items(), key=lambda kv: kv[1])[0] if s.quarantine_reasons else None
-        parts.append(f"{s.invalid} invalid" + (f" ({top})" if top else ""))
+        parts.append(f"{s.invalid} invalid" + (f" ({_reason(top)})" if top else ""))
     if s.deferred:
         parts.append(f"{s.deferred} deferred")
     return ", ".join(parts)
+
+
+def _reason(key: str) -> str:
+    """``description: longer than 1000 characters`` of the stats' ``description: str_length(None, 1000)``."""
+    field, _, check = key.partition(": ")
+    return human_check(check) if field in ("*", "") else f"{field}: {human_check(check)}"
 
 
 def quarantine_command(streams: list[str]) -> str:
@@ -152,3 +159,10 @@ def _age(hours: float) -> str:
     if hours >= 1:
         return f"{hours:.0f} h"
     return f"{max(1, round(hours * 60))} min"
+
+
+def committed(results: dict[str, Any], done: set[str]) -> str:
+    """What a run had committed when it stopped: per stream, done or its committed chunks."""
+    parts = [f"{name} {'done' if name in done else f'{s.chunks} chunks'} ({s.delivered:,} delivered)"
+             for name, s in results.items()]
+    return "; ".join(parts) or "nothing yet"

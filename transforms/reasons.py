@@ -19,7 +19,9 @@ def human_check(check: str | None) -> str:
     if not m:
         return {"not_nullable": "missing (required)", "field_uniqueness": "not unique",
                 "column_in_dataframe": "column missing"}.get(check, check)
-    name, args = m["name"], _args(m["args"])
+    name = m["name"]
+    quoted = re.fullmatch(r"'(.*)'", m["args"].strip(), re.S)  # one pattern: taken as written, not unescaped
+    args = [quoted[1]] if name == "str_matches" and quoted else _args(m["args"])
     if name == "str_length":
         low, high = (args + [None, None])[:2]
         if low and high:

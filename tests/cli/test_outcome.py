@@ -67,7 +67,9 @@ def test_a_permanent_rejection_then_quiet_nights_exit_0_with_the_backlog_line(tm
     for _ in range(2):  # nights with no change: the rejection is the backlog, not news
         quiet = _sync(tmp_path, cfg)
         assert quiet.returncode == 0, quiet.stdout + quiet.stderr
-        assert "backlog: 1 record waits (orders: 1 rejected for good)" in quiet.stdout + quiet.stderr
+        backlog = [x for x in quiet.stderr.splitlines() if x.startswith("backlog: ")]
+        assert len(backlog) == 1 and "(orders: 1 rejected for good, " in backlog[0], quiet.stderr  # and planted invalid
+        assert backlog[0].endswith("altcraft-sync quarantine`")
         assert "failed" not in _last_line(quiet)
     runs = StateStore(load_config(cfg).state).last_runs(4)
     assert [r["status"] for r in runs[:3]] == ["completed"] * 3

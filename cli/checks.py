@@ -62,19 +62,27 @@ def verify(
     record with the ledger and the mapped source, field by field. Exits 1 when differences remain."""
     import uuid
 
+    from cli.progress import EXIT_INTERRUPTED, Watcher, verify_text
     from runner.runtime import open_runtime
     from runner.verify import verify_streams
 
+    watcher = Watcher(draw=False if as_json else None, describe=verify_text, count=lambda s: s.listed)
     try:
         runtime = open_runtime(config, need_client=True)
         try:
             assert runtime.client is not None
-            results = verify_streams(runtime.config, runtime.source, runtime.state, runtime.client,
-                                     run_id=f"verify-{uuid.uuid4().hex[:12]}", streams=stream, repair=repair, sample=sample)
+            with watcher:
+                results = verify_streams(runtime.config, runtime.source, runtime.state, runtime.client,
+                                         run_id=f"verify-{uuid.uuid4().hex[:12]}", streams=stream, repair=repair,
+                                         sample=sample, on_progress=watcher)
         finally:
             runtime.close()
     except SyncError as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: nothing to resume, verify can be run again"
+                          + ("; the repairs made so far are recorded in the ledger" if repair else "") + "[/]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         console.print_json(json.dumps({n: s.figures() for n, s in results.items()}, default=str))
     else:

@@ -78,8 +78,16 @@ def demo(
     port: Annotated[int, typer.Option(help="Emulator port (0 = any free port).")] = 0,
 ) -> None:
     """The main job on the embedded default: demo SQLite shop + local Altcraft emulator, two runs."""
+    import socket
+
     from cli.demo import run_demo
 
+    if port:  # say so before a minute of building the demo shop, not after
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as err:
+                fail(port_busy("demo", "127.0.0.1", port, err))
     try:
         run_demo(orders=orders, port=port, console=console)
     except SyncError as err:

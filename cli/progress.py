@@ -37,8 +37,11 @@ class Watcher:
     """Follows a run's progress events (a stream's figures after each committed chunk, and when the stream
     ends): draws them when stderr is a terminal, and keeps the last figures per stream for the Ctrl-C line."""
 
-    def __init__(self, draw: bool | None = None) -> None:
+    def __init__(self, draw: bool | None = None, describe: Callable[[Any], str] | None = None,
+                 count: Callable[[Any], int] | None = None) -> None:
         self.draw = err_console.is_terminal if draw is None else draw
+        self.describe = describe or sync_text
+        self.count = count or (lambda stats: stats.extracted)
         self.last: dict[str, Any] = {}
         self.done: set[str] = set()
         self._bars: Progress | None = None
@@ -65,20 +68,29 @@ class Watcher:
         total = getattr(stats, "total", None)
         if stats.stream not in self._tasks:
             self._tasks[stats.stream] = self._bars.add_task("", stream=stats.stream, total=total)
-        text = (f"{stats.extracted:,} read · {stats.chunks} chunks · {stats.delivered:,} delivered · "
-                f"{stats.unchanged:,} unchanged" + (f" · {stats.invalid} invalid" if stats.invalid else "")
-                + (f" · {stats.rejected} rejected" if stats.rejected else ""))
+        text, n = self.describe(stats), self.count(stats)
         task = self._tasks[stats.stream]
         if done:
-            self._bars.update(task, description=text, completed=stats.extracted, total=stats.extracted or 1)
+            self._bars.update(task, description=text, completed=n, total=n or 1)
         else:
-            self._bars.update(task, description=text, completed=stats.extracted, total=total)
+            self._bars.update(task, description=text, completed=n, total=max(total, n) if total else None)
 
     def committed(self) -> str:
         """What the run had committed when it stopped: per stream, done or its committed chunks."""
         from runner.outcome import committed
 
         return committed(self.last, self.done)
+
+
+def sync_text(stats: Any) -> str:
+    return (f"{stats.extracted:,} read · {stats.chunks} chunks · {stats.delivered:,} delivered · "
+            f"{stats.unchanged:,} unchanged" + (f" · {stats.invalid} invalid" if stats.invalid else "")
+            + (f" · {stats.rejected} rejected" if stats.rejected else ""))
+
+
+def verify_text(stats: Any) -> str:
+    return (f"{stats.listed:,} listed · {stats.ok:,} ok · {stats.differences:,} differ · {stats.pending:,} pending"
+            + (f" · {stats.resent} re-sent · {stats.deleted} deleted" if stats.resent or stats.deleted else ""))
 
 
 def interrupted_line(watcher: Watcher) -> str:

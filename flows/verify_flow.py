@@ -5,7 +5,7 @@ failed runs tells someone."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from prefect import flow, get_run_logger
@@ -14,11 +14,10 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.errors import SyncError, one_line
-from flows.runtime import open_runtime
+from altcraft_sync.streams import StreamName
 from flows.sync import CONFIG_PARAM, param
-from flows.verify import COLUMNS, VerifyStats, verify_streams
-
-VerifyStream = Literal["products", "skus", "orders"]
+from runner.runtime import open_runtime
+from runner.verify import COLUMNS, VerifyStats, verify_streams
 
 
 def verify_markdown(results: dict[str, VerifyStats], repair: bool) -> str:
@@ -54,14 +53,15 @@ def _verify_name() -> str:
 @flow(name="verify", flow_run_name=_verify_name, validate_parameters=True)
 def verify_flow(
     config_path: str = CONFIG_PARAM,
-    streams: tuple[VerifyStream, ...] = param((), "Streams", "Only these streams; leave empty for every one "
-                                                            "Altcraft can list (products, SKUs, orders)"),
+    streams: tuple[StreamName, ...] = param((), "Streams", "Only these streams; leave empty for every stream "
+                                                          "(categories cannot be listed: reported as not verifiable)"),
     repair: bool = param(False, "Repair", "Re-send what differs and delete what altcraft-sync sent that the shop "
                                           "no longer has"),
     sample: int = param(0, "Sample size", "Compare only this many random delivered records; 0 compares all"),
 ) -> State:
     """Compare what Altcraft holds with the ledger and the shop, field by field; ``repair`` re-sends the
-    differing records and deletes what altcraft-sync sent that the shop no longer has."""
+    differing records and deletes what altcraft-sync sent that the shop no longer has. A stream Altcraft
+    has no list method for (categories) is reported as not verifiable."""
     log = get_run_logger()
     run_id = str(flow_run.get_id() or uuid.uuid4())
     try:

@@ -173,8 +173,12 @@ def retry_streams(runtime: Runtime, host: Host, streams: list[str] | None) -> di
     A record rejected for good is not re-sent (Altcraft refused its data): it waits for its data to
     change, and the run says so."""
     chosen = chosen_streams(runtime, streams)
-    with Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log) as syncer:
-        results = {s: syncer.retry(s) for s in chosen}
+    with Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log,
+                on_progress=lambda stats: _notify(stats, False)) as syncer:
+        results = {}
+        for s in chosen:
+            results[s] = syncer.retry(s)
+            _notify(results[s], True)
     backlog = runtime.state.backlog()
     for s in chosen:
         n = backlog.get(registry.get(s).entity, {}).get("rejected", 0)

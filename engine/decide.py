@@ -128,8 +128,9 @@ class Decider:
 
     def _quarantined_before(self, entity: str, quarantined: list[Quarantined]) -> int:
         """How many of a chunk's invalid records were quarantined before this run (re-read by a lookback
-        or by key): the backlog, counted ``still_invalid``, not again as this run's news."""
-        if not quarantined:
+        or by key): the backlog, counted ``still_invalid``, not again as this run's news. A dry run counts
+        every invalid record it reads: its table says what the data holds."""
+        if not quarantined or self.ctx.dry_run:
             return 0
         known = self.ledger.quarantined(entity)
         now = self.ctx.memory.quarantined_now.get(entity, set())

@@ -59,6 +59,12 @@ class Watcher:
         if self._bars is not None:
             self._bars.stop()
 
+    def start(self, n_streams: int) -> None:
+        """The host's progress interface (``runner.runs.ProgressDisplay``): bars appear per stream as it starts."""
+
+    def update(self, stats: Any, stream_done: bool = False) -> None:
+        self(stats, stream_done)
+
     def __call__(self, stats: Any, done: bool = False) -> None:
         self.last[stats.stream] = stats
         if done:

@@ -140,18 +140,15 @@ def _use_prefect(flag: bool | None) -> bool:
 def _finish_local(run: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
     """Run in this process (``runner.runs.LocalHost``), with its log and progress on the terminal, then its
     figures and the last line: what did not go, why, and the command that shows it."""
-    from runner.runs import LocalHost, add_progress_listener
+    from runner.runs import LocalHost
 
     watcher = Watcher(draw=False if as_json else None)
-    remove = add_progress_listener(watcher)
     try:
         with watcher:
-            outcome = run(LocalHost())
+            outcome = run(LocalHost(progress=watcher))  # the engine's progress events, through the host
     except KeyboardInterrupt:
         err_console.print(f"[yellow]{interrupted_line(watcher)}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        remove()
     _report(what, outcome.ok, outcome.message, outcome.figures, outcome.warnings, dry_run, as_json, local=True,
             backlog=outcome.backlog)
 

@@ -82,8 +82,10 @@ class LocalHost:
     """The run in this process: steps are plain calls, the log is ``altcraft_sync.run``, and the figures
     go to the state database (the CLI prints them); no server, no artifacts."""
 
-    def __init__(self, run_id: str | None = None) -> None:
+    def __init__(self, run_id: str | None = None, progress: ProgressDisplay | None = None) -> None:
         self.run_id = run_id or f"local-{uuid.uuid4()}"
+        self._progress = progress or _NoProgress()
+        """Where the run's progress goes (the CLI's progress bars on a terminal)."""
         self.log: Log = logging.getLogger("altcraft_sync.run")
         self.verdict: Verdict | None = None
 
@@ -92,7 +94,7 @@ class LocalHost:
         return fn(self.log)
 
     def progress(self) -> ProgressDisplay:
-        return _NoProgress()
+        return self._progress
 
     def publish(self, kind: str, title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> None:
         pass
@@ -173,12 +175,19 @@ def retry_streams(runtime: Runtime, host: Host, streams: list[str] | None) -> di
     A record rejected for good is not re-sent (Altcraft refused its data): it waits for its data to
     change, and the run says so."""
     chosen = chosen_streams(runtime, streams)
+    display = host.progress()
+    display.start(len(chosen))
+
+    def shown(stats: StreamStats, done: bool = False) -> None:
+        display.update(stats, stream_done=done)
+        _notify(stats, done)
+
     with Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log,
-                on_progress=lambda stats: _notify(stats, False)) as syncer:
+                on_progress=shown) as syncer:
         results = {}
         for s in chosen:
             results[s] = syncer.retry(s)
-            _notify(results[s], True)
+            shown(results[s], done=True)
     backlog = runtime.state.backlog()
     for s in chosen:
         n = backlog.get(registry.get(s).entity, {}).get("rejected", 0)

@@ -45,6 +45,9 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None
     for r in report["runs"]:
         runs.add_row(str(r["started_at"])[:19], r["kind"], r["status"], r.get("message") or "")
     console.print(runs)
+    if report.get("backlog_line"):  # what waits, and the command that lists it
+        err_console.print(("[yellow]warning:[/] " if report["backlog_alert"] else "") + report["backlog_line"],
+                          highlight=False, soft_wrap=True)
     if report.get("source_error"):
         err_console.print(f"[yellow]source not reachable, lag unknown:[/] {report['source_error']}")
 

@@ -73,6 +73,9 @@ def test_a_permanent_rejection_then_quiet_nights_exit_0_with_the_backlog_line(tm
         assert "failed" not in _last_line(quiet)
     runs = StateStore(load_config(cfg).state).last_runs(4)
     assert [r["status"] for r in runs[:3]] == ["completed"] * 3
+    status = subprocess.run([sys.executable, "-m", "cli.main", "status", "--config", str(cfg)], cwd=ROOT,
+                            env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and "backlog: " in status.stderr and "(orders: 1 rejected for good, " in status.stderr
 
 
 def test_one_bad_record_in_a_run_of_12_is_a_warning_and_the_rest_go(tmp_path, emulator):

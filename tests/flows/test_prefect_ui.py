@@ -25,6 +25,15 @@ def test_every_flow_parameter_has_a_title_and_a_description(flow):
         assert prop["title"] != name and prop.get("description"), (name, prop)
 
 
+def test_a_run_with_warnings_is_completed_with_a_message_that_says_so():
+    from flows.sync import as_state
+    from runner.runs import RunOutcome
+
+    state = as_state(RunOutcome(True, "orders: 11 delivered", {}, ["1 of 12 records of this run (8.3%) did not go"]))
+    assert state.is_completed() and state.message == "completed with warnings: 1 of 12 records of this run (8.3%) did not go"
+    assert as_state(RunOutcome(True, "orders: 12 delivered", {})).message == "orders: 12 delivered"
+
+
 def test_a_verify_run_is_named_after_what_it_compares():
     assert verify_run_name((), False, 0) == "verify all streams"
     assert verify_run_name(("orders",), True, 500) == "verify and repair orders (sample of 500)"

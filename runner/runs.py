@@ -167,6 +167,10 @@ def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] |
 
 
 def _stream_bar(stream: str, stats: StreamStats, *, threshold: float, floor: int, dry_run: bool) -> str | None:
+    """Why a stream's own step failed (its Prefect task ends Failed): too many of its records did not go, or
+    its watermark is stale (the run then fails on it)."""
+    if stats.stale:
+        return f"the watermark of {stream} did not advance although the source has rows after it"
     return stream_failure(stream, stats, threshold, floor, dry_run)
 
 

@@ -89,6 +89,22 @@ class DatabaseRetry(_Model):
     backoff_max: float = Field(default=10, gt=0)
 
 
+URL_SCHEMES = {
+    "postgres": "postgresql://", "postgresql+psycopg2": "postgresql:// (psycopg 3 is the installed driver)",
+    "mysql": "mysql+pymysql://", "mariadb": "mariadb+pymysql://", "mysql+mysqldb": "mysql+pymysql://",
+    "sqlite3": "sqlite:///",
+}
+"""Database URL schemes people write that SQLAlchemy cannot load here, and the one to write instead (the
+installed drivers are psycopg 3 and PyMySQL; SQLAlchemy's own ``mysql://`` means the MySQLdb driver)."""
+
+
+def _known_scheme(setting: str, url: SecretStr) -> SecretStr:
+    scheme = url.get_secret_value().split("://", 1)[0].lower() if "://" in url.get_secret_value() else ""
+    if scheme in URL_SCHEMES:
+        raise ValueError(f"{setting}: {scheme}:// is not a scheme SQLAlchemy loads here; write {URL_SCHEMES[scheme]}")
+    return url
+
+
 class SourceSettings(_Model):
     url: SecretStr = SecretStr("sqlite:///.altcraft-sync/demo-shop.db")
     chunk_size: int = Field(default=4000, ge=1, le=1_000_000)
@@ -108,6 +124,11 @@ class SourceSettings(_Model):
     arrives as ``CafÃ©`` (``€`` as three characters). On, every text value that is such a double
     encoding is turned back (real latin1 text is left alone: it does not decode as UTF-8 once
     re-encoded). Off, such a value is sent as it is and a warning names its column and this setting."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, value: SecretStr) -> SecretStr:
+        return _known_scheme("source.url", value)
 
     @field_validator("encoding")
     @classmethod
@@ -181,6 +202,11 @@ class StateSettings(_Model):
     """A lock not refreshed for this long belongs to a dead run (every chunk commit refreshes it)."""
     retry: DatabaseRetry = Field(default_factory=DatabaseRetry)
 
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, value: SecretStr) -> SecretStr:
+        return _known_scheme("state.url", value)
+
     def display_url(self) -> str:
         return mask_url(self.url.get_secret_value())
 
@@ -193,7 +219,16 @@ class SyncSettings(_Model):
     money_scale: int = Field(default=2, ge=0, le=6)
     """Decimal places a price may carry; more is quarantined rather than rounded."""
     failure_threshold: float = Field(default=0.05, ge=0, le=1)
-    """A run whose share of rejected + invalid records exceeds this ends Failed."""
+    """A run ends Failed when more than this share of the records it tried did not go (rejected, invalid or
+    held back as deferred by this run; the standing backlog is not counted again, see ``flows.outcome``)."""
+    failure_floor: int = Field(default=10, ge=0)
+    """...and only when more than this many did not go: one bad record in a quiet night's twelve is a
+    warning (exit 1), not a failed night."""
+    backlog_alert_records: int = Field(default=100, ge=1)
+    """The backlog (quarantined, permanently rejected, retrying and deferred records) raises its own alert
+    (a warning, exit 1, and a Prefect event) when it holds more than this many records..."""
+    backlog_alert_hours: float = Field(default=72, gt=0)
+    """...or when its oldest record has waited longer than this."""
     skip_triggers: bool = False
     max_name_length: int = Field(default=1000, ge=1)
     """Longest product, SKU or category name sent; a longer one is quarantined. Altcraft documents no
@@ -355,12 +390,38 @@ def mask_url(url: str) -> str:
 
 
 def _format_validation_error(err: ValidationError, origin: str) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if p not in ("function-after",))
-    msg = first["msg"].removeprefix("Value error, ")
-    where = f"{loc}: " if loc and not msg.startswith(loc) else ""
-    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"config {origin}: {where}{msg}{more}"
+    """Every problem pydantic found, in one line (``config a.yaml: 2 problems: x; y``): a person fixes
+    them all at once instead of one per run."""
+    problems: list[str] = []
+    for e in err.errors():
+        parts = [p for p in e["loc"] if p not in ("function-after",)]
+        loc = ".".join(str(p) for p in parts)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "not a known setting" + _did_you_mean(parts)
+        text = f"{loc}: {msg}" if loc and not msg.startswith(loc) else msg
+        if text not in problems:
+            problems.append(text)
+    if len(problems) == 1:
+        return f"config {origin}: {problems[0]}"
+    return f"config {origin}: {len(problems)} problems: " + "; ".join(problems)
+
+
+def _did_you_mean(loc: list[Any]) -> str:
+    """`` (did you mean 'streams'?)`` for a misspelt key, from the settings known where it stands."""
+    import difflib
+
+    from pydantic import BaseModel
+
+    model: Any = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return ""
+        model = field.annotation
+    known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def parse_config(data: dict[str, Any], origin: str = "<dict>") -> Config:

@@ -9,11 +9,11 @@ import typer
 from rich.table import Table
 
 from altcraft_sync.errors import SyncError
-from cli.app import DEFAULT_CONFIG, ConfigOpt, StreamOpt, app, console, err_console, fail
+from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, StreamOpt, app, console, err_console, fail
 
 
 @app.command()
-def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
     """Watermarks, lag behind the source, last runs, quarantine and rejected backlogs."""
     from runner.status import collect_status
 
@@ -39,11 +39,15 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Op
                         str(counts["failed"]), str(counts["deferred"]), str(counts["delivered"]))
     console.print(backlog)
     runs = Table(title="Last runs")
-    for c in ("started", "kind", "status", "message"):
-        runs.add_column(c)
+    for c in ("started", "kind", "status"):
+        runs.add_column(c, no_wrap=True)
+    runs.add_column("message", ratio=1)  # wraps at word boundaries, never cut
     for r in report["runs"]:
-        runs.add_row(str(r["started_at"])[:19], r["kind"], r["status"], (r.get("message") or "")[:80])
+        runs.add_row(str(r["started_at"])[:19], r["kind"], r["status"], r.get("message") or "")
     console.print(runs)
+    if report.get("backlog_line"):  # what waits, and the command that lists it
+        err_console.print(("[yellow]warning:[/] " if report["backlog_alert"] else "") + report["backlog_line"],
+                          highlight=False, soft_wrap=True)
     if report.get("source_error"):
         err_console.print(f"[yellow]source not reachable, lag unknown:[/] {report['source_error']}")
 
@@ -55,25 +59,33 @@ def verify(
     sample: Annotated[int | None, typer.Option(min=1, help="Compare only this many random delivered records.")] = None,
     repair: Annotated[bool, typer.Option("--repair", help="Re-send what differs; delete what altcraft-sync sent "
                                                            "that the shop no longer has.")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Prove that Altcraft holds what the shop holds: page through Altcraft's list methods and compare each
     record with the ledger and the mapped source, field by field. Exits 1 when differences remain."""
     import uuid
 
+    from cli.progress import EXIT_INTERRUPTED, Watcher, verify_text
     from runner.runtime import open_runtime
     from runner.verify import verify_streams
 
+    watcher = Watcher(draw=False if as_json else None, describe=verify_text, count=lambda s: s.listed)
     try:
         runtime = open_runtime(config, need_client=True)
         try:
             assert runtime.client is not None
-            results = verify_streams(runtime.config, runtime.source, runtime.state, runtime.client,
-                                     run_id=f"verify-{uuid.uuid4().hex[:12]}", streams=stream, repair=repair, sample=sample)
+            with watcher:
+                results = verify_streams(runtime.config, runtime.source, runtime.state, runtime.client,
+                                         run_id=f"verify-{uuid.uuid4().hex[:12]}", streams=stream, repair=repair,
+                                         sample=sample, on_progress=watcher)
         finally:
             runtime.close()
     except SyncError as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted: nothing to resume, verify can be run again"
+                          + ("; the repairs made so far are recorded in the ledger" if repair else "") + "[/]")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         console.print_json(json.dumps({n: s.figures() for n, s in results.items()}, default=str))
     else:
@@ -104,11 +116,12 @@ def quarantine(
     stream: Annotated[str | None, typer.Option("--stream", "-s", help="Only this stream.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Only reasons containing this text.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many records (newest first).")] = 100,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Quarantined, rejected, failed and deferred records with their reasons and values, from the state
     database (no Prefect needed); e-mails and phones masked."""
     from runner.status import collect_problems
+    from transforms.reasons import human_check
 
     try:
         rows = collect_problems(config, stream=stream, reason=reason, limit=limit)
@@ -126,22 +139,27 @@ def quarantine(
         for i, x in enumerate(r["reasons"]):
             first = i == 0
             table.add_row(r["kind"] if first else "", r["entity"] if first else "", r["external_id"] if first else "",
-                          str(r["source_pk"] or "") if first else "", str(x["field"] or ""), str(x["check"] or ""),
+                          str(r["source_pk"] or "") if first else "", str(x["field"] or ""), human_check(x["check"]),
                           "" if x["value"] is None else str(x["value"]), f"{r['at']:%Y-%m-%d %H:%M}" if first and r["at"] else "")
     console.print(table)
 
 
 @app.command()
-def check(config: ConfigOpt = DEFAULT_CONFIG) -> None:
-    """Validate the config, connect to the shop database, the state database and Altcraft."""
+def check(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None:
+    """Validate the config, connect to the shop database, the state database and Altcraft. Exits 2 when
+    a check fails."""
     from runner.status import run_checks
 
-    ok = True
-    for name, problem in run_checks(config):
+    results = list(run_checks(config))
+    ok = all(problem is None for _, problem in results)
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "checks": [{"check": n, "ok": p is None, "problem": p} for n, p in results]},
+                              indent=2))
+        raise typer.Exit(0 if ok else 2)
+    for name, problem in results:
         if problem is None:
             console.print(f"[green]ok[/]   {name}")
         else:
-            ok = False
             console.print(f"[red]FAIL[/] {name}: {problem}", highlight=False, soft_wrap=True)
     if not ok:
         raise typer.Exit(2)

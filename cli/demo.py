@@ -56,7 +56,9 @@ def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None
         console.print("[bold]Run 2[/]: only what changed is sent")
         second = _run(nightly_sync, config, console)
         _show_store(emu, console)
-    console.print(f"State: {state_db}  ·  inspect with: altcraft-sync status --config {config}")
+    from cli.app import command
+
+    console.print(f"State: {state_db}  ·  inspect with: {command(f'status --config {config}')}", highlight=False)
     return {"first": first, "second": second, "changed": changed}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 from typing import Annotated
@@ -35,8 +36,11 @@ def sandbox(
 
     faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after, error_rate=error_rate,
                     drop_rate=drop_rate, latency_ms=latency_ms, seed=seed)
-    emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults, strict_data=strict_data,
-                           require_profiles=require_profiles)
+    try:
+        emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults, strict_data=strict_data,
+                               require_profiles=require_profiles)
+    except OSError as err:
+        fail(port_busy("sandbox", host, port, err))
     console.print(f"Altcraft emulator on {emu.url} (token set; strict data: {strict_data}; require profiles: "
                   f"{require_profiles}; faults: {faults})", highlight=False)
     try:
@@ -79,9 +83,28 @@ def demo(
     port: Annotated[int, typer.Option(help="Emulator port (0 = any free port).")] = 0,
 ) -> None:
     """The main job on the embedded default: demo SQLite shop + local Altcraft emulator, two runs."""
+    import socket
+
     from cli.demo import run_demo
 
+    if port:  # say so before a minute of building the demo shop, not after
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as err:
+                fail(port_busy("demo", "127.0.0.1", port, err))
     try:
         run_demo(orders=orders, port=port, console=console)
     except SyncError as err:
         fail(str(err))
+    except OSError as err:
+        if err.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        fail(port_busy("demo", "127.0.0.1", port, err))
+
+
+def port_busy(command: str, host: str, port: int, err: OSError) -> str:
+    """One line for an emulator that cannot listen: which address, why, and what to pass instead."""
+    why = err.strerror or str(err)
+    return (f"{command}: cannot listen on {host}:{port}: {why} (another emulator or program uses it: stop it, or "
+            f"pass --port with a free port{', or 0 for any' if command == 'demo' else ''})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -57,13 +58,17 @@ def init(
     source = PRESETS / f"{preset}.yaml"
     if not source.is_file():
         fail(f"--preset {preset}: no such preset (one of {', '.join(presets())})")
-    if output.exists() and not force:
+    if (output.exists() or output.is_symlink()) and not force:
         fail(f"{output} exists; pass --force to overwrite it")
     try:
         text = render(preset, table_prefix)
     except ValueError as exc:
         fail(str(exc))
     output.parent.mkdir(parents=True, exist_ok=True)
+    replaced = ""
+    if output.is_symlink():  # replace the link itself: writing through it would overwrite what it points to
+        replaced = f" (replacing the link to {os.readlink(output)}, which is left as it was)"
+        output.unlink()
     output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output} from the {preset} preset: adjust sync.endpoint and the status maps, then run "
+    console.print(f"wrote {output} from the {preset} preset{replaced}: adjust sync.endpoint and the status maps, then run "
                   f"`altcraft-sync check --config {output}`", highlight=False)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from altcraft_sync.errors import SyncError
-from cli.app import DEFAULT_CONFIG, ConfigOpt, PrefectOpt, StreamOpt, app, console, err_console, fail
+from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefectOpt, StreamOpt, app, command, console, err_console, fail
+from cli.progress import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_WARNINGS,
+    Watcher,
+    exit_code,
+    interrupted_line,
+    print_figures,
+    print_json,
+)
 
 
 # --- sync ----------------------------------------------------------------------------------------------
@@ -24,38 +33,43 @@ def sync(
     reconcile: Annotated[bool, typer.Option("--reconcile", help="Also delete in Altcraft what was hard-deleted "
                                                                 "from the source (reads every key).")] = False,
     prefect: PrefectOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run nightly-sync once (what changed since the last run): in this process, or as a Prefect flow run
-    when a Prefect API is configured (or with --prefect)."""
+    when a Prefect API is configured (or with --prefect). Exits 0 when all went, 1 when it completed with
+    warnings (a backlog waits), 2 when it failed, 130 when interrupted."""
     if _use_prefect(prefect):
         _precheck(config)
         from flows.sync import nightly_sync
 
-        state = _with_progress(lambda: nightly_sync(config_path=str(config), streams=stream, dry_run=dry_run,
-                                                    skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
-        _finish(state, "nightly-sync", dry_run)
+        state = _prefect_run(lambda: nightly_sync(config_path=str(config), streams=tuple(stream or ()), dry_run=dry_run,
+                                                  skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
+        _finish(state, "nightly-sync", dry_run, as_json)
         return
     from runner.runs import guarded, run_streams
 
     _finish_local(lambda host: guarded(
         lambda rt: run_streams(rt, host, kind="nightly", streams=stream, dry_run=dry_run, skip_triggers=skip_triggers,
                                title="nightly-sync", reconcile=reconcile), str(config), host, need_client=not dry_run),
-        "nightly-sync", dry_run)
+        "nightly-sync", dry_run, as_json)
 
 
 @app.command()
-def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect: PrefectOpt = None) -> None:
-    """Re-send, now, every record whose last send failed, was rejected with a retryable error, or waits."""
+def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect: PrefectOpt = None,
+          as_json: JsonOpt = False) -> None:
+    """Re-send, now, every record whose last send failed, was rejected with a retryable error, or waits.
+    A permanently rejected record is not re-sent: it waits until its data changes in the shop."""
     if _use_prefect(prefect):
         _precheck(config)
         from flows.sync import retry_pending
 
-        _finish(_with_progress(lambda: retry_pending(config_path=str(config), streams=stream, return_state=True)), "retry")
+        _finish(_prefect_run(lambda: retry_pending(config_path=str(config), streams=tuple(stream or ()), return_state=True)),
+                "retry", as_json=as_json)
         return
     from runner.runs import guarded, retry_streams
 
     _finish_local(lambda host: guarded(lambda rt: retry_streams(rt, host, stream), str(config), host, need_client=True),
-                  "retry")
+                  "retry", as_json=as_json)
 
 
 @app.command()
@@ -71,6 +85,7 @@ def backfill(
     triggers: Annotated[bool, typer.Option("--triggers/--skip-triggers", help="Let Altcraft fire triggers "
                                            "(default: skip them for old records).")] = False,
     prefect: PrefectOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-send a range of history window by window (resumable; never moves the nightly watermark)."""
     from runner.windows import params_from_cli
@@ -84,16 +99,16 @@ def backfill(
         _precheck(config)
         from flows.backfill import backfill as backfill_flow
 
-        state = _with_progress(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
-        _finish(state, "backfill", dry_run)
-        if dry_run:
+        state = _prefect_run(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
+        if dry_run and not as_json:
             console.print("the Prefect run's summary artifact has samples of what would be sent")
+        _finish(state, "backfill", dry_run, as_json)
         return
     from runner.runs import guarded
     from runner.windows import run_windows
 
     _finish_local(lambda host: guarded(lambda rt: run_windows(rt, host, params), str(config), host,
-                                       need_client=not dry_run), "backfill", dry_run)
+                                       need_client=not dry_run), "backfill", dry_run, as_json)
 
 
 def _prefect_api() -> str | None:
@@ -122,28 +137,50 @@ def _use_prefect(flag: bool | None) -> bool:
     return flag if flag is not None else _prefect_api() is not None
 
 
-def _finish_local(run: Any, what: str, dry_run: bool = False) -> None:
-    """Run in this process (``runner.runs.LocalHost``), with its log on the terminal, and print the figures."""
-    import logging
-
-    from rich.logging import RichHandler
-
+def _finish_local(run: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
+    """Run in this process (``runner.runs.LocalHost``), with its log and progress on the terminal, then its
+    figures and the last line: what did not go, why, and the command that shows it."""
     from runner.runs import LocalHost
 
-    handler = RichHandler(console=err_console, show_path=False, markup=False, rich_tracebacks=False)
-    root = logging.getLogger("altcraft_sync")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    watcher = Watcher(draw=False if as_json else None)
     try:
-        outcome = _with_progress(lambda: run(LocalHost()))
-    finally:
-        root.removeHandler(handler)
-    if not outcome.ok:
-        fail(f"{what} failed: {outcome.message}")
-    _print_figures(outcome.figures, dry_run)
-    console.print(f"{what} ran in this process (no Prefect API configured) and is recorded in the state database "
-                  "(`altcraft-sync status`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
-                  "(README: Running it with Prefect)", highlight=False)
+        with watcher:
+            outcome = run(LocalHost(progress=watcher))  # the engine's progress events, through the host
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]{interrupted_line(watcher)}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    _report(what, outcome.ok, outcome.message, outcome.figures, outcome.warnings, dry_run, as_json, local=True,
+            backlog=outcome.backlog)
+
+
+def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings: list[str], dry_run: bool,
+            as_json: bool, local: bool = False, backlog: str | None = None) -> None:
+    """The run's figures, the backlog line, then its outcome as the last line (what did not go, why, and
+    the command that shows it); the exit code says the same (0, 1, 2)."""
+    code = exit_code(ok, warnings)
+    if command() != "altcraft-sync":  # hints that run as written where the command is not on PATH
+        warnings = [w.replace("`altcraft-sync ", f"`{command()} ") for w in warnings]
+        message = message.replace("`altcraft-sync ", f"`{command()} ")
+        backlog = backlog.replace("`altcraft-sync ", f"`{command()} ") if backlog else backlog
+    if as_json:
+        print_json({"command": what, "outcome": {EXIT_OK: "ok", EXIT_WARNINGS: "warnings", EXIT_FAILED: "failed"}[code],
+                    "exit_code": code, "message": message, "warnings": warnings, "backlog": backlog,
+                    "dry_run": dry_run, "streams": figures})
+        raise typer.Exit(code)
+    if figures:
+        print_figures(figures, dry_run)
+    if local and ok:
+        console.print(f"{what} ran in this process (no Prefect API configured) and is recorded in the state database "
+                      f"(`{command('status')}`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
+                      "(README: Running it with Prefect)", highlight=False)
+    if backlog and backlog not in warnings:
+        err_console.print(backlog, highlight=False, soft_wrap=True)
+    if not ok:
+        fail(f"{what} failed: {message}", code)
+    for w in warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    if code:
+        raise typer.Exit(code)
 
 
 def _precheck(config: Path) -> None:
@@ -164,55 +201,27 @@ def _precheck(config: Path) -> None:
         fail(str(err))
 
 
-def _with_progress(run: Any) -> Any:
-    """Run a flow, drawing a progress line per stream when stdout is a terminal."""
+def _prefect_run(run: Any) -> Any:
+    """Run a flow in this process (its tasks report progress through the same listener)."""
     from runner.runs import add_progress_listener
 
-    if not sys.stdout.isatty():
-        return run()
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bars:
-        tasks: dict[str, Any] = {}
-
-        def listener(stats: Any, done: bool) -> None:
-            if stats.stream not in tasks:
-                tasks[stats.stream] = bars.add_task(stats.stream, total=None)
-            text = (f"{stats.stream}: {stats.extracted} read, {stats.delivered} delivered, {stats.unchanged} unchanged, "
-                    f"{stats.invalid} invalid, {stats.rejected} rejected")
-            bars.update(tasks[stats.stream], description=text, completed=1 if done else None, total=1 if done else None)
-
-        remove = add_progress_listener(listener)
-        try:
+    watcher = Watcher()
+    remove = add_progress_listener(watcher)
+    try:
+        with watcher:
             return run()
-        finally:
-            remove()
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]{interrupted_line(watcher)}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        remove()
 
 
-def _finish(state: Any, what: str, dry_run: bool = False) -> dict[str, Any]:
-    if not state.is_completed():
-        fail(f"{what} failed: {state.message}")
-    figures = state.result(raise_on_failure=False) or {}
-    _print_figures(figures, dry_run)
-    return figures
+def _finish(state: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
+    from flows.outcome import WARNINGS_PREFIX
 
-
-def _print_figures(figures: dict[str, Any], dry_run: bool = False) -> None:
-    """The run's table; a dry run's counts what a real run would do (it sends and records nothing)."""
-    if dry_run:
-        from runner.reporting import DRY_RUN_COLUMNS
-
-        table, cols = Table(title="altcraft-sync dry run: nothing sent or recorded"), dict(DRY_RUN_COLUMNS)
-    else:
-        table = Table(title="altcraft-sync run")
-        cols = {c: c for c in ("extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deferred",
-                               "deleted", "retried")}
-    table.add_column("stream", no_wrap=True, min_width=10)
-    for label in cols:
-        table.add_column(label, justify="right", overflow="fold")
-    for name, f in figures.items():
-        table.add_row(name, *[str(f.get(field, 0)) for field in cols.values()])
-    console.print(table)
-
-
-# --- status / check ------------------------------------------------------------------------------------
+    ok = state.is_completed()
+    figures = (state.result(raise_on_failure=False) or {}) if ok else {}
+    message = state.message or ""
+    warnings = [message.removeprefix(WARNINGS_PREFIX)] if ok and message.startswith(WARNINGS_PREFIX) else []
+    _report(what, ok, message, figures, warnings, dry_run, as_json)

@@ -146,8 +146,8 @@ def wrong_url(api_url: str, method: str, answer: str) -> str:
     base should look like (the usual mistake is a base without its ``/api/v1.1/`` path)."""
     called = f"Altcraft answered {answer} for {api_url}{method}"
     if "/api/v1" not in api_url:
-        return (f"{called}: altcraft.api_url must be the API base ending in /api/v1.1/, e.g. "
-                f"{api_url.rstrip('/')}/api/v1.1/")
+        base = api_url.rstrip("/").removesuffix("/api")  # a base that already ends in /api/ needs only v1.1/
+        return f"{called}: altcraft.api_url must be the API base ending in /api/v1.1/, e.g. {base}/api/v1.1/"
     return f"{called}: check altcraft.api_url (it should end in /api/v1.1/) and that this Altcraft has the method"
 
 

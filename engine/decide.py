@@ -61,7 +61,8 @@ class Decider:
         quarantined = group_quarantine(mapped.quarantine)
         self._count_quarantine(quarantined, stats)
         self._note_seen(entity, mapped, quarantined)
-        counts: Counter[str] = Counter(invalid=len(quarantined))
+        before = self._quarantined_before(entity, quarantined)
+        counts: Counter[str] = Counter(invalid=len(quarantined) - before, still_invalid=before)
         payloads = mapped.payloads
         t = time.perf_counter()
         known = ctx.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
@@ -159,9 +160,19 @@ class Decider:
                 counts["unchanged"] += 1
                 if ctx.dry_run:
                     ctx.sample(stats, "unchanged", [p.external_id])
-            else:
-                counts["rejected"] += 1
+            else:  # rejected for good before this run, re-read unchanged: the backlog, not news
+                counts["still_rejected"] += 1
         return candidates
+
+    def _quarantined_before(self, entity: str, quarantined: list[Quarantined]) -> int:
+        """How many of a chunk's invalid records were quarantined before this run (re-read by a lookback
+        or by key): the backlog, counted ``still_invalid``, not again as this run's news. A dry run counts
+        every invalid record it reads: its table says what the data holds."""
+        if not quarantined or self.ctx.dry_run:
+            return 0
+        known = self.ledger.quarantined(entity)
+        now = self.ctx.memory.quarantined_now.get(entity, set())
+        return sum(1 for _, ext, _, _ in quarantined if ext in known and ext not in now)
 
     def _requarantine(self, entity: str, payloads: list[Payload], quarantined: list[Quarantined]) -> list[tuple[str, str]]:
         """Keep the run's view of the quarantine current: records of this chunk that were quarantined and

@@ -133,7 +133,7 @@ class Repair:
                 self.feed.process_commit(stream, parents, healing, None, stream)
         self.feed.drain()
         names = ("delivered", "rejected", "failed", "deferred", "deleted", "new", "changed", "requests")
-        stats.add(still_invalid=healing.invalid, **{name: getattr(healing, name) for name in names})
+        stats.add(still_invalid=healing.invalid + healing.still_invalid, **{name: getattr(healing, name) for name in names})
         for kind, items in healing.samples.items():
             if kind != "invalid":
                 stats.samples.setdefault(kind, []).extend(items[: 5 - len(stats.samples.get(kind, []))])

@@ -30,8 +30,10 @@ class StreamStats:
     unchanged: int = 0
     invalid: int = 0
     still_invalid: int = 0
-    """Records quarantined before this run, re-read by key and still invalid: the backlog, not counted by
-    the failure threshold."""
+    """Records quarantined before this run, re-read (by key, or by a lookback) and still invalid: the
+    backlog, not this run's news (``runner.outcome``), not in ``invalid``."""
+    still_rejected: int = 0
+    """Records rejected for good before this run, re-read unchanged: the backlog, not in ``rejected``."""
     delivered: int = 0
     rejected: int = 0
     failed: int = 0

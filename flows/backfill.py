@@ -24,7 +24,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel
 
-from flows.sync import PrefectHost, as_state
+from flows.sync import CONFIG_PARAM, PrefectHost, as_state, param
 from runner.runs import guarded
 from runner.windows import BackfillParams, backfill_run_name, params_from_cli, parse_day, run_windows
 
@@ -38,8 +38,11 @@ def _backfill_name() -> str:
     return backfill_run_name(p.get("since"), p.get("until"), p.get("streams"), bool(p.get("dry_run")))
 
 
+BACKFILL_PARAM = param(..., "Backfill", "The range of history to re-send, and how")
+
+
 @flow(name="backfill", flow_run_name=_backfill_name, validate_parameters=True)
-def backfill(params: BackfillParams, config_path: str = "altcraft-sync.yaml") -> State:
+def backfill(params: BackfillParams = BACKFILL_PARAM, config_path: str = CONFIG_PARAM) -> State:
     """Re-send ``(since, until]`` window by window, without touching the nightly watermark."""
     if params.fan_out and not params.dry_run:
         return _fan_out(params, config_path)

@@ -5,6 +5,7 @@ failed runs tells someone."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 from prefect import flow, get_run_logger
@@ -15,6 +16,7 @@ from prefect.states import Completed, Failed, State
 from altcraft_sync.errors import SyncError, one_line
 from altcraft_sync.masking import mask, mask_tree
 from altcraft_sync.streams import StreamName
+from flows.sync import CONFIG_PARAM, param
 from runner.runtime import open_runtime
 from runner.verify import COLUMNS, VerifyStats, verify_streams
 
@@ -37,9 +39,27 @@ def verify_markdown(results: dict[str, VerifyStats], repair: bool) -> str:
     return "\n".join(lines)
 
 
-@flow(name="verify", flow_run_name="verify {streams}", validate_parameters=True)
-def verify_flow(config_path: str = "altcraft-sync.yaml", streams: list[StreamName] | None = None,
-                repair: bool = False, sample: int | None = None) -> State:
+def verify_run_name(streams: Any, repair: bool, sample: int) -> str:
+    """``verify all streams``, ``verify and repair orders``, ``verify skus (sample of 500)``: the run list
+    says what each run compared."""
+    what = ", ".join(streams) if streams else "all streams"
+    return f"verify {'and repair ' if repair else ''}{what}" + (f" (sample of {sample})" if sample else "")
+
+
+def _verify_name() -> str:
+    p = flow_run.parameters or {}
+    return verify_run_name(p.get("streams"), bool(p.get("repair")), int(p.get("sample") or 0))
+
+
+@flow(name="verify", flow_run_name=_verify_name, validate_parameters=True)
+def verify_flow(
+    config_path: str = CONFIG_PARAM,
+    streams: tuple[StreamName, ...] = param((), "Streams", "Only these streams; leave empty for every stream "
+                                                          "(categories cannot be listed: reported as not verifiable)"),
+    repair: bool = param(False, "Repair", "Re-send what differs and delete what altcraft-sync sent that the shop "
+                                          "no longer has"),
+    sample: int = param(0, "Sample size", "Compare only this many random delivered records; 0 compares all"),
+) -> State:
     """Compare what Altcraft holds with the ledger and the shop, field by field; ``repair`` re-sends the
     differing records and deletes what altcraft-sync sent that the shop no longer has. A stream Altcraft
     has no list method for (categories) is reported as not verifiable."""
@@ -53,7 +73,7 @@ def verify_flow(config_path: str = "altcraft-sync.yaml", streams: list[StreamNam
     try:
         assert runtime.client is not None
         results = verify_streams(runtime.config, runtime.source, runtime.state, runtime.client, run_id=run_id,
-                                 streams=list(streams or []) or None, repair=repair, sample=sample)
+                                 streams=list(streams or []) or None, repair=repair, sample=sample or None)
     except (SyncError, Exception) as err:
         log.error("%s", one_line(err, run_id))
         return Failed(message=one_line(err, run_id))

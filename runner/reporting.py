@@ -62,49 +62,65 @@ def stream_line(s: StreamStats, dry_run: bool) -> str:
 
 
 def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
+    """The Prefect table artifact: short columns, so retried, watermark and lag fit the page. The
+    watermark is the stream's main cursor time to the second (its key is for resuming, not reading);
+    deletions and the backlog re-read are in the summary artifact."""
     rows = []
     for name, s in results.items():
         rows.append(
             {
                 "stream": name,
                 "extracted": s.extracted,
+                "delivered": s.delivered,
                 "unchanged": s.unchanged,
                 "invalid": s.invalid,
-                "still_invalid": s.still_invalid,
-                "delivered": s.delivered,
                 "rejected": s.rejected,
-                "failed": s.failed,
                 "deferred": s.deferred,
-                "deleted": s.deleted,
+                "failed": s.failed,
                 "retried": s.retried,
-                "watermark": "; ".join(
-                    f"{k}: {s.watermark_before.get(k) or '-'} -> {v or '-'}" for k, v in s.watermark_after.items()
-                ),
-                "lag_s": None if s.lag_seconds is None else round(s.lag_seconds, 1),
+                "watermark": _short_mark(s.watermark_after.get(name) or next(iter(s.watermark_after.values()), None)),
+                "lag (s)": None if s.lag_seconds is None else round(s.lag_seconds),
             }
         )
     return orjson.loads(orjson.dumps(rows, default=str))
 
 
-def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> str:
+def _short_mark(value: Any) -> str:
+    """``2026-11-28 07:30:03`` of ``2026-11-28 07:30:03.000000 / 106`` (the key is for resuming, not reading)."""
+    return "-" if not value else str(value).split(" / ")[0][:19]
+
+
+def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool,
+                     verdict: Any = None) -> str:
+    """The run's summary artifact: the outcome, the backlog line, figures, the top reasons in words, and
+    samples (only those the run has: the text never points at a sample that is not there)."""
+    from transforms.reasons import human_check
+
     lines = [f"# {title}", "", f"**Outcome:** {outcome}" + (" (dry run: nothing sent or recorded)" if dry_run else ""), ""]
+    for w in getattr(verdict, "warnings", None) or []:
+        lines += [f"- **Warning:** {w}"]
+    if getattr(verdict, "backlog", None) and verdict.backlog not in (getattr(verdict, "warnings", None) or []):
+        lines += [f"- {verdict.backlog}"]
+    lines += [""]
     if dry_run:
         lines += ["| stream | read | " + " | ".join(DRY_RUN_COLUMNS) + " |", "|---|" + "---:|" * (len(DRY_RUN_COLUMNS) + 1)]
         for name, s in results.items():
             lines.append(f"| {name} | {s.extracted} | " + " | ".join(str(getattr(s, f)) for f in DRY_RUN_COLUMNS.values()) + " |")
     else:
-        lines += ["| stream | extracted | unchanged | invalid | delivered | rejected | failed | deferred | deleted | lag (s) |",
+        lines += ["| stream | read | unchanged | delivered | invalid | rejected | deferred | failed | deleted | lag (s) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, s in results.items():
             lag = "-" if s.lag_seconds is None else f"{s.lag_seconds:.0f}"
-            lines.append(f"| {name} | {s.extracted} | {s.unchanged} | {s.invalid} | {s.delivered} | {s.rejected} | "
-                         f"{s.failed} | {s.deferred} | {s.deleted} | {lag} |")
+            lines.append(f"| {name} | {s.extracted} | {s.unchanged} | {s.delivered} | {s.invalid} | {s.rejected} | "
+                         f"{s.deferred} | {s.failed} | {s.deleted} | {lag} |")
     reasons: dict[str, int] = {}
     for name, s in results.items():
         for k, n in s.quarantine_reasons.items():
-            reasons[f"{name} · {k}"] = reasons.get(f"{name} · {k}", 0) + n
+            field, _, check = k.partition(": ")
+            key = f"{name} · {field} · {human_check(check)}"
+            reasons[key] = reasons.get(key, 0) + n
     if reasons:
-        lines += ["", "## Top quarantine reasons", "", "| where · field: check | records |", "|---|---:|"]
+        lines += ["", "## Top quarantine reasons", "", "| stream · field · reason | records |", "|---|---:|"]
         for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:10]:
             lines.append(f"| {k.replace('|', '/')} | {n} |")
     for name, s in results.items():
@@ -112,7 +128,7 @@ def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, 
             sample = s.samples.get(kind)
             if sample and (kind in ("rejected", "invalid", "deferred") or dry_run):
                 lines += ["", f"## {name}: sample of {kind}", "", "```json",
-                          orjson.dumps(mask(sample), option=orjson.OPT_INDENT_2, default=str).decode(), "```"]
+                          orjson.dumps(mask(readable(sample)), option=orjson.OPT_INDENT_2, default=str).decode(), "```"]
     waits = [(name, why, n) for name, s in results.items() for why, n in s.deferred_reasons.items()]
     if waits:
         lines += ["", "## Why records wait (deferred)", "", "| stream | reason | records |", "|---|---|---:|"]
@@ -124,6 +140,21 @@ def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, 
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings[:20]]
     return "\n".join(lines)
+
+
+def readable(value: Any) -> Any:
+    """A sample as a person reads it: empty keys dropped (no ``field: null`` beside a record-level check)
+    and each check in words."""
+    from transforms.reasons import human_check
+
+    if isinstance(value, list):
+        return [readable(v) for v in value]
+    if isinstance(value, dict):
+        out = {k: readable(v) for k, v in value.items() if v is not None}
+        if isinstance(out.get("check"), str):
+            out["check"] = human_check(out["check"])
+        return out
+    return value
 
 
 class ProgressReporter:

@@ -22,6 +22,7 @@ from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded, o
 from connectors.state import abandon, lock_owner
 from engine.context import Log
 from engine.coordinator import StreamStats, Syncer
+from runner.outcome import WARNINGS_PREFIX, Verdict, committed, judge, stream_failure
 from runner.reporting import stream_line
 from runner.runtime import Runtime, open_runtime
 
@@ -52,10 +53,14 @@ class Host(Protocol):
 
     run_id: str
     log: Log
+    verdict: Verdict | None
+    """How the run ended (set by :func:`publish`): its warnings and backlog line, for the host to show."""
 
-    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats]) -> StreamStats:
+    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats],
+             judge: Callable[[StreamStats], str | None] | None = None) -> StreamStats:
         """Run one stream step (a stream, a backfill window, a reconcile) with the step's logger and return
-        its figures."""
+        its figures; ``judge`` says whether the stream's own records fail the run's bar (its step, a
+        Prefect task, then ends Failed, its figures kept)."""
         ...
 
     def progress(self) -> ProgressDisplay: ...
@@ -77,15 +82,19 @@ class LocalHost:
     """The run in this process: steps are plain calls, the log is ``altcraft_sync.run``, and the figures
     go to the state database (the CLI prints them); no server, no artifacts."""
 
-    def __init__(self, run_id: str | None = None) -> None:
+    def __init__(self, run_id: str | None = None, progress: ProgressDisplay | None = None) -> None:
         self.run_id = run_id or f"local-{uuid.uuid4()}"
+        self._progress = progress or _NoProgress()
+        """Where the run's progress goes (the CLI's progress bars on a terminal)."""
         self.log: Log = logging.getLogger("altcraft_sync.run")
+        self.verdict: Verdict | None = None
 
-    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats]) -> StreamStats:
+    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats],
+             judge: Callable[[StreamStats], str | None] | None = None) -> StreamStats:
         return fn(self.log)
 
     def progress(self) -> ProgressDisplay:
-        return _NoProgress()
+        return self._progress
 
     def publish(self, kind: str, title: str, results: dict[str, StreamStats], outcome: str, dry_run: bool) -> None:
         pass
@@ -98,6 +107,9 @@ class RunOutcome:
     ok: bool
     message: str
     figures: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """A completed run's warnings (exit code 1): records of this run that did not go, the backlog alert."""
+    backlog: str | None = None
 
 
 def run_stream_step(syncer: Syncer, log: Log, stream: str, window: Any = None, *, reconcile: bool = False) -> StreamStats:
@@ -128,11 +140,14 @@ def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] |
     syncer = Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id,
                     dry_run=dry_run, skip_triggers=skip_triggers, log=host.log)
 
+    sync = runtime.config.sync
+
     def body() -> dict[str, StreamStats]:
         results: dict[str, StreamStats] = {}
         for stream in chosen:
+            bar = partial(_stream_bar, stream, threshold=sync.failure_threshold, floor=sync.failure_floor, dry_run=dry_run)
             stats = host.step(f"sync {stream}", [f"stream:{stream}", kind],
-                              partial(run_stream_step, syncer, stream=stream))
+                              partial(run_stream_step, syncer, stream=stream), bar)
             if reconcile:
                 gone = host.step(f"reconcile {stream}", [f"stream:{stream}", kind],
                                  partial(run_stream_step, syncer, stream=stream, reconcile=True))
@@ -151,10 +166,40 @@ def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] |
         syncer.close()
 
 
+def _stream_bar(stream: str, stats: StreamStats, *, threshold: float, floor: int, dry_run: bool) -> str | None:
+    """Why a stream's own step failed (its Prefect task ends Failed): too many of its records did not go, or
+    its watermark is stale (the run then fails on it)."""
+    if stats.stale:
+        return f"the watermark of {stream} did not advance although the source has rows after it"
+    return stream_failure(stream, stats, threshold, floor, dry_run)
+
+
 def retry_streams(runtime: Runtime, host: Host, streams: list[str] | None) -> dict[str, StreamStats]:
-    """Re-send what the ledger holds as failed, retryably rejected or deferred, without waiting for a run."""
-    with Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log) as syncer:
-        return {s: syncer.retry(s) for s in chosen_streams(runtime, streams)}
+    """Re-send what the ledger holds as failed, retryably rejected or deferred, without waiting for a run.
+    A record rejected for good is not re-sent (Altcraft refused its data): it waits for its data to
+    change, and the run says so."""
+    chosen = chosen_streams(runtime, streams)
+    display = host.progress()
+    display.start(len(chosen))
+
+    def shown(stats: StreamStats, done: bool = False) -> None:
+        display.update(stats, stream_done=done)
+        _notify(stats, done)
+
+    with Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log,
+                on_progress=shown) as syncer:
+        results = {}
+        for s in chosen:
+            results[s] = syncer.retry(s)
+            shown(results[s], done=True)
+    backlog = runtime.state.backlog()
+    for s in chosen:
+        n = backlog.get(registry.get(s).entity, {}).get("rejected", 0)
+        if n:
+            host.log.warning("%s: %d record%s rejected for good stay%s waiting: retry does not re-send them (Altcraft "
+                             "refused their data); they go out once their data changes in the shop; see "
+                             "`altcraft-sync quarantine --stream %s`", s, n, "s" if n != 1 else "", "" if n != 1 else "s", s)
+    return results
 
 
 def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: bool,
@@ -179,6 +224,7 @@ def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: boo
         syncer.on_progress = on_progress
     if not dry_run:
         runtime.state.start_run(run_id, kind)
+        _say_if_resumed(runtime, log)
     outcome = "Completed"
     try:
         results.update(body())
@@ -189,9 +235,22 @@ def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: boo
                 _notify(stats, True)
                 if not dry_run:
                     runtime.state.record_stream(run_id, name, stats.figures())
-        _check_threshold(results, cfg.sync.failure_threshold, dry_run)
+        verdict = host.verdict = judge(results, cfg.sync, dry_run, None if dry_run else runtime.state.backlog())
+        if verdict.failure:
+            raise ThresholdExceeded(verdict.failure)
+        for line in verdict.warnings:  # the CLI prints these as its last lines: kept out of its log
+            log.warning("%s", line, extra=OUTCOME)
+        if verdict.backlog and not verdict.backlog_alert:
+            log.info("%s", verdict.backlog, extra=OUTCOME)
+        if verdict.warnings:
+            outcome = WARNINGS_PREFIX + "; ".join(verdict.warnings)
+    except KeyboardInterrupt:
+        outcome = f"Interrupted: committed {committed(results, done)}; the next run resumes from there"
+        raise
     except BaseException as err:  # whatever ends the run, its row ends failed with one line
         outcome = f"Failed: {one_line(err, run_id)}"
+        if isinstance(err, SyncError):  # a failed run still shows its table
+            err.figures = {k: v.figures() for k, v in results.items()}  # type: ignore[attr-defined]
         raise
     finally:
         if not dry_run:
@@ -201,24 +260,27 @@ def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: boo
     return results
 
 
-def _check_threshold(results: dict[str, StreamStats], threshold: float, dry_run: bool) -> None:
-    bad = sum(s.rejected + s.invalid for s in results.values())
-    # a dry run delivers nothing: count what it would have sent (new + changed) instead
-    seen = sum((s.new + s.changed if dry_run else s.delivered + s.failed) + s.rejected + s.invalid + s.unchanged
-               for s in results.values())
-    if seen and bad / seen > threshold:
-        raise ThresholdExceeded(
-            f"{bad} of {seen} records ({bad / seen:.1%}) were rejected or invalid, above sync.failure_threshold "
-            f"{threshold:.0%}: see the quarantine and rejected samples"
-        )
+OUTCOME = {"run_outcome": True}
+"""Marks a log record that the CLI prints itself, once, at the end of the run (``cli.app``'s filter)."""
+
+
+def _say_if_resumed(runtime: Runtime, log: Log) -> None:
+    """The run before this one was interrupted (Ctrl-C, or killed: ``start_run`` closed it): say that this
+    one resumes it, from each stream's last committed chunk."""
+    previous = runtime.state.last_runs(2)[1:]
+    if previous and (previous[0]["status"] == "interrupted" or (previous[0]["message"] or "").startswith("interrupted")):
+        p = previous[0]
+        log.info("resuming after the interrupted run %s (%s, started %s): each stream continues from its last "
+                 "committed chunk", p["run_id"], p["kind"], f"{p['started_at']:%Y-%m-%d %H:%M:%S}")
 
 
 def _close_run(runtime: Runtime, run_id: str, outcome: str, log: Log) -> None:
     """Record how the run ended. If even that fails (the state database is gone), say so in one line and
     mark the run's owner as ended in this process: its lock and run row are taken over by the next run."""
-    ok = outcome == "Completed"
+    ok = outcome == "Completed" or outcome.startswith(WARNINGS_PREFIX)
+    status = "completed" if ok else "interrupted" if outcome.startswith("Interrupted") else "failed"
     try:
-        runtime.state.finish_run(run_id, "completed" if ok else "failed", None if ok else outcome)
+        runtime.state.finish_run(run_id, status, None if outcome == "Completed" else outcome)
     except SyncError as err:
         log.error("could not record the end of run %s: %s", run_id, err)
         abandon(lock_owner(run_id))
@@ -238,15 +300,18 @@ def guarded(body: Callable[[Runtime], dict[str, StreamStats]], config_path: str,
         return _failed(host, err)
     finally:
         runtime.close()
-    return RunOutcome(True, one_line_figures(results), {k: v.figures() for k, v in results.items()})
+    verdict = getattr(host, "verdict", None) or Verdict()
+    return RunOutcome(True, one_line_figures(results), {k: v.figures() for k, v in results.items()},
+                      list(verdict.warnings), verdict.backlog)
 
 
 def _failed(host: Host, err: Exception) -> RunOutcome:
     message = one_line(err, host.run_id or None)
-    host.log.error("%s", message)
+    host.log.error("%s", message, extra=OUTCOME)
     if not isinstance(err, SyncError):
         logging.getLogger("altcraft_sync").debug("traceback of run %s", host.run_id, exc_info=err)
-    return RunOutcome(False, message)
+    verdict = getattr(host, "verdict", None)
+    return RunOutcome(False, message, getattr(err, "figures", {}), backlog=verdict.backlog if verdict else None)
 
 
 def one_line_figures(results: dict[str, StreamStats]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore
+from runner.outcome import backlog_line
 
 
 def collect_status(config_path: str | Path) -> dict[str, Any]:
@@ -51,7 +53,9 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
             }
             for e in entities
         }
-        return {"streams": rows, "backlog": backlog, "runs": state.last_runs(10), "source_error": source_error}
+        line, alert = backlog_line(state.backlog(), cfg.sync, datetime.now(UTC))
+        return {"streams": rows, "backlog": backlog, "backlog_line": line, "backlog_alert": alert,
+                "runs": state.last_runs(10), "source_error": source_error}
     finally:
         state.close()
         if source:

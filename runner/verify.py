@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,6 +83,8 @@ class VerifyStats:
     resent: int = 0
     deleted: int = 0
     note: str = ""
+    total: int | None = None
+    """Records the ledger holds as delivered: about what Altcraft lists (a progress bar's total)."""
     fields: dict[str, int] = field(default_factory=dict)
     """How often each field differed."""
     samples: dict[str, list[Any]] = field(default_factory=dict)
@@ -102,8 +105,11 @@ class Verifier:
 
     def __init__(self, config: Config, source: ShopSource, state: StateStore, client: AltcraftClient, *,
                  run_id: str, repair: bool = False, sample: int | None = None, page_size: int = 500,
-                 log: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> None:
+                 log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+                 on_progress: Callable[[VerifyStats], None] | None = None) -> None:
         self.config, self.source, self.state, self.client = config, source, state, client
+        self.on_progress = on_progress or (lambda stats: None)
+        """Called after each compared page (the CLI draws a progress bar with it)."""
         self.run_id, self.repair, self.sample, self.page_size = run_id, repair, sample, page_size
         self.log = log or logging.getLogger("altcraft_sync.verify")
         # the engine's own context and dispatcher: one way to read a key, map a record, send and delete
@@ -123,6 +129,7 @@ class Verifier:
             return stats
         entity = registry.get(stream).entity
         chosen = self._sampled(entity)
+        stats.total = self.state.summary()["ledger"].get(entity, {}).get("delivered", 0)
         owner = lock_owner(self.run_id)
         if self.repair:
             self.state.acquire_lock(stream, owner)
@@ -138,7 +145,9 @@ class Verifier:
                 if len(page) >= self.page_size:
                     self._check_page(stream, page, stats)
                     page = []
+                    self.on_progress(stats)
             self._check_page(stream, page, stats)
+            self.on_progress(stats)
             self._missing(stream, seen, chosen, stats)
         finally:
             if self.repair:
@@ -261,10 +270,12 @@ class Verifier:
 
 def verify_streams(config: Config, source: ShopSource, state: StateStore, client: AltcraftClient, *, run_id: str,
                    streams: list[str] | None = None, repair: bool = False, sample: int | None = None,
-                   page_size: int = 500) -> dict[str, VerifyStats]:
+                   page_size: int = 500, on_progress: Callable[[VerifyStats], None] | None = None,
+                   ) -> dict[str, VerifyStats]:
     """Verify the chosen (default: every configured) streams; see :class:`Verifier`."""
     chosen = [s for s in config.enabled_streams() if not streams or s in streams]
-    verifier = Verifier(config, source, state, client, run_id=run_id, repair=repair, sample=sample, page_size=page_size)
+    verifier = Verifier(config, source, state, client, run_id=run_id, repair=repair, sample=sample, page_size=page_size,
+                        on_progress=on_progress)
     try:
         return {s: verifier.verify(s) for s in chosen}
     finally:

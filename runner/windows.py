@@ -21,17 +21,22 @@ from runner.runtime import Runtime
 class BackfillParams(BaseModel):
     """What to re-send. Rendered as a form by the Prefect UI."""
 
-    since: datetime = Field(description="Start of the range (exclusive), on updated_at; naive = UTC")
-    until: datetime = Field(description="End of the range (inclusive), on updated_at; naive = UTC")
+    since: datetime = Field(title="Since", description="Start of the range (exclusive), on updated_at; naive = UTC")
+    until: datetime = Field(title="Until", description="End of the range (inclusive), on updated_at; naive = UTC")
     streams: list[StreamName] = Field(
-        default_factory=lambda: cast(list[StreamName], list(registry.names())), description="Streams to backfill"
-    )
-    window_days: float = Field(default=7, gt=0, le=3660, description="Size of one window, in days")
-    skip_triggers: bool = Field(default=True, description="Ask Altcraft not to fire triggers for old records")
-    dry_run: bool = Field(default=False, description="Report new/changed/unchanged/invalid; send and record nothing")
-    force: bool = Field(default=False, description="Run windows again even if a previous run finished them")
-    resend: bool = Field(default=False, description="Send even records the ledger says are delivered unchanged")
-    fan_out: bool = Field(default=False, description="One flow run per window through the backfill deployment")
+        default_factory=lambda: cast(list[StreamName], list(registry.names())), title="Streams",
+        description="Streams to backfill")
+    window_days: float = Field(default=7, gt=0, le=3660, title="Window (days)", description="Size of one window, in days")
+    skip_triggers: bool = Field(default=True, title="Skip triggers",
+                                description="Ask Altcraft not to fire triggers for old records")
+    dry_run: bool = Field(default=False, title="Dry run",
+                          description="Report new/changed/unchanged/invalid; send and record nothing")
+    force: bool = Field(default=False, title="Run finished windows again",
+                        description="Run windows again even if a previous run finished them")
+    resend: bool = Field(default=False, title="Re-send unchanged",
+                         description="Send even records the ledger says are delivered unchanged")
+    fan_out: bool = Field(default=False, title="One flow run per window",
+                          description="One flow run per window through the backfill deployment")
 
     @model_validator(mode="after")
     def _ordered(self) -> BackfillParams:

@@ -232,6 +232,37 @@ class LedgerStore(WaitingRecords):
             ledger_counts.setdefault(entity, {})[key] = ledger_counts.get(entity, {}).get(key, 0) + count
         return {"ledger": ledger_counts, "quarantine": dict(quar)}
 
+    @_retried("backlog read")
+    def backlog(self) -> dict[str, dict[str, Any]]:
+        """What waits, per entity: ``quarantined``, ``rejected`` (permanently: waits for its data to change),
+        ``retrying`` (rejected retryably or failed), ``deferred``, and ``since``, when the oldest of them
+        started waiting (a quarantine's first sighting, a ledger row's last change): the backlog line and its
+        alert (size and age), apart from what one run did."""
+        waiting = ("rejected", "failed", "deferred")
+        with self.engine.connect() as conn:
+            led = conn.execute(
+                sa.select(ledger.c.entity, ledger.c.status, ledger.c.permanent, sa.func.count(), sa.func.min(ledger.c.updated_at))
+                .where(ledger.c.status.in_(waiting))
+                .group_by(ledger.c.entity, ledger.c.status, ledger.c.permanent)
+            ).all()
+            quar = conn.execute(sa.select(quarantine.c.entity, sa.func.count(), sa.func.min(quarantine.c.first_seen))
+                                .group_by(quarantine.c.entity)).all()
+        out: dict[str, dict[str, Any]] = {}
+
+        def add(entity: str, key: str, n: int, since: Any) -> None:
+            row = out.setdefault(entity, {"quarantined": 0, "rejected": 0, "retrying": 0, "deferred": 0, "since": None})
+            row[key] += n
+            since = _aware(since)
+            if since is not None and (row["since"] is None or since < row["since"]):
+                row["since"] = since
+
+        for entity, status, permanent, n, since in led:
+            add(entity, "rejected" if status == "rejected" and permanent else "deferred" if status == "deferred"
+                else "retrying", n, since)
+        for entity, n, since in quar:
+            add(entity, "quarantined", n, since)
+        return out
+
     @_retried("quarantine read")
     def quarantine_rows(self, limit: int = 100_000, entity: str | None = None) -> list[dict[str, Any]]:
         query = sa.select(quarantine).order_by(quarantine.c.last_seen.desc()).limit(limit)

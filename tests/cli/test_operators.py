@@ -181,7 +181,7 @@ def test_backfill_dry_run_gives_its_counts(synced, emulator, prefect_harness):
     assert figures["unchanged"] == len(emulator.store.orders) and figures["invalid"] > 0
     result = CliRunner().invoke(app, ["backfill", "--config", str(cfg_path), "--since", "2020-01-01", "--until",
                                       "2030-01-01", "--stream", "orders", "--window-days", "3660", "--dry-run"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # issue 27: a dry run's exit code predicts the run's (invalid: 1)
     assert "would create" in result.output and "would update" in result.output and "unchanged" in result.output
 
 

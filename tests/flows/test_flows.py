@@ -118,7 +118,7 @@ def test_cli_sync_status_check(setup, emulator):
     _, cfg = setup
     runner = CliRunner()
     result = runner.invoke(app, ["sync", "--config", str(cfg), "--stream", "categories", "--stream", "products"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # issue 27: the planted invalid product is a warning (exit 1)
     assert "categories" in result.output and "delivered" in result.output
     status = runner.invoke(app, ["status", "--config", str(cfg), "--json"])
     report = json.loads(status.stdout)

@@ -111,6 +111,8 @@ def copy_arrow(conn: Any, sql: str) -> Any:
             for block in copy:
                 buf.write(block)
     names = [d.name for d in desc]
+    if not buf.tell():  # no rows: pyarrow's CSV reader refuses an empty file
+        return arrow_frame(pa.table({n: pa.array([], type=pa.string()) for n in names}))
     types = {d.name: (pa.decimal128(38, 10) if d.type_code == 1700 else pa.type_for_alias(PG_ARROW.get(d.type_code, "string")))
              for d in desc}
     table = pacsv.read_csv(io.BytesIO(buf.getvalue()), read_options=pacsv.ReadOptions(column_names=names),

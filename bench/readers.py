@@ -304,6 +304,8 @@ def main() -> None:
     ap.add_argument("--pg-url", default=os.environ.get("SHOP_TEST_PG_URL"))
     ap.add_argument("--mysql-url", default=os.environ.get("SHOP_TEST_MYSQL_URL"))
     ap.add_argument("--workdir", default=str(ROOT / "bench" / ".work"))
+    ap.add_argument("--keep-others", action="store_true",
+                    help="keep the last report's rows of the databases not measured in this run")
     # child-process arguments
     ap.add_argument("--phase", choices=["plan", "read", "probe"])
     ap.add_argument("--reader")
@@ -325,6 +327,10 @@ def main() -> None:
             raise SystemExit(f"--readers: unknown {sorted(unknown)}; choose from {', '.join(READERS)}")
         report = bench(args)
         RESULTS.mkdir(parents=True, exist_ok=True)
+        last = RESULTS / "readers-latest.json"
+        if args.keep_others and last.exists():
+            measured = {r["dialect"] for r in report["rows"]}
+            report["rows"] = [r for r in json.loads(last.read_text())["rows"] if r["dialect"] not in measured] + report["rows"]
         (RESULTS / "readers-latest.json").write_text(json.dumps(report, indent=2, default=str))
         (RESULTS / "readers-latest.md").write_text(markdown(report))
         print()

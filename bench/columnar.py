@@ -13,6 +13,11 @@ SUPPORTS = {
     "pg-copy-binary": {"postgresql"},
     "pg-copy-arrow": {"postgresql"},
 }
+KNOWN_FAILURES = {
+    ("connectorx", "sqlite"): "ConnectorX fixes a column's type from its first value, and SQLite's NUMERIC columns "
+                              "mix INTEGER (whole prices) and REAL: 'Invalid column type Real'",
+}
+"""Readers measured anyway (the table shows the failure) but not expected to read every shop."""
 MODULES = {"adbc": {"sqlite": "adbc_driver_sqlite", "postgresql": "adbc_driver_postgresql"},
            "connectorx": "connectorx", "pg-copy-binary": "psycopg", "pg-copy-arrow": "psycopg"}
 

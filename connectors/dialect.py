@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-
-# Each database's SQLAlchemy dialect module is imported by its own class, when used: a SQLite run never
-# loads PostgreSQL's (with psycopg, ~0.1 s of every start) or MySQL's.
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 IN_BATCH = 900
 """Keys one ``IN (...)`` list takes (SQLite's default parameter limit is 999)."""
@@ -118,8 +118,6 @@ class SQLite(Dialect):
 
     def upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
                update: list[str], extra: Excluded | None = None) -> None:
-        from sqlalchemy.dialects import sqlite as sqlite_dialect
-
         _on_conflict_update(conn, sqlite_dialect.insert(table), rows, keys, update, extra)
 
     def ledger_stamp(self, ts: datetime) -> str | datetime:
@@ -166,8 +164,6 @@ class PostgreSQL(Dialect):
 
     def key_in(self, column: sa.ColumnElement[Any], keys: list[Any]) -> sa.ColumnElement[bool]:
         """``column = ANY(:array)``: one parameter instead of one per key."""
-        from sqlalchemy.dialects import postgresql as pg_dialect
-
         item = column.type
         if isinstance(item, sa.types.NullType):  # a user query's column: type the array from the keys
             item = sa.BigInteger() if all(isinstance(k, int) for k in keys) else sa.Text()
@@ -179,8 +175,6 @@ class PostgreSQL(Dialect):
 
     def upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
                update: list[str], extra: Excluded | None = None) -> None:
-        from sqlalchemy.dialects import postgresql as pg_dialect
-
         _on_conflict_update(conn, pg_dialect.insert(table), rows, keys, update, extra)
 
 
@@ -194,8 +188,6 @@ class MySQL(Dialect):
 
     def upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
                update: list[str], extra: Excluded | None = None) -> None:
-        from sqlalchemy.dialects import mysql as mysql_dialect
-
         ins = mysql_dialect.insert(table)
         values: dict[str, Any] = {c: ins.inserted[c] for c in update}
         if extra:

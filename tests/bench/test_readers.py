@@ -32,6 +32,8 @@ def test_each_installed_reader_reads_what_today_reads_with_exact_money(name, tin
     p, tmp = tiny_plan
     if not columnar.available(name, "sqlite"):
         pytest.skip(f"{name}: not for SQLite, or not installed")
+    if (name, "sqlite") in columnar.KNOWN_FAILURES:
+        pytest.skip(columnar.KNOWN_FAILURES[name, "sqlite"])
     today = readers.read_all("today", p, tmp)
     theirs = readers.read_all(name, p, tmp)
     assert today["exact"], today

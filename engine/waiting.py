@@ -150,31 +150,23 @@ class WaitingDesk:
         if not missing:
             return {}
         fates = self.fates(stream, list(dict.fromkeys(r for refs in missing.values() for r in refs)))
-        entity = registry.get(stream).entity
-        since = self.state.waiting_since(entity, [ids[i] for i in missing]) if self.max_defer > 0 else {}
-        out = {}
-        for i, refs in missing.items():
-            started = since.get(ids[i])
-            waited = (now - started).total_seconds() if started is not None else 0.0
-            out[i] = decide(refs, fates, waited, self.max_defer)
-        return out
+        waited = self._waited(stream, missing, ids, now)
+        return {i: decide(refs, fates, waited[i], self.max_defer) for i, refs in missing.items()}
 
     def decide_owners(self, stream: str, owners: Mapping[int, str], ids: Mapping[int, str],
                       now: datetime) -> dict[int, Decision]:
         """Each record (by position) whose person has no profile in Altcraft yet (``owners``: what it waits
-        for): it waits while the profile can still come, for at most ``max_defer`` like any dependency."""
-        entity = registry.get(stream).entity
-        since = self.state.waiting_since(entity, [ids[i] for i in owners]) if self.max_defer > 0 else {}
-        out = {}
-        for i, owner in owners.items():
-            started = since.get(ids[i])
-            waited = (now - started).total_seconds() if started is not None else 0.0
-            if waited < self.max_defer:
-                out[i] = Decision(True, f"waiting for {owner}: not in Altcraft yet; goes anyway after "
-                                        f"{describe(self.max_defer)}")
-            else:
-                out[i] = Decision(False, f"waited {describe(self.max_defer)} (sync.max_defer) for {owner}")
-        return out
+        for). A profile not delivered can still come (its stream sends it, or a fix in the shop does), so it
+        waits like any dependency that can still arrive: for at most ``max_defer``."""
+        waited = self._waited(stream, owners, ids, now)
+        coming = {owner: Dependency("arriving", "no profile in Altcraft yet") for owner in owners.values()}
+        return {i: decide([owner], coming, waited[i], self.max_defer) for i, owner in owners.items()}
+
+    def _waited(self, stream: str, records: Collection[int], ids: Mapping[int, str], now: datetime) -> dict[int, float]:
+        """Seconds each record (by position) has waited since its first deferral (0 when it never waited)."""
+        since = (self.state.waiting_since(registry.get(stream).entity, [ids[i] for i in records])
+                 if self.max_defer > 0 else {})
+        return {i: (now - since[ids[i]]).total_seconds() if ids[i] in since else 0.0 for i in records}
 
     def fates(self, stream: str, refs: list[str]) -> dict[str, Dependency]:
         known = self._fates.setdefault(stream, {})

@@ -84,3 +84,24 @@ def test_without_the_guests_stream_only_a_buyer_held_back_waits(tmp_path) -> Non
     d = deps(tmp_path, state, streams=("customers", "orders"))
     # a guest's order is Altcraft's to match (no guests stream maps them); a customer failing waits
     assert d.blocked("orders", mapped("order", orders)) == {1: "profile email:b@x.io"}
+
+
+def test_an_order_waits_for_its_buyers_profile_for_at_most_max_defer(tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    state = DictState()
+    orders = [payload("1")._replace(owner="email:new@x.io"), payload("2")._replace(owner="email:old@x.io"),
+              payload("3")._replace(owner="email:new@x.io")]
+    chunk = mapped("order", orders, refs=[["S1"], [], []])
+    state.put("sku", "S1")
+    state.since[("order", "2")] = datetime.now(UTC) - timedelta(days=2)  # deferred two days ago
+    d = deps(tmp_path, state, streams=("skus", "customers", "guests", "orders"), max_defer="1d")
+    waits = d.waits("orders", chunk, [0, 1, 2])
+    assert waits[0].wait and "profile email:new@x.io" in waits[0].reason and "goes anyway after 1 d" in waits[0].reason
+    assert waits[2].wait
+    # past sync.max_defer the order goes out (Altcraft's answer then says what happened), with its reason
+    assert not waits[1].wait and "sync.max_defer" in waits[1].reason and waits[1].stand_ins == ()
+    # a profile delivered since counts once the stream is loaded again
+    state.put("customer", "email:new@x.io")
+    d.forget("orders")
+    assert set(d.waits("orders", chunk, [0, 1, 2])) == {1}

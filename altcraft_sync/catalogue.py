@@ -1,5 +1,5 @@
 """Altcraft's Market field catalogue: which fields each record takes, which are required, their value kinds
-and the enums (``../shared/altcraft/api.md`` §2-§3). Data only: the settings model (:mod:`altcraft_sync.config`)
+and the enums (``docs/altcraft-api.md`` §2-§3). Data only: the settings model (:mod:`altcraft_sync.config`)
 checks mappings against it, the transforms encode values by it."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ CUSTOM_LINE_STATUS_TYPES = ("delivered", "canceled", "refunded", "in_process")
 VALUE_TYPES = ("unicode", "int", "float", "bool", "enum", "date")
 ENTITY_TYPES = ("product", "sku", "order", "line_order")
 
-# Which profile fields each matching mode needs in the order object (api.md §3). For the email_phone
+# Which profile fields each matching mode needs in the order object (docs/altcraft-api.md §3). For the email_phone
 # modes either one is enough.
 MATCHING_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "email": (("email",),),

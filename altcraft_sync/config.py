@@ -55,7 +55,7 @@ class Streams(_Model):
 
 
 class CustomField(_Model):
-    """A root-level ``custom_fields`` definition sent with imports (api.md §2.5)."""
+    """A root-level ``custom_fields`` definition sent with imports (docs/altcraft-api.md §2.5)."""
 
     external_id: str
     name: str
@@ -229,9 +229,8 @@ class Config(_Model):
             src = self.streams.section(spec.name)
             if src is not None:
                 self._check_stream(spec, src)
-        orders = self.streams.section("orders")
-        if isinstance(orders, OrdersStream):
-            self._check_orders(orders)
+            if isinstance(src, OrdersStream):  # the settings model, not the stream's name, says what to check
+                self._check_orders(f"streams.{spec.name}", src)
         return self
 
     def _check_stream(self, spec: registry.StreamSpec, src: TableSource) -> None:
@@ -252,27 +251,27 @@ class Config(_Model):
                         f"{entity!r} is defined in custom_fields"
                     )
 
-    def _check_orders(self, orders: OrdersStream) -> None:
+    def _check_orders(self, path: str, orders: OrdersStream) -> None:
         if "currency" not in orders.columns and not self.sync.default_currency:
-            raise ValueError("streams.orders.columns.currency: map a column or set sync.default_currency")
+            raise ValueError(f"{path}.columns.currency: map a column or set sync.default_currency")
         if "endpoint" not in orders.columns and not self.sync.endpoint:
-            raise ValueError("streams.orders.columns.endpoint: map a column or set sync.endpoint")
+            raise ValueError(f"{path}.columns.endpoint: map a column or set sync.endpoint")
         for shop, ac in orders.status_map.items():
             if ac not in ORDER_STATUSES:
                 raise ValueError(
-                    f"streams.orders.status_map.{shop}: {ac!r} is not an Altcraft order status "
+                    f"{path}.status_map.{shop}: {ac!r} is not an Altcraft order status "
                     f"({', '.join(ORDER_STATUSES)})"
                 )
         lines = orders.lines
         line_statuses = set(LINE_STATUSES) | {s.external_id for s in self.custom_line_statuses}
         if "status" not in lines.columns and not lines.default_status:
-            raise ValueError("streams.orders.lines.columns.status: map a column or set streams.orders.lines.default_status")
+            raise ValueError(f"{path}.lines.columns.status: map a column or set {path}.lines.default_status")
         if lines.default_status and lines.default_status not in line_statuses:
-            raise ValueError(f"streams.orders.lines.default_status: {lines.default_status!r} is not a line status")
+            raise ValueError(f"{path}.lines.default_status: {lines.default_status!r} is not a line status")
         for shop, ac in lines.status_map.items():
             if ac not in line_statuses:
                 raise ValueError(
-                    f"streams.orders.lines.status_map.{shop}: {ac!r} is neither a built-in line status "
+                    f"{path}.lines.status_map.{shop}: {ac!r} is neither a built-in line status "
                     "nor a custom_line_statuses external_id"
                 )
 

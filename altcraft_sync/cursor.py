@@ -26,6 +26,12 @@ PRODUCT_NAME = "_product_name"
 reach Altcraft is named after."""
 
 
+CursorTs = datetime | date | int | float | str
+"""An ``updated_at`` value as the source column holds it: a timestamp or date, a Unix time, or text."""
+Key = int | str
+"""A source primary key as the source binds it (the ledger keeps keys as text)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """A keyset position ``(updated_at, pk)`` in the column's native representation.
@@ -33,8 +39,14 @@ class Cursor:
     ``pk is None`` means "every row with ``updated_at`` strictly after ``ts``" (used for the lookback start).
     """
 
-    ts: Any
-    pk: Any = None
+    ts: CursorTs
+    pk: Key | None = None
+
+    def after(self, other: Cursor | None) -> bool:
+        """Whether this position is past ``other`` (None: the beginning) in keyset order."""
+        if other is None:
+            return True
+        return (self.ts, self.pk) > (other.ts, other.pk)
 
     def to_json(self) -> str:
         ts, pk = self.ts, self.pk
@@ -55,8 +67,9 @@ class Cursor:
     def from_json(cls, text: str) -> Cursor:
         d = orjson.loads(text)
         kind, value = d["kind"], d["ts"]
+        ts: CursorTs
         if kind in ("aware", "naive"):
-            ts: Any = datetime.fromisoformat(value)
+            ts = datetime.fromisoformat(value)
         elif kind == "date":
             ts = date.fromisoformat(value)
         else:

@@ -130,7 +130,8 @@ def phase_capacity(args: argparse.Namespace) -> dict[str, Any]:
     client = AltcraftClient(settings, SecretStr(TOKEN), limiter=RateLimiter(10_000))
     client.import_categories([Encoded.of({"external_id": "cap", "name": "cap"})],
                              carrier=Encoded.of({"external_id": "cap-p", "name": "p"}))
-    client.import_skus([Encoded.of({"external_id": "cap-s", "name": "s", "product_external_id": "cap-p"})])
+    client.import_records("market/sku/import",
+                          [Encoded.of({"external_id": "cap-s", "name": "s", "product_external_id": "cap-p"})])
     line = {"status": "new", "product": "cap-s", "final_price_per_item": "10", "count": 1}
     records = [
         Encoded.of(
@@ -147,7 +148,7 @@ def phase_capacity(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.capacity_orders)
     ]
     t = time.perf_counter()
-    report = client.import_orders(records)
+    report = client.import_records("market/orders/import", records, root={"skip_triggers": False})
     wall = time.perf_counter() - t
     client.close()
     return {"rows": report.count("delivered"), "wall_inner": wall}

@@ -25,7 +25,7 @@ def sandbox(
     latency_ms: Annotated[float, typer.Option(help="Added latency per request.")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed for the fault dice.")] = None,
     strict_data: Annotated[bool, typer.Option("--strict-data", help="Refuse imports with an empty data array "
-                                              "(api.md marks data required; what Altcraft does is unknown).")] = False,
+                                              "(Altcraft documents data as required; what Altcraft does is unknown).")] = False,
 ) -> None:
     """Run the local Altcraft emulator until interrupted (faults can be changed at run time with
     POST /__emulator/faults)."""

@@ -1,15 +1,15 @@
 """The Altcraft Market API client: every push of altcraft-sync goes through it.
 
-What it guarantees (see ``../shared/altcraft/api.md`` for the API itself):
+What it guarantees (see ``docs/altcraft-api.md`` for the API itself):
 
 - One pooled ``requests.Session``, connect/read timeouts on every call (a Prefect task timeout cannot
   interrupt a blocked socket), TLS verification always on.
 - Retries with exponential backoff and jitter (tenacity) on connection errors, timeouts, HTTP 429 (with
   ``Retry-After`` honoured) and 500/502/503/504, capped in attempts and in total time. A bad token
   (body ``error`` 401/403 or HTTP 401/403) or the tariff limit (402) fails at once: retrying cannot help.
-- Every import carries real records in ``data`` (required, api.md §1.2): root definitions and categories
+- Every import carries real records in ``data`` (required, docs/altcraft-api.md §1.2): root definitions and categories
   travel with one, never with an empty ``data``.
-- The body's ``error`` is checked even on HTTP 200 (api.md §0: HTTP 200 may carry an error, INFERRED).
+- The body's ``error`` is checked even on HTTP 200 (docs/altcraft-api.md §0: HTTP 200 may carry an error, INFERRED).
 - Batches split by record count and serialized size; HTTP 413 or a whole-request 400 halves the batch
   until the offending records are isolated and reported as rejected while the rest are delivered.
 - Bounded concurrency and a requests-per-second limit shared by every client of one API URL in the
@@ -88,26 +88,16 @@ class AltcraftClient:
         carrier record first (:meth:`import_with_roots`), so a refused definition fails once, clearly."""
         return self._import(method, records, root or {})
 
-    def import_orders(self, records: Sequence[Record], *, skip_triggers: bool = False) -> ImportReport:
-        return self.import_records("market/orders/import", records, root={"skip_triggers": skip_triggers})
-
-    def import_skus(self, records: Sequence[Record]) -> ImportReport:
-        return self.import_records("market/sku/import", records)
-
-    def import_products(self, records: Sequence[Record]) -> ImportReport:
-        """Products, optionally with nested ``sku`` arrays, through ``market/products/import``."""
-        return self.import_records("market/products/import", records)
-
     def import_categories(
         self, categories: Sequence[Record], *, carrier: Record, method: str = "market/products/import",
     ) -> ImportReport:
         """Categories as the root ``categories`` of ``products/import`` (or ``sku/import``), each request
         carrying one real product (or SKU), ``carrier``, in ``data``.
 
-        ``data`` is required (api.md §1.2); that a request with an empty one is accepted is only inferred,
+        ``data`` is required (docs/altcraft-api.md §1.2); that a request with an empty one is accepted is only inferred,
         so no request relies on it. The carrier is a record the ledger holds as delivered, re-sent
         unchanged (imports upsert by ``external_id``), or a new one. Categories get no per-item result
-        (api.md §2.4): a category is delivered when its request answered ``error: 0``; a refused request
+        (docs/altcraft-api.md §2.4): a category is delivered when its request answered ``error: 0``; a refused request
         is halved until the bad categories are isolated. Batches go one after another, in the order given
         (parents before children, :func:`transforms.catalog.map_categories`). ``report.carrier`` is the
         carrier's own outcome."""
@@ -122,7 +112,7 @@ class AltcraftClient:
     def import_with_roots(self, method: str, carrier: Record, roots: dict[str, Any]) -> Outcome:
         """Root definitions (``custom_fields``, ``custom_line_statuses``, ``skip_triggers``) in one request
         with one real record, ``carrier``, as the seed's own orders/import example sends them: an import
-        with an empty ``data`` is not documented to work (api.md marks ``data`` required).
+        with an empty ``data`` is not documented to work (docs/altcraft-api.md marks ``data`` required).
 
         A refused request fails the run with one line: a bad definition would otherwise make every record
         that uses it fail. Returns the carrier's own outcome."""
@@ -138,20 +128,11 @@ class AltcraftClient:
     # --- deletes -------------------------------------------------------------------------------------
     def delete_records(self, method: str, external_ids: Iterable[str], *, one_by_one: bool = False) -> ImportReport:
         """Delete by ``external_id`` through a Market delete method (a stream spec's ``delete_method``).
-        ``one_by_one``: the method takes one id per request (orders/delete, v74 variant of api.md §1.1),
+        ``one_by_one``: the method takes one id per request (orders/delete, v74 variant of docs/altcraft-api.md §1.1),
         sent ``concurrency`` at once; otherwise ``external_ids`` batches. A record Altcraft does not hold
         counts as deleted: the goal state is reached."""
         ids = list(external_ids)
         return self._delete_each(method, ids) if one_by_one else self._delete_many(method, ids)
-
-    def delete_orders(self, external_ids: Iterable[str]) -> ImportReport:
-        return self.delete_records("market/orders/delete", external_ids, one_by_one=True)
-
-    def delete_skus(self, external_ids: Iterable[str]) -> ImportReport:
-        return self.delete_records("market/sku/delete", external_ids)
-
-    def delete_products(self, external_ids: Iterable[str]) -> ImportReport:
-        return self.delete_records("market/products/delete", external_ids)
 
     def _delete_each(self, method: str, ids: list[str]) -> ImportReport:
         report = ImportReport()
@@ -171,7 +152,7 @@ class AltcraftClient:
         return report
 
     def _delete_many(self, method: str, ids: list[str]) -> ImportReport:
-        """Batch delete. Only ``deleted_count`` comes back (api.md §1.2): records already absent are
+        """Batch delete. Only ``deleted_count`` comes back (docs/altcraft-api.md §1.2): records already absent are
         not errors, so every asked id counts as delivered once the request succeeded."""
         report = ImportReport()
         for start in range(0, len(ids), self.settings.batch_size):
@@ -188,20 +169,11 @@ class AltcraftClient:
         """Every record of a Market list method (a stream spec's ``list_method``), page by page."""
         return self._list(method, limit, extra or {})
 
-    def list_orders(self, *, limit: int = 500, endpoint: str | None = None) -> Iterator[dict[str, Any]]:
-        return self.list_records("market/orders/list", limit=limit, extra={"endpoint": endpoint} if endpoint else {})
-
-    def list_skus(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
-        return self.list_records("market/sku/list", limit=limit)
-
-    def list_products(self, *, limit: int = 500) -> Iterator[dict[str, Any]]:
-        return self.list_records("market/products/list", limit=limit)
-
     def get_order_status(self, external_id: str) -> dict[str, Any]:
         return self._post("market/orders/get_status", self._body({"external_id": external_id}))["result"]
 
     def _list(self, method: str, limit: int, extra: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Follow ``next_from_id`` until a page comes back empty (api.md §1.1)."""
+        """Follow ``next_from_id`` until a page comes back empty (docs/altcraft-api.md §1.1)."""
         from_id = ""
         while True:
             answer = self._post(method, self._body({"from_id": from_id, "limit": limit, **extra}))

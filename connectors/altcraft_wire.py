@@ -2,9 +2,9 @@
 
 An answer is one of: the decoded body (``error == 0``); a transient failure to retry (:class:`Transient`:
 connection trouble, HTTP 429/5xx, honouring ``Retry-After``); a refused request to isolate
-(:class:`Rejected`: HTTP 413, or body error 400, api.md §0); or a failure no retry can help
+(:class:`Rejected`: HTTP 413, or body error 400, docs/altcraft-api.md §0); or a failure no retry can help
 (bad token, tariff limit, a URL that is not an API method). HTTP 200 may carry an error in the body
-(api.md §0, INFERRED), so the body is always read. The token never appears in any of these messages."""
+(docs/altcraft-api.md §0, INFERRED), so the body is always read. The token never appears in any of these messages."""
 
 from __future__ import annotations
 

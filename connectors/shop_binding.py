@@ -20,6 +20,7 @@ from altcraft_sync.cursor import CF_PREFIX, DELETED, PARENT, PK, TS, Cursor
 from altcraft_sync.errors import ConfigError, SourceError
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line
+from connectors.dialect import dialect_of
 
 
 @dataclass
@@ -52,14 +53,14 @@ class SourceBinding:
             self.engine = sa.create_engine(url, pool_pre_ping=True, future=True)
         except (SQLAlchemyError, ValueError, ImportError) as err:
             raise ConfigError(f"source.url: cannot use {self.display_url}: {type(err).__name__}") from None
-        self.dialect = self.engine.dialect.name
-        database = self.engine.url.database
-        if self.dialect == "sqlite" and database and database != ":memory:" and not database.startswith("file:") \
-                and not Path(database).exists():
+        self.sql = dialect_of(self.engine)
+        self.dialect = self.sql.name
+        missing = self.sql.missing_file(self.engine.url)
+        if missing is not None:
             # SQLite would create an empty database and the run would find no tables: say what is wrong
-            raise ConfigError(f"source.url: SQLite file {database} does not exist (check the path; it is relative "
+            raise ConfigError(f"source.url: SQLite file {missing} does not exist (check the path; it is relative "
                               f"to {Path.cwd()})")
-        self.raw = self.dialect == "sqlite"
+        self.raw = self.sql.raw_reads
         r = config.source.retry
         self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)
         self.entities: dict[str, Entity] = {}
@@ -110,23 +111,33 @@ class SourceBinding:
             raise SourceError(f"shop database {self.display_url}: {type(err).__name__}: {first_line(err)}") from None
         return warnings
 
+    def status_checks(self) -> list[tuple[str, str, dict[str, str], Collection[str], str]]:
+        """The status columns whose shop values must map to Altcraft statuses: (stream, entity, the map,
+        the Altcraft values it may map to, the setting's path). What to check follows from the settings
+        model (an orders-like section and its lines), not from a stream's name."""
+        line_allowed = set(LINE_STATUSES) | {s.external_id for s in self.config.custom_line_statuses}
+        out: list[tuple[str, str, dict[str, str], Collection[str], str]] = []
+        for name in self.config.enabled_streams():
+            spec = self.config.streams.section(name)
+            if not isinstance(spec, OrdersStream) or name not in self.entities:
+                continue
+            out.append((name, name, spec.status_map, ORDER_STATUSES, f"streams.{name}.status_map"))
+            if "status" in spec.lines.columns and f"{name}.lines" in self.entities:
+                out.append((name, f"{name}.lines", spec.lines.status_map, line_allowed, f"streams.{name}.lines.status_map"))
+        return out
+
     def check_values(self, since: dict[str, Cursor | None] | None = None) -> None:
         """Every shop status value must map to an Altcraft status; one-line ``ConfigError`` otherwise.
 
         ``since`` limits the check per entity to rows after a cursor (an index range): an incremental run
         checks exactly the rows it may read, instead of grouping millions of rows on every run. Without it
         (the first run, ``altcraft-sync check``) every row is checked."""
-        spec = self.config.streams.section("orders")
-        if not isinstance(spec, OrdersStream):
+        checks = self.status_checks()
+        if not checks:
             return
-        line_allowed = set(LINE_STATUSES) | {s.external_id for s in self.config.custom_line_statuses}
-        checks: list[tuple[str, dict[str, str], Collection[str], str]] = [
-            ("orders", spec.status_map, ORDER_STATUSES, "streams.orders.status_map")]
-        if "status" in spec.lines.columns:
-            checks.append(("orders.lines", spec.lines.status_map, line_allowed, "streams.orders.lines.status_map"))
         try:
             with self.engine.connect() as conn:
-                for entity, value_map, allowed, path in checks:
+                for _, entity, value_map, allowed, path in checks:
                     self._check_values(conn, entity, "status", value_map, allowed, path, (since or {}).get(entity))
         except DBAPIError as err:
             raise SourceError(f"shop database {self.display_url}: {first_line(err.orig)}") from None
@@ -180,15 +191,10 @@ class SourceBinding:
         return self.raw or all(_no_processor(c, dialect) for c in query.selected_columns)
 
     def _read_money(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        """Prices on PostgreSQL/MySQL as the database's own decimal text (``CAST(x AS VARCHAR)``): as exact as
-        the driver's ``Decimal``, but a str is several times cheaper to read, to pickle to a map worker
-        and to convert (a 200k-order PostgreSQL sync spent 3.7 s pickling Decimals alone)."""
-        return self._read(column) if self.raw else sa.cast(column, sa.String())
+        return self.sql.read_money(column)
 
     def _read(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        """On SQLite read values exactly as stored (no per-value type processors: faster, and the raw
-        text of a timestamp is what SQLite itself compares)."""
-        return sa.type_coerce(column, sa.types.NullType()) if self.raw else column
+        return self.sql.read(column)
 
     def _check_values(self, conn: sa.Connection, entity: str, fld: str, value_map: dict[str, str],
                       allowed: Iterable[str], path: str, since: Cursor | None = None) -> None:
@@ -224,13 +230,7 @@ class SourceBinding:
         if start.pk is None:
             return ts > sa.literal(start.ts, ts.type)
         pk = self._read(ent.pk)
-        at, after_pk = sa.literal(start.ts, ts.type), sa.literal(start.pk, pk.type)
-        if self.dialect == "postgresql":  # row-value comparison: one index range scan
-            return sa.tuple_(ts, pk) > sa.tuple_(at, after_pk)
-        # (ts, pk) > (t, p) written as ``ts >= t AND (ts > t OR pk > p)``: the leading range keeps one index
-        # range scan in index order. The textbook ``ts > t OR (ts = t AND pk > p)`` makes SQLite use a
-        # multi-index OR plus a sort of every remaining row, on every page: quadratic in the table size.
-        return sa.and_(ts >= at, sa.or_(ts > at, pk > after_pk))
+        return self.sql.after(ts, pk, sa.literal(start.ts, ts.type), sa.literal(start.pk, pk.type))
 
 
 def _is_true(value: Any) -> bool:

@@ -1,6 +1,6 @@
 """The shop database source: any schema, through the validated mapping in the config.
 
-Reads follow ``../shared/design/sync-correctness.md``:
+Reads follow ``docs/sync-correctness.md``:
 
 - Keyset pages on ``(updated_at, primary key)``: ``WHERE (ts, pk) > (:ts, :pk) AND ts <= :upper ORDER BY
   ts, pk LIMIT :n``, one short query per page. Exact and tie-safe (equal timestamps across a page boundary
@@ -19,16 +19,18 @@ Reads follow ``../shared/design/sync-correctness.md``:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
+from altcraft_sync.batching import batched
 from altcraft_sync.cursor import DELETED, PARENT, PK, Cursor, to_utc
 from altcraft_sync.errors import ConfigError, SourceError
+from connectors.dialect import IN_BATCH
 from connectors.shop_binding import Entity, _is_true
-from connectors.shop_rows import IN_BATCH, RowGuards, _frame, _plain, mark_duplicates, with_problems
+from connectors.shop_rows import RowGuards, _frame, _plain, mark_duplicates, with_problems
 
 __all__ = ["IN_BATCH", "Cursor", "Entity", "ShopSource", "mark_duplicates", "to_utc"]
 
@@ -53,15 +55,7 @@ class ShopSource(RowGuards):
         """The database's own clock, as aware UTC (never this machine's clock: writers use the DB's)."""
         def once() -> datetime:
             with self.engine.connect() as conn:
-                value: Any
-                if self.dialect == "sqlite":
-                    value = conn.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar()
-                    return datetime.fromisoformat(value).replace(tzinfo=UTC)
-                if self.dialect in ("mysql", "mariadb"):
-                    value = conn.execute(sa.text("SELECT UTC_TIMESTAMP(6)")).scalar()
-                    return value.replace(tzinfo=UTC)
-                value = conn.execute(sa.text("SELECT CURRENT_TIMESTAMP")).scalar()
-                return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+                return self.sql.clock(conn)
 
         return self._retrying("clock read", once)
 
@@ -223,9 +217,8 @@ class ShopSource(RowGuards):
         assert column is not None
         frames = []
         out_keys: list[str] = [str(c.key) for c in ent.columns]
-        batch = self.key_batch()
-        for start in range(0, len(keys), batch):
-            part = [_plain(k) for k in keys[start:start + batch]]
+        for batch in batched(keys, self.key_batch()):
+            part = [_plain(k) for k in batch]
             rows, poisoned = self._rows_by_key(ent, column, part)
             if rows:
                 key_at = out_keys.index(PARENT) if by_parent else 0

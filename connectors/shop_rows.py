@@ -7,14 +7,11 @@ for the mapper to quarantine, and the read goes on. The base of :class:`connecto
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-import orjson
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from altcraft_sync.cursor import PARENT, PK, PROBLEM, TS
@@ -25,9 +22,6 @@ from connectors.shop_binding import Entity, SourceBinding
 
 log = logging.getLogger("altcraft_sync.shop_db")
 
-IN_BATCH = 900
-ANY_BATCH = 20_000
-SQLITE_JSON = sqlite3.sqlite_version_info >= (3, 38)  # JSON functions built in (before: a compile option)
 T = TypeVar("T")
 
 
@@ -147,7 +141,7 @@ class RowGuards(SourceBinding):
 
     def _preview(self, col: Any, column: Any, key: Any) -> str | None:
         """The stored bytes of an unreadable SQLite text value, escaped (never raw: logs and artifacts)."""
-        if self.dialect != "sqlite":
+        if not self.sql.previews_stored_bytes():
             return None
         target = getattr(col, "element", col)  # the source column under its field label
         try:
@@ -161,24 +155,10 @@ class RowGuards(SourceBinding):
 
     def key_batch(self) -> int:
         """How many keys one lookup takes: thousands where the keys travel as one parameter."""
-        return ANY_BATCH if self.dialect == "postgresql" or (self.dialect == "sqlite" and SQLITE_JSON) else IN_BATCH
+        return self.sql.key_batch
 
     def _key_in(self, column: sa.ColumnElement[Any], keys: list[Any]) -> sa.ColumnElement[bool]:
-        """``column IN (keys)``; on PostgreSQL ``column = ANY(:array)`` and on SQLite ``column IN (SELECT value
-        FROM json_each(:json))``, one parameter instead of one per key: an IN list of 900 parameters cost
-        more to render and for the driver to parse than to run (PostgreSQL: 2.2 s of a 200k-order sync;
-        SQLite: 0.7 s of 600k lines, in 6 queries a chunk instead of 1). SQLite applies the column's
-        affinity to the subquery's values, so text keys still match an integer column, and the lookup
-        still uses the column's index."""
-        if self.dialect == "sqlite" and SQLITE_JSON and all(type(k) in (int, str) for k in keys):
-            as_json: sa.BindParameter[str] = sa.bindparam(None, orjson.dumps(keys).decode())
-            return column.in_(sa.select(sa.literal_column("value")).select_from(sa.func.json_each(as_json)))
-        if self.dialect != "postgresql":
-            return column.in_(keys)
-        item = column.type
-        if isinstance(item, sa.types.NullType):  # a user query's column: type the array from the keys
-            item = sa.BigInteger() if all(isinstance(k, int) for k in keys) else sa.Text()
-        return column == sa.any_(sa.bindparam(None, keys, type_=postgresql.ARRAY(item)))
+        return self.sql.key_in(column, keys)
 
     def _fetch(self, query: sa.Select[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
         def once() -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from typing import Any
 
 from altcraft_sync import streams as registry
 from connectors.altcraft import Outcome
 from connectors.state import Known, LedgerEntry
 from engine import roots
+from engine.commit import Committer
 from engine.context import RunContext
 from engine.dependencies import Dependencies
 from engine.outcomes import deferred_entry, definition_entry, sent_entry
@@ -27,8 +27,8 @@ CARRIER_CANDIDATES = 20
 class Carriers:
     """Definitions before a stream's first record; categories with a product or SKU."""
 
-    def __init__(self, ctx: RunContext, dependencies: Dependencies, reader: RecordReader) -> None:
-        self.ctx, self.dependencies, self.reader = ctx, dependencies, reader
+    def __init__(self, ctx: RunContext, dependencies: Dependencies, reader: RecordReader, committer: Committer) -> None:
+        self.ctx, self.dependencies, self.reader, self.committer = ctx, dependencies, reader, committer
         self._changed_at: dict[str, float] = {}
         """The change time of each carrier found (orders: for the trigger window)."""
 
@@ -59,7 +59,7 @@ class Carriers:
         assert spec.import_method is not None  # only streams with an import carry (engine.roots)
         batch = uuid.uuid4().hex
         ctx.state.begin_send(batch, entity, [(carrier.external_id, carrier.source_pk)])
-        roots_body: dict[str, Any] = roots.roots_body(due)
+        roots_body: dict[str, object] = dict(roots.roots_body(due))
         if spec.takes_skip_triggers:  # a re-sent, unchanged order must not fire a customer's trigger again,
             cutoff = ctx.memory.trigger_cutoff  # nor an old one a first time (the trigger window)
             old = cutoff is not None and not self._changed_at.get(carrier.external_id, float("nan")) >= cutoff
@@ -69,8 +69,7 @@ class Carriers:
         ctx.log.info("%s: sent %d definitions with %s %s", stream, len(due), entity, carrier.external_id)
         entries = [definition_entry(d.entity, d.external_id, d.fingerprint) for d in due]
         entries.append(self.carrier_entry(entity, carrier, outcome, resent))
-        ctx.state.commit_chunk(stream=stream, entries=entries, run_id=ctx.run_id, lock_owner=ctx.owner)
-        ctx.state.settle([batch])
+        self.committer.commit(stream, entries=entries, settle=[batch])
 
     def carrier(self, stream: str, sending: Collection[str] = ()) -> tuple[Payload, bool] | None:
         """One real record of ``stream`` to carry root definitions or categories, and whether it is a
@@ -100,8 +99,9 @@ class Carriers:
         run once one exists."""
         ctx = self.ctx
         client = ctx.need_client()
-        entity = registry.get(stream).entity
-        carrier_stream = roots.category_carrier(list(ctx.source.entities))
+        spec = registry.get(stream)
+        entity = spec.entity
+        carrier_stream = roots.carrier_of(spec.root_key, list(ctx.source.entities))
         found = self.carrier(carrier_stream, {p.external_id for p in send}) if carrier_stream else None
         if found is None or carrier_stream is None:
             stats.add(deferred=len(send))

@@ -8,23 +8,22 @@ builds one context per run and the parts around it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
-from altcraft_sync.cursor import Cursor
+from altcraft_sync.cursor import Cursor, Key
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore, lock_owner
 from engine.seen import SeenIds
-from engine.stats import ProgressHook, StreamStats, add_sample
+from engine.stats import ProgressHook, SampleItem, StreamStats, add_sample
 from transforms.spec import MappingSpec, mapping_spec
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
-Key = int | str
-"""A source primary key as the source binds it (ledger keys are text; :meth:`RunContext.pk_cast`)."""
+__all__ = ["Key", "Log", "RunContext", "RunMemory", "RunOptions"]
 
 
 @dataclass(frozen=True)
@@ -145,5 +144,5 @@ class RunContext:
             return int if isinstance(wm.pk, int) else str
         return lambda pk: int(pk) if str(pk).lstrip("-").isdigit() else pk
 
-    def sample(self, stats: StreamStats, kind: str, items: list[Any]) -> None:
+    def sample(self, stats: StreamStats, kind: str, items: Sequence[SampleItem]) -> None:
         add_sample(stats, kind, items)

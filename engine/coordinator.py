@@ -29,6 +29,7 @@ from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore, abandon
 from engine.carriers import Carriers
+from engine.commit import Committer
 from engine.context import Log, RunContext, RunOptions
 from engine.decide import Decider
 from engine.dependencies import Dependencies
@@ -36,16 +37,13 @@ from engine.dispatch import Dispatcher
 from engine.ledger_view import LedgerView
 from engine.mapping import ChunkMapper
 from engine.pipeline import Pipeline
-from engine.planner import WORKERS_AFTER_FULL_PAGES, Planner
+from engine.planner import WORKERS_AFTER_FULL_PAGES, Planner, Window
 from engine.reader import RecordReader
 from engine.repair import Repair
 from engine.seen import SeenIds
 from engine.stats import ProgressHook, StreamStats
 
 __all__ = ["WORKERS_AFTER_FULL_PAGES", "Parts", "ProgressHook", "StreamStats", "Syncer"]
-
-Window = tuple[datetime, datetime]
-"""A backfill's ``(since, until]`` as aware datetimes."""
 
 
 def trigger_cutoff(window: float | None, stream: str, db_now: datetime) -> float | None:
@@ -74,15 +72,16 @@ class Parts:
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
+        self.committer = Committer(ctx)
         self.dependencies = Dependencies(ctx)
         self.ledger = LedgerView(ctx)
         self.decider = Decider(ctx, self.dependencies, self.ledger)
         self.reader = RecordReader(ctx)
-        self.carriers = Carriers(ctx, self.dependencies, self.reader)
+        self.carriers = Carriers(ctx, self.dependencies, self.reader, self.committer)
         self.dispatcher = Dispatcher(ctx, self.carriers, self.ledger)
-        self.pipeline = Pipeline(ctx, self.decider, self.dispatcher)
-        self.repair = Repair(ctx, self.pipeline, self.dispatcher)
-        self.planner = Planner(ctx, self.pipeline)
+        self.pipeline = Pipeline(ctx, self.decider, self.dispatcher, self.committer)
+        self.repair = Repair(ctx, self.pipeline, self.dispatcher, self.committer)
+        self.planner = Planner(ctx, self.pipeline, self.committer)
 
 
 class Syncer:
@@ -154,7 +153,7 @@ class Syncer:
             if full_pass:
                 ctx.memory.seen[entity] = SeenIds()
             for cursor_name in p.planner.cursors(stream):
-                p.planner.sync_cursor(stream, cursor_name, window, db_now, stats)
+                p.planner.sync_cursor(p.planner.plan(stream, cursor_name, window, db_now), stats)
             if window is None and not ctx.dry_run:
                 p.repair.retry_pending(stream, stats)
                 p.pipeline.drain()

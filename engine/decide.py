@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
@@ -24,7 +23,7 @@ from engine.waiting import Decision
 from transforms.payload import Mapped, Payload
 from transforms.stand_ins import stand_ins
 
-Reasons = list[dict[str, Any]]
+Reasons = list[dict[str, object]]
 """Why a record is quarantined: one ``{"check", "field", "value"}`` per failed check."""
 Quarantined = tuple[str, str, Key, Reasons]
 """A quarantined record: (entity, external_id, source_pk, reasons)."""
@@ -86,7 +85,7 @@ class Decider:
             counts["new" if k is None or k.status == "deleted" else "changed"] += 1
         stand_ins = self._stand_ins(mapped, needs, stats)
         quiet = self._quiet(mapped, send)
-        deletions = mapped.deletions + self.ledger.renamed(entity, [p for p in payloads if p.external_id not in known])
+        deletions = mapped.deletions + self.ledger.renamed(stream, [p for p in payloads if p.external_id not in known])
         cleared = [(entity, ext) for ext, _ in mapped.deletions] + self._requarantine(entity, payloads, quarantined)
         if ctx.dry_run:
             counts["deleted"] += len(self.ledger.delete_targets(entity, deletions))  # would delete

@@ -97,7 +97,7 @@ class Dispatcher:
         if not targets or ctx.dry_run:
             return []
         if spec.delete_method is None:
-            return []  # Altcraft cannot delete them (categories have no delete method, api.md §1.2)
+            return []  # Altcraft cannot delete them (categories have no delete method, docs/altcraft-api.md §1.2)
         report = ctx.need_client().delete_records(spec.delete_method, [ext for ext, _ in targets],
                                                   one_by_one=spec.delete_one_by_one)
         out = [deleted_entry(spec.entity, ext, pk, report.outcomes[ext]) for ext, pk in targets]

@@ -17,12 +17,13 @@ class LedgerView:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
 
-    def renamed(self, entity: str, new: list[Payload]) -> list[tuple[str, Key]]:
+    def renamed(self, stream: str, new: list[Payload]) -> list[tuple[str, Key]]:
         """Records whose external id changed for the same source key (a SKU code edited in the shop): the
         old id is deleted in Altcraft with the chunk, or it would stay there for good. A first sync (the
         ledger holds nothing of the entity) skips the lookup."""
-        spec = self.ctx.config.streams.section(registry.of_entity(entity).name)
+        spec = self.ctx.config.streams.section(stream)
         assert spec is not None
+        entity = registry.get(stream).entity
         if not new or spec.columns.get("external_id") == spec.primary_key:  # an id that is the key never changes
             return []
         has = self.ctx.memory.ledger_has

@@ -6,8 +6,8 @@ can run in other processes while this one reads the next chunk and pushes the la
 order of commits, the workers only turn frames into payloads.
 
 A worker also fetches the chunk's children (order lines, regional rows) itself, with its own connection:
-the children are most of the rows (3 lines an order), and building their frame in the run's process held
-its GIL for a quarter of a full sync while the push thread waited for it. The parent page is still read
+the children are most of the rows (several lines an order), and building their frame in the run's
+process would hold its GIL while the push thread waits for it. The parent page is still read
 by the engine, which needs its keyset cursor before it can ask for the next page. Reading the children
 in another connection changes nothing about consistency: the engine never read parents and children in
 one transaction either (``connectors.shop_db``), and a child changed after its parent was read moves the

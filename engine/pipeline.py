@@ -4,8 +4,7 @@ Commits stay strictly in chunk order: at most ``mapper.depth`` chunks are mappin
 push thread) and one committed (the commit thread) while the run thread reads the next. A chunk is
 committed only after Altcraft answered for each of its records, so a killed run resumes at its last
 committed chunk and the watermark never passes a row that is neither delivered nor recorded. The pipeline
-is the one writer of watermarks and the one place a chunk is committed (:meth:`Pipeline.commit_cursor`
-for a cursor that moved without records)."""
+commits through :class:`engine.commit.Committer`, the one writer of watermarks."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ import pandas as pd
 
 from altcraft_sync import streams as registry
 from altcraft_sync.cursor import Cursor
-from connectors.state import LedgerEntry
+from engine.commit import Committer
 from engine.context import RunContext
 from engine.decide import Decider, Prepared
 from engine.dispatch import Dispatcher
@@ -32,10 +31,10 @@ from engine.stats import StreamStats
 class Pipeline:
     """Two single-thread executors (push, commit) and the map workers; ``close`` shuts them down."""
 
-    def __init__(self, ctx: RunContext, decider: Decider, dispatcher: Dispatcher) -> None:
-        self.ctx, self.decider, self.dispatcher = ctx, decider, dispatcher
-        self._pipeline = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
-        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+    def __init__(self, ctx: RunContext, decider: Decider, dispatcher: Dispatcher, committer: Committer) -> None:
+        self.ctx, self.decider, self.dispatcher, self.committer = ctx, decider, dispatcher, committer
+        self._push_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push")
+        self._commit_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._pending: Future[None] | None = None
         self._committing: Future[None] | None = None
         self.mapper = ChunkMapper(ctx.config, 0 if ctx.dry_run else ctx.config.sync.map_workers, ctx.source)
@@ -45,36 +44,8 @@ class Pipeline:
         """Finish nothing more: stop the map workers and the push and commit threads."""
         self.abandon()
         self.mapper.shutdown()
-        self._pipeline.shutdown(wait=True)
-        self._committer.shutdown(wait=True)
-
-    def _moved(self, cursor_name: str, cursor: Cursor | None) -> dict[str, Cursor] | None:
-        """The cursor to commit, or None when it is where the state already has it (a lookback re-read of
-        unchanged rows): a watermark is rewritten only when it moves. Called on the commit thread, in
-        chunk order."""
-        positions = self.ctx.memory.positions
-        if cursor is None or positions.get(cursor_name) == cursor:
-            return None
-        positions[cursor_name] = cursor
-        return {cursor_name: cursor}
-
-    def start_cursor(self, cursor_name: str, committed: Cursor | None) -> None:
-        """Where ``cursor_name`` stands in the state before it is read (its watermark, or None)."""
-        self.ctx.memory.positions[cursor_name] = committed
-
-    def commit_cursor(self, stream: str, cursor_name: str, cursor: Cursor) -> None:
-        """After :meth:`drain`: move a cursor past rows that needed no record of their own (a child cursor
-        whose rows' parents the parent cursor read)."""
-        if not self.ctx.dry_run:
-            self._commit(stream, cursor_name, cursor)
-
-    def _commit(self, stream: str, cursor_name: str, cursor: Cursor | None, prepared: Prepared | None = None,
-                entries: list[LedgerEntry] | None = None) -> None:
-        """The chunk's one state transaction: its outcomes, quarantine changes, and the cursor if it moved."""
-        ctx = self.ctx
-        ctx.state.commit_chunk(stream=stream, cursors=self._moved(cursor_name, cursor), entries=entries or (),
-                               quarantined=prepared.quarantined if prepared else (),
-                               cleared=prepared.cleared if prepared else (), run_id=ctx.run_id, lock_owner=ctx.owner)
+        self._push_thread.shutdown(wait=True)
+        self._commit_thread.shutdown(wait=True)
 
     def process_commit(self, stream: str, parents: pd.DataFrame, stats: StreamStats, cursor: Cursor | None,
                         cursor_name: str) -> None:
@@ -85,7 +56,8 @@ class Pipeline:
         if parents.empty:
             self._finish_mapping()
             if cursor is not None and not self.ctx.dry_run:
-                self._in_order(lambda: self._commit_in_order(lambda: self._commit(stream, cursor_name, cursor)))
+                self._in_order(lambda: self._commit_in_order(
+                    lambda: self.committer.commit(stream, cursor=(cursor_name, cursor))))
             return
         stats.add(extracted=len(parents))
         future = self.mapper.submit(self.ctx.mapping_spec(stream), parents, self.ctx.child_entity(stream))
@@ -115,17 +87,17 @@ class Pipeline:
         surfaces here). Network and state I/O of chunk N overlap reading and mapping of chunk N+1."""
         self._wait_pipeline()
         ctx = contextvars.copy_context()  # Prefect's run context, for progress artifacts
-        self._pending = self._pipeline.submit(ctx.run, work)
+        self._pending = self._push_thread.submit(ctx.run, work)
 
     def _commit_in_order(self, commit: Callable[[], None]) -> None:
         """On the push thread: hand a pushed chunk's commit to the commit thread once the previous chunk's
         commit finished (its error surfaces here). Commits stay in chunk order, one at a time; the push of
-        chunk N+1 overlaps the commit of chunk N, which kept Altcraft idle for a fifth of a full sync.
+        chunk N+1 overlaps the commit of chunk N, so Altcraft is not kept idle while the state commits.
         A crash between the two leaves both chunks uncommitted: the next run re-reads and re-sends them,
         as after any crash between a push and its commit."""
         self._wait_commits()
         ctx = contextvars.copy_context()
-        self._committing = self._committer.submit(ctx.run, commit)
+        self._committing = self._commit_thread.submit(ctx.run, commit)
 
     def abandon(self) -> None:
         """After an error: drop the chunks still mapping (nothing of them was sent or committed) and wait
@@ -177,10 +149,8 @@ class Pipeline:
 
         def commit() -> None:
             t = time.perf_counter()
-            if not ctx.dry_run:
-                self._commit(stream, cursor_name, cursor, prepared, entries)
-                if batch:
-                    ctx.state.settle([batch])
+            self.committer.commit(stream, entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
+                                  cursor=(cursor_name, cursor), settle=[batch] if batch else [])
             stats.timed("commit", t)
             ctx.on_progress(stats)
 

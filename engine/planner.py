@@ -9,30 +9,57 @@ commits each chunk and moves the watermark."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pandas as pd
 
 from altcraft_sync import streams as registry
-from altcraft_sync.cursor import Cursor, to_utc
+from altcraft_sync.cursor import Cursor, CursorTs, to_utc
+from engine.commit import Committer
 from engine.context import RunContext
 from engine.pipeline import Pipeline
 from engine.stats import StreamStats
 
+Window = tuple[datetime, datetime]
+"""A backfill's ``(since, until]`` as aware datetimes."""
+
 WORKERS_AFTER_FULL_PAGES = 3
-"""Map workers start once a cursor has read this many full pages. A run of a page or two (a nightly
-incremental) would spend more on starting a worker (2-3 s of CPU, measured) than it saves: at 1M orders
-the 1%-changed run took 7.0 s with a worker against 4.5 s without."""
+"""Map workers start once a cursor has read this many full pages: a run of a page or two (a nightly
+incremental) would spend more on starting a worker process than it saves (figures: bench/README)."""
+
+
+@dataclass(frozen=True)
+class CursorPlan:
+    """One cursor of one stream in this run, built once by :meth:`Planner.plan`: where it stands, where
+    it starts and the bound it reads up to (frozen at the start of the stream)."""
+
+    stream: str
+    name: str
+    """The cursor: the stream's own table, or its child table (``orders.lines``)."""
+    watermark: Cursor | None
+    """Its committed position before this run (None for a window or a first run)."""
+    start: Cursor | None
+    """Read rows after this (the watermark minus the lookback, or the window's start); None: from the first."""
+    upper: CursorTs | None
+    """Read rows up to this ``updated_at`` (the clock minus the safety margin, or the window's end)."""
+    keeps_watermark: bool
+    """Whether reading it moves the watermark (an incremental run of a cursor with ``updated_at``)."""
+    read_in_full: bool
+    """No ``updated_at``: read whole every run, by key; no position to keep."""
+
+    @property
+    def is_child(self) -> bool:
+        return self.name != self.stream
 
 
 class Planner:
     """Cursors, bounds, the read loop of one cursor, and lag."""
 
-    def __init__(self, ctx: RunContext, pipeline: Pipeline) -> None:
-        self.ctx, self.pipeline = ctx, pipeline
-        self._parent_range: tuple[Cursor | None, Any] = (None, None)
-        """The parent cursor's (start, upper) in this run: a child cursor skips rows whose parent it read."""
+    def __init__(self, ctx: RunContext, pipeline: Pipeline, committer: Committer) -> None:
+        self.ctx, self.pipeline, self.committer = ctx, pipeline, committer
+        self._parent: CursorPlan | None = None
+        """The parent cursor's plan in this run: a child cursor skips rows whose parent it read."""
 
     def cursors(self, stream: str) -> list[str]:
         """The stream's own cursor, then its child table's (when the config maps one). A child without
@@ -46,92 +73,89 @@ class Planner:
         """Whether the entity has an ``updated_at``; one without is read in full every run, by key."""
         return self.ctx.source.entities[entity].ts is not None
 
-    def sync_cursor(self, stream: str, cursor_name: str, window: tuple[Any, Any] | None, db_now: datetime,
-                    stats: StreamStats) -> None:
-        """Read one cursor's range through the pipeline and record where it stands (a dry run commits
-        nothing: its watermark stays where it was)."""
-        ctx = self.ctx
-        wm, start, upper = self.bounds(stream, cursor_name, window, db_now)
-        stats.watermark_before[cursor_name] = show_cursor(wm)
-        self.pipeline.start_cursor(cursor_name, wm)
-        if cursor_name == stream:
-            self._parent_range = (start, upper)
-        keep = window is None and self.has_ts(cursor_name)  # a full read has no watermark
-        last = self.run_cursor(stream, cursor_name, start, upper, wm, stats, commit_watermark=keep)
-        self.pipeline.drain()
-        read_in_full = not self.has_ts(cursor_name)  # no position to keep
-        stats.watermark_after[cursor_name] = (stats.watermark_before[cursor_name] if ctx.dry_run or read_in_full
-                                              else show_cursor(last))
-        if keep and not ctx.dry_run:
-            stats.stale = stats.stale or ctx.source.has_rows_between(cursor_name, last, upper)
-
-    def bounds(self, stream: str, cursor_name: str, window: tuple[Any, Any] | None,
-                db_now: datetime) -> tuple[Cursor | None, Cursor | None, Any]:
-        """(watermark, start, upper bound) of one cursor: from the watermark minus the lookback, or the
-        window's start; up to the clock minus the safety margin, or the window's end if earlier."""
+    def plan(self, stream: str, cursor_name: str, window: Window | None, db_now: datetime) -> CursorPlan:
+        """The cursor's plan: from the watermark minus the lookback, or the window's start; up to the clock
+        minus the safety margin, or the window's end if earlier."""
         ctx = self.ctx
         margin = ctx.config.source.safety_margin_seconds
-        if not self.has_ts(cursor_name):
-            return None, None, None  # read in full, by key; nothing to bound
+        if not self.has_ts(cursor_name):  # read in full, by key; nothing to bound
+            return CursorPlan(stream, cursor_name, None, None, None, keeps_watermark=False, read_in_full=True)
         if window is None:
             wm = ctx.state.get_watermark(stream, cursor_name)
             start = ctx.source.lookback_start(cursor_name, wm, ctx.config.source.lookback_seconds) if wm else None
-            return wm, start, ctx.source.upper_bound(cursor_name, margin, now=db_now)
+            return CursorPlan(stream, cursor_name, wm, start, ctx.source.upper_bound(cursor_name, margin, now=db_now),
+                              keeps_watermark=True, read_in_full=False)
         start = Cursor(ctx.source.to_native(cursor_name, window[0]), None)
-        return None, start, ctx.source.to_native(cursor_name, min(window[1], db_now - pd.Timedelta(seconds=margin)))
+        upper = ctx.source.to_native(cursor_name, min(window[1], db_now - pd.Timedelta(seconds=margin)))
+        return CursorPlan(stream, cursor_name, None, start, upper, keeps_watermark=False, read_in_full=False)
 
-    def run_cursor(self, stream: str, name: str, start: Cursor | None, upper: Any, wm: Cursor | None,
-                   stats: StreamStats, *, commit_watermark: bool) -> Cursor | None:
-        """Read one cursor from ``start`` up to ``upper`` page by page into the pipeline; the newest
-        position read (or ``wm`` when nothing was)."""
+    def sync_cursor(self, plan: CursorPlan, stats: StreamStats) -> None:
+        """Read one cursor's range through the pipeline and record where it stands (a dry run commits
+        nothing: its watermark stays where it was)."""
+        ctx = self.ctx
+        stats.watermark_before[plan.name] = show_cursor(plan.watermark)
+        self.committer.start(plan.name, plan.watermark)
+        if not plan.is_child:
+            self._parent = plan
+        last = self.run_cursor(plan, stats)
+        self.pipeline.drain()
+        stats.watermark_after[plan.name] = (stats.watermark_before[plan.name] if ctx.dry_run or plan.read_in_full
+                                            else show_cursor(last))
+        if plan.keeps_watermark and not ctx.dry_run:
+            stats.stale = stats.stale or ctx.source.has_rows_between(plan.name, last, plan.upper)
+
+    def run_cursor(self, plan: CursorPlan, stats: StreamStats) -> Cursor | None:
+        """Read one cursor from its start up to its bound page by page into the pipeline; the newest
+        position read (or the watermark when nothing was)."""
+        if registry.get(plan.stream).whole_table:
+            return self.run_whole_table(plan, stats)
         ctx, pipeline = self.ctx, self.pipeline
+        stream, name = plan.stream, plan.name
         chunk_size = ctx.config.source.chunk_size
-        is_child = name != stream
-        last = wm
-        if registry.get(stream).whole_table:
-            return self.run_whole_table(stream, name, start, upper, wm, stats, commit_watermark=commit_watermark)
+        last = plan.watermark
         t = time.perf_counter()
-        parent_start, parent_upper = self._parent_range
-        skip = (stream, parent_start, parent_upper) if is_child else None
+        parent = self._parent
+        skip = (stream, parent.start, parent.upper) if plan.is_child and parent is not None else None
         full_pages = 0
-        for frame, cur in ctx.source.read_changes(name, start, upper, chunk_size, keys_only=is_child, skip_parents_in=skip):
+        for frame, cur in ctx.source.read_changes(name, plan.start, plan.upper, chunk_size, keys_only=plan.is_child,
+                                                  skip_parents_in=skip):
             full_pages += len(frame) >= chunk_size
             if full_pages >= WORKERS_AFTER_FULL_PAGES:
                 pipeline.mapper.start()  # a big change set: worth mapping in parallel from here on
-            if is_child:
+            if plan.is_child:
                 keys = list(dict.fromkeys(frame["_parent"].tolist()))
                 parents = ctx.source.fetch_by_keys(stream, keys)
             else:
                 parents = frame
             stats.timed("read", t)
             last = newest_cursor(last, cur)
-            pipeline.process_commit(stream, parents, stats, last if commit_watermark else None, name)
+            pipeline.process_commit(stream, parents, stats, last if plan.keeps_watermark else None, name)
             t = time.perf_counter()
         pipeline.drain()
-        if is_child:
-            # Child rows up to ``upper`` were either read above or left out because their parent was read
+        if plan.is_child:
+            # Child rows up to the bound were either read above or left out because their parent was read
             # by the parent cursor in this run: the child cursor may move to the newest of them.
-            newest = ctx.source.last_cursor(name, upper)
-            if newest is not None and (last is None or (newest.ts, newest.pk) > (last.ts, last.pk)):
+            newest = ctx.source.last_cursor(name, plan.upper)
+            if newest is not None and newest.after(last):
                 last = newest
-                if commit_watermark:
-                    pipeline.commit_cursor(stream, name, last)
+                if plan.keeps_watermark:
+                    self.committer.commit(stream, cursor=(name, last))
         stats.timed("read", t)
         return last
 
-    def run_whole_table(self, stream: str, name: str, start: Cursor | None, upper: Any, last: Cursor | None,
-                         stats: StreamStats, *, commit_watermark: bool) -> Cursor | None:
+    def run_whole_table(self, plan: CursorPlan, stats: StreamStats) -> Cursor | None:
         """Categories must go parents first across the whole change set, not per chunk: read all of them
         (a category table is small) and send one ordered batch."""
         ctx = self.ctx
         frames, newest = [], None
-        for frame, cur in ctx.source.read_changes(name, start, upper, ctx.config.source.chunk_size):
+        for frame, cur in ctx.source.read_changes(plan.name, plan.start, plan.upper, ctx.config.source.chunk_size):
             frames.append(frame)
             newest = cur
+        last = plan.watermark
         if frames:
             whole = pd.concat(frames, ignore_index=True)
-            self.pipeline.process_commit(stream, whole, stats, newest_cursor(last, newest) if commit_watermark else None, name)
             last = newest_cursor(last, newest)
+            self.pipeline.process_commit(plan.stream, whole, stats, last if plan.keeps_watermark else None, plan.name)
         self.pipeline.drain()
         return last
 
@@ -149,11 +173,9 @@ class Planner:
 
 
 def newest_cursor(a: Cursor | None, b: Cursor | None) -> Cursor | None:
-    if a is None:
-        return b
     if b is None:
         return a
-    return b if (b.ts, b.pk) > (a.ts, a.pk) else a
+    return b if b.after(a) else a
 
 
 def show_cursor(c: Cursor | None) -> str | None:

@@ -6,14 +6,16 @@ coordinator holds the stream's lock around each of these."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
-from typing import Protocol, TypeVar
+from collections.abc import Callable
+from typing import Protocol
 
 import pandas as pd
 
 from altcraft_sync import streams as registry
+from altcraft_sync.batching import batched
 from altcraft_sync.cursor import Cursor
+from connectors.state import MAY_HOLD
+from engine.commit import Committer
 from engine.context import RunContext
 from engine.dispatch import Dispatcher
 from engine.outcomes import undeletable_entry
@@ -35,15 +37,15 @@ class Repair:
     """``reconcile``, the retry pass and the quarantine re-read of every stream run, and removing what a
     full read did not see."""
 
-    def __init__(self, ctx: RunContext, feed: ChunkFeed, dispatcher: Dispatcher) -> None:
-        self.ctx, self.feed, self.dispatcher = ctx, feed, dispatcher
+    def __init__(self, ctx: RunContext, feed: ChunkFeed, dispatcher: Dispatcher, committer: Committer) -> None:
+        self.ctx, self.feed, self.dispatcher, self.committer = ctx, feed, dispatcher, committer
 
     def reconcile(self, stream: str) -> StreamStats:
         """Delete in Altcraft what the ledger says is there but the source no longer has (hard deletes).
 
         Opt-in: it reads every source key (in pages; keys only) and every ledger key of the entity. Never
         a re-send: only ids that vanished are deleted, in batches. Categories cannot be deleted through the
-        API (api.md §1.2), so they are only reported."""
+        API (docs/altcraft-api.md §1.2), so they are only reported."""
         stats = StreamStats(stream)
         present: set[str] = set()
         for frame in self.ctx.source.iter_keys(stream):
@@ -58,14 +60,14 @@ class Repair:
                          unsettled: bool) -> None:
         """Delete in Altcraft what the ledger holds but the source no longer has (``missing`` answers, for a
         batch of external ids, those the source does not have), in batches. What Altcraft cannot delete
-        (categories, api.md §1.2) is reported and marked deleted in the ledger, so it is reported once and
+        (categories, docs/altcraft-api.md §1.2) is reported and marked deleted in the ledger, so it is reported once and
         sent again if it comes back. ``unsettled`` adds the records of batches a dead run sent without
         committing their outcome: Altcraft may hold them unknown to the ledger, and one hard-deleted since
         is never read again. Quarantined records that left the source leave the backlog."""
         ctx = self.ctx
         entity = registry.get(stream).entity
         vanished: dict[str, str] = {}
-        for part in batched(ctx.state.delivered_ids(entity), 5000):
+        for part in batched(ctx.state.ids_with_status(entity, MAY_HOLD), 5000):
             keys = dict(part)
             vanished.update((ext, keys[ext]) for ext in missing(list(keys)))
         batches: list[str] = []
@@ -79,20 +81,17 @@ class Repair:
         if vanished and registry.get(stream).delete_method is None:
             stats.warnings.append(f"{len(vanished)} {stream} left the source; Altcraft has no delete method for them")
             ctx.sample(stats, "vanished", sorted(vanished))
-            if not ctx.dry_run:
-                ctx.state.commit_chunk(stream=stream, lock_owner=ctx.owner, run_id=ctx.run_id, entries=[
-                    undeletable_entry(entity, ext, pk) for ext, pk in vanished.items()])
+            self.committer.commit(stream, entries=[undeletable_entry(entity, ext, pk) for ext, pk in vanished.items()])
         elif vanished and ctx.dry_run:
             stats.add(deleted=len(vanished))
             ctx.sample(stats, "deleted", list(vanished))
         elif vanished:
             targets = list(vanished.items())
             for part in batched(targets, ctx.config.altcraft.batch_size):
-                entries = self.dispatcher.delete(stream, part, stats, only_known=False)
-                ctx.state.commit_chunk(stream=stream, entries=entries, run_id=ctx.run_id, lock_owner=ctx.owner)
+                self.committer.commit(stream, entries=self.dispatcher.delete(stream, part, stats, only_known=False))
         gone = sorted(missing(sorted(ctx.state.quarantined_ids(entity))))
-        if gone and not ctx.dry_run:
-            ctx.state.commit_chunk(stream=stream, cleared=[(entity, ext) for ext in gone], lock_owner=ctx.owner)
+        if gone:
+            self.committer.commit(stream, cleared=[(entity, ext) for ext in gone])
         if batches and not ctx.dry_run:
             ctx.state.settle(batches)
 
@@ -138,13 +137,3 @@ class Repair:
         for kind, items in healing.samples.items():
             if kind != "invalid":
                 stats.samples.setdefault(kind, []).extend(items[: 5 - len(stats.samples.get(kind, []))])
-
-
-T = TypeVar("T")
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """``items`` in lists of ``size`` (itertools.batched arrives in Python 3.12)."""
-    it = iter(items)
-    while part := list(islice(it, size)):
-        yield part

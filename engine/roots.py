@@ -1,7 +1,7 @@
 """Root definitions and categories: what must travel with a real record, and which record carries it.
 
 Altcraft takes custom field definitions, custom line statuses and categories only at the root of an
-import request whose ``data`` is required (api.md §1.1-1.2); the seed's own orders/import example sends
+import request whose ``data`` is required (docs/altcraft-api.md §1.1-1.2); the seed's own orders/import example sends
 definitions together with the orders that use them. Sending them with ``data: []`` works only if Altcraft
 accepts an empty ``data``, which nothing documents. So altcraft-sync never does:
 
@@ -15,14 +15,12 @@ accepts an empty ``data``, which nothing documents. So altcraft-sync never does:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
+from transforms.payload import canonical, fingerprint
 
 DEFINITION_ENTITIES = {"custom_fields": "custom_field", "custom_line_statuses": "line_status"}
 """Root key -> the ledger entity its definitions are fingerprinted under."""
@@ -42,11 +40,6 @@ class Definition:
         return DEFINITION_ENTITIES[self.root]
 
 
-def fingerprint(body: dict[str, Any]) -> str:
-    """The same fingerprint records get: blake2b of the canonical JSON (sorted keys)."""
-    return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
-
-
 def definitions_for(config: Config, stream: str, enabled: list[str]) -> list[Definition]:
     """The definitions ``stream`` carries: custom fields of an entity type its spec ``carries``, and custom
     line statuses if it carries ``line_status``. A custom field whose own stream is not enabled rides with
@@ -59,11 +52,11 @@ def definitions_for(config: Config, stream: str, enabled: list[str]) -> list[Def
         home = next((s.name for s in carriers if cf.entity_type in s.carries), carriers[0].name)
         if home == stream:
             body = cf.model_dump(exclude_none=True)
-            out.append(Definition("custom_fields", cf.external_id, body, fingerprint(body)))
+            out.append(Definition("custom_fields", cf.external_id, body, fingerprint(canonical(body))))
     if "line_status" in registry.get(stream).carries:
         for st in config.custom_line_statuses:
             body = st.model_dump()
-            out.append(Definition("custom_line_statuses", st.external_id, body, fingerprint(body)))
+            out.append(Definition("custom_line_statuses", st.external_id, body, fingerprint(canonical(body))))
     return out
 
 
@@ -75,8 +68,9 @@ def roots_body(definitions: list[Definition]) -> dict[str, list[dict[str, Any]]]
     return roots
 
 
-def category_carrier(enabled: list[str]) -> str | None:
-    """The stream whose records carry categories (the first enabled one whose spec ``carries`` them), or
-    None when no such stream is synced."""
+def carrier_of(root_key: str, enabled: list[str]) -> str | None:
+    """The stream whose records carry a stream sent at the root of imports (``root_key``, the carried
+    stream's spec says which: categories): the first enabled one whose spec ``carries`` it, or None when no
+    such stream is synced."""
     return next((s.name for s in registry.all_specs() if s.name in enabled and s.import_method
-                 and "categories" in s.carries), None)
+                 and root_key in s.carries), None)

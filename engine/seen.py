@@ -10,6 +10,8 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable
 
+from altcraft_sync.batching import batched
+
 
 class SeenIds:
     """A set of strings on disk, for one pass: ``add`` per chunk, ``missing`` per batch, ``close`` at the end."""
@@ -30,8 +32,7 @@ class SeenIds:
     def missing(self, ids: list[str]) -> list[str]:
         """Those of ``ids`` the pass never saw (in batches of 500: SQLite's parameter limit)."""
         out: list[str] = []
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
+        for part in batched(ids, 500):
             found = {r[0] for r in self._db.execute(
                 f"SELECT id FROM seen WHERE id IN ({','.join('?' * len(part))})", part)}
             out += [i for i in part if i not in found]

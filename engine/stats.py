@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,7 +92,11 @@ ProgressHook = Callable[[StreamStats], None]
 """Called with a stream's figures after each committed chunk (the hosts draw progress with it)."""
 
 
-def add_sample(stats: StreamStats, kind: str, items: list[Any]) -> None:
+SampleItem = Payload | str | dict[str, object]
+"""What a sample keeps: a record (kept as its JSON object), an external id, or a small description."""
+
+
+def add_sample(stats: StreamStats, kind: str, items: Sequence[SampleItem]) -> None:
     """Keep up to ``SAMPLE_SIZE`` items of ``kind`` (a payload as its JSON record)."""
     bucket = stats.samples.setdefault(kind, [])
     for item in items[: max(0, SAMPLE_SIZE - len(bucket))]:

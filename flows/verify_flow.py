@@ -5,7 +5,6 @@ failed runs tells someone."""
 from __future__ import annotations
 
 import uuid
-from typing import Literal
 
 import orjson
 from prefect import flow, get_run_logger
@@ -14,10 +13,9 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from altcraft_sync.errors import SyncError, one_line
+from altcraft_sync.streams import StreamName
 from runner.runtime import open_runtime
 from runner.verify import COLUMNS, VerifyStats, verify_streams
-
-VerifyStream = Literal["products", "skus", "orders"]
 
 
 def verify_markdown(results: dict[str, VerifyStats], repair: bool) -> str:
@@ -39,10 +37,11 @@ def verify_markdown(results: dict[str, VerifyStats], repair: bool) -> str:
 
 
 @flow(name="verify", flow_run_name="verify {streams}", validate_parameters=True)
-def verify_flow(config_path: str = "altcraft-sync.yaml", streams: list[VerifyStream] | None = None,
+def verify_flow(config_path: str = "altcraft-sync.yaml", streams: list[StreamName] | None = None,
                 repair: bool = False, sample: int | None = None) -> State:
     """Compare what Altcraft holds with the ledger and the shop, field by field; ``repair`` re-sends the
-    differing records and deletes what altcraft-sync sent that the shop no longer has."""
+    differing records and deletes what altcraft-sync sent that the shop no longer has. A stream Altcraft
+    has no list method for (categories) is reported as not verifiable."""
     log = get_run_logger()
     run_id = str(flow_run.get_id() or uuid.uuid4())
     try:

@@ -2,8 +2,8 @@
 run's record in the state database, its failure threshold and its one-line outcome.
 
 Two hosts carry a run out. :class:`LocalHost` runs the steps in this process with nothing else: a terminal
-run with no Prefect API configured, which would otherwise start a temporary Prefect server first (10-20 s
-and ~250 MB, measured, for what is often a one-second no-change run). The Prefect host
+run with no Prefect API configured, which would otherwise start a temporary Prefect server first (seconds
+and hundreds of MB, for what is often a one-second no-change run; see the README). The Prefect host
 (:mod:`flows.sync`) runs each stream as a task and publishes artifacts. Both record the run in the state
 database the same way, so ``status`` and ``quarantine`` see every run. Nothing here imports Prefect.
 """

@@ -32,10 +32,8 @@ def _value_check_ranges(cfg: Config, source: ShopSource, state: StateStore) -> d
     """Where the status check must look: from each cursor's lookback start (what this run can read), or
     everywhere when a cursor has no watermark yet."""
     out: dict[str, Cursor | None] = {}
-    for entity in ("orders", "orders.lines"):
-        if entity not in source.entities:
-            continue
-        wm = state.get_watermark("orders", entity)
+    for stream, entity, *_ in source.status_checks():
+        wm = state.get_watermark(stream, entity)
         if wm is None:
             return None
         out[entity] = source.lookback_start(entity, wm, cfg.source.lookback_seconds)

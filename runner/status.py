@@ -128,7 +128,8 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
         # one attempt: a check answers in seconds whether Altcraft is reachable, it does not wait it out
         client = AltcraftClient(cfg.altcraft.model_copy(update={"max_attempts": 1}), resolve_token(cfg.altcraft))
         try:
-            next(client.list_skus(limit=1), None)
+            probe = next(spec.list_method for spec in registry.all_specs() if spec.list_method)
+            next(client.list_records(probe, limit=1), None)
         finally:
             client.close()
         results.append((f"Altcraft {cfg.altcraft.api_url} accepts the token", None))

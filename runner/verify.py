@@ -31,11 +31,13 @@ from typing import Any
 import orjson
 
 from altcraft_sync import streams as registry
+from altcraft_sync.batching import batched
 from altcraft_sync.config import Config
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import LedgerEntry, StateStore, lock_owner
 from engine.carriers import Carriers
+from engine.commit import Committer
 from engine.context import Key, RunContext, RunOptions
 from engine.dependencies import Dependencies
 from engine.dispatch import Dispatcher
@@ -102,7 +104,9 @@ class Verifier:
         # the engine's own context and dispatcher: one way to read a key, map a record, send and delete
         self.ctx = RunContext(config, source, state, client, RunOptions(run_id=run_id), log=self.log)
         self.reader = RecordReader(self.ctx)
-        self.dispatcher = Dispatcher(self.ctx, Carriers(self.ctx, Dependencies(self.ctx), self.reader), LedgerView(self.ctx))
+        self.committer = Committer(self.ctx)
+        carriers = Carriers(self.ctx, Dependencies(self.ctx), self.reader, self.committer)
+        self.dispatcher = Dispatcher(self.ctx, carriers, LedgerView(self.ctx))
 
     def close(self) -> None:
         """Nothing to stop: verify runs no threads (kept for callers that close what they open)."""
@@ -145,7 +149,7 @@ class Verifier:
     def _sampled(self, entity: str) -> set[str] | None:
         if not self.sample:
             return None
-        delivered = [ext for ext, _ in self.state.delivered_ids(entity, ("delivered", "deleted"))]
+        delivered = [ext for ext, _ in self.state.ids_with_status(entity, ("delivered", "deleted"))]
         return set(random.sample(delivered, min(self.sample, len(delivered))))
 
     def _mapped(self, stream: str, pks: list[str]) -> tuple[dict[str, Payload], set[str]]:
@@ -201,11 +205,10 @@ class Verifier:
     def _missing(self, stream: str, seen: set[str], chosen: set[str] | None, stats: VerifyStats) -> None:
         entity = registry.get(stream).entity
         absent: list[tuple[str, str]] = []
-        for ext, pk in self.state.delivered_ids(entity, ("delivered",)):
+        for ext, pk in self.state.ids_with_status(entity, ("delivered",)):
             if ext not in seen and (chosen is None or ext in chosen):
                 absent.append((ext, pk))
-        for start in range(0, len(absent), self.page_size):
-            part = absent[start:start + self.page_size]
+        for part in batched(absent, self.page_size):
             current, _ = self._mapped(stream, [pk for _, pk in part if pk is not None])
             stats.missing += len(part)
             for ext, _ in part[: max(0, SAMPLES - len(stats.samples.get("missing", [])))]:
@@ -228,7 +231,7 @@ class Verifier:
             done = self.dispatcher.delete(stream, remove, StreamStats(stream), only_known=False)
             entries += done
             stats.deleted += sum(e.status == "deleted" for e in done)
-        self.state.commit_chunk(stream=stream, entries=entries, run_id=self.run_id, lock_owner=lock_owner(self.run_id))
+        self.committer.commit(stream, entries=entries)
         self.log.info("%s: repaired: %d re-sent, %d deleted", stream, len(resend), len(remove))
 
     @staticmethod

@@ -26,7 +26,7 @@ TOKEN = "sandbox-test-token-5f1c9e"
 
 @pytest.fixture
 def emulator():
-    """The emulator in strict mode: an import with an empty ``data`` is refused (api.md: required)."""
+    """The emulator in strict mode: an import with an empty ``data`` is refused (docs/altcraft-api.md: required)."""
     emu = AltcraftEmulator(token=TOKEN, strict_data=True).start()
     yield emu
     emu.stop()

@@ -14,10 +14,11 @@ from transforms import contract, jsoncols
 from transforms import values as V
 from transforms.payload import (
     Mapped,
+    children_of,
     children_under,
     contract_frame,
     convert,
-    deleted_mask,
+    custom_columns,
     empty_quarantine,
     gc_paused,
     html_decoded,
@@ -27,7 +28,6 @@ from transforms.payload import (
     quarantine_rows,
     record_texts,
     refs_of,
-    sort_children,
     split_deleted,
     split_problems,
     with_quarantine,
@@ -113,7 +113,7 @@ def map_catalog(frame: pd.DataFrame, regional: pd.DataFrame | None, m: MappingSp
     pks = plain_keys(frame["_pk"])
     frame = html_decoded(frame, spec)
     P, _ = convert(frame, list(spec.columns), m.tz, m.money_scale)
-    P_cf = {f"cf.{k}": V.custom_value(frame[f"cf.{k}"], m.custom_types[k], m.tz) for k in spec.custom_fields}
+    P_cf = custom_columns(frame, spec.custom_fields, m)
     model = contract.SkuContract if m.sku_like else contract.CatalogContract
     pframe = contract_frame({**P, **P_cf})
     fails = contract.failures(pframe, contract.catalog_schema(model, m.money_scale, list(m.custom_fields),
@@ -159,12 +159,9 @@ def _map_regions(regional: pd.DataFrame, pks: list[Any], P: dict[str, V.Column],
                  m: MappingSpec) -> _Regions:
     """The regional rows of these parents, converted and checked; an invalid region quarantines its parent
     (the field is named ``regional_data.<field>``, the value says which region)."""
-    reg = regional[regional["_parent"].isin(pks)]
-    if spec.deleted_flag and not reg.empty:
-        reg = reg[~deleted_mask(reg)]
-    reg = html_decoded(sort_children(reg), spec)
+    reg = html_decoded(children_of(regional, pks, bool(spec.deleted_flag)), spec)
     R, _ = convert(reg, list(spec.columns), m.tz, m.money_scale)
-    R_cf = {f"cf.{k}": V.custom_value(reg[f"cf.{k}"], m.custom_types[k], m.tz) for k in spec.custom_fields}
+    R_cf = custom_columns(reg, spec.custom_fields, m)
     rframe = contract_frame({**R, **R_cf}, {"_parent": reg["_parent"].to_numpy(dtype=object)})
     rfails = contract.failures(rframe, contract.catalog_schema(contract.RegionalContract, m.money_scale,
                                                                list(m.custom_fields), list(rframe.columns)))

@@ -1,14 +1,14 @@
 """Field-by-field comparison of a record as altcraft-sync sends it with the same record as Altcraft lists it
 (``verify``). Pure functions, no I/O.
 
-Altcraft's list methods return fewer fields than its imports take (api.md §1.1-1.2): ``orders/list`` has
+Altcraft's list methods return fewer fields than its imports take (docs/altcraft-api.md §1.1-1.2): ``orders/list`` has
 the order fields and the lines, ``products/list`` and ``sku/list`` only ``name`` and ``external_id``.
 Only those are compared, each in a canonical form, so that a difference is a difference of value, never
 of spelling:
 
 - empty values (absent, ``null``, ``""``, ``[]``, ``{}``) are one value;
 - money compares as decimals (``"10"`` = ``"10.00"``); a listed price exactly 100 times the sent one
-  also counts as equal, because api.md's list example suggests ``orders/list`` may answer in minor units
+  also counts as equal, because docs/altcraft-api.md's list example suggests ``orders/list`` may answer in minor units
   (INFERRED, unverified: both readings are accepted rather than reporting every priced record);
 - times compare as instants (``Z`` = ``+00:00``, any number of fraction digits);
 - lines are matched by their ``external_id``.
@@ -28,7 +28,7 @@ LISTED_FIELDS: dict[str, frozenset[str]] = {
     "product": frozenset({"external_id", "name"}),
     "sku": frozenset({"external_id", "name"}),
 }
-"""What each list method returns that altcraft-sync also sends (api.md)."""
+"""What each list method returns that altcraft-sync also sends (docs/altcraft-api.md)."""
 LISTED_LINE_FIELDS = frozenset({"external_id", "product", "base_price_per_item", "min_price_per_item",
                                 "final_price_per_item", "count", "custom_fields"})
 
@@ -68,7 +68,7 @@ def same(name: str, sent: Any, listed: Any) -> bool:
 
 
 def _same_money(a: Any, b: Any) -> bool:
-    """Equal amounts; a listed amount 100x the sent one is the same (api.md: lists may answer in minor units)."""
+    """Equal amounts; a listed amount 100x the sent one is the same (docs/altcraft-api.md: lists may answer in minor units)."""
     x, y = _decimal(a), _decimal(b)
     return x is not None and y is not None and (x == y or y == x * 100)
 

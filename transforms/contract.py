@@ -1,6 +1,6 @@
 """pandera schemas: the contract every record meets before it is sent to Altcraft.
 
-Written from ``../shared/altcraft/api.md`` §2 (data objects), §3 (matching) and §4 (enums). The frames
+Written from ``docs/altcraft-api.md`` §2 (data objects), §3 (matching) and §4 (enums). The frames
 checked here hold the values exactly as they will be sent (prices already as strings, times as RFC 3339),
 so a failure names the field and shows the offending value as Altcraft would have received it.
 
@@ -57,7 +57,7 @@ class CategoryContract(pa.DataFrameModel):
 
 
 class CatalogContract(pa.DataFrameModel):
-    """Product data object (api.md §2.2); SKUs add ``product_external_id``."""
+    """Product data object (docs/altcraft-api.md §2.2); SKUs add ``product_external_id``."""
 
     external_id: Series[Text] = pa.Field(unique=True, str_length={"min_value": 1})
     name: Series[Text] = pa.Field(str_length={"min_value": 1})
@@ -128,7 +128,7 @@ class RegionalContract(pa.DataFrameModel):
 
 
 class OrderContract(pa.DataFrameModel):
-    """Order data object (api.md §2.1)."""
+    """Order data object (docs/altcraft-api.md §2.1)."""
 
     external_id: Series[Text] = pa.Field(unique=True, str_length={"min_value": 1})
     status: Series[Text] = pa.Field(isin=list(ORDER_STATUSES))
@@ -154,7 +154,7 @@ class OrderContract(pa.DataFrameModel):
 
 
 class LineContract(pa.DataFrameModel):
-    """Order line (api.md §2.1 lines; the sub-table was cut off, fields from the examples)."""
+    """Order line (docs/altcraft-api.md §2.1 lines; the sub-table was cut off, fields from the examples)."""
 
     external_id: Series[Text] = pa.Field(str_length={"min_value": 1})
     status: Series[Text]

@@ -1,6 +1,6 @@
 """Orders: order rows + line rows -> ``orders/import`` records with nested ``lines``, and a quarantine.
 
-An order is always sent whole, with every line (api.md §5: lines omitted on re-import may be dropped), so
+An order is always sent whole, with every line (docs/altcraft-api.md §5: lines omitted on re-import may be dropped), so
 one invalid line quarantines its whole order. Totals are checked in integer minor units: exact.
 """
 
@@ -24,10 +24,11 @@ from transforms.order_extras import (
 )
 from transforms.payload import (
     Mapped,
+    children_of,
     children_under,
     contract_frame,
     convert,
-    deleted_mask,
+    custom_columns,
     empty_quarantine,
     gc_paused,
     html_decoded,
@@ -38,7 +39,6 @@ from transforms.payload import (
     quarantine_rows,
     record_texts,
     refs_of,
-    sort_children,
     split_deleted,
     split_problems,
     with_quarantine,
@@ -92,10 +92,7 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
 
 def _lines_of(lines: pd.DataFrame, order_pks: list[Any], spec: OrdersStream) -> pd.DataFrame:
     """The lines of these orders only, sorted by order then line key; soft-deleted lines leave the order."""
-    lines = lines[lines["_parent"].isin(order_pks)]
-    if spec.lines.deleted_flag and not lines.empty:
-        lines = lines[~deleted_mask(lines)]
-    return sort_children(lines)
+    return children_of(lines, order_pks, bool(spec.lines.deleted_flag))
 
 
 def _map_lines(lines: pd.DataFrame, spec: OrdersStream,
@@ -104,7 +101,7 @@ def _map_lines(lines: pd.DataFrame, spec: OrdersStream,
     L, line_minor = convert(lines, list(spec.lines.columns), m.tz, m.money_scale)
     L["status"] = (map_values(lines["status"], spec.lines.status_map) if "status" in spec.lines.columns
                    else [spec.lines.default_status] * len(lines))
-    line_cf = _custom(lines, spec.lines.custom_fields, m)
+    line_cf = custom_columns(lines, spec.lines.custom_fields, m)
     line_frame = contract_frame({**L, **line_cf}, {"_parent": lines["_parent"].to_numpy(dtype=object)})
     return L, line_minor, line_cf, line_frame
 
@@ -127,7 +124,7 @@ def _map_order_fields(orders: pd.DataFrame, spec: OrdersStream, m: MappingSpec
         matching[fld] = [value] * n
     if spec.matching.fallback:
         matching = choose_matching(matching, spec.matching.modes())
-    return O, order_minor, matching, _custom(orders, spec.custom_fields, m)
+    return O, order_minor, matching, custom_columns(orders, spec.custom_fields, m)
 
 
 def _check_orders(O: dict[str, V.Column], order_minor: dict[str, np.ndarray], matching: dict[str, V.Column],
@@ -185,10 +182,6 @@ def _quarantine(entity: str, O: dict[str, V.Column], order_pks: list[Any], order
         }))
     non_empty = [p for p in parts if not p.empty]
     return (pd.concat(non_empty, ignore_index=True) if non_empty else empty_quarantine()), bad
-
-
-def _custom(frame: pd.DataFrame, mapping: dict[str, str], m: MappingSpec) -> dict[str, V.Column]:
-    return {f"cf.{cf_id}": V.custom_value(frame[f"cf.{cf_id}"], m.custom_types[cf_id], m.tz) for cf_id in mapping}
 
 
 def _whole_counts(source: pd.Series, converted: list[Any]) -> np.ndarray:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import gc
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -27,6 +27,9 @@ from transforms import jsoncols
 from transforms import values as V
 from transforms.money import money
 from transforms.order_extras import LineDetails
+
+if TYPE_CHECKING:
+    from transforms.spec import MappingSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -120,15 +123,24 @@ def empty_quarantine() -> pd.DataFrame:
     return _EMPTY_QUARANTINE.copy()
 
 
+def fingerprint(data: bytes) -> str:
+    """The ledger's fingerprint of a record (or a root definition): blake2b of its canonical JSON."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    """A dict as canonical JSON (sorted keys), the input of :func:`fingerprint`."""
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
 def payloads(texts: pa.Array, rows: np.ndarray, external_ids: V.Column, source_pks: list[Any]) -> list[Payload]:
     """The records built by :func:`record_texts` for ``rows``, with the external id and source key of each
     row. Canonical JSON is both the wire payload and the fingerprint's input, so a record is serialized
     exactly once."""
-    blake = hashlib.blake2b
     picked = rows.tolist()
     ids = (external_ids.take(pa.array(rows, pa.int64())).to_pylist() if isinstance(external_ids, pa.Array)
            else [external_ids[i] for i in picked])
-    return [Payload(e, d, blake(d, digest_size=16).hexdigest(), source_pks[i])
+    return [Payload(e, d, fingerprint(d), source_pks[i])
             for e, d, i in zip(ids, jsoncols.to_bytes(texts), picked)]
 
 
@@ -162,6 +174,20 @@ def sort_children(frame: pd.DataFrame) -> pd.DataFrame:
     if parent is None or own is None:
         return frame.sort_values(["_parent", "_pk"], kind="stable").reset_index(drop=True)
     return frame.take(np.lexsort((own, parent))).reset_index(drop=True)
+
+
+def children_of(children: pd.DataFrame, parent_keys: list[Any], skip_deleted: bool) -> pd.DataFrame:
+    """The child rows (order lines, regional rows) of these parents only, soft-deleted ones left out
+    (``skip_deleted``: the child table has a deleted flag), sorted by parent then own key."""
+    children = children[children["_parent"].isin(parent_keys)]
+    if skip_deleted and not children.empty:
+        children = children[~deleted_mask(children)]
+    return sort_children(children)
+
+
+def custom_columns(frame: pd.DataFrame, custom_fields: Iterable[str], m: MappingSpec) -> dict[str, V.Column]:
+    """The mapped custom fields of a frame (``cf.<id>`` columns) in the JSON type each is defined with."""
+    return {f"cf.{cf_id}": V.custom_value(frame[f"cf.{cf_id}"], m.custom_types[cf_id], m.tz) for cf_id in custom_fields}
 
 
 def _int_keys(series: pd.Series) -> np.ndarray | None:

@@ -267,7 +267,7 @@ def html_unescaped(series: pd.Series) -> pd.Series:
 
 
 def custom_value(series: pd.Series, value_type: str, tz: ZoneInfo) -> Column:
-    """A custom field's values in the JSON type its ``value_type`` asks for (api.md §2.5)."""
+    """A custom field's values in the JSON type its ``value_type`` asks for (docs/altcraft-api.md §2.5)."""
     if value_type == "int":
         return integers(series)
     if value_type == "float":

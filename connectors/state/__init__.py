@@ -1,6 +1,6 @@
 """The sync-state store (SQLAlchemy; ``SYNC_STATE_URL``, default a SQLite file under ``.altcraft-sync/``).
 
-Holds what makes incremental runs correct (``../shared/design/sync-correctness.md``):
+Holds what makes incremental runs correct (``docs/sync-correctness.md``):
 
 - ``watermarks``: per stream and cursor, the keyset position ``(updated_at, pk)`` in its native form.
 - ``ledger``: per entity and external_id, the fingerprint of the last payload sent and its outcome
@@ -27,9 +27,9 @@ from connectors.state.ledger import LedgerStore
 from connectors.state.locks import StreamLocks, abandon, lock_owner
 from connectors.state.notes import InFlightNotes
 from connectors.state.runs import RunHistory
-from connectors.state.schema import RETRYABLE, Known, LedgerEntry
+from connectors.state.schema import MAY_HOLD, RETRYABLE, Known, LedgerEntry
 
-__all__ = ["RETRYABLE", "Known", "LedgerEntry", "StateStore", "abandon", "lock_owner"]
+__all__ = ["MAY_HOLD", "RETRYABLE", "Known", "LedgerEntry", "StateStore", "abandon", "lock_owner"]
 
 
 class StateStore(LedgerStore, InFlightNotes, StreamLocks, RunHistory):

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import SQLAlchemyError
 
+from altcraft_sync.batching import batched
 from altcraft_sync.config import StateSettings
 from altcraft_sync.errors import StateError
 from connectors.dbretry import RetryPolicy, first_line, retrying
+from connectors.dialect import Excluded, dialect_of
 from connectors.state.schema import SCHEMA_VERSION, metadata, notes_metadata, schema_version
 
 P = ParamSpec("P")
@@ -70,13 +69,14 @@ class StoreBase:
             self.engine = sa.create_engine(url, future=True)
         except (SQLAlchemyError, ImportError, ValueError) as err:
             raise StateError(f"state.url: cannot use {self.display_url}: {type(err).__name__}: {first_line(err)}") from None
-        self.dialect = self.engine.dialect.name
+        self.sql = dialect_of(self.engine)
+        self.dialect = self.sql.name
+        self.sql.tune_state(self.engine)
         self.notes = self.engine  # where the in-flight notes live
-        if self.dialect == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            if not url.startswith("sqlite:///:memory:") and url != "sqlite://":
-                self.notes = sa.create_engine(f"{url}.in-flight", future=True)
-                sa.event.listen(self.notes, "connect", _sqlite_pragmas)
+        notes_url = self.sql.notes_url(url)
+        if notes_url is not None:
+            self.notes = sa.create_engine(notes_url, future=True)
+            self.sql.tune_state(self.notes)
         self._ensure_schema()
 
     def close(self) -> None:
@@ -104,49 +104,10 @@ class StoreBase:
                 )
 
     def _upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], keys: list[str],
-                update: list[str], extra: Any = None) -> None:
-        for start in range(0, len(rows), 2000):
-            part = rows[start:start + 2000]
-            if self.dialect in ("sqlite", "postgresql"):
-                ins = (sqlite_dialect if self.dialect == "sqlite" else pg_dialect).insert(table)
-                values = {c: ins.excluded[c] for c in update}
-                if extra:
-                    values.update(extra(ins.excluded))
-                conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=values), part)
-            elif self.dialect in ("mysql", "mariadb"):
-                ins = mysql_dialect.insert(table)
-                values = {c: ins.inserted[c] for c in update}
-                if extra:
-                    values.update(extra(ins.inserted))
-                conn.execute(ins.on_duplicate_key_update(values), part)
-            else:  # portable fallback: delete + insert in the same transaction
-                for row in part:
-                    conn.execute(table.delete().where(*[table.c[k] == row[k] for k in keys]))
-                conn.execute(table.insert(), part)
+                update: list[str], extra: Excluded | None = None) -> None:
+        for part in batched(rows, 2000):
+            self.sql.upsert(conn, table, part, keys, update, extra)
 
 
 def _pk(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    """WAL (readers never block the committing thread), and room for the ledger's write pattern: a chunk's
-    records land at random places of the (entity, external_id) key, so each commit dirties thousands of
-    index pages. With SQLite's defaults (2 MB page cache, a checkpoint every 1,000 WAL pages) a page was
-    written to the WAL and checkpointed back into the file several times a chunk: 20 us a record at 1M
-    ledger rows. A 16 MB cache and checkpoints every ~80 MB of WAL halve that (measured: 20.2 -> 11.7 s
-    for 1M shuffled records, system time 9.4 -> 2.8 s); ``journal_size_limit`` shrinks the WAL file back
-    after a checkpoint so the state directory does not keep the high-water mark. The cache is 4 MB since:
-    each connection of the pool (the run thread's reads, the commit thread's writes) fills its own as the
-    ledger grows, so a 1M-order sync's memory rose by 30 MB over the run; at 4 MB it stays flat (265-272
-    MB) and the sync took 107.8 s instead of 105.7 s: the checkpoint interval was most of the gain."""
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA cache_size=-4096")
-    cur.execute("PRAGMA wal_autocheckpoint=20000")
-    cur.execute("PRAGMA journal_size_limit=67108864")
-    cur.close()
-
-

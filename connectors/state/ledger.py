@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
+from altcraft_sync.batching import batched
 from altcraft_sync.cursor import Cursor
 from connectors.state.base import _aware, _pk, _retried, now
 from connectors.state.schema import RETRYABLE, Known, LedgerEntry, ledger, locks, quarantine, watermarks
@@ -64,9 +65,7 @@ class LedgerStore(WaitingRecords):
                 ]
                 self._upsert(conn, quarantine, rows, ["entity", "external_id"],
                              ["source_pk", "reasons", "last_seen", "run_id"])
-            cleared = list(cleared)
-            for start in range(0, len(cleared), 500):
-                part = cleared[start:start + 500]
+            for part in batched(cleared, 500):
                 conn.execute(quarantine.delete().where(sa.tuple_(quarantine.c.entity, quarantine.c.external_id).in_(part)))
             for name, cur in (cursors or {}).items():
                 self._upsert(conn, watermarks, [{"stream": stream, "cursor": name, "value": cur.to_json(), "updated_at": ts}],
@@ -74,7 +73,7 @@ class LedgerStore(WaitingRecords):
 
     def _upsert_ledger(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:
         """Upsert outcomes; ``attempts`` counts sends since the last delivery (reset on delivery)."""
-        if self.dialect in ("sqlite", "postgresql"):
+        if self.sql.has_fast_ledger_upsert:
             return self._upsert_ledger_fast(conn, entries, ts)
         rows = [
             {"entity": e.entity, "external_id": e.external_id, "source_pk": _pk(e.source_pk), "fingerprint": e.fingerprint,
@@ -95,19 +94,15 @@ class LedgerStore(WaitingRecords):
         """The same upsert as one hand-written statement on the DBAPI cursor: the per-row parameter
         processing of a Core executemany cost ~40 us a record, as much as the insert itself. The SQL
         names only this module's own tables and columns; every value is a bound parameter."""
-        stamp: str | datetime
-        if self.dialect == "sqlite":
-            mark, stamp = "?", ts.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        else:
-            mark, stamp = "%s", ts
+        mark, stamp, new = self.sql.placeholder, self.sql.ledger_stamp(ts), self.sql.incoming
+        replaced = ("source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at")
         sql = (
             "INSERT INTO ledger (entity, external_id, source_pk, fingerprint, status, error_code, error_text, "
             "permanent, attempts, updated_at, delivered_at) VALUES (" + ", ".join([mark] * 11) + ") "
-            "ON CONFLICT (entity, external_id) DO UPDATE SET source_pk = excluded.source_pk, "
-            "fingerprint = excluded.fingerprint, status = excluded.status, error_code = excluded.error_code, "
-            "error_text = excluded.error_text, permanent = excluded.permanent, updated_at = excluded.updated_at, "
-            "attempts = CASE WHEN excluded.status IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
-            "delivered_at = COALESCE(excluded.delivered_at, ledger.delivered_at)"
+            + self.sql.on_conflict(["entity", "external_id"]) + " "
+            + ", ".join(f"{c} = {new(c)}" for c in replaced) + ", "
+            f"attempts = CASE WHEN {new('status')} IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
+            f"delivered_at = COALESCE({new('delivered_at')}, ledger.delivered_at)"
         )
         rows = [
             (e.entity, e.external_id, _pk(e.source_pk), e.fingerprint, e.status, e.error_code, e.error_text,
@@ -135,8 +130,7 @@ class LedgerStore(WaitingRecords):
     def known(self, entity: str, external_ids: Sequence[str]) -> dict[str, Known]:
         out: dict[str, Known] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(external_ids), 900):
-                part = list(external_ids[start:start + 900])
+            for part in batched(external_ids, 900):
                 rows = conn.execute(
                     sa.select(ledger.c.external_id, ledger.c.fingerprint, ledger.c.status, ledger.c.permanent,
                               ledger.c.attempts, ledger.c.source_pk)
@@ -162,18 +156,6 @@ class LedgerStore(WaitingRecords):
             ).all()
         return sorted((r.external_id, r.source_pk) for r in rows)
 
-    # --- batches in flight -------------------------------------------------------------------------
-    @_retried("ledger read")
-    def delivered_among(self, entity: str, external_ids: Sequence[str]) -> set[str]:
-        """Which of ``external_ids`` Altcraft holds according to the ledger (dependency checks)."""
-        out: set[str] = set()
-        with self.engine.connect() as conn:
-            for start in range(0, len(external_ids), 900):
-                part = list(external_ids[start:start + 900])
-                out.update(conn.execute(sa.select(ledger.c.external_id).where(
-                    ledger.c.entity == entity, ledger.c.external_id.in_(part), ledger.c.status == "delivered")).scalars())
-        return out
-
     @_retried("ledger read")
     def delivered_set(self, entity: str) -> set[str]:
         """The external ids of every record of ``entity`` Altcraft holds according to the ledger (for
@@ -196,11 +178,10 @@ class LedgerStore(WaitingRecords):
         id is not their primary key."""
         by_pk = {_pk(pk): ext for ext, pk in records}
         out: list[tuple[str, str]] = []
-        keys = list(by_pk)
         with self.engine.connect() as conn:
-            for start in range(0, len(keys), 900):
+            for part in batched(by_pk, 900):
                 rows = conn.execute(sa.select(ledger.c.external_id, ledger.c.source_pk).where(
-                    ledger.c.entity == entity, ledger.c.source_pk.in_(keys[start:start + 900]),
+                    ledger.c.entity == entity, ledger.c.source_pk.in_(part),
                     ledger.c.status != "deleted")).all()
                 out += [(r.external_id, r.source_pk) for r in rows if r.external_id != by_pk[r.source_pk]]
         return out
@@ -213,10 +194,9 @@ class LedgerStore(WaitingRecords):
                 sa.select(ledger.c.source_pk).where(ledger.c.entity == entity, ledger.c.status == "delivered",
                                                     ledger.c.source_pk.is_not(None)).limit(limit)).scalars())
 
-    def delivered_ids(self, entity: str, statuses: Sequence[str] = ("delivered", *RETRYABLE)) -> Iterable[tuple[str, str]]:
-        """(external_id, source_pk) of everything Altcraft may hold or the backlog counts (reconcile):
-        delivered, and failed, rejected or deferred records (a delete of an absent id is harmless); or of
-        the records with ``statuses``. Streamed: memory stays flat in the ledger's size."""
+    def ids_with_status(self, entity: str, statuses: Sequence[str]) -> Iterable[tuple[str, str]]:
+        """(external_id, source_pk) of the entity's records with one of ``statuses`` (reconcile asks for
+        :data:`MAY_HOLD`). Streamed: memory stays flat in the ledger's size."""
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=10_000).execute(
                 sa.select(ledger.c.external_id, ledger.c.source_pk)

@@ -44,7 +44,8 @@ class StreamLocks(StoreBase):
             if held is not None and _owner_is_dead(held):
                 conn.execute(locks.delete().where(locks.c.stream == stream, locks.c.owner == held))
             try:
-                conn.execute(locks.insert().values(stream=stream, owner=owner, acquired_at=ts))
+                with conn.begin_nested():  # a refused insert must not abort the transaction (PostgreSQL)
+                    conn.execute(locks.insert().values(stream=stream, owner=owner, acquired_at=ts))
             except IntegrityError:
                 held = conn.execute(sa.select(locks.c.owner, locks.c.acquired_at).where(locks.c.stream == stream)).first()
                 who = f"{held.owner} since {_aware(held.acquired_at):%Y-%m-%d %H:%M:%S} UTC" if held else "another run"

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from altcraft_sync.batching import batched
 from connectors.state.base import StoreBase, _pk, _retried, now
 from connectors.state.schema import in_flight
 
@@ -37,5 +38,5 @@ class InFlightNotes(StoreBase):
         if not batch_ids:
             return
         with self.notes.begin() as conn:
-            for start in range(0, len(batch_ids), 500):
-                conn.execute(in_flight.delete().where(in_flight.c.batch_id.in_(batch_ids[start:start + 500])))
+            for part in batched(batch_ids, 500):
+                conn.execute(in_flight.delete().where(in_flight.c.batch_id.in_(part)))

@@ -108,6 +108,9 @@ has, and reconcile deleting such a record again only when it left the source is 
 
 RETRYABLE = ("failed", "rejected", "deferred")
 """Ledger statuses of records the backlog counts and a retry may re-send."""
+MAY_HOLD = ("delivered", *RETRYABLE)
+"""Ledger statuses of records Altcraft may hold (a failed send may have reached it): what reconcile deletes
+when it left the source (a delete of an id Altcraft does not hold is harmless)."""
 
 
 @dataclass(frozen=True, slots=True)

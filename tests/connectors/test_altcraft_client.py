@@ -7,10 +7,14 @@ import logging
 
 import pytest
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import AltcraftSettings
 from altcraft_sync.errors import AltcraftAuthError, AltcraftError, AltcraftTariffError, AltcraftUnavailable
 from connectors.altcraft import Encoded
 from tests.conftest import TOKEN
+
+ORDERS, PRODUCTS, SKUS = registry.get("orders"), registry.get("products"), registry.get("skus")
+"""The client takes a stream's method names from its spec (it has no per-stream methods)."""
 
 
 def order(ext: str, product: str = "sku-1", **over) -> dict:
@@ -28,8 +32,8 @@ def seed_catalog(client) -> None:
     report = client.import_categories([Encoded.of({"external_id": "cat-1", "name": "Phones"})],
                                       carrier=Encoded.of({"external_id": "prod-1", "name": "Phone", "categories": ["cat-1"]}))
     assert report.carrier is not None and report.carrier.status == "delivered"
-    client.import_skus([Encoded.of({"external_id": "sku-1", "name": "Phone 128", "product_external_id": "prod-1",
-                                    "price": "19.99"})])
+    client.import_records(SKUS.import_method, [Encoded.of({"external_id": "sku-1", "name": "Phone 128",
+                                                           "product_external_id": "prod-1", "price": "19.99"})])
 
 
 def enc(records):
@@ -51,30 +55,30 @@ def test_every_endpoint(emulator, make_client):
                                   {"custom_fields": defs, "custom_line_statuses": statuses, "skip_triggers": True})
     assert carried.status == "delivered"
     assert set(emulator.store.custom_fields) == {"gift"} and set(emulator.store.custom_line_statuses) == {"pickup"}
-    report = c.import_orders(enc([rec]), skip_triggers=True)
+    report = c.import_records(ORDERS.import_method, enc([rec]), root={"skip_triggers": True})
     assert report.outcomes["o-1"].status == "delivered"
     assert emulator.store.orders["o-1"] == rec
     assert c.get_order_status("o-1") == {"endpoint": "website", "status": "new"}
-    assert [o["external_id"] for o in c.list_orders()] == ["o-1"]
-    assert [p["external_id"] for p in c.list_products()] == ["prod-1"]
-    assert [s["external_id"] for s in c.list_skus()] == ["sku-1"]
+    assert [o["external_id"] for o in c.list_records(ORDERS.list_method)] == ["o-1"]
+    assert [p["external_id"] for p in c.list_records(PRODUCTS.list_method)] == ["prod-1"]
+    assert [s["external_id"] for s in c.list_records(SKUS.list_method)] == ["sku-1"]
     # products/import with nested SKUs
-    c.import_products(enc([{"external_id": "prod-2", "name": "Case", "sku": [
+    c.import_records(PRODUCTS.import_method, enc([{"external_id": "prod-2", "name": "Case", "sku": [
         {"external_id": "sku-2", "name": "Case red", "product_external_id": "prod-2"}]}]))
     assert emulator.store.skus["sku-2"]["product_external_id"] == "prod-2"
-    assert c.delete_orders(["o-1"]).outcomes["o-1"].status == "delivered"
+    assert c.delete_records(ORDERS.delete_method, ["o-1"], one_by_one=True).outcomes["o-1"].status == "delivered"
     assert "o-1" not in emulator.store.orders
-    c.delete_skus(["sku-2"])
+    c.delete_records(SKUS.delete_method, ["sku-2"])
     assert "sku-2" not in emulator.store.skus
-    c.delete_products(["prod-2"])
+    c.delete_records(PRODUCTS.delete_method, ["prod-2"])
     assert "prod-2" not in emulator.store.products
 
 
 def test_list_follows_next_from_id_across_pages(emulator, make_client):
     c = make_client()
     seed_catalog(c)
-    c.import_orders(enc([order(f"o-{i}") for i in range(1205)]))
-    listed = [o["external_id"] for o in c.list_orders(limit=500)]
+    c.import_records(ORDERS.import_method, enc([order(f"o-{i}") for i in range(1205)]))
+    listed = [o["external_id"] for o in c.list_records(ORDERS.list_method, limit=500)]
     assert len(listed) == 1205 and len(set(listed)) == 1205
     assert emulator.stats["method:market/orders/list"] == 4  # three full/partial pages + the empty one
 
@@ -84,7 +88,7 @@ def test_per_item_rejections_mixed_with_deliveries(emulator, make_client):
     seed_catalog(c)
     records = [order("ok-1"), order("bad-status", status="shipped"), order("ok-2"),
                order("bad-currency", currency="XXX"), order("bad-product", product="no-such-sku")]
-    report = c.import_orders(enc(records))
+    report = c.import_records(ORDERS.import_method, enc(records))
     got = {k: (o.status, o.code, o.permanent) for k, o in report.outcomes.items()}
     assert got["ok-1"] == ("delivered", 0, False) and got["ok-2"] == ("delivered", 0, False)
     assert got["bad-status"] == ("rejected", 400, True)
@@ -101,7 +105,7 @@ def test_429_storm_and_random_5xx_lose_nothing(emulator, make_client):
     emulator.faults.update({"rate_limit_every": 3, "retry_after": 0.01, "error_rate": 0.25, "drop_rate": 0.1,
                             "seed": 7})
     records = [order(f"o-{i}") for i in range(400)]
-    report = c.import_orders(enc(records))
+    report = c.import_records(ORDERS.import_method, enc(records))
     assert report.count("delivered") == 400 and report.count("rejected") == report.count("failed") == 0
     assert set(emulator.store.orders) == {r["external_id"] for r in records}
     assert c.retries > 0
@@ -114,7 +118,7 @@ def test_retry_after_is_honoured_and_retries_are_capped(emulator, make_client):
     c._sleep = slept.append
     emulator.faults.update({"rate_limit_every": 1, "retry_after": 2.5})
     with pytest.raises(AltcraftUnavailable, match=r"market/orders/import kept failing after 4 attempts.*HTTP 429"):
-        c.import_orders(enc([order("o-1")]))
+        c.import_records(ORDERS.import_method, enc([order("o-1")]))
     assert len(slept) == 3 and all(s >= 2.5 for s in slept)
 
 
@@ -123,12 +127,12 @@ def test_body_over_limit_gets_413_and_is_split(emulator, make_client):
     seed_catalog(c)
     filler = "x" * 990
     records = [order(f"o-{i}", tags=[filler] * 20) for i in range(600)]  # ~12 MB in one body
-    report = c.import_orders(enc(records))
+    report = c.import_records(ORDERS.import_method, enc(records))
     assert report.count("delivered") == 600
     assert report.requests > 1
     # one record that alone exceeds 10 MB is reported rejected, the others still go through
     huge = order("huge", tags=[filler] * 11_000)
-    report = c.import_orders(enc([order("small-1"), huge, order("small-2")]))
+    report = c.import_records(ORDERS.import_method, enc([order("small-1"), huge, order("small-2")]))
     assert report.outcomes["huge"].status == "rejected" and report.outcomes["huge"].code == 413
     assert {"small-1", "small-2"} <= set(emulator.store.orders)
 
@@ -136,7 +140,7 @@ def test_body_over_limit_gets_413_and_is_split(emulator, make_client):
 def test_client_keeps_bodies_under_its_size_cap(emulator, make_client):
     c = make_client(max_body_bytes=50_000)
     seed_catalog(c)
-    report = c.import_orders(enc([order(f"o-{i}", tags=["y" * 900]) for i in range(200)]))
+    report = c.import_records(ORDERS.import_method, enc([order(f"o-{i}", tags=["y" * 900]) for i in range(200)]))
     assert report.count("delivered") == 200 and report.requests >= 4
     assert emulator.stats.get("method:market/orders/import", 0) == report.requests
 
@@ -146,7 +150,7 @@ def test_bad_record_isolated_by_halving(emulator, make_client):
     seed_catalog(c)
     records = [order(f"o-{i}") for i in range(64)]
     records[37]["lines"][0]["count"] = "5"  # wrong JSON type: the whole request is refused with 400
-    report = c.import_orders(enc(records))
+    report = c.import_records(ORDERS.import_method, enc(records))
     bad = report.outcomes["o-37"]
     assert (bad.status, bad.code, bad.permanent) == ("rejected", 400, True)
     assert "count" in bad.text
@@ -185,7 +189,7 @@ def test_api_url_without_its_path_gets_a_hint(emulator, make_client, path):
     base = emulator.url.split("/api/")[0] + path
     c = make_client(api_url=base)
     with pytest.raises(AltcraftError, match="api_url") as err:
-        c.import_orders(enc([order("o-1")]))
+        c.import_records(ORDERS.import_method, enc([order("o-1")]))
     text = str(err.value)
     assert f"{base}market/orders/import" in text and "/api/v1.1/" in text
     assert c.retries == 0
@@ -194,7 +198,7 @@ def test_api_url_without_its_path_gets_a_hint(emulator, make_client, path):
 def test_bad_token_fails_fast_without_retries(emulator, make_client):
     c = make_client(token="wrong-token")
     with pytest.raises(AltcraftAuthError, match="refused the API token") as err:
-        c.import_orders(enc([order("o-1")]))
+        c.import_records(ORDERS.import_method, enc([order("o-1")]))
     assert c.requests_sent == 1 and c.retries == 0
     assert "\n" not in str(err.value)
 
@@ -203,7 +207,7 @@ def test_tariff_limit_fails_fast(emulator, make_client):
     c = make_client()
     emulator.faults.update({"tariff_exceeded": True})
     with pytest.raises(AltcraftTariffError, match="tariff limit"):
-        c.import_skus(enc([{"external_id": "s", "name": "s", "product_external_id": "p"}]))
+        c.import_records(SKUS.import_method, enc([{"external_id": "s", "name": "s", "product_external_id": "p"}]))
     assert c.requests_sent == 1
 
 
@@ -218,7 +222,7 @@ def test_concurrency_is_bounded(emulator, make_client):
     c = make_client(concurrency=3, batch_size=5)
     seed_catalog(c)
     emulator.faults.update({"latency_ms": 30})
-    c.import_orders(enc([order(f"o-{i}") for i in range(60)]))
+    c.import_records(ORDERS.import_method, enc([order(f"o-{i}") for i in range(60)]))
     assert 2 <= emulator.stats["max_in_flight"] <= 3
 
 
@@ -252,16 +256,16 @@ def test_token_never_in_logs_reprs_or_errors(emulator, make_client, caplog):
     c = make_client(max_attempts=10)
     seed_catalog(c)
     emulator.faults.update({"error_rate": 0.5, "seed": 1})
-    c.import_orders(enc([order(f"o-{i}") for i in range(30)]))
+    c.import_records(ORDERS.import_method, enc([order(f"o-{i}") for i in range(30)]))
     emulator.faults.update({"error_rate": 1.0})
     with pytest.raises(AltcraftUnavailable) as err:
-        c.import_orders(enc([order("o-x")]))
+        c.import_records(ORDERS.import_method, enc([order("o-x")]))
     settings_repr = repr(c.settings)
     assert TOKEN not in caplog.text
     assert TOKEN not in repr(c) and TOKEN not in settings_repr and TOKEN not in str(err.value)
     emulator.faults.update({"error_rate": 0.0})
     bad = make_client(token="wrong-" + TOKEN)
     with pytest.raises(AltcraftAuthError) as auth_err:
-        bad.import_orders(enc([order("o-y")]))
+        bad.import_records(ORDERS.import_method, enc([order("o-y")]))
     assert TOKEN not in str(auth_err.value) and TOKEN not in caplog.text
     assert "retrying" in caplog.text  # the logs were really captured

@@ -4,7 +4,6 @@ feed that records what reaches the pipeline. No HTTP, no database server, no thr
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from altcraft_sync.config import Config, load_config
@@ -22,7 +20,7 @@ from connectors.state import Known, LedgerEntry
 from engine.context import RunContext, RunOptions
 from engine.stats import StreamStats
 from sandbox.demo import write_demo_config
-from transforms.payload import Mapped, Payload, Refs
+from transforms.payload import Mapped, Payload, Refs, canonical, fingerprint
 
 
 def demo_config(tmp: Path, **sync: Any) -> Config:
@@ -38,8 +36,8 @@ def demo_config(tmp: Path, **sync: Any) -> Config:
 
 
 def payload(ext: str, body: dict[str, Any] | None = None, pk: Any = None) -> Payload:
-    data = orjson.dumps(body or {"external_id": ext}, option=orjson.OPT_SORT_KEYS)
-    return Payload(ext, data, hashlib.blake2b(data, digest_size=16).hexdigest(), pk if pk is not None else ext)
+    data = canonical(body or {"external_id": ext})
+    return Payload(ext, data, fingerprint(data), pk if pk is not None else ext)
 
 
 def mapped(entity: str, payloads: list[Payload], refs: list[list[str]] | None = None,
@@ -110,7 +108,7 @@ class DictState:
     def delivered_keys(self, entity: str, limit: int) -> list[str]:
         return [r.source_pk for _, r in self._of(entity) if r.status == "delivered" and r.source_pk][:limit]
 
-    def delivered_ids(self, entity: str, statuses: Sequence[str] = ("delivered", "failed", "rejected", "deferred")):
+    def ids_with_status(self, entity: str, statuses: Sequence[str]):
         return [(e, r.source_pk) for e, r in self._of(entity) if r.status in statuses]
 
     def quarantined_ids(self, entity: str) -> set[str]:
@@ -223,6 +221,10 @@ class ListSource:
                      skip_parents_in: Any = None) -> Iterator[tuple[pd.DataFrame, Cursor]]:
         self.reads.append((name, start, upper))
         rows = self._after(name, start, upper)
+        if skip_parents_in is not None:  # leave out child rows whose parent the parent cursor reads
+            parent, p_start, p_upper = skip_parents_in
+            read = {r[0] for r in self._after(parent, p_start, p_upper)}
+            rows = [r for r in rows if self.tables[name].parents_of[r[0]] not in read]
         for i in range(0, len(rows), chunk_size):
             page = rows[i:i + chunk_size]
             yield self._frame(name, page), Cursor(page[-1][1], page[-1][0])
@@ -307,8 +309,6 @@ class RecordingFeed:
     def __init__(self) -> None:
         self.chunks: list[tuple[str, list[Any], Cursor | None, str]] = []
         self.drains = 0
-        self.committed: list[tuple[str, str, Cursor]] = []
-        self.started: dict[str, Cursor | None] = {}
         self.mapper = SimpleNamespace(starts=0)
         self.mapper.start = lambda: setattr(self.mapper, "starts", self.mapper.starts + 1)
 
@@ -318,12 +318,6 @@ class RecordingFeed:
 
     def drain(self) -> None:
         self.drains += 1
-
-    def start_cursor(self, name: str, committed: Cursor | None) -> None:
-        self.started[name] = committed
-
-    def commit_cursor(self, stream: str, name: str, cursor: Cursor) -> None:
-        self.committed.append((stream, name, cursor))
 
 
 def context(config: Config, state: DictState | None = None, source: ListSource | None = None,

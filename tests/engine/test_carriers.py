@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from connectors.altcraft import Outcome
 from engine.carriers import Carriers
+from engine.commit import Committer
 from engine.dependencies import Dependencies
 from engine.stats import StreamStats
 from tests.engine.fakes import DictReader, DictState, ListSource, RecordingClient, Table, context, demo_config, payload
@@ -15,7 +16,7 @@ STREAMS = ("categories", "products", "skus", "orders")
 def carriers(tmp_path, state, reader, client=None, **options):
     source = ListSource({name: Table([(1, None, "x")]) for name in STREAMS})
     ctx = context(demo_config(tmp_path), state, source, client or RecordingClient(), **options)
-    return Carriers(ctx, Dependencies(ctx), reader), ctx
+    return Carriers(ctx, Dependencies(ctx), reader, Committer(ctx)), ctx
 
 
 def test_definitions_go_once_with_a_delivered_record_and_skip_triggers(tmp_path) -> None:

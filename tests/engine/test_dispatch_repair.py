@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from connectors.altcraft import Outcome
 from engine.carriers import Carriers
+from engine.commit import Committer
 from engine.dependencies import Dependencies
 from engine.dispatch import Dispatcher
 from engine.ledger_view import LedgerView
@@ -32,9 +33,10 @@ def parts(tmp_path, state, client=None, rows=None, chunk_size=None, **options):
     if chunk_size:
         config.source.chunk_size = chunk_size
     ctx = context(config, state, source, client or RecordingClient(), **options)
-    dispatcher = Dispatcher(ctx, Carriers(ctx, Dependencies(ctx), DictReader({})), LedgerView(ctx))
+    committer = Committer(ctx)
+    dispatcher = Dispatcher(ctx, Carriers(ctx, Dependencies(ctx), DictReader({}), committer), LedgerView(ctx))
     feed = RecordingFeed()
-    return dispatcher, Repair(ctx, feed, dispatcher), feed, ctx
+    return dispatcher, Repair(ctx, feed, dispatcher, committer), feed, ctx
 
 
 def test_every_outcome_becomes_its_ledger_entry(tmp_path) -> None:

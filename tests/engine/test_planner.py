@@ -1,11 +1,13 @@
-"""The planner's bounds and its read loop, over a list source and a recording pipeline feed."""
+"""The planner's bounds (one plan per cursor) and its read loop, over a list source, a dict ledger and a
+recording pipeline feed."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from altcraft_sync.cursor import Cursor
-from engine.planner import WORKERS_AFTER_FULL_PAGES, Planner
+from engine.commit import Committer
+from engine.planner import WORKERS_AFTER_FULL_PAGES, CursorPlan, Planner
 from engine.stats import StreamStats
 from tests.engine.fakes import T0, DictState, ListSource, RecordingFeed, Table, context, demo_config
 
@@ -16,11 +18,16 @@ def planner(tmp_path, tables, state=None, chunk_size=2, **options):
     config.source.chunk_size = chunk_size
     config.source.lookback_seconds = 30
     feed = RecordingFeed()
-    return Planner(context(config, state or DictState(), source, **options), feed), feed, source
+    ctx = context(config, state or DictState(), source, **options)
+    return Planner(ctx, feed, Committer(ctx)), feed, source
 
 
 def rows(n, start=T0):
     return [(pk, start + timedelta(minutes=pk), str(pk)) for pk in range(1, n + 1)]
+
+
+def incremental(stream, name, upper=None, watermark=None):
+    return CursorPlan(stream, name, watermark, None, upper, keeps_watermark=True, read_in_full=False)
 
 
 def test_an_incremental_cursor_reads_from_the_watermark_minus_the_lookback_up_to_the_margin(tmp_path) -> None:
@@ -28,68 +35,79 @@ def test_an_incremental_cursor_reads_from_the_watermark_minus_the_lookback_up_to
     wm = Cursor(T0 + timedelta(hours=1), 60)
     state.watermarks[("orders", "orders")] = wm
     p, _, source = planner(tmp_path, {"orders": Table([])}, state)
-    got_wm, start, upper = p.bounds("orders", "orders", None, source.now)
-    assert got_wm == wm
-    assert start == Cursor(wm.ts - timedelta(seconds=30), None)
-    assert upper == source.now - timedelta(seconds=60)  # the demo's safety margin
+    plan = p.plan("orders", "orders", None, source.now)
+    assert plan.watermark == wm and plan.keeps_watermark and not plan.is_child
+    assert plan.start == Cursor(wm.ts - timedelta(seconds=30), None)
+    assert plan.upper == source.now - timedelta(seconds=60)  # the demo's safety margin
 
 
 def test_a_first_run_reads_from_the_beginning_and_a_full_read_has_no_bounds(tmp_path) -> None:
     p, _, source = planner(tmp_path, {"orders": Table([]), "categories": Table([], has_ts=False)})
-    assert p.bounds("orders", "orders", None, source.now)[:2] == (None, None)
-    assert p.bounds("categories", "categories", None, source.now) == (None, None, None)
+    first = p.plan("orders", "orders", None, source.now)
+    assert (first.watermark, first.start) == (None, None)
+    full = p.plan("categories", "categories", None, source.now)
+    assert full.read_in_full and not full.keeps_watermark and (full.start, full.upper) == (None, None)
 
 
-def test_a_window_never_reads_past_the_clock_minus_the_margin_nor_the_watermark(tmp_path) -> None:
+def test_a_window_never_reads_past_the_clock_minus_the_margin_nor_moves_the_watermark(tmp_path) -> None:
     state = DictState()
     state.watermarks[("orders", "orders")] = Cursor(T0, 1)
     p, _, source = planner(tmp_path, {"orders": Table([])}, state)
     since, until = T0 - timedelta(days=3), source.now + timedelta(days=3)
-    wm, start, upper = p.bounds("orders", "orders", (since, until), source.now)
-    assert wm is None and start == Cursor(since, None)
-    assert upper == source.now - timedelta(seconds=60)
-    assert p.bounds("orders", "orders", (since, T0), source.now)[2] == T0
+    plan = p.plan("orders", "orders", (since, until), source.now)
+    assert plan.watermark is None and not plan.keeps_watermark and plan.start == Cursor(since, None)
+    assert plan.upper == source.now - timedelta(seconds=60)
+    assert p.plan("orders", "orders", (since, T0), source.now).upper == T0
 
 
 def test_each_chunk_carries_the_newest_cursor_read_so_far(tmp_path) -> None:
     p, feed, _ = planner(tmp_path, {"orders": Table(rows(5))})
-    last = p.run_cursor("orders", "orders", None, T0 + timedelta(hours=1), None, StreamStats("orders"), commit_watermark=True)
+    last = p.run_cursor(incremental("orders", "orders", T0 + timedelta(hours=1)), StreamStats("orders"))
     assert [keys for _, keys, _, _ in feed.chunks] == [[1, 2], [3, 4], [5]]
     assert [c.pk for _, _, c, _ in feed.chunks] == [2, 4, 5]
     assert last == Cursor(T0 + timedelta(minutes=5), 5)
 
 
-def test_a_window_moves_no_watermark(tmp_path) -> None:
+def test_a_window_hands_no_cursor_to_the_pipeline(tmp_path) -> None:
     p, feed, _ = planner(tmp_path, {"orders": Table(rows(3))})
-    last = p.run_cursor("orders", "orders", None, None, None, StreamStats("orders"), commit_watermark=False)
-    assert [c for _, _, c, _ in feed.chunks] == [None, None] and last is not None and feed.committed == []
+    plan = CursorPlan("orders", "orders", None, None, None, keeps_watermark=False, read_in_full=False)
+    assert p.run_cursor(plan, StreamStats("orders")) is not None
+    assert [c for _, _, c, _ in feed.chunks] == [None, None]
 
 
 def test_map_workers_start_only_after_enough_full_pages(tmp_path) -> None:
     p, feed, _ = planner(tmp_path, {"orders": Table(rows(2 * WORKERS_AFTER_FULL_PAGES - 1))})
-    p.run_cursor("orders", "orders", None, None, None, StreamStats("orders"), commit_watermark=True)
+    p.run_cursor(incremental("orders", "orders"), StreamStats("orders"))
     assert feed.mapper.starts == 0
     p, feed, _ = planner(tmp_path, {"orders": Table(rows(2 * WORKERS_AFTER_FULL_PAGES))})
-    p.run_cursor("orders", "orders", None, None, None, StreamStats("orders"), commit_watermark=True)
+    p.run_cursor(incremental("orders", "orders"), StreamStats("orders"))
     assert feed.mapper.starts == 1
 
 
 def test_a_child_cursor_sends_its_parents_and_moves_past_rows_it_left_out(tmp_path) -> None:
+    """Line 11 changed alone: its order 2 goes out. Line 12 belongs to order 1, which the parent cursor
+    read in this run: left out, yet the child cursor moves past it once the pipeline drained."""
     lines = Table([(11, T0 + timedelta(minutes=1), "l11"), (12, T0 + timedelta(minutes=2), "l12")],
-                  parents_of={11: 1, 12: 1})
-    p, feed, _ = planner(tmp_path, {"orders": Table(rows(2)), "orders.lines": lines})
-    last = p.run_cursor("orders", "orders.lines", None, None, None, StreamStats("orders"), commit_watermark=True)
-    assert [(s, keys, name) for s, keys, _, name in feed.chunks] == [("orders", [1], "orders.lines")]
+                  parents_of={11: 2, 12: 1})
+    state = DictState()
+    p, feed, _ = planner(tmp_path, {"orders": Table(rows(2)), "orders.lines": lines}, state)
+    upper = T0 + timedelta(seconds=90)  # the parent cursor reads order 1 only
+    p.sync_cursor(incremental("orders", "orders", upper), StreamStats("orders"))
+    feed.chunks.clear()
+    last = p.run_cursor(incremental("orders", "orders.lines", upper=T0 + timedelta(hours=1)), StreamStats("orders"))
+    assert [(s, keys, name) for s, keys, _, name in feed.chunks] == [("orders", [2], "orders.lines")]
+    assert feed.chunks[0][2] == Cursor(T0 + timedelta(minutes=1), 11)
     assert last == Cursor(T0 + timedelta(minutes=2), 12)
+    assert state.watermarks[("orders", "orders.lines")] == last
 
 
 def test_a_cursor_that_does_not_advance_while_the_source_has_newer_rows_is_stale(tmp_path) -> None:
-    p, _, _ = planner(tmp_path, {"orders": Table(rows(3))})
-    p.run_cursor = lambda stream, name, start, upper, wm, stats, *, commit_watermark: wm  # a broken reader
+    p, _, source = planner(tmp_path, {"orders": Table(rows(3))})
+    p.run_cursor = lambda plan, stats: plan.watermark  # a broken reader
     stats = StreamStats("orders")
-    p.sync_cursor("orders", "orders", None, T0 + timedelta(days=1), stats)
+    p.sync_cursor(p.plan("orders", "orders", None, source.now), stats)
     assert stats.stale
     p2, _, _ = planner(tmp_path, {"orders": Table(rows(3))})
     fine = StreamStats("orders")
-    p2.sync_cursor("orders", "orders", None, T0 + timedelta(days=1), fine)
+    p2.sync_cursor(p2.plan("orders", "orders", None, source.now), fine)
     assert not fine.stale and fine.watermark_after["orders"].endswith("/ 3")

@@ -91,8 +91,8 @@ def test_stale_watermark_fails_the_run(setup, emulator, monkeypatch):
     _, cfg = setup
     from engine.planner import Planner
 
-    def stuck(self, stream, name, start, upper, wm, stats, *, commit_watermark):
-        return wm  # a broken reader that never gets anywhere
+    def stuck(self, plan, stats):
+        return plan.watermark  # a broken reader that never gets anywhere
 
     monkeypatch.setattr(Planner, "run_cursor", stuck)
     state = nightly_sync(config_path=str(cfg), streams=["orders"], return_state=True)

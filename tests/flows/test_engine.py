@@ -250,6 +250,9 @@ def test_stale_lock_is_taken_over(cfg_path):
 
     time.sleep(0.01)
     state.acquire_lock("orders", "new-run")
+    state.settings.stale_lock_seconds = 3600  # the new holder is live: nobody else gets the lock
+    with pytest.raises(StreamLocked, match="new-run"):
+        state.acquire_lock("orders", "third-run")
 
 
 def test_pending_records_come_from_the_status_index_not_a_ledger_scan(tmp_path):

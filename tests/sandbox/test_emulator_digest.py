@@ -12,7 +12,7 @@ import pytest
 
 from connectors.altcraft import Encoded
 from sandbox.emulator_digest import canonical, digest
-from tests.connectors.test_altcraft_client import order, seed_catalog
+from tests.connectors.test_altcraft_client import ORDERS, order, seed_catalog
 
 
 def test_equivalent_spellings_digest_alike_and_real_differences_do_not():
@@ -42,7 +42,7 @@ def _post(url: str, body: dict):
 def test_digest_store_and_partial_reset_over_http(emulator, make_client):
     client = make_client()
     seed_catalog(client)
-    client.import_orders([Encoded.of(order("o1")), Encoded.of(order("o2", status="paid"))])
+    client.import_records(ORDERS.import_method, [Encoded.of(order("o1")), Encoded.of(order("o2", status="paid"))])
     control = emulator.url.replace("/api/v1.1/", "/__emulator/")
     answer = _get(control + "digest/orders")
     assert answer["count"] == 2 and set(answer["items"]) == {"o1", "o2"}

@@ -1,0 +1,102 @@
+"""The state store on its own: the chunk transaction, the ledger's reads, in-flight notes, locks, runs and
+backfill windows. On SQLite in a temporary directory, and on the PostgreSQL and MySQL test servers when
+their URLs are set (each dialect's upserts, :mod:`connectors.dialect`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr
+
+from altcraft_sync.config import StateSettings
+from altcraft_sync.cursor import Cursor
+from altcraft_sync.errors import StreamLocked
+from connectors.state import LedgerEntry, StateStore
+from connectors.state.schema import metadata, notes_metadata
+from tests.helpers import shop_url_for
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def state(request, tmp_path):
+    url = shop_url_for(request.param, tmp_path).replace("shop.db", "state.db")
+    store = StateStore(StateSettings(url=SecretStr(url)))
+    yield store
+    metadata.drop_all(store.engine)  # a server database is shared by the runs of this test
+    notes_metadata.drop_all(store.notes)
+    store.close()
+
+
+def test_a_chunk_commits_outcomes_quarantine_and_watermark_together(state) -> None:
+    at = Cursor(datetime(2026, 1, 1, 12, 0, tzinfo=UTC), 7)
+    state.commit_chunk(stream="orders", cursors={"orders": at},
+                       entries=[LedgerEntry("order", "1", 1, "f1", "delivered")],
+                       quarantined=[("order", "2", 2, [{"check": "email", "field": "email", "value": "x"}])])
+    assert state.get_watermark("orders", "orders") == at
+    assert state.known("order", ["1", "2"])["1"].status == "delivered"
+    assert state.quarantined_keys("order") == [("2", "2")]
+    state.commit_chunk(stream="orders", cleared=[("order", "2")])
+    assert state.quarantined_ids("order") == set()
+
+
+def test_a_failed_commit_leaves_nothing_behind(state) -> None:
+    with pytest.raises(AttributeError):
+        state.commit_chunk(stream="orders", cursors={"orders": "not a cursor"},  # type: ignore[dict-item]
+                           entries=[LedgerEntry("order", "1", 1, "f1", "delivered")])
+    assert state.known("order", ["1"]) == {} and state.get_watermark("orders", "orders") is None
+
+
+def test_attempts_count_sends_since_the_last_delivery(state) -> None:
+    for status in ("failed", "failed"):
+        state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "f", status)])
+    assert state.known("order", ["1"])["1"].attempts == 2
+    state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "f", "delivered")])
+    assert state.known("order", ["1"])["1"].attempts == 0
+
+
+def test_pending_is_what_a_retry_may_resend(state) -> None:
+    state.commit_chunk(stream="orders", entries=[
+        LedgerEntry("order", "ok", 1, "f", "delivered"),
+        LedgerEntry("order", "failed", 2, "f", "failed"),
+        LedgerEntry("order", "waiting", 3, "f", "deferred", None, "waiting for 'S1'"),
+        LedgerEntry("order", "retryable", 4, "f", "rejected", 429, "slow down"),
+        LedgerEntry("order", "permanent", 5, "f", "rejected", 400, "bad currency", permanent=True)])
+    assert state.pending("order") == [("failed", "2"), ("retryable", "4"), ("waiting", "3")]
+    assert state.delivered_set("order") == {"ok"}
+    assert state.delivered_keys("order", 10) == ["1"]
+
+
+def test_a_renamed_record_is_found_by_its_source_key(state) -> None:
+    state.commit_chunk(stream="skus", entries=[LedgerEntry("sku", "OLD", 5, "f", "delivered"),
+                                               LedgerEntry("sku", "GONE", 6, "f", "deleted")])
+    assert state.former_ids("sku", [("NEW", 5), ("OTHER", 6)]) == [("OLD", "5")]
+    assert state.has_records("sku") and not state.has_records("order")
+
+
+def test_in_flight_notes_name_what_a_dead_run_may_have_sent_until_settled(state) -> None:
+    state.begin_send("b1", "order", [("1", 1), ("2", 2)])
+    batches, records = state.unsettled("order")
+    assert batches == ["b1"] and sorted(records) == [("1", "1"), ("2", "2")]
+    state.settle(["b1"])
+    assert state.unsettled("order") == ([], [])
+
+
+def test_a_live_lock_refuses_in_one_line_and_a_released_one_is_free(state) -> None:
+    state.acquire_lock("orders", "run-a")
+    with pytest.raises(StreamLocked) as err:
+        state.acquire_lock("orders", "run-b")
+    assert "run-a" in str(err.value) and "\n" not in str(err.value)
+    state.release_lock("orders", "run-a")
+    state.acquire_lock("orders", "run-b")
+
+
+def test_runs_and_backfill_windows_are_recorded(state) -> None:
+    state.start_run("r1", "nightly")
+    state.record_stream("r1", "orders", {"delivered": 3})
+    state.finish_run("r1", "completed")
+    [run] = state.last_runs(1)
+    assert run["run_id"] == "r1" and run["status"] == "completed"
+    state.mark_window("bf", "orders", "2026-01-01", "2026-01-08", "done", {"delivered": 1})
+    assert state.window_status("bf", "orders") == {"2026-01-01": "done"}
+    state.reset_backfill("bf")
+    assert state.window_status("bf", "orders") == {}

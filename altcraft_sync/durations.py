@@ -56,8 +56,8 @@ OptionalDuration = Annotated[float | None, BeforeValidator(_optional_seconds)]
 
 
 def describe(total: float) -> str:
-    """Seconds as the unit a person would write (``24 h``, ``1 d``, ``90 min``, ``45 s``)."""
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if total >= size and total % size == 0:
+    """Seconds as a person would say them: ``24 h`` (days from two on: ``3 d``), ``90 min``, ``45 s``."""
+    for unit, size, least in (("d", 86400, 2 * 86400), ("h", 3600, 3600), ("min", 60, 60)):
+        if total >= least and total % size == 0:
             return f"{int(total // size)} {unit}"
     return f"{total:g} s"

@@ -101,7 +101,7 @@ class Decider:
     def _goes_without(self, stream: str, p: Payload, decision: Decision, stats: StreamStats) -> None:
         """A record naming something Altcraft does not hold goes anyway: what it names will never arrive
         (a stand-in goes first) or it waited ``sync.max_defer``. Said in the log and the samples."""
-        self.ctx.log.info("%s %s goes without waiting: %s", stream, p.external_id, decision.reason)
+        self.ctx.log.debug("%s %s goes without waiting: %s", stream, p.external_id, decision.reason)
         self.ctx.sample(stats, "sent_without_dependency", [{"external_id": p.external_id, "reason": decision.reason}])
 
     def _stand_ins(self, mapped: Mapped, needs: set[str], stats: StreamStats) -> list[Payload]:

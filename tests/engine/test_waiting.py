@@ -59,10 +59,10 @@ def test_a_record_waits_only_while_what_it_names_can_arrive_and_only_up_to_max_d
     assert decide(["x", "y"], missing, 0, DAY) == decide([], missing, 0, DAY)  # names nothing missing: goes
     assert not decide(["x"], missing, 0, DAY).wait
     waits = decide(["x", "a", "g"], missing, 3600, DAY)
-    assert waits.wait and waits.reason == "waiting for 'a': in the shop, not sent yet; goes anyway after 1 d"
+    assert waits.wait and waits.reason == "waiting for 'a': in the shop, not sent yet; goes anyway after 24 h"
     late = decide(["a", "g"], missing, DAY, DAY)  # the limit reached: it goes, saying why
     assert not late.wait and late.stand_ins == ("g",)
-    assert "waited 1 d (sync.max_defer) for 'a'" in late.reason
+    assert "waited 24 h (sync.max_defer) for 'a'" in late.reason
     assert not decide(["a"], missing, 0, 0).wait  # max_defer 0: never waits
 
 
@@ -165,7 +165,7 @@ def test_the_desk_reads_the_facts_once_and_decides_each_order():
     assert not out[2].wait and out[2].stand_ins == ("refused",)
     assert out[2].reason == "'refused' refused by Altcraft for good: 400 currency 'XAU' is not enabled"
     assert out[3].wait and "quarantined in the shop (see altcraft-sync quarantine --stream skus)" in out[3].reason
-    assert not out[4].wait and out[4].stand_ins == () and "waited 1 d (sync.max_defer)" in out[4].reason
+    assert not out[4].wait and out[4].stand_ins == () and "waited 24 h (sync.max_defer)" in out[4].reason
     lookups = shop.lookups
     desk.decide("orders", {0: ["live", "soft"]}, {0: "o9"}, NOW)
     assert shop.lookups == lookups  # known fates are not looked up again in this stream run
@@ -241,7 +241,7 @@ def test_an_order_naming_a_sku_the_shop_deleted_goes_after_a_stand_in(tmp_path):
         {"external_id": "HARD", "name": "Name of HARD", "price": "9.5", "currency": "RUB", "is_available": False}]
     assert stats.stand_ins == 2 and stats.deferred == 1
     assert stats.deferred_reasons == {"in the shop, not sent yet (changed within the safety margin, or its stream has "
-                                      "not reached it); goes anyway after 1 d": 1}
+                                      "not reached it); goes anyway after 24 h": 1}
     again = d.process("orders", order_chunk([["SOFT"]]), StreamStats("orders"))
     assert again.stand_ins == [] and [p.external_id for p in again.send] == ["1"]  # each stand-in once a run
 

@@ -197,7 +197,7 @@ def test_a_months_old_first_load_fires_no_triggers_and_a_fresh_change_does(tmp_p
     assert stats["orders"].without_triggers >= len(quiet) - 1  # the definitions' carrier may be one of them
     from runner.reporting import stream_line, summary_markdown
 
-    note = f"{stats['orders'].without_triggers:,} sent without triggers (older than 1 d)"
+    note = f"{stats['orders'].without_triggers:,} sent without triggers (older than 24 h)"
     assert stats["orders"].notes == [note] and stream_line(stats["orders"], False).endswith(f"; {note}")
     assert f"- orders: {note}" in summary_markdown("sync", stats, "completed", False)
     touch_orders(engine, [6], state="completed")
@@ -242,4 +242,4 @@ def test_orders_alone_say_which_stream_to_run_first(tmp_path, shop, emulator):
     assert "| orders | the categories, products and skus streams never ran" in summary_markdown("sync", stats, "x", False)
     assert stats["orders"].warnings[-1:] == ["the categories, products and skus streams never ran: run them first "
                                         "(altcraft-sync sync --stream categories --stream products --stream skus); "
-                                        "goes anyway after 1 d"]
+                                        "goes anyway after 24 h"]

@@ -63,7 +63,9 @@ def _stream_parts(s: Any) -> str:
         top = max(s.quarantine_reasons.items(), key=lambda kv: kv[1])[0] if s.quarantine_reasons else None
         parts.append(f"{s.invalid} invalid" + (f" ({_reason(top)})" if top else ""))
     if s.deferred:
-        parts.append(f"{s.deferred} deferred")
+        reasons = getattr(s, "deferred_reasons", None) or {}
+        top = max(reasons.items(), key=lambda kv: kv[1])[0] if reasons else None
+        parts.append(f"{s.deferred} deferred" + (f" ({top})" if top else ""))
     return ", ".join(parts)
 
 

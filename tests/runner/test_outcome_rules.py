@@ -50,3 +50,12 @@ def test_the_backlog_alerts_by_size_and_by_age():
     big = {"sku": {"quarantined": 101, "rejected": 0, "retrying": 0, "deferred": 0, "since": NOW}}
     v = judge({}, SyncSettings(), dry_run=False, backlog=big, now=NOW)
     assert v.backlog_alert and "above sync.backlog_alert_records 100" in (v.backlog or "")
+
+
+def test_deferred_records_of_this_run_count_and_their_reason_leads():
+    s = stats(delivered=10, deferred=2)
+    s.deferred_reasons["the skus stream never ran: run it first (altcraft-sync sync --stream skus)"] = 2
+    v = judge({"orders": s}, SyncSettings(), dry_run=False, now=NOW)
+    assert v.failure is None and len(v.warnings) == 1
+    assert ("2 of 12 records of this run (16.7%) did not go: orders: 2 deferred (the skus stream never ran: "
+            "run it first (altcraft-sync sync --stream skus))") in v.warnings[0]

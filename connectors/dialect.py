@@ -96,6 +96,11 @@ class Dialect:
     def tune_state(self, engine: sa.Engine) -> None:
         """Settings the state store's connections need on this database (none by default)."""
 
+    def has_latin1_columns(self) -> bool:
+        """Whether text columns may be declared latin1 (MySQL/MariaDB's cp1252), so that UTF-8 bytes written
+        through a wrong connection charset come back double-encoded (``source.utf8_in_latin1``)."""
+        return False
+
     def notes_url(self, url: str) -> str | None:
         """Where the state store keeps its in-flight notes, when not in its own database."""
         return None
@@ -189,6 +194,9 @@ class PostgreSQL(Dialect):
 class MySQL(Dialect):
     name = "mysql"
     has_fast_ledger_upsert = True
+
+    def has_latin1_columns(self) -> bool:
+        return True
 
     def ledger_stamp(self, ts: datetime) -> str | datetime:
         return ts.astimezone(UTC).replace(tzinfo=None)

@@ -92,7 +92,7 @@ class RowGuards(SourceBinding):
         without it, one warning per column names the setting (the value is sent as it is)."""
         if self.config.source.utf8_in_latin1:
             return latin1.undo_series(series)
-        if self.dialect not in ("mysql", "mariadb") or (ent.path, name) in self._latin1_warned:
+        if not self.sql.has_latin1_columns() or (ent.path, name) in self._latin1_warned:
             return series
         found = latin1.first_double_encoded(series)
         if found is not None:

@@ -15,6 +15,7 @@ from pandera import dtypes
 from pandera.engines import pandas_engine
 
 from altcraft_sync.catalogue import CUSTOM_LINE_STATUS_TYPES
+from transforms.patterns import RFC3339 as RFC3339  # re-exported: the contract's patterns live here
 from transforms.values import arrow_strings
 
 
@@ -35,10 +36,6 @@ class Text(pandas_engine.STRING):
             return False
 
 
-# ASCII digits spelled [0-9]: Python's ``\d`` also takes other scripts' digits, RE2's (Arrow's) does not
-_YEAR = "([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
-RFC3339 = "^" + _YEAR + r"-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
-"""Years 0001-9999 (RFC 3339's range; year 0 is what a year-1 wall time east of UTC becomes)."""
 CURRENCY = r"^[A-Z]{3}$"
 """ISO 4217 alphabetic code: Altcraft takes only currencies enabled in the account, named by their code."""
 _SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"

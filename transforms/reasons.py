@@ -7,8 +7,9 @@ from __future__ import annotations
 import ast
 import re
 
+from transforms.patterns import RFC3339
+
 _CALL = re.compile(r"^(?P<name>[a-z_]+)\((?P<args>.*)\)$", re.S)
-_TIME = re.compile(r"^\^?(\[0-9\]|\\d)\{4\}-.*T")  # the contract's RFC 3339 pattern: a four-digit year ... T
 
 
 def human_check(check: str | None) -> str:
@@ -35,7 +36,7 @@ def human_check(check: str | None) -> str:
         return f"not one of {shown}"
     if name == "str_matches" and args:
         pattern = str(args[0])
-        if _TIME.search(pattern):
+        if pattern == RFC3339:
             return "not an RFC 3339 time (2026-12-01T02:00:00Z)"
         if pattern == "^[0-9]+$":
             return "not a whole number of digits"

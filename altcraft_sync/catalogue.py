@@ -56,3 +56,26 @@ MATCHING_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "email_phone": (("email", "phone"),),
     "email_phone_sub": (("email", "phone"),),
 }
+
+# Altcraft profile fields a customers section may map in ``columns`` (docs/altcraft-profiles.md): system
+# fields carry a leading underscore; ``email`` and ``phones`` come from the matching columns. Where the
+# docs name a field two ways the documented API name wins: the birthday is ``_bdate`` (no ``_birthday``
+# exists), the registration date ``_regdate``.
+PROFILE_FIELDS = {
+    "_fname": False, "_lname": False, "_bdate": False, "_sex": False, "_city": False, "_regdate": False,
+    "_regcity": False, "_regcountry": False, "_country": False, "_region": False, "_postal_code": False,
+    "_tz": False, "_vendor": False,
+}
+PROFILE_DATE_FIELDS = frozenset({"_bdate", "_regdate"})
+SEX_VALUES = ("male", "female")
+SEX_NUMBERS = {"male": 1, "female": 2}
+"""``_sex`` as a number (the Profile data object page types it int; a community client sends 1 / 2)."""
+CONSENT_CHANNELS = {"email": "email", "sms": "phone"}
+"""Subscription channel -> the matching field whose address it subscribes."""
+PROFILE_KEY_FIELDS = ("email", "phone")
+"""The matching fields a profile can be keyed by (its ledger id is ``<field>:<value>``)."""
+
+
+def key_field(mode: str) -> tuple[str, ...]:
+    """The profile key fields a matching mode reads (email modes: ``email``; phone modes: ``phone``)."""
+    return tuple(f for group in MATCHING_FIELDS.get(mode, ()) for f in group if f in PROFILE_KEY_FIELDS)

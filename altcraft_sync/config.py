@@ -13,6 +13,7 @@ the setting by its dotted path, e.g. ``streams.orders.columns.total_price``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -25,7 +26,7 @@ from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
 from altcraft_sync.durations import Duration, OptionalDuration
 from altcraft_sync.errors import ConfigError
 from altcraft_sync.interpolation import interpolate_tree
-from altcraft_sync.sources import ChildSource, OrdersStream, TableSource, _Model
+from altcraft_sync.sources import ChildSource, OrdersStream, ProfilesStream, TableSource, _Model
 
 
 class Streams(_Model):
@@ -229,10 +230,23 @@ class Config(_Model):
             src = self.streams.section(spec.name)
             if src is not None:
                 self._check_stream(spec, src)
+                self._check_owners(spec, src)
         orders = self.streams.section("orders")
         if isinstance(orders, OrdersStream):
             self._check_orders(orders)
         return self
+
+    def _check_owners(self, spec: registry.StreamSpec, src: TableSource) -> None:
+        """A profile is found by the key its records (orders) use: the same modes, in the same order."""
+        matching = getattr(src, "matching", None)
+        modes = matching.modes if matching is not None else None
+        for owner in spec.owned_by:
+            people = self.streams.section(owner)
+            if isinstance(people, ProfilesStream) and modes is not None and people.matching.modes != modes:
+                raise ValueError(
+                    f"streams.{owner}.matching: modes {people.matching.modes} differ from streams.{spec.name}.matching "
+                    f"{modes}: a profile must be imported with the mode and fallback its {spec.name} are matched by"
+                )
 
     def _check_stream(self, spec: registry.StreamSpec, src: TableSource) -> None:
         path = f"streams.{spec.name}"
@@ -288,8 +302,15 @@ def _validated(model: type[TableSource], section: Any, path: str) -> TableSource
         return model.model_validate(section)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join([path, *(str(p) for p in first["loc"])])
-        raise ValueError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        inner = [head] if sep and _SUB_SETTING.match(head) else []  # a model check naming its own setting
+        where = ".".join([path, *(str(p) for p in first["loc"]), *inner])
+        raise ValueError(f"{where}: {rest if inner else msg}") from None
+
+
+_SUB_SETTING = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)*$")
+"""A model validator's message may start with the setting it is about (``fallback.0: ...``)."""
 
 
 def _check_html(path: str, section: TableSource) -> None:

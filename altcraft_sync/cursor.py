@@ -16,7 +16,12 @@ PK, TS, DELETED, PARENT = "_pk", "_ts", "_deleted", "_parent"
 CF_PREFIX = "cf."
 """A custom field's column: ``cf.<external_id>``."""
 MATCH_PREFIX = "m."
-"""A matching field's column (orders): ``m.<field>``."""
+"""A matching field's column (orders, profiles): ``m.<field>``."""
+CONSENT_PREFIX = "consent."
+"""A profile's consent column: ``consent.<channel>``."""
+PRODUCT_NAME = "_product_name"
+"""An order line's product name (``lines.product_name``): what a stand-in for a product that will never
+reach Altcraft is named after."""
 PROBLEM = "_problem"
 """Present only on a frame with rows the source could not take as they are (a key found in several rows,
 a value it could not read or decode): ``(field, check, value)`` on those rows, None on the others. The

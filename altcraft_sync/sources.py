@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from altcraft_sync.catalogue import MATCHING_FIELDS
-from altcraft_sync.cursor import MATCH_PREFIX, PRODUCT_NAME
+from altcraft_sync.catalogue import CONSENT_CHANNELS, MATCHING_FIELDS, SEX_VALUES, key_field
+from altcraft_sync.cursor import CF_PREFIX, CONSENT_PREFIX, MATCH_PREFIX, PRODUCT_NAME
 
 
 class _Model(BaseModel):
@@ -79,8 +79,9 @@ class CatalogStream(TableSource):
 
 
 class Matching(_Model):
-    """Profile matching (orders, profiles): the mode, the modes tried next when a row has no value for it
-    (``fallback``, in order: the first whose fields are all present wins), and where each field comes from."""
+    """Profile matching (orders, profiles): the mode, the modes to fall back on, and where each field they
+    need comes from. Each record is matched by the first of ``mode``, ``fallback...`` whose fields it has (a
+    phone-only order by ``phone`` when the e-mail is missing)."""
 
     mode: str = "email"
     fallback: list[str] = Field(default_factory=list)
@@ -90,17 +91,26 @@ class Matching(_Model):
     @model_validator(mode="after")
     def _fields_for_mode(self) -> Matching:
         have = set(self.columns) | set(self.constants)
-        for mode in self.modes():
+        for where, mode in [("", self.mode), *((f"fallback.{i}: ", m) for i, m in enumerate(self.fallback))]:
             if mode not in MATCHING_FIELDS:
-                raise ValueError(f"mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
+                raise ValueError(f"{where}mode {mode!r} is not one of {', '.join(MATCHING_FIELDS)}")
             for alternatives in MATCHING_FIELDS[mode]:
                 if not have.intersection(alternatives):
-                    raise ValueError(f"mode {mode!r} needs field {' or '.join(alternatives)!r} in columns or constants")
+                    raise ValueError(f"{where}mode {mode!r} needs field {' or '.join(alternatives)!r} in "
+                                     "columns or constants")
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError("fallback: a mode is listed twice")
         return self
 
+    @property
     def modes(self) -> list[str]:
         """The modes in the order they are tried."""
         return [self.mode, *self.fallback]
+
+    @property
+    def fields(self) -> list[str]:
+        """Every matching field mapped (columns, then constants)."""
+        return list(self.columns) + list(self.constants)
 
     def extra_columns(self) -> list[tuple[str, str, str]]:
         return [(f"matching.columns.{fld}", column, MATCH_PREFIX + fld) for fld, column in self.columns.items()]
@@ -113,3 +123,59 @@ class OrdersStream(TableSource):
 
     def extra_columns(self) -> list[tuple[str, str, str]]:
         return self.matching.extra_columns()
+
+
+class ProfilesStream(TableSource):
+    """People as Altcraft profiles (registered customers, or the guest buyers of orders without an account):
+    ``profiles/import_batch`` into database ``db_id``. ``columns`` maps profile fields (``_fname``, ...); the
+    e-mail and phone come from the matching columns and key the profile (docs/altcraft-profiles.md)."""
+
+    columns: dict[str, str] = Field(default_factory=dict)
+    db_id: int = Field(ge=1)
+    """The profile database of the sales channel whose touchpoint the orders name."""
+    matching: Matching = Field(default_factory=lambda: Matching(mode="email", columns={"email": "email"}))
+    resource_id: int | None = Field(default=None, ge=1)
+    """The resource (mailing source) consenting people are subscribed to."""
+    consent: dict[str, str] = Field(default_factory=dict)
+    """Channel (``email``, ``sms``) -> the shop column that says the person agreed to it. A person gets that
+    subscription only when the column is true; without a column, nobody gets one."""
+    profile_fields: dict[str, str] = Field(default_factory=dict)
+    """Custom profile fields (named as created in the Altcraft database, no leading underscore) -> column."""
+    sex_map: dict[str, str] = Field(default_factory=dict)
+    """Shop values of ``_sex`` -> ``male`` / ``female``; other values leave the field out."""
+    sex_format: Literal["text", "number"] = "text"
+    """``_sex`` as ``"male"``/``"female"`` (the field types page) or 1 / 2 (the data object page types it
+    int): the docs disagree, so it is a setting."""
+
+    @model_validator(mode="after")
+    def _profile_rules(self) -> ProfilesStream:
+        for mode in self.matching.modes:
+            if not key_field(mode):
+                raise ValueError(f"matching.mode {mode!r}: profiles are matched by e-mail or phone modes only")
+        for channel in self.consent:
+            if channel not in CONSENT_CHANNELS:
+                raise ValueError(f"consent.{channel}: not a channel ({', '.join(CONSENT_CHANNELS)})")
+            if CONSENT_CHANNELS[channel] not in self.matching.columns:
+                raise ValueError(f"consent.{channel}: map matching.columns.{CONSENT_CHANNELS[channel]} (the address)")
+        if self.consent and self.resource_id is None:
+            raise ValueError("resource_id: consent is mapped, so subscriptions need the resource to go to")
+        for name in self.profile_fields:
+            if name.startswith("_") or name in ("email", "phones", "subscriptions"):
+                raise ValueError(f"profile_fields.{name}: a custom field name (system fields go in columns)")
+        for shop, value in self.sex_map.items():
+            if value not in SEX_VALUES:
+                raise ValueError(f"sex_map.{shop}: {value!r} is not one of {', '.join(SEX_VALUES)}")
+        return self
+
+    def extra_columns(self) -> list[tuple[str, str, str]]:
+        return [*self.matching.extra_columns(),
+                *((f"consent.{ch}", col, CONSENT_PREFIX + ch) for ch, col in self.consent.items()),
+                *((f"profile_fields.{name}", col, CF_PREFIX + name) for name, col in self.profile_fields.items())]
+
+    def import_root(self) -> dict[str, object]:
+        """Root options of its import besides the matching mode."""
+        return {"db_id": self.db_id}
+
+    def mode_for(self, key: str) -> str:
+        """The matching mode a profile keyed by ``key`` (``email`` / ``phone``) is imported with."""
+        return next(m for m in self.matching.modes if key in key_field(m))

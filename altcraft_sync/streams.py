@@ -25,10 +25,11 @@ from altcraft_sync.catalogue import (
     LINE_FIELDS,
     ORDER_FIELDS,
     PRODUCT_FIELDS,
+    PROFILE_FIELDS,
     REGIONAL_FIELDS,
     SKU_FIELDS,
 )
-from altcraft_sync.sources import CatalogStream, OrdersStream, TableSource
+from altcraft_sync.sources import CatalogStream, OrdersStream, ProfilesStream, TableSource
 
 Mapper = Callable[..., Any]
 """``mapper(parents, children, mapping) -> transforms.payload.Mapped`` (pure: frames and a
@@ -85,6 +86,16 @@ class StreamSpec:
     (custom line statuses) and ``categories``, in the order carriers are preferred."""
     root_key: str = field(default="", compare=False)
     """The root key it is carried under when it has no import method of its own (``categories``)."""
+    profiles: bool = False
+    """Its records are Altcraft profiles (``profiles/import_batch``): keyed ``<field>:<value>`` by their
+    matching e-mail or phone, per-item results read by position, the returned ``profile_id`` kept in the
+    ledger (docs/altcraft-profiles.md)."""
+    owned_by: tuple[str, ...] = ()
+    """Profile streams holding the person each record is sent for (an order's buyer): a record waits
+    (deferred) until its profile is delivered, and ``forget`` deletes it with that profile."""
+    erase_method: str | None = None
+    """Deletes one record on an explicit request only (``altcraft-sync forget``); a sync never calls it:
+    deleting a person is never a side effect."""
 
     @property
     def child_entity(self) -> str | None:
@@ -118,16 +129,27 @@ BUILT_IN: tuple[StreamSpec, ...] = (
         list_method="market/sku/list", carries=("sku", "categories"),
     ),
     StreamSpec(
+        name="customers", entity="customer", source_model=ProfilesStream, fields=PROFILE_FIELDS,
+        mapper="transforms.chunk:profiles", import_method="profiles/import_batch", list_method="profiles/list",
+        erase_method="profiles/delete", takes_skip_triggers=True, profiles=True,
+    ),
+    StreamSpec(
+        name="guests", entity="guest", source_model=ProfilesStream, fields=PROFILE_FIELDS,
+        mapper="transforms.chunk:profiles", import_method="profiles/import_batch", list_method="profiles/list",
+        erase_method="profiles/delete", takes_skip_triggers=True, profiles=True,
+    ),
+    StreamSpec(
         name="orders", entity="order", source_model=OrdersStream, fields=ORDER_FIELDS,
         mapper="transforms.chunk:orders", custom_field_type="order",
         child=ChildSpec("lines", LINE_FIELDS, custom_field_type="line_order"), depends_on=("skus", "products"),
         import_method="market/orders/import", delete_method="market/orders/delete", delete_one_by_one=True,
         list_method="market/orders/list", takes_skip_triggers=True, carries=("order", "line_order", "line_status"),
+        owned_by=("customers", "guests"),
     ),
 )
 """In the order a sync runs them: what a stream depends on runs before it."""
 
-StreamName = Literal["categories", "products", "skus", "orders"]
+StreamName = Literal["categories", "products", "skus", "customers", "guests", "orders"]
 """The names of :data:`BUILT_IN`, as a type: flow parameters take it, so the Prefect UI offers them as a
 choice (a test keeps it equal to ``BUILT_IN``; a Literal cannot be built from the tuple for mypy)."""
 
@@ -170,7 +192,13 @@ def entities() -> dict[str, str]:
 
 def depended_on() -> frozenset[str]:
     """Entities some stream's records refer to (their delivered ids are looked up)."""
-    return frozenset(_registry[d].entity for s in _registry.values() for d in s.depends_on if d in _registry)
+    return frozenset(_registry[d].entity for s in _registry.values() for d in (*s.depends_on, *s.owned_by)
+                     if d in _registry)
+
+
+def profile_streams() -> list[StreamSpec]:
+    """The streams whose records are Altcraft profiles."""
+    return [s for s in _registry.values() if s.profiles]
 
 
 @contextmanager

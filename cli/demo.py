@@ -29,15 +29,20 @@ def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None
     home.mkdir(parents=True, exist_ok=True)
     shop = home / "demo-shop.db"
     engine = sa.create_engine(f"sqlite:///{shop}")
+    if shop.exists() and "guest_email" not in {c["name"] for c in sa.inspect(engine).get_columns("orders")}:
+        console.print(f"{shop} predates customers and guests: creating it again")
+        demo_shop.metadata.drop_all(engine)
+        shop.unlink()
     if not shop.exists():
         console.print(f"Creating the demo shop ({orders} orders) in {shop} ...")
         started = time.monotonic()
-        demo_shop.generate(engine, orders)
+        demo_shop.generate(engine, orders, people=True)
         console.print(f"  done in {time.monotonic() - started:.1f} s")
     state_db = home / "demo-state.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state_db}{suffix}").unlink(missing_ok=True)  # a fresh emulator needs a fresh ledger
-    with AltcraftEmulator(port=port, token=DEMO_TOKEN, strict_data=True) as emu:  # refuses an empty data
+    # refuses an empty data, and an order whose buyer has no profile
+    with AltcraftEmulator(port=port, token=DEMO_TOKEN, strict_data=True, require_profiles=True) as emu:
         config = write_demo_config(f"sqlite:///{shop}", f"sqlite:///{state_db}", emu.url, DEMO_TOKEN, home / "demo.yaml")
         console.print(f"Altcraft emulator on {emu.url}; config {config}")
         console.print("[bold]Run 1[/]: everything is new (the first flow run starts a local Prefect server, ~20 s)")
@@ -72,7 +77,7 @@ def _run(flow: Any, config: Path, console: Console) -> dict[str, Any]:
 
 def _show_store(emu: AltcraftEmulator, console: Console) -> None:
     with emu.lock:
-        counts = {k: len(getattr(emu.store, k)) for k in ("categories", "products", "skus", "orders")}
+        counts = {k: len(getattr(emu.store, k)) for k in ("categories", "products", "skus", "profiles", "orders")}
     console.print("Altcraft (emulator) holds: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

@@ -26,6 +26,8 @@ def sandbox(
     seed: Annotated[int | None, typer.Option(help="Seed for the fault dice.")] = None,
     strict_data: Annotated[bool, typer.Option("--strict-data", help="Refuse imports with an empty data array "
                                               "(api.md marks data required; what Altcraft does is unknown).")] = False,
+    require_profiles: Annotated[bool, typer.Option("--require-profiles", help="Refuse an order whose buyer has no "
+                                                   "profile (what Altcraft does is not documented).")] = False,
 ) -> None:
     """Run the local Altcraft emulator until interrupted (faults can be changed at run time with
     POST /__emulator/faults)."""
@@ -33,9 +35,10 @@ def sandbox(
 
     faults = Faults(rate_limit_every=rate_limit_every, retry_after=retry_after, error_rate=error_rate,
                     drop_rate=drop_rate, latency_ms=latency_ms, seed=seed)
-    emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults, strict_data=strict_data)
-    console.print(f"Altcraft emulator on {emu.url} (token set; strict data: {strict_data}; faults: {faults})",
-                  highlight=False)
+    emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults, strict_data=strict_data,
+                           require_profiles=require_profiles)
+    console.print(f"Altcraft emulator on {emu.url} (token set; strict data: {strict_data}; require profiles: "
+                  f"{require_profiles}; faults: {faults})", highlight=False)
     try:
         emu.serve_forever()
     except KeyboardInterrupt:
@@ -48,6 +51,8 @@ def demo_db(
     orders: Annotated[int, typer.Option(min=1, help="Number of orders.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same rows).")] = 42,
     skus: Annotated[int | None, typer.Option(help="Number of SKUs (default orders/10, at most 100,000).")] = None,
+    people: Annotated[bool, typer.Option("--people/--no-people", help="Phone-only customers and guest orders "
+                                         "(what the customers and guests streams show).")] = True,
 ) -> None:
     """Create and fill the demo shop schema (deterministic, bulk inserts)."""
     import sqlalchemy as sa
@@ -59,7 +64,7 @@ def demo_db(
     engine = sa.create_engine(url)
     started = time.monotonic()
     try:
-        size = demo_shop.generate(engine, orders, seed=seed, skus_count=skus,
+        size = demo_shop.generate(engine, orders, seed=seed, skus_count=skus, people=people,
                                   progress=lambda n: console.print(f"  {n} orders written"))
     except sa.exc.SQLAlchemyError as err:
         from altcraft_sync.config import mask_url

@@ -6,6 +6,7 @@ from __future__ import annotations  # noqa: I001  (command modules in the order 
 import cli  # noqa: F401  (Prefect settings before anything imports prefect)
 from cli import run  # noqa: F401
 from cli import checks  # noqa: F401
+from cli import people  # noqa: F401
 from cli import local  # noqa: F401
 from cli import preset  # noqa: F401
 from cli.app import app

@@ -24,6 +24,8 @@ class Outcome:
     text: str = ""
     permanent: bool = False
     """A rejection that will repeat until the record's data changes (e.g. unknown currency)."""
+    altcraft_id: str | None = None
+    """Altcraft's own id of the record, when its answer gives one (a profile's ``profile_id``)."""
 
 
 @dataclass

@@ -169,7 +169,7 @@ class SourceBinding:
             cols.append(read(need(f"columns.{fld}", column)).label(fld))
         for cf_id, column in spec.custom_fields.items():
             cols.append(self._read(need(f"custom_fields.{cf_id}", column)).label(CF_PREFIX + cf_id))
-        for setting, column, label in spec.extra_columns():  # matching, consent, profile fields
+        for setting, column, label in spec.extra_columns():  # matching, consent, profile fields, a line's product name
             cols.append(self._read(need(setting, column)).label(label))
         return Entity(name, path, spec, source, pk, ts, cols, parent)
 

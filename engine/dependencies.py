@@ -1,8 +1,9 @@
-"""Dependencies before dependents: an order whose line product, a SKU whose product or a product whose
-category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as unknown,
-but only while what it names can still arrive, and for at most ``sync.max_defer`` (the rules:
+"""Dependencies before dependents: an order whose line product or buyer's profile, a SKU whose product or a
+product whose category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as
+unknown, but only while what it names can still arrive, and for at most ``sync.max_defer`` (the rules:
 :mod:`engine.waiting`). What will never arrive (deleted in the shop, refused for good) blocks nothing: the
-record goes out, after a stand-in product for it (:mod:`transforms.stand_ins`).
+record goes out, after a stand-in product for it (:mod:`transforms.stand_ins`). A buyer's profile is
+waited for the same bounded time (:meth:`Dependencies.owner_waits`).
 
 The delivered ids of what a stream depends on are loaded once per stream and run (earlier streams are
 finished when a later one reads); the coordinator calls :meth:`Dependencies.forget` when a stream starts."""
@@ -17,11 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from altcraft_sync import streams as registry
+from altcraft_sync.durations import describe
 from engine.context import RunContext
 from engine.waiting import Decision, WaitingDesk, missing_refs
 from transforms.payload import Mapped
 from transforms.stand_ins import ENTITY as STAND_IN
 from transforms.stand_ins import STANDS_FOR
+
+_OWNERS = "owners:"
+"""Prefix of the dependency index of a stream's owners (the profiles its records are sent for)."""
 
 
 class Dependencies:
@@ -34,20 +39,48 @@ class Dependencies:
     def forget(self, stream: str) -> None:
         """Load again what ``stream`` depends on: what earlier streams delivered since it was loaded counts."""
         self.ctx.memory.delivered_refs.pop(stream, None)
+        self.ctx.memory.delivered_refs.pop(_OWNERS + stream, None)
         self.desk.forget(stream)
 
     def waits(self, stream: str, mapped: Mapped, only: list[int]) -> dict[int, Decision]:
         """For the payloads at ``only`` that name something Altcraft does not hold (a stand-in sent counts
-        as held): whether each waits, or goes and which references need a stand-in first."""
+        as held): whether each waits, or goes and which references need a stand-in first. A record whose
+        references let it go still waits for its buyer's profile (:meth:`owner_waits`)."""
+        out: dict[int, Decision] = {}
         deps = self._deps(stream)
-        if not deps or mapped.refs is None or not only:
+        if deps and mapped.refs is not None and only:
+            held = self.index(stream, deps)
+            missing = missing_refs(mapped.refs, _Either(held, self.ctx.memory.standing_in), only)
+            if missing:
+                ids = {i: mapped.payloads[i].external_id for i in missing}
+                out = self.desk.decide(stream, missing, ids, datetime.now(UTC))
+        for i, decision in self.owner_waits(stream, mapped, [i for i in only if not (i in out and out[i].wait)]).items():
+            out[i] = decision if i not in out or decision.wait else out[i]
+        return out
+
+    def owner_waits(self, stream: str, mapped: Mapped, only: list[int]) -> dict[int, Decision]:
+        """Records whose buyer has no delivered profile (:meth:`by_owner`) wait for it, from their first
+        deferral for at most ``sync.max_defer``; past that they go and Altcraft's answer is recorded."""
+        if not self.ctx.config.sync.wait_for_dependencies or not only:
             return {}
-        held = self.index(stream, deps)
-        missing = missing_refs(mapped.refs, _Either(held, self.ctx.memory.standing_in), only)
-        if not missing:
+        blocked = self.by_owner(stream, mapped, only)
+        if not blocked:
             return {}
-        ids = {i: mapped.payloads[i].external_id for i in missing}
-        return self.desk.decide(stream, missing, ids, datetime.now(UTC))
+        max_defer = self.ctx.config.sync.max_defer
+        entity = registry.get(stream).entity
+        ids = {i: mapped.payloads[i].external_id for i in blocked}
+        since = self.ctx.state.waiting_since(entity, list(ids.values())) if max_defer > 0 else {}
+        now = datetime.now(UTC)
+        out: dict[int, Decision] = {}
+        for i, what in blocked.items():
+            started = since.get(ids[i])
+            waited = (now - started).total_seconds() if started is not None else 0.0
+            if waited < max_defer:
+                out[i] = Decision(True, f"waiting for {what} (its customers/guests record is not delivered); "
+                                        f"goes anyway after {describe(max_defer)}")
+            else:
+                out[i] = Decision(False, f"waited {describe(max_defer)} (sync.max_defer) for {what}")
+        return out
 
     def _deps(self, stream: str) -> list[str]:
         """The entities ``stream``'s records may name that this config syncs (none when waiting is off)."""
@@ -56,7 +89,30 @@ class Dependencies:
         return [registry.get(s).entity for s in registry.get(stream).depends_on if s in self.ctx.source.entities]
 
     def blocked(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
-                 only: list[int] | None = None) -> dict[int, str]:
+                only: list[int] | None = None) -> dict[int, str]:
+        """Payloads (by position) that must wait, each with what it waits for: the first reference Altcraft
+        does not hold (:meth:`by_refs`), else the profile of the person it is sent for (:meth:`by_owner`)."""
+        if not self.ctx.config.sync.wait_for_dependencies:
+            return {}
+        out = self.by_refs(stream, mapped, sending, only)
+        for i, owner in self.by_owner(stream, mapped, only).items():
+            out.setdefault(i, owner)
+        return out
+
+    def by_owner(self, stream: str, mapped: Mapped, only: list[int] | None = None) -> dict[int, str]:
+        """Payloads whose person (an order's buyer, ``Payload.owner``) has no delivered profile in the
+        profile streams this config syncs: Altcraft may refuse an order of an unknown buyer
+        (docs/altcraft-profiles.md), so it waits, like an order for its product."""
+        owners = [registry.get(s).entity for s in registry.get(stream).owned_by if s in self.ctx.source.entities]
+        if not owners:
+            return {}
+        held = self.index(_OWNERS + stream, owners)
+        positions = range(len(mapped.payloads)) if only is None else only
+        return {i: f"profile {owner}" for i in positions
+                if (owner := mapped.payloads[i].owner) is not None and owner not in held}
+
+    def by_refs(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
+                only: list[int] | None = None) -> dict[int, str]:
         """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet
         (held back by the safety margin, quarantined, rejected or failing), each with the first such
         reference. Altcraft would reject them as unknown; they wait in the ledger as deferred instead.

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from altcraft_sync import streams as registry
+from altcraft_sync.sources import ProfilesStream
 from altcraft_sync.streams import StreamSpec
 from connectors.altcraft import ImportReport
+from connectors.altcraft_profiles import ProfileClient
 from connectors.state import LedgerEntry
 from engine.carriers import Carriers
 from engine.context import Key, RunContext
@@ -34,7 +36,13 @@ class Dispatcher:
         """One import of ``send`` through the stream's import method (no figures, no ledger)."""
         spec = registry.get(stream)
         assert spec.import_method is not None, f"{stream} is carried, not imported"
-        return self.ctx.need_client().import_records(spec.import_method, send, root=import_root(spec, skip_triggers))
+        root = import_root(spec, skip_triggers)
+        if spec.profiles:  # profiles/import_batch: results by position, one mode a request
+            section = self.ctx.config.streams.section(stream)
+            assert isinstance(section, ProfilesStream), f"{stream} has no profile settings"
+            return ProfileClient(self.ctx.need_client()).import_profiles(
+                send, root={**section.import_root(), **root}, mode_of=section.mode_for, method=spec.import_method)
+        return self.ctx.need_client().import_records(spec.import_method, send, root=root)
 
     def push(self, stream: str, send: list[Payload], stats: StreamStats,
              quiet: Collection[str] = ()) -> list[LedgerEntry]:
@@ -96,6 +104,9 @@ class Dispatcher:
         targets = self.ledger.delete_targets(spec.entity, deletions) if only_known else deletions
         if not targets or ctx.dry_run:
             return []
+        if spec.erase_method is not None and spec.delete_method is None:
+            self._report_people(stream, targets, stats)
+            return []
         if spec.delete_method is None:
             return []  # Altcraft cannot delete them (categories have no delete method, api.md §1.2)
         report = ctx.need_client().delete_records(spec.delete_method, [ext for ext, _ in targets],
@@ -103,3 +114,13 @@ class Dispatcher:
         out = [deleted_entry(spec.entity, ext, pk, report.outcomes[ext]) for ext, pk in targets]
         stats.add(requests=report.requests, deleted=sum(e.status == "deleted" for e in out))
         return out
+
+    def _report_people(self, stream: str, targets: Sequence[tuple[str, Key]], stats: StreamStats) -> None:
+        """People deleted or anonymised in the shop, or whose key changed: a sync never deletes a profile;
+        each is reported with the command that does."""
+        for ext, pk in targets:
+            line = (f"{ext} (shop key {pk}) was deleted, anonymised or re-keyed in the shop; its profile stays in "
+                    f"Altcraft: `altcraft-sync forget --customer {pk if pk is not None else ext}` deletes it")
+            self.ctx.log.warning("%s: %s", stream, line)
+            stats.warnings.append(line)
+        self.ctx.sample(stats, "erased", [ext for ext, _ in targets])

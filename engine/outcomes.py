@@ -12,9 +12,10 @@ from transforms.payload import Payload
 
 
 def sent_entry(entity: str, p: Payload, o: Outcome) -> LedgerEntry:
-    """The ledger entry of a sent record: its fingerprint with Altcraft's verdict."""
+    """The ledger entry of a sent record: its fingerprint with Altcraft's verdict, the id Altcraft gave it
+    (a profile's ``profile_id``) and the profile it was sent for (an order's buyer)."""
     return LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, o.status, o.code or None, o.text or None,
-                       o.permanent)
+                       o.permanent, o.altcraft_id, p.owner)
 
 
 def deleted_entry(entity: str, external_id: str, source_pk: Key | None, o: Outcome) -> LedgerEntry:
@@ -26,7 +27,7 @@ def deleted_entry(entity: str, external_id: str, source_pk: Key | None, o: Outco
 
 def deferred_entry(entity: str, p: Payload, why: str) -> LedgerEntry:
     """A record that waits (for what it refers to, or for a carrier): not sent, not a rejection."""
-    return LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, "deferred", None, why)
+    return LedgerEntry(entity, p.external_id, p.source_pk, p.fingerprint, "deferred", None, why, owner=p.owner)
 
 
 def definition_entry(entity: str, external_id: str, fingerprint: str) -> LedgerEntry:

@@ -17,7 +17,7 @@ from altcraft_sync.errors import SyncError, one_line
 from runner.runtime import open_runtime
 from runner.verify import COLUMNS, VerifyStats, verify_streams
 
-VerifyStream = Literal["products", "skus", "orders"]
+VerifyStream = Literal["products", "skus", "customers", "guests", "orders"]
 
 
 def verify_markdown(results: dict[str, VerifyStats], repair: bool) -> str:

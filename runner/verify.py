@@ -18,7 +18,9 @@ of listed ids, to find the missing ones). Each record lands in one bucket:
 ``repair`` re-sends exactly the missing and different records (orders with ``skip_triggers``: no customer
 hears of a repair) and deletes the extras and deleted-but-present records altcraft-sync sent, recording
 every outcome in the ledger under the stream's lock. Categories cannot be verified: Altcraft has no list
-method for them.
+method for them. Profiles are listed from their database (``profiles/list``), keyed as the stream keys
+them, and compared on what altcraft-sync sends (:func:`transforms.compare.profile_differences`); a profile
+is never deleted by verify (only ``forget`` deletes people).
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import orjson
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
+from altcraft_sync.sources import ProfilesStream
 from connectors.altcraft import AltcraftClient
+from connectors.altcraft_profiles import ProfileClient
 from connectors.shop_db import ShopSource
 from connectors.state import LedgerEntry, StateStore, lock_owner
 from engine.carriers import Carriers
@@ -44,8 +48,9 @@ from engine.outcomes import sent_entry
 from engine.reader import RecordReader
 from engine.stats import StreamStats
 from runner.reporting import mask
-from transforms.compare import differing_fields
+from transforms.compare import differing_fields, profile_differences
 from transforms.payload import Payload
+from transforms.profiles import listed_key
 
 SAMPLES = 5
 COLUMNS = ("listed", "ok", "different", "missing", "deleted_present", "extra", "extra_not_ours", "pending",
@@ -133,8 +138,14 @@ class Verifier:
 
     # --- reading ------------------------------------------------------------------------------------------
     def _listing(self, stream: str) -> Any:
-        method = registry.get(stream).list_method
+        spec = registry.get(stream)
+        method = spec.list_method
         assert method is not None, f"{stream} is not verifiable"
+        if spec.profiles:  # a profile database, each profile keyed as the stream keys its records
+            section = self.config.streams.section(stream)
+            assert isinstance(section, ProfilesStream)
+            return ({**p, "external_id": listed_key(p, section.matching.modes)}
+                    for p in ProfileClient(self.client).list_profiles(section.db_id, limit=self.page_size))
         return self.client.list_records(method, limit=self.page_size)
 
     def _sampled(self, entity: str) -> set[str] | None:
@@ -155,15 +166,21 @@ class Verifier:
     def _check_page(self, stream: str, page: list[dict[str, Any]], stats: VerifyStats) -> None:
         if not page:
             return
-        entity = registry.get(stream).entity
+        spec = registry.get(stream)
+        entity = spec.entity
         ids = [str(r.get("external_id")) for r in page]
         known = self.state.known(entity, ids)
+        # a profile database holds every profile stream's people: another stream's are not this one's extras
+        theirs = {ext for other in registry.profile_streams() if other.entity != entity and spec.profiles
+                  for ext in self.state.known(other.entity, ids)}
         current, soft_deleted = self._mapped(stream, [k.source_pk for k in known.values() if k.source_pk is not None])
         resend: list[Payload] = []
         remove: list[tuple[str, Any]] = []
         for record, ext in zip(page, ids):
             k = known.get(ext)
             payload = current.get(ext)
+            if k is None and ext in theirs:
+                continue
             stats.compared += 1
             if k is None:
                 stats.extra_not_ours += 1
@@ -179,7 +196,8 @@ class Verifier:
             elif k.status != "delivered" or k.fingerprint != payload.fingerprint:
                 stats.pending += 1  # changed since it was delivered: the next sync sends it
             else:
-                fields = differing_fields(entity, orjson.loads(payload.data), record)
+                sent = orjson.loads(payload.data)
+                fields = profile_differences(sent, record) if spec.profiles else differing_fields(entity, sent, record)
                 if not fields:
                     stats.ok += 1
                     continue

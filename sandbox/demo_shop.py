@@ -21,6 +21,8 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
+from sandbox.demo_people import add_people, person_columns
+
 metadata = sa.MetaData()
 
 categories = sa.Table(
@@ -87,12 +89,25 @@ customers = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("email", sa.String(200)),
     sa.Column("phone", sa.String(30)),
+    sa.Column("first_name", sa.String(100)),
+    sa.Column("last_name", sa.String(100)),
+    sa.Column("birthday", sa.Date),
+    sa.Column("gender", sa.String(1)),
+    sa.Column("city", sa.String(100)),
+    sa.Column("newsletter", sa.Boolean, nullable=False, default=False),
+    sa.Column("sms_consent", sa.Boolean, nullable=False, default=False),
+    sa.Column("is_deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.DateTime),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_customers_sync", "updated_at", "id"),
 )
 orders = sa.Table(
     "orders", metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=True),
+    sa.Column("guest_email", sa.String(200)),  # orders without an account (see sandbox/demo_people.py)
+    sa.Column("guest_phone", sa.String(30)),
+    sa.Column("guest_name", sa.String(100)),
     sa.Column("state", sa.String(30), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("delivery_cost", sa.Numeric(12, 2)),
@@ -172,9 +187,11 @@ def _insert(conn: sa.Connection, table: sa.Table, columns: dict[str, list], batc
 
 
 def generate(engine: sa.Engine, n_orders: int, seed: int = 42, skus_count: int | None = None,
-             now: datetime | None = None, progress=None) -> DemoSize:
+             now: datetime | None = None, progress=None, people: bool = False) -> DemoSize:
     """Create the schema and fill it deterministically (same seed, same rows: every table draws from one
-    generator in a fixed order)."""
+    generator in a fixed order). ``people`` adds what a customers sync needs to show (phone-only customers,
+    guest orders: :func:`sandbox.demo_people.add_people`), drawing nothing from the generator, so every
+    other row is the same either way."""
     size = DemoSize.for_orders(n_orders, skus_count)
     rng = np.random.default_rng(seed)
     now = (now or datetime.now(UTC).replace(tzinfo=None)).replace(microsecond=0)
@@ -193,6 +210,8 @@ def generate(engine: sa.Engine, n_orders: int, seed: int = 42, skus_count: int |
             line_id = _fill_orders(conn, rng, size, start, block, s_cents, sku_codes, span, now, line_id)
             if progress:
                 progress(min(size.orders, start + block))
+        if people:
+            add_people(conn, size)
     return size
 
 
@@ -273,10 +292,12 @@ def _fill_customers(conn: sa.Connection, rng: np.random.Generator, size: DemoSiz
     c_ids = np.arange(1, size.customers + 1)
     emails: list[str | None] = [f"customer{i}@example.com" for i in c_ids.tolist()]
     emails[4] = None
+    updated = _times(rng, size.customers, EPOCH, 86_400).astype(datetime).tolist()
     _insert(conn, customers, {
         "id": c_ids.tolist(), "email": emails,
         "phone": [f"+7900{i:07d}" for i in c_ids.tolist()],
-        "updated_at": _times(rng, size.customers, EPOCH, 86_400).astype(datetime).tolist(),
+        **person_columns(c_ids.tolist(), updated),
+        "updated_at": updated,
     })
 
 

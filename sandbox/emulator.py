@@ -24,6 +24,7 @@ Where Altcraft's behaviour is not documented the emulator has to pick one; each 
   whole request with error 400, as a typed (Go) decoder does; value errors (enums, required fields,
   references) are per-item. The client isolates such records by halving the batch.
 - Re-importing an order replaces it whole, lines included (api.md §5: always send complete orders).
+- Profiles (``profiles/*``) and the ``require_profiles`` mode: see :mod:`sandbox.emulator_profiles`.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox import emulator_profiles as profiles
 from sandbox.emulator_checks import (
     DEFAULT_CURRENCIES,
     LINE_STATUSES,
@@ -51,52 +52,9 @@ from sandbox.emulator_checks import (
     validate_sku,
 )
 from sandbox.emulator_http import API_PREFIX, _Handler, _Server
+from sandbox.emulator_store import Faults, Store
 
-
-@dataclass
-class Faults:
-    """Fault injection; every field can be changed while the server runs (``POST /__emulator/faults``)."""
-
-    rate_limit_every: int = 0
-    """Answer every Nth API request with HTTP 429 and ``Retry-After`` (0 = never)."""
-    retry_after: float = 0.05
-    error_rate: float = 0.0
-    """Fraction of API requests answered with a random 500/502/503/504."""
-    drop_rate: float = 0.0
-    """Fraction of API requests whose connection is closed without an answer."""
-    latency_ms: float = 0.0
-    tariff_exceeded: bool = False
-    """Answer every import with body error 402 (tariff limit)."""
-    reject: dict[str, list[Any]] = field(default_factory=dict)
-    """external_id -> [code, text]: a per-item error forced on that record until removed."""
-    seed: int | None = None
-
-    def update(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            if not hasattr(self, key):
-                raise ValueError(f"unknown fault {key!r}")
-            setattr(self, key, value)
-
-
-@dataclass
-class Store:
-    """What the emulated account holds, keyed by external_id; ``seq`` gives stable paging order."""
-
-    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    products: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skus: dict[str, dict[str, Any]] = field(default_factory=dict)
-    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
-    custom_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
-    custom_line_statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ids: dict[tuple[str, str], int] = field(default_factory=dict)
-    seq: int = 0
-
-    def internal_id(self, kind: str, external_id: str) -> int:
-        key = (kind, external_id)
-        if key not in self.ids:
-            self.seq += 1
-            self.ids[key] = self.seq
-        return self.ids[key]
+__all__ = ["AltcraftEmulator", "Faults", "Store"]
 
 
 class AltcraftEmulator:
@@ -111,8 +69,12 @@ class AltcraftEmulator:
         currencies: frozenset[str] = DEFAULT_CURRENCIES,
         require_known_products: bool = True,
         strict_data: bool = False,
+        require_profiles: bool = False,
     ) -> None:
         self.token = token
+        self.require_profiles = require_profiles
+        """Refuse an order whose buyer has no profile (``--require-profiles``; INFERRED, see
+        :mod:`sandbox.emulator_profiles`)."""
         self.strict_data = strict_data
         """Refuse an import whose ``data`` is empty (``--strict-data``): api.md marks ``data`` required, and
         whether Altcraft accepts ``data: []`` is unknown, so tests run against the strict reading."""
@@ -171,13 +133,15 @@ class AltcraftEmulator:
         with self.lock:
             for kind in kinds or ():
                 getattr(self.store, kind).clear()  # checked by the HTTP layer
+                if kind == "profiles":
+                    self.store.profile_index.clear()
             if kinds is None:
                 self.store = Store()
                 self.stats.clear()
                 self.import_counts.clear()
 
     # --- faults --------------------------------------------------------------------------------------
-    def _injected_fault(self) -> tuple[str, Any] | None:
+    def injected_fault(self) -> tuple[str, Any] | None:
         f = self.faults
         with self.lock:
             if f.seed != self._seeded:  # a seed set at run time restarts a reproducible fault sequence
@@ -311,7 +275,12 @@ class AltcraftEmulator:
 
 # --- method table ----------------------------------------------------------------------------------
 def _orders_import(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
-    return emu._import(body, "order", validate_order, emu.store.orders)
+    def validate(e: AltcraftEmulator, item: dict[str, Any]) -> None:
+        validate_order(e, item)
+        if e.require_profiles:
+            profiles.require_profile(e, item)
+
+    return emu._import(body, "order", validate, emu.store.orders)
 
 
 def _sku_import(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, Any]:
@@ -324,7 +293,7 @@ def _products_import(emu: AltcraftEmulator, body: dict[str, Any]) -> dict[str, A
 
 def _order_shape(emu: AltcraftEmulator, order: dict[str, Any], iid: int) -> dict[str, Any]:
     out = {k: v for k, v in order.items() if k not in ("matching", "email", "phone", "profile_id")}
-    out["profile"] = {"profile_id": str(iid), "xxh": ""}
+    out["profile"] = {"profile_id": profiles.order_profile(emu, order) or str(iid), "xxh": ""}
     out["lines"] = [{**line, "currency": order.get("currency")} for line in order.get("lines", [])]
     return out
 
@@ -397,4 +366,5 @@ _METHODS = {
     "market/products/delete": lambda e, b: e._delete_many(b, "product", e.store.products),
     "market/orders/get_status": _orders_get_status,
     "market/orders/update_order_line_status": _update_line_status,
+    **profiles.METHODS,
 }

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from sandbox.emulator import AltcraftEmulator
+from sandbox.emulator_store import Account
 
 ORDER_STATUSES = {"new", "delivered", "paid", "canceled", "part_refunded"}
 LINE_STATUSES = {"new", "processing", "delivering", "delivered", "canceled", "refunded"}
@@ -161,7 +160,7 @@ def check_category_tree(cats: list[Any], known: set[str]) -> None:
         known.add(cat["external_id"])
 
 
-def _custom_values(emu: AltcraftEmulator, item: dict[str, Any], entity: str, where: str = "") -> None:
+def _custom_values(emu: Account, item: dict[str, Any], entity: str, where: str = "") -> None:
     values = item.get("custom_fields")
     if values is None:
         return
@@ -184,7 +183,7 @@ def _custom_values(emu: AltcraftEmulator, item: dict[str, Any], entity: str, whe
             raise ItemError(400, f"{where}custom field {key!r} expects {vt}, got {value!r}")
 
 
-def _catalog_fields(emu: AltcraftEmulator, item: dict[str, Any], entity: str) -> None:
+def _catalog_fields(emu: Account, item: dict[str, Any], entity: str) -> None:
     for key in ("external_id", "name"):
         if not nonempty(item.get(key)):
             raise ItemError(400, f"{key} is required")
@@ -200,7 +199,7 @@ def _catalog_fields(emu: AltcraftEmulator, item: dict[str, Any], entity: str) ->
     _custom_values(emu, item, entity)
 
 
-def _currency(emu: AltcraftEmulator, currency: Any, where: str = "") -> None:
+def _currency(emu: Account, currency: Any, where: str = "") -> None:
     if currency is not None and currency not in emu.currencies:
         raise ItemError(400, f"{where}currency {currency!r} is not enabled in the account")
 
@@ -223,7 +222,7 @@ def _catalog_values(item: dict[str, Any]) -> None:
         raise ItemError(400, "barcode must be an array")
 
 
-def _region(emu: AltcraftEmulator, i: int, region: Any, entity: str) -> None:
+def _region(emu: Account, i: int, region: Any, entity: str) -> None:
     where = f"regional_data[{i}]."
     if not isinstance(region, dict) or not nonempty(region.get("external_id")):
         raise ItemError(400, f"{where}external_id is required")
@@ -233,7 +232,7 @@ def _region(emu: AltcraftEmulator, i: int, region: Any, entity: str) -> None:
     _custom_values(emu, region, entity, where=where)
 
 
-def validate_product(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
+def validate_product(emu: Account, item: dict[str, Any]) -> None:
     _catalog_fields(emu, item, "product")
     for sku in item.get("sku") or []:
         if not isinstance(sku, dict):
@@ -241,7 +240,7 @@ def validate_product(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
         _catalog_fields(emu, sku, "sku")
 
 
-def validate_sku(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
+def validate_sku(emu: Account, item: dict[str, Any]) -> None:
     _catalog_fields(emu, item, "sku")
     parent = item.get("product_external_id")
     if not nonempty(parent):
@@ -250,7 +249,7 @@ def validate_sku(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
         raise ItemError(404, f"product {parent!r} does not exist")
 
 
-def validate_order(emu: AltcraftEmulator, item: dict[str, Any]) -> None:
+def validate_order(emu: Account, item: dict[str, Any]) -> None:
     for key in ("external_id", "endpoint", "currency"):
         if not nonempty(item.get(key)):
             raise ItemError(400, f"{key} is required")
@@ -284,7 +283,7 @@ def _matching(item: dict[str, Any]) -> None:
             raise ItemError(400, f"matching {mode!r} needs {' or '.join(alternatives)}")
 
 
-def _line(emu: AltcraftEmulator, where: str, line: Any, seen: set[str], line_statuses: set[str]) -> None:
+def _line(emu: Account, where: str, line: Any, seen: set[str], line_statuses: set[str]) -> None:
     if not isinstance(line, dict) or not nonempty(line.get("external_id")):
         raise ItemError(400, f"{where}external_id is required")
     if line["external_id"] in seen:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
 from sandbox.emulator_digest import digest
-
-if TYPE_CHECKING:
-    from sandbox.emulator import AltcraftEmulator
+from sandbox.emulator_store import KINDS, Account
 
 API_PREFIX = "/api/v1.1/"
 CONTROL_PREFIX = "/__emulator/"
@@ -23,7 +21,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
-    emulator: AltcraftEmulator
+    emulator: Account
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -47,7 +45,7 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.server.emulator
         if self.path.startswith(CONTROL_PREFIX + "stats"):
             with emu.lock:
-                counts = {k: len(getattr(emu.store, k)) for k in ("orders", "products", "skus", "categories")}
+                counts = {k: len(getattr(emu.store, k)) for k in KINDS}
                 self._send(200, {"stats": dict(emu.stats), "stored": counts})
         elif self.path.startswith(CONTROL_PREFIX + "faults"):
             self._send(200, emu.faults.__dict__)
@@ -56,11 +54,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": 404, "error_text": "not found"})
 
-    def _records(self, emu: AltcraftEmulator) -> None:
+    def _records(self, emu: Account) -> None:
         """``digest/<kind>``: every stored record's canonical hash; ``store/<kind>?ids=a,b``: those records."""
         action, _, rest = self.path[len(CONTROL_PREFIX):].partition("/")
         kind, _, query = rest.partition("?")
-        if kind not in ("orders", "products", "skus", "categories"):
+        if kind not in KINDS:
             self._send(404, {"error": 404, "error_text": f"unknown kind {kind!r}"})
             return
         with emu.lock:
@@ -94,8 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
             with emu.lock:
                 emu.in_flight -= 1
 
-    def _api(self, emu: AltcraftEmulator, raw: bytes) -> None:
-        fault = emu._injected_fault()
+    def _api(self, emu: Account, raw: bytes) -> None:
+        fault = emu.injected_fault()
         if fault is not None:
             kind, detail = fault
             if kind == "drop":
@@ -119,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
         bearer = auth[7:] if auth.lower().startswith("bearer ") else None
         self._send(200, emu.handle(self.path[len(API_PREFIX):].strip("/"), body, bearer))
 
-    def _control(self, emu: AltcraftEmulator, raw: bytes) -> None:
+    def _control(self, emu: Account, raw: bytes) -> None:
         action = self.path[len(CONTROL_PREFIX):].strip("/")
         try:
             if action == "faults":
@@ -127,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, emu.faults.__dict__)
             elif action == "reset":
                 kinds = (orjson.loads(raw or b"{}") or {}).get("kinds")
-                if kinds is not None and not set(kinds) <= {"orders", "products", "skus", "categories"}:
+                if kinds is not None and not set(kinds) <= set(KINDS):
                     raise ValueError(f"reset: unknown kinds in {kinds!r}")
                 emu.reset(kinds)
                 self._send(200, {"ok": True})

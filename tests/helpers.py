@@ -15,6 +15,8 @@ from sandbox import demo_shop
 from sandbox.demo import write_demo_config
 
 STREAMS = ["categories", "products", "skus", "orders"]
+PEOPLE_STREAMS = ["customers", "guests"]
+ALL_STREAMS = ["categories", "products", "skus", *PEOPLE_STREAMS, "orders"]
 SERVER_URLS = {"postgresql": "SHOP_TEST_PG_URL", "mysql": "SHOP_TEST_MYSQL_URL"}
 
 
@@ -44,24 +46,32 @@ def db_now(engine: sa.Engine) -> datetime:
         return conn.execute(sa.text("SELECT CURRENT_TIMESTAMP")).scalar().astimezone(UTC).replace(tzinfo=None)
 
 
-def build_shop(url: str, orders: int = 300, seed: int = 7) -> sa.Engine:
+def build_shop(url: str, orders: int = 300, seed: int = 7, people: bool = False) -> sa.Engine:
     engine = sa.create_engine(url)
     demo_shop.metadata.drop_all(engine)
-    demo_shop.generate(engine, orders, seed=seed, now=db_now(engine))
+    demo_shop.generate(engine, orders, seed=seed, now=db_now(engine), people=people)
     return engine
 
 
 def shop_config(tmp: Path, shop_url: str, emulator: Any, token: str, failure_threshold: float = 0.5,
-                map_workers: int = 0, **source: Any) -> Path:
+                map_workers: int = 0, people: bool = False, **source: Any) -> Path:
     """The demo mapping for a test shop. Small test shops have a high share of the planted invalid rows,
     so the failure threshold is raised unless a test is about it. Chunks are mapped in-process unless a
-    test asks for map workers (starting one costs seconds, and small chunks would start them)."""
+    test asks for map workers (starting one costs seconds, and small chunks would start them).
+
+    Without ``people`` it is the orders-and-catalogue mapping the engine's tests were written against: no
+    customers or guests streams, orders matched by e-mail alone (the demo shop without ``people`` has no
+    guests or phone-only buyers)."""
     import yaml
 
     path = write_demo_config(shop_url, f"sqlite:///{tmp}/state.db", emulator.url, token, tmp / "config.yaml",
                              margin_seconds=0)
     raw = yaml.safe_load(path.read_text())
     raw["source"].update(source)
+    if not people:
+        for name in PEOPLE_STREAMS:
+            raw["streams"].pop(name)
+        raw["streams"]["orders"]["matching"] = {"mode": "email", "columns": {"email": "email"}}
     raw["sync"]["failure_threshold"] = failure_threshold
     raw["sync"]["map_workers"] = map_workers
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -11,6 +11,7 @@ from altcraft_sync import streams as registry
 from transforms.catalog import map_categories
 from transforms.orders import map_orders
 from transforms.payload import Mapped
+from transforms.profiles import map_profiles
 from transforms.spec import MappingSpec
 
 
@@ -29,3 +30,8 @@ def orders(parents: pd.DataFrame, children: pd.DataFrame | None, m: MappingSpec)
 def categories(parents: pd.DataFrame, children: pd.DataFrame | None, m: MappingSpec) -> Mapped:
     """Categories (no children), ordered parents first."""
     return map_categories(parents, m)
+
+
+def profiles(parents: pd.DataFrame, children: pd.DataFrame | None, m: MappingSpec) -> Mapped:
+    """People (no children) as Altcraft profiles."""
+    return map_profiles(parents, m)

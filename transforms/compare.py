@@ -100,3 +100,27 @@ def _instant(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def profile_differences(sent: dict[str, Any], listed: dict[str, Any]) -> list[str]:
+    """The fields of a profile as sent that Altcraft holds otherwise (``profiles/list`` returns every field).
+    A subscription is compared by (channel, resource, address) only: its status and priority are Altcraft's
+    (an unsubscribe there is not a difference); e-mails compare without case; fields Altcraft adds (``id``,
+    ``db_id``, activity fields) are not ours to compare."""
+    out: list[str] = []
+    for name in sorted(sent):
+        if name == "subscriptions":
+            held = {_subscription(s) for s in listed.get("subscriptions") or [] if isinstance(s, dict)}
+            out += [f"subscriptions[{s['channel']}]" for s in sent[name] if _subscription(s) not in held]
+        elif name == "email":
+            if str(sent[name]).lower() != str(listed.get(name) or "").lower():
+                out.append(name)
+        elif not same("update_time" if name == "_regdate" else name, sent[name], listed.get(name)):
+            out.append(name)
+    return out
+
+
+def _subscription(sub: dict[str, Any]) -> tuple[str, str, str]:
+    data = sub.get("email_data")
+    address = sub.get("email") or (data.get("email") if isinstance(data, dict) else None) or sub.get("phone") or ""
+    return str(sub.get("channel")), str(sub.get("resource_id")), str(address).lower()

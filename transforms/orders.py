@@ -43,6 +43,7 @@ from transforms.payload import (
     split_problems,
     with_quarantine,
 )
+from transforms.profiles import normal_emails, normal_phones, profile_keys
 from transforms.spec import MappingSpec
 
 ORDER_REQUIRED = frozenset({"external_id", "status", "total_price", "currency", "endpoint", "lines"})
@@ -81,13 +82,25 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
     sent_matching = {k: v for k, v in matching.items() if k != MATCHED}
     texts = record_texts({**sent_matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
                          {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
-    out.payloads = payloads(texts, good, O["external_id"], order_pks)
+    out.payloads = payloads(texts, good, O["external_id"], order_pks, buyer_keys(sent_matching, spec.matching.modes))
     if "product" in L:
         out.refs = refs_of(L["product"], line_rows, offsets)
         out.ref_lines = line_details(lines, L, O["currency"], line_rows, offsets, good)
     if m.change_times:
         out.changed_at = change_times(orders, O, good, m.tz)
     return out
+
+
+def buyer_keys(matching: dict[str, V.Column], modes: list[str]) -> list[str | None]:
+    """Each order's buyer as a profile ledger id (``email:<address>`` / ``phone:<number>``), built exactly as
+    the profile streams key their records (:func:`transforms.profiles.profile_keys`); None for an order
+    matched by a mode that names no e-mail or phone."""
+    n = len(matching["matching"])
+
+    def column(fld: str, normal: Any) -> list[str | None] | None:
+        return normal(pd.Series(V.pylist(matching[fld]), dtype=object)) if fld in matching else None
+
+    return profile_keys(column("email", normal_emails), column("phone", normal_phones), modes, n)
 
 
 def _lines_of(lines: pd.DataFrame, order_pks: list[Any], spec: OrdersStream) -> pd.DataFrame:
@@ -126,7 +139,7 @@ def _map_order_fields(orders: pd.DataFrame, spec: OrdersStream, m: MappingSpec
     for fld, value in spec.matching.constants.items():
         matching[fld] = [value] * n
     if spec.matching.fallback:
-        matching = choose_matching(matching, spec.matching.modes())
+        matching = choose_matching(matching, spec.matching.modes)
     return O, order_minor, matching, _custom(orders, spec.custom_fields, m)
 
 

@@ -44,6 +44,8 @@ class Payload(NamedTuple):
     data: bytes
     fingerprint: str
     source_pk: Any
+    owner: str | None = None
+    """The ledger id of the profile the record is sent for (an order's buyer, ``email:<address>``), or None."""
 
 
 @dataclass
@@ -120,14 +122,18 @@ def empty_quarantine() -> pd.DataFrame:
     return _EMPTY_QUARANTINE.copy()
 
 
-def payloads(texts: pa.Array, rows: np.ndarray, external_ids: V.Column, source_pks: list[Any]) -> list[Payload]:
+def payloads(texts: pa.Array, rows: np.ndarray, external_ids: V.Column, source_pks: list[Any],
+             owners: list[str | None] | None = None) -> list[Payload]:
     """The records built by :func:`record_texts` for ``rows``, with the external id and source key of each
-    row. Canonical JSON is both the wire payload and the fingerprint's input, so a record is serialized
-    exactly once."""
+    row (and the profile each is sent for, when given). Canonical JSON is both the wire payload and the
+    fingerprint's input, so a record is serialized exactly once."""
     blake = hashlib.blake2b
     picked = rows.tolist()
     ids = (external_ids.take(pa.array(rows, pa.int64())).to_pylist() if isinstance(external_ids, pa.Array)
            else [external_ids[i] for i in picked])
+    if owners is not None:
+        return [Payload(e, d, blake(d, digest_size=16).hexdigest(), source_pks[i], owners[i])
+                for e, d, i in zip(ids, jsoncols.to_bytes(texts), picked)]
     return [Payload(e, d, blake(d, digest_size=16).hexdigest(), source_pks[i])
             for e, d, i in zip(ids, jsoncols.to_bytes(texts), picked)]
 

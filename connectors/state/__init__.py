@@ -17,7 +17,8 @@ The schema is created on first use; ``schema_version`` tells later versions what
 
 The store is one class, :class:`StateStore`, put together from one part per aggregate, each a module:
 ``ledger`` (watermarks, the chunk transaction, ledger and quarantine), ``notes`` (in-flight notes),
-``locks`` (stream locks and dead owners), ``runs`` (run history and backfill windows), over ``base`` (the
+``locks`` (stream locks and dead owners), ``runs`` (run history and backfill windows), ``people`` (profile
+records, their Altcraft ids and what was sent for them), over ``base`` (the
 connection, schema, retries and upsert) and ``schema`` (the tables and record types).
 """
 
@@ -26,11 +27,12 @@ from __future__ import annotations
 from connectors.state.ledger import LedgerStore
 from connectors.state.locks import StreamLocks, abandon, lock_owner
 from connectors.state.notes import InFlightNotes
+from connectors.state.people import LedgerRow, PeopleLedger
 from connectors.state.runs import RunHistory
 from connectors.state.schema import RETRYABLE, Known, LedgerEntry
 
-__all__ = ["RETRYABLE", "Known", "LedgerEntry", "StateStore", "abandon", "lock_owner"]
+__all__ = ["RETRYABLE", "Known", "LedgerEntry", "LedgerRow", "StateStore", "abandon", "lock_owner"]
 
 
-class StateStore(LedgerStore, InFlightNotes, StreamLocks, RunHistory):
+class StateStore(LedgerStore, InFlightNotes, StreamLocks, RunHistory, PeopleLedger):
     """The sync-state store: every aggregate behind one object, on one connection."""

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from altcraft_sync.config import StateSettings
 from altcraft_sync.errors import StateError
 from connectors.dbretry import RetryPolicy, first_line, retrying
-from connectors.state.schema import SCHEMA_VERSION, metadata, notes_metadata, schema_version
+from connectors.state.schema import LEDGER_V2_COLUMNS, SCHEMA_VERSION, metadata, notes_metadata, schema_version
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,6 +97,10 @@ class StoreBase:
             version = conn.execute(sa.select(schema_version.c.version)).scalar()
             if version is None:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+            elif version == 1:  # 1 -> 2: the ledger's altcraft_id and owner, NULL for every existing record
+                for name, kind in LEDGER_V2_COLUMNS:
+                    conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {name} {kind}"))
+                conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
             elif version > SCHEMA_VERSION:
                 raise StateError(
                     f"state database {self.display_url} has schema version {version}, newer than this "

@@ -80,7 +80,7 @@ class LedgerStore(WaitingRecords):
             {"entity": e.entity, "external_id": e.external_id, "source_pk": _pk(e.source_pk), "fingerprint": e.fingerprint,
              "status": e.status, "error_code": e.error_code, "error_text": e.error_text, "permanent": e.permanent,
              "attempts": 0 if e.status in ("delivered", "deleted") else 1, "updated_at": ts,
-             "delivered_at": ts if e.status == "delivered" else None}
+             "delivered_at": ts if e.status == "delivered" else None, "altcraft_id": e.altcraft_id, "owner": e.owner}
             for e in entries
         ]
         self._upsert(conn, ledger, rows, ["entity", "external_id"],
@@ -89,6 +89,8 @@ class LedgerStore(WaitingRecords):
                          "attempts": sa.case((sa.or_(ins.status == "delivered", ins.status == "deleted"), 0),
                                      else_=ledger.c.attempts + 1),
                          "delivered_at": sa.func.coalesce(ins.delivered_at, ledger.c.delivered_at),
+                         "altcraft_id": sa.func.coalesce(ins.altcraft_id, ledger.c.altcraft_id),
+                         "owner": sa.func.coalesce(ins.owner, ledger.c.owner),
                      })
 
     def _upsert_ledger_fast(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:
@@ -102,17 +104,18 @@ class LedgerStore(WaitingRecords):
             mark, stamp = "%s", ts
         sql = (
             "INSERT INTO ledger (entity, external_id, source_pk, fingerprint, status, error_code, error_text, "
-            "permanent, attempts, updated_at, delivered_at) VALUES (" + ", ".join([mark] * 11) + ") "
+            "permanent, attempts, updated_at, delivered_at, altcraft_id, owner) VALUES (" + ", ".join([mark] * 13) + ") "
             "ON CONFLICT (entity, external_id) DO UPDATE SET source_pk = excluded.source_pk, "
             "fingerprint = excluded.fingerprint, status = excluded.status, error_code = excluded.error_code, "
             "error_text = excluded.error_text, permanent = excluded.permanent, updated_at = excluded.updated_at, "
             "attempts = CASE WHEN excluded.status IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
-            "delivered_at = COALESCE(excluded.delivered_at, ledger.delivered_at)"
+            "delivered_at = COALESCE(excluded.delivered_at, ledger.delivered_at), "
+            "altcraft_id = COALESCE(excluded.altcraft_id, ledger.altcraft_id), owner = COALESCE(excluded.owner, ledger.owner)"
         )
         rows = [
             (e.entity, e.external_id, _pk(e.source_pk), e.fingerprint, e.status, e.error_code, e.error_text,
              bool(e.permanent), 0 if e.status in ("delivered", "deleted") else 1, stamp,
-             stamp if e.status == "delivered" else None)
+             stamp if e.status == "delivered" else None, e.altcraft_id, e.owner)
             for e in entries
         ]
         conn.exec_driver_sql(sql, rows)

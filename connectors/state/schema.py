@@ -7,7 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the ledger's ``altcraft_id`` and ``owner`` columns (added to a version 1 database in place)."""
 metadata = sa.MetaData()
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -31,8 +32,15 @@ ledger = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.Column("altcraft_id", sa.String(64)),
+    sa.Column("owner", sa.String(255)),
     sa.Index("ix_ledger_status", "entity", "status"),
 )
+"""``altcraft_id``: Altcraft's own id of the record when its answer gives one (a profile's ``profile_id``).
+``owner``: the ledger id of the profile a record was sent for (an order's buyer, ``email:<address>``), so
+``forget`` finds the orders the ledger sent for a person. Both keep their last known value when an outcome
+brings none."""
+LEDGER_V2_COLUMNS = (("altcraft_id", "VARCHAR(64)"), ("owner", "VARCHAR(255)"))
 quarantine = sa.Table(
     "quarantine", metadata,
     sa.Column("entity", sa.String(40), primary_key=True),
@@ -120,6 +128,8 @@ class LedgerEntry:
     error_code: int | None = None
     error_text: str | None = None
     permanent: bool = False
+    altcraft_id: str | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,3 +57,19 @@ def test_a_dry_run_counts_what_it_would_have_sent(tmp_path) -> None:
     ctx = context(demo_config(tmp_path), DictState(), source, dry_run=True)
     ctx.memory.would_send["sku"] = {"S1"}
     assert Dependencies(ctx).blocked("orders", mapped("order", [payload("1")], refs=[["S1"]])) == {}
+
+
+def test_an_order_waits_for_its_buyers_profile(tmp_path) -> None:
+    state = DictState()
+    state.put("customer", "email:a@x.io")
+    state.put("guest", "phone:+79000000001")
+    state.put("customer", "email:b@x.io", "rejected")
+    orders = [payload("1")._replace(owner="email:a@x.io"), payload("2")._replace(owner="phone:+79000000001"),
+              payload("3")._replace(owner="email:b@x.io"), payload("4")]
+    chunk = mapped("order", orders, refs=[["S1"], [], [], ["S9"]])
+    state.put("sku", "S1")
+    d = deps(tmp_path, state, streams=("skus", "customers", "guests", "orders"))
+    # a missing product is named first; an order matched by no e-mail or phone waits for no profile
+    assert d.blocked("orders", chunk) == {2: "profile email:b@x.io", 3: "S9"}
+    # an orders config without the profile streams trusts Altcraft to hold its buyers
+    assert deps(tmp_path, state, streams=("skus", "orders")).blocked("orders", chunk) == {3: "S9"}

@@ -1,0 +1,52 @@
+"""The ledger's profile ids and owners: kept across outcomes that bring none, read back for ``forget`` and
+``verify``, and added in place to a state database of the previous schema."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+from altcraft_sync.config import StateSettings
+from connectors.state import LedgerEntry, StateStore
+
+
+def store(tmp_path) -> StateStore:
+    return StateStore(StateSettings(url=SecretStr(f"sqlite:///{tmp_path}/state.db")))
+
+
+def test_profile_ids_and_owners_are_kept_and_read_back(tmp_path):
+    st = store(tmp_path)
+    st.commit_chunk(stream="customers", entries=[
+        LedgerEntry("customer", "email:a@x.io", 7, "f1", "delivered", altcraft_id="p-a"),
+        LedgerEntry("customer", "phone:+79000000001", 8, "f2", "delivered", altcraft_id="p-b")])
+    st.commit_chunk(stream="orders", entries=[
+        LedgerEntry("order", "1", 1, "o1", "delivered", owner="email:a@x.io"),
+        LedgerEntry("order", "2", 2, "o2", "delivered", owner="phone:+79000000001"),
+        LedgerEntry("order", "3", 3, "o3", "deferred", owner="email:a@x.io")])
+    # a later outcome without an id (a failed re-send) keeps the one Altcraft gave
+    st.commit_chunk(stream="customers", entries=[LedgerEntry("customer", "email:a@x.io", 7, "f3", "failed")])
+    assert st.altcraft_ids("customer") == {"phone:+79000000001": "p-b"}  # only delivered ones
+    (row,) = st.people(["customer", "guest"], "7")
+    assert (row.external_id, row.altcraft_id, row.status) == ("email:a@x.io", "p-a", "failed")
+    assert [r.external_id for r in st.people(["customer"], "phone:+79000000001")] == ["phone:+79000000001"]
+    assert [r.external_id for r in st.owned("order", ["email:a@x.io"])] == ["1", "3"]
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, None, "deleted")])
+    assert [r.external_id for r in st.owned("order", ["email:a@x.io"])] == ["3"]
+    st.close()
+
+
+def test_a_version_1_state_database_gets_the_new_columns(tmp_path):
+    st = store(tmp_path)
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered")])
+    with st.engine.begin() as conn:  # as altcraft-sync before profiles left it
+        conn.execute(sa.text("ALTER TABLE ledger DROP COLUMN owner"))
+        conn.execute(sa.text("ALTER TABLE ledger DROP COLUMN altcraft_id"))
+        conn.execute(sa.text("UPDATE schema_version SET version = 1"))
+    st.close()
+    st = store(tmp_path)
+    with st.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o2", "delivered", owner="email:a@x.io")])
+    assert [r.external_id for r in st.owned("order", ["email:a@x.io"])] == ["1"]
+    assert st.known("order", ["1"])["1"].fingerprint == "o2"
+    st.close()

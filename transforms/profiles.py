@@ -1,0 +1,224 @@
+"""People (registered customers, guest buyers) -> ``profiles/import_batch`` data items, and a quarantine.
+
+A profile is keyed by what its orders are matched by: the first matching mode (the mode, then its
+fallback) whose field the row has, giving the ledger id ``email:<address>`` or ``phone:<number>``
+(:func:`profile_keys`, shared with the orders' owner key so both sides agree). The e-mail goes in
+lower-cased and trimmed, the phone in international form (``+`` and digits).
+
+Consent is the shop's: a subscription (e-mail or SMS, to the configured resource) is added only where the
+row's consent column is true, and it never carries ``status`` or ``priority``, so a later import cannot
+undo an unsubscribe made in Altcraft (docs/altcraft-profiles.md). Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from altcraft_sync.catalogue import CONSENT_CHANNELS, PROFILE_DATE_FIELDS, SEX_NUMBERS, SEX_VALUES, key_field
+from altcraft_sync.cursor import CF_PREFIX, CONSENT_PREFIX, MATCH_PREFIX
+from altcraft_sync.sources import ProfilesStream
+from transforms import contract
+from transforms import values as V
+from transforms.checks import EMAIL, Text, matches
+from transforms.payload import (
+    Mapped,
+    contract_frame,
+    deleted_mask,
+    gc_paused,
+    payloads,
+    plain_keys,
+    quarantine_rows,
+    record_texts,
+    split_problems,
+    with_quarantine,
+)
+from transforms.spec import MappingSpec
+
+PHONE = r"^\+[0-9]{7,15}$"
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_PHONE_NOISE = str.maketrans("", "", " -().\u00a0\t")
+_ADDRESS = re.compile(EMAIL)
+
+
+class ProfileContract(pa.DataFrameModel):
+    """A profile data object (docs/altcraft-profiles.md): an address in the form Altcraft accepts, dates
+    as dates, one record per key within a chunk."""
+
+    key: Series[Text] = pa.Field(nullable=True, alias="_key")
+    email: Series[Text] | None = pa.Field(nullable=True)
+    phone: Series[Text] | None = pa.Field(nullable=True)
+
+    @pa.check("email", error="email is an address")
+    def _email(cls, s: pd.Series) -> pd.Series:
+        return matches(EMAIL)(s)
+
+    @pa.check("phone", error="phone in international form (+ and 7-15 digits)")
+    def _phone(cls, s: pd.Series) -> pd.Series:
+        return matches(PHONE)(s)
+
+    @pa.dataframe_check(error="a person has an e-mail or phone for one of the matching modes", ignore_na=False)
+    def _has_key(cls, df: pd.DataFrame) -> pd.Series:
+        return df["_key"].notna()
+
+    @pa.dataframe_check(error="one person per matching key (e-mail or phone)", ignore_na=False)
+    def _unique_key(cls, df: pd.DataFrame) -> pd.Series:
+        return df["_key"].isna() | ~df["_key"].duplicated(keep=False)
+
+    class Config:
+        strict = False
+
+
+def normal_emails(series: pd.Series) -> list[str | None]:
+    """E-mails trimmed and lower-cased (empty is none)."""
+    return V._by_unique(series, lambda v: str(v).strip().lower() or None)
+
+
+def normal_phones(series: pd.Series) -> list[str | None]:
+    """Phones as ``+`` and digits: spaces, dashes, dots and brackets dropped; a number written without ``+``
+    is taken as already holding its country code. What is still not a phone goes to the contract as it is."""
+
+    def one(v: Any) -> str | None:
+        text = (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)).translate(_PHONE_NOISE)
+        if not text:
+            return None
+        return text if text.startswith("+") or not text.isdigit() else "+" + text
+
+    return V._by_unique(series, one)
+
+
+def profile_keys(email: list[str | None] | None, phone: list[str | None] | None, modes: list[str],
+                 n: int) -> list[str | None]:
+    """Each row's profile key, ``<field>:<value>``: the first mode (in the order tried) whose field the row
+    has. ``None`` when no mode finds one."""
+    if email is not None:  # an e-mail that is not an address is no key (as the orders' matching has it)
+        email = [v if v is not None and _ADDRESS.match(v) else None for v in email]
+    given = {"email": email, "phone": phone}
+    order = [f for mode in modes for f in key_field(mode)]
+    keys: list[str | None] = [None] * n
+    for fld in dict.fromkeys(order):
+        values = given.get(fld)
+        if values is None:
+            continue
+        for i, v in enumerate(values):
+            if keys[i] is None and v:
+                keys[i] = f"{fld}:{v}"
+    return keys
+
+
+def listed_key(profile: dict[str, Any], modes: list[str]) -> str | None:
+    """The key of a profile as Altcraft lists it (its ``email`` field, its first phone), made exactly as
+    :func:`map_profiles` keys the shop's rows, so verify can look it up in the ledger."""
+    phones = profile.get("phones")
+    email = normal_emails(pd.Series([profile.get("email")], dtype=object))
+    phone = normal_phones(pd.Series([phones[0] if isinstance(phones, list) and phones else None], dtype=object))
+    return profile_keys(email, phone, modes, 1)[0]
+
+
+def _dates(series: pd.Series) -> list[str | None]:
+    """A date field (birthday) as ``YYYY-MM-DD``: a date has no time zone, so none is applied."""
+
+    def one(v: Any) -> str:
+        if isinstance(v, datetime | date | pd.Timestamp):
+            return v.strftime("%Y-%m-%d")
+        return str(v).strip()[:10] if len(str(v).strip()) >= 10 and str(v)[10:11] in ("", " ", "T") else str(v)
+
+    return V._by_unique(series, one)
+
+
+def _sex(series: pd.Series, spec: ProfilesStream) -> list[Any]:
+    def one(v: Any) -> Any:
+        text = str(v).strip()
+        value = spec.sex_map.get(text, text.lower() if text.lower() in SEX_VALUES else None)
+        return SEX_NUMBERS[value] if value is not None and spec.sex_format == "number" else value
+
+    return V._by_unique(series, one)
+
+
+def _fields(frame: pd.DataFrame, spec: ProfilesStream, m: MappingSpec) -> dict[str, V.Column]:
+    out: dict[str, V.Column] = {}
+    for name in spec.columns:
+        col = frame[name]
+        if name == "_sex":
+            out[name] = _sex(col, spec)
+        elif name == "_regdate":
+            out[name] = V.rfc3339(col, m.tz)
+        elif name in PROFILE_DATE_FIELDS:
+            out[name] = _dates(col)
+        else:
+            out[name] = V.strings(col)
+    for name in spec.profile_fields:
+        out[name] = V.strings(frame[CF_PREFIX + name])
+    return out
+
+
+def _subscriptions(frame: pd.DataFrame, spec: ProfilesStream, address: dict[str, list[str | None]]) -> list[Any]:
+    """Each row's subscriptions: one per consented channel with an address, no status or priority."""
+    n = len(frame)
+    subs: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    for channel in spec.consent:
+        agreed = V.booleans(frame[CONSENT_PREFIX + channel])
+        field_name = CONSENT_CHANNELS[channel]
+        for i, (ok, addr) in enumerate(zip(agreed, address[field_name])):
+            if ok is True and addr:
+                subs[i].append({"channel": channel, field_name: addr, "resource_id": spec.resource_id})
+    return [s or None for s in subs]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@gc_paused
+def map_profiles(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
+    """One chunk of people -> profile records keyed by their matching key; soft-deleted rows become
+    deletions (reported by the engine, never sent)."""
+    spec = m.section
+    assert isinstance(spec, ProfilesStream), f"{m.stream} is not a profiles stream"
+    out = Mapped(m.entity)
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    email = normal_emails(frame[MATCH_PREFIX + "email"]) if "email" in spec.matching.columns else None
+    phone = normal_phones(frame[MATCH_PREFIX + "phone"]) if "phone" in spec.matching.columns else None
+    for name, values in (("external_id", profile_keys(email, phone, spec.matching.modes, n)),
+                         ("_email", email or [None] * n), ("_phone", phone or [None] * n)):
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
+    gone = deleted_mask(frame)
+    if gone.any():
+        out.deletions = [(k, pk) for k, pk in zip(frame["external_id"][gone], plain_keys(frame["_pk"][gone]))
+                         if k is not None]
+        frame = frame[~gone].reset_index(drop=True)
+    frame, problems = split_problems(frame, m.entity)
+    out.quarantine = problems
+    if frame.empty:
+        return out
+    keys: list[str | None] = [_text(v) for v in frame["external_id"].tolist()]
+    email = [_text(v) for v in frame["_email"].tolist()] if email is not None else None
+    phone = [_text(v) for v in frame["_phone"].tolist()] if phone is not None else None
+    pks = plain_keys(frame["_pk"])
+    F = _fields(frame, spec, m)
+    if email is not None:  # a malformed e-mail is left out (the profile goes by phone), or shown if it is all
+        email = [e if k is None or (e is not None and _ADDRESS.match(e)) else None for e, k in zip(email, keys)]
+    checked = contract_frame({"_key": keys, **({"email": email} if email is not None else {}),
+                              **({"phone": phone} if phone is not None else {})})
+    fails = contract.failures(checked, ProfileContract.to_schema())
+    ids = [k if k is not None else f"row:{pk}" for k, pk in zip(keys, pks)]
+    out.quarantine = with_quarantine(problems, quarantine_rows(m.entity, fails, ids, pks))
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[fails["pos"].to_numpy(dtype=np.int64)] = True
+    good = np.flatnonzero(~bad)
+    columns: dict[str, V.Column] = dict(F)
+    if email is not None:
+        columns["email"] = email
+    if phone is not None:
+        columns["phones"] = [[p] if p else None for p in phone]
+    columns["subscriptions"] = _subscriptions(frame, spec, {"email": email or [None] * len(frame),
+                                                            "phone": phone or [None] * len(frame)})
+    out.payloads = payloads(record_texts(columns, frozenset(), good), good, ids, pks)
+    return out

@@ -43,7 +43,8 @@ def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None
         Path(f"{state_db}{suffix}").unlink(missing_ok=True)  # a fresh emulator needs a fresh ledger
     # refuses an empty data, and an order whose buyer has no profile
     with AltcraftEmulator(port=port, token=DEMO_TOKEN, strict_data=True, require_profiles=True) as emu:
-        config = write_demo_config(f"sqlite:///{shop}", f"sqlite:///{state_db}", emu.url, DEMO_TOKEN, home / "demo.yaml")
+        config = write_demo_config(f"sqlite:///{shop}", f"sqlite:///{state_db}", emu.url, DEMO_TOKEN, home / "demo.yaml",
+                                   people=True)
         console.print(f"Altcraft emulator on {emu.url}; config {config}")
         console.print("[bold]Run 1[/]: everything is new (the first flow run starts a local Prefect server, ~20 s)")
         first = _run(nightly_sync, config, console)

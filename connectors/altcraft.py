@@ -200,12 +200,13 @@ class AltcraftClient:
     def get_order_status(self, external_id: str) -> dict[str, Any]:
         return self._post("market/orders/get_status", self._body({"external_id": external_id}))["result"]
 
-    def _list(self, method: str, limit: int, extra: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Follow ``next_from_id`` until a page comes back empty (api.md §1.1)."""
+    def _list(self, method: str, limit: int, extra: dict[str, Any], items: str = "result") -> Iterator[dict[str, Any]]:
+        """Follow ``next_from_id`` until a page comes back empty (api.md §1.1); a page's records are under
+        ``items`` (``data`` for ``profiles/list``)."""
         from_id = ""
         while True:
             answer = self._post(method, self._body({"from_id": from_id, "limit": limit, **extra}))
-            page = answer.get("result") or []
+            page = answer.get(items) or []
             if not page:
                 return
             yield from page

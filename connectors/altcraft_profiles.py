@@ -112,17 +112,7 @@ class ProfileClient:
     # --- reads and the explicit delete ---------------------------------------------------------------
     def list_profiles(self, db_id: int, *, limit: int = 1000) -> Iterator[dict[str, Any]]:
         """Every profile of a database, ``limit`` at a time (``from_id`` / ``next_from_id``, INFERRED)."""
-        from_id = ""
-        while True:
-            answer = self.client._post("profiles/list", self.client._body({"db_id": db_id, "from_id": from_id, "limit": limit}))
-            page = answer.get("data") or []
-            if not isinstance(page, list) or not page:
-                return
-            yield from page
-            next_id = str(answer.get("next_from_id") or "")
-            if not next_id or next_id == from_id:
-                return
-            from_id = next_id
+        return self.client._list("profiles/list", limit, {"db_id": db_id}, items="data")
 
     def get_profile(self, db_id: int, profile_id: str) -> dict[str, Any] | None:
         """The profile with this id, or None when Altcraft holds none (a miss is a non-zero error)."""

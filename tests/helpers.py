@@ -59,19 +59,13 @@ def shop_config(tmp: Path, shop_url: str, emulator: Any, token: str, failure_thr
     so the failure threshold is raised unless a test is about it. Chunks are mapped in-process unless a
     test asks for map workers (starting one costs seconds, and small chunks would start them).
 
-    Without ``people`` it is the orders-and-catalogue mapping the engine's tests were written against: no
-    customers or guests streams, orders matched by e-mail alone (the demo shop without ``people`` has no
-    guests or phone-only buyers)."""
+    Without ``people`` it is the orders-and-catalogue mapping (:func:`sandbox.demo.write_demo_config`)."""
     import yaml
 
     path = write_demo_config(shop_url, f"sqlite:///{tmp}/state.db", emulator.url, token, tmp / "config.yaml",
-                             margin_seconds=0)
+                             margin_seconds=0, people=people)
     raw = yaml.safe_load(path.read_text())
     raw["source"].update(source)
-    if not people:
-        for name in PEOPLE_STREAMS:
-            raw["streams"].pop(name)
-        raw["streams"]["orders"]["matching"] = {"mode": "email", "columns": {"email": "email"}}
     raw["sync"]["failure_threshold"] = failure_threshold
     raw["sync"]["map_workers"] = map_workers
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -82,7 +82,8 @@ def map_orders(orders: pd.DataFrame, lines: pd.DataFrame, m: MappingSpec) -> Map
     sent_matching = {k: v for k, v in matching.items() if k != MATCHED}
     texts = record_texts({**sent_matching, **O}, ORDER_REQUIRED | {"matching"}, good, order_cf,
                          {"lines": jsoncols.arrays(line_texts, offsets)}, checked=order_frame)
-    out.payloads = payloads(texts, good, O["external_id"], order_pks, buyer_keys(sent_matching, spec.matching.modes))
+    owners = buyer_keys(sent_matching, spec.matching.modes) if m.owner_keys else None
+    out.payloads = payloads(texts, good, O["external_id"], order_pks, owners)
     if "product" in L:
         out.refs = refs_of(L["product"], line_rows, offsets)
         out.ref_lines = line_details(lines, L, O["currency"], line_rows, offsets, good)
@@ -95,12 +96,10 @@ def buyer_keys(matching: dict[str, V.Column], modes: list[str]) -> list[str | No
     """Each order's buyer as a profile ledger id (``email:<address>`` / ``phone:<number>``), built exactly as
     the profile streams key their records (:func:`transforms.profiles.profile_keys`); None for an order
     matched by a mode that names no e-mail or phone."""
-    n = len(matching["matching"])
-
-    def column(fld: str, normal: Any) -> list[str | None] | None:
-        return normal(pd.Series(V.pylist(matching[fld]), dtype=object)) if fld in matching else None
-
-    return profile_keys(column("email", normal_emails), column("phone", normal_phones), modes, n)
+    email = normal_emails(matching["email"]) if "email" in matching else None
+    phone = normal_phones(matching["phone"]) if "phone" in matching else None
+    keys: list[str | None] = profile_keys(email, phone, modes, len(matching["matching"])).to_pylist()
+    return keys
 
 
 def _lines_of(lines: pd.DataFrame, order_pks: list[Any], spec: OrdersStream) -> pd.DataFrame:

@@ -35,6 +35,9 @@ class MappingSpec:
     total_mismatch: str = "quarantine"
     sku_like: bool = False
     """Records name a ``product_external_id`` (checked and referenced as SKUs)."""
+    owner_keys: bool = False
+    """Records carry the profile they are sent for (``Payload.owner``): a profile stream this config syncs
+    owns them (an order's buyer)."""
     change_times: bool = False
     """Give each payload its change time (the stream's import takes ``skip_triggers``: the trigger window)."""
 
@@ -60,5 +63,6 @@ def mapping_spec(config: Config, stream: str) -> MappingSpec:
         custom_line_statuses=tuple(s.external_id for s in config.custom_line_statuses),
         default_currency=config.sync.default_currency, endpoint=config.sync.endpoint,
         total_mismatch=config.sync.total_mismatch, sku_like="product_external_id" in spec.fields,
+        owner_keys=any(config.streams.section(o) is not None for o in spec.owned_by),
         change_times=spec.takes_skip_triggers,
     )

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
+from altcraft_sync.durations import describe
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
@@ -54,6 +55,17 @@ def trigger_cutoff(window: float | None, stream: str, db_now: datetime) -> float
     if window is None or not registry.get(stream).takes_skip_triggers:
         return None
     return db_now.timestamp() - window
+
+
+def run_notes(stats: StreamStats, window: float | None) -> list[str]:
+    """What a stream run did besides its figures, for its summary line."""
+    notes = []
+    if stats.without_triggers and window is not None:
+        notes.append(f"{stats.without_triggers:,} sent without triggers (older than {describe(window)})")
+    if stats.stand_ins:
+        notes.append(f"{stats.stand_ins:,} unavailable stand-in products sent for items deleted in the shop or "
+                     "refused by Altcraft")
+    return notes
 
 
 class Parts:
@@ -150,6 +162,7 @@ class Syncer:
             if full_pass and window is None:  # everything was read: what was not seen left the source
                 p.repair.remove_vanished(stream, ctx.memory.seen[entity].missing, stats, unsettled=False)
             p.planner.lag(stream, stats)
+            stats.notes += run_notes(stats, ctx.config.sync.trigger_window)
         finally:
             seen = ctx.memory.seen.pop(entity, None)
             if seen is not None:

@@ -60,6 +60,9 @@ class StreamStats:
     source_has_newer: bool = False
     stale: bool = False
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the run did that a reader should know and that is not a problem (``2,221 sent without triggers
+    (older than 1 d)``)."""
     samples: dict[str, list[Any]] = field(default_factory=dict)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)

@@ -57,7 +57,8 @@ def stream_line(s: StreamStats, dry_run: bool) -> str:
     backlog = f" ({s.still_invalid} quarantined before still invalid)" if s.still_invalid else ""
     return (f"{s.stream}: {s.extracted} read, {s.unchanged} unchanged, {s.invalid} invalid{backlog}, {s.delivered} "
             f"delivered, {s.rejected} rejected, {s.failed} failed, {s.deferred} deferred, {s.deleted} deleted, "
-            f"{s.retried} retried; watermark {s.watermark_before} -> {s.watermark_after}")
+            f"{s.retried} retried; watermark {s.watermark_before} -> {s.watermark_after}"
+            + "".join(f"; {note}" for note in s.notes))
 
 
 def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
@@ -112,6 +113,13 @@ def summary_markdown(title: str, results: dict[str, StreamStats], outcome: str, 
             if sample and (kind in ("rejected", "invalid", "deferred") or dry_run):
                 lines += ["", f"## {name}: sample of {kind}", "", "```json",
                           orjson.dumps(mask(sample), option=orjson.OPT_INDENT_2, default=str).decode(), "```"]
+    waits = [(name, why, n) for name, s in results.items() for why, n in s.deferred_reasons.items()]
+    if waits:
+        lines += ["", "## Why records wait (deferred)", "", "| stream | reason | records |", "|---|---|---:|"]
+        lines += [f"| {name} | {why.replace('|', '/')} | {n} |" for name, why, n in sorted(waits, key=lambda w: -w[2])[:10]]
+    notes = [f"{name}: {note}" for name, s in results.items() for note in s.notes]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     warnings = [f"{name}: {w}" for name, s in results.items() for w in s.warnings]
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings[:20]]

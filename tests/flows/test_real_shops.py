@@ -179,6 +179,11 @@ def test_a_months_old_first_load_fires_no_triggers_and_a_fresh_change_does(tmp_p
     quiet = {o for o, skip in emulator.skip_triggers.items() if skip}
     assert len(quiet) == len(emulator.store.orders) - 1 and "5" not in quiet
     assert stats["orders"].without_triggers >= len(quiet) - 1  # the definitions' carrier may be one of them
+    from runner.reporting import stream_line, summary_markdown
+
+    note = f"{stats['orders'].without_triggers:,} sent without triggers (older than 1 d)"
+    assert stats["orders"].notes == [note] and stream_line(stats["orders"], False).endswith(f"; {note}")
+    assert f"- orders: {note}" in summary_markdown("sync", stats, "completed", False)
     touch_orders(engine, [6], state="completed")
     run_all(path, run_id="second")
     assert emulator.skip_triggers["6"] is False  # a fresh status change fires as before
@@ -216,6 +221,9 @@ def test_orders_alone_say_which_stream_to_run_first(tmp_path, shop, emulator):
     path = config(tmp_path, url, emulator)
     stats = run_all(path, streams=["orders"])
     assert stats["orders"].delivered == 0 and stats["orders"].deferred > 0
+    from runner.reporting import summary_markdown
+
+    assert "| orders | the categories, products and skus streams never ran" in summary_markdown("sync", stats, "x", False)
     assert stats["orders"].warnings[-1:] == ["the categories, products and skus streams never ran: run them first "
                                         "(altcraft-sync sync --stream categories --stream products --stream skus); "
                                         "goes anyway after 1 d"]

@@ -1,140 +1,132 @@
-"""The OpenCart preset: ``altcraft-sync init --preset opencart`` writes a mapping that works, read-only, on the
-platform's own tables, tested on generated data in those exact tables (column names and types as the platform's
-source defines them)."""
+"""The OpenCart preset: ``altcraft-sync init --preset opencart`` writes a mapping that works, read-only, on
+OpenCart 3.0.3.8's own tables (column names and types as upload/install/opencart.sql defines them), tested on
+generated data with every case of issue 26: HTML-escaped names, a 0-decimal currency and a rate, 4-decimal
+prices, negative stock, a disabled product, an abandoned checkout, a phone-only order, an order naming a
+deleted product, statuses that move stock without touching the product, and a non-default table prefix."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from tests.helpers import run_all
+from tests.helpers import db_now, run_all
 from tests.presets.common import init_and_check
+from tests.presets.opencart_shop import DELETED_PRODUCT, LIVE_ORDERS, ORDERS, STATUS, build_opencart_shop, shown
 
-# --- OpenCart: the tables of install/opencart.sql, oc_ prefix ---------------------------------------------
-OC = sa.MetaData()
-INT, OC_MONEY = sa.Integer, sa.Numeric(15, 4)
-sa.Table("oc_category", OC, sa.Column("category_id", INT, primary_key=True), sa.Column("parent_id", INT),
-         sa.Column("status", sa.SmallInteger), sa.Column("date_added", sa.DateTime), sa.Column("date_modified", sa.DateTime))
-sa.Table("oc_category_description", OC, sa.Column("category_id", INT, primary_key=True),
-         sa.Column("language_id", INT, primary_key=True), sa.Column("name", sa.String(255)))
-sa.Table("oc_product", OC, sa.Column("product_id", INT, primary_key=True), sa.Column("model", sa.String(64)),
-         sa.Column("sku", sa.String(64)), sa.Column("quantity", INT), sa.Column("price", OC_MONEY),
-         sa.Column("status", sa.SmallInteger), sa.Column("date_added", sa.DateTime), sa.Column("date_modified", sa.DateTime))
-sa.Table("oc_product_description", OC, sa.Column("product_id", INT, primary_key=True),
-         sa.Column("language_id", INT, primary_key=True), sa.Column("name", sa.String(255)))
-sa.Table("oc_product_to_category", OC, sa.Column("product_id", INT, primary_key=True),
-         sa.Column("category_id", INT, primary_key=True))
-sa.Table("oc_order", OC, sa.Column("order_id", INT, primary_key=True), sa.Column("customer_id", INT),
-         sa.Column("email", sa.String(96)), sa.Column("total", OC_MONEY), sa.Column("order_status_id", INT),
-         sa.Column("currency_code", sa.String(3)), sa.Column("currency_value", sa.Numeric(15, 8)),
-         sa.Column("date_added", sa.DateTime), sa.Column("date_modified", sa.DateTime))
-sa.Table("oc_order_product", OC, sa.Column("order_product_id", INT, primary_key=True), sa.Column("order_id", INT),
-         sa.Column("product_id", INT), sa.Column("name", sa.String(255)), sa.Column("model", sa.String(64)),
-         sa.Column("quantity", INT), sa.Column("price", OC_MONEY), sa.Column("total", OC_MONEY),
-         sa.Column("tax", OC_MONEY), sa.Column("reward", INT))
-sa.Table("oc_order_total", OC, sa.Column("order_total_id", INT, primary_key=True), sa.Column("order_id", INT),
-         sa.Column("code", sa.String(32)), sa.Column("title", sa.String(255)), sa.Column("value", OC_MONEY),
-         sa.Column("sort_order", INT))
+STREAMS = ["categories", "products", "orders"]
 
 
-def _opencart_shop(url: str) -> None:
-    """Two categories, two products (one disabled), an order in the default currency with shipping and a
-    coupon, one in another currency (currency_value 0.5), and an abandoned checkout (status 0)."""
+def _sync(cfg) -> dict:
+    stats = run_all(cfg, streams=STREAMS)
+    left = {n: (s.rejected, s.failed, s.invalid, s.deferred, s.quarantine_reasons) for n, s in stats.items()
+            if s.rejected or s.failed or s.invalid or s.deferred}
+    assert not left, f"(rejected, failed, invalid, deferred, reasons) per stream: {left}"
+    return stats
+
+
+def _opencart_moves(url: str, prefix: str) -> None:
+    """What OpenCart does between the runs, as its own code writes it: addOrderHistory cancels order 8 (its
+    stock goes back with a bare UPDATE of product.quantity; only the order's date_modified moves), the
+    abandoned checkout 3 completes (Pending subtracts its stock), and product 42 is disabled in the admin."""
     engine = sa.create_engine(url)
-    OC.drop_all(engine)
-    OC.create_all(engine)
-    t = OC.tables
-    day = datetime(2026, 11, 20, 10, 0, 0)
+    now = db_now(engine).replace(microsecond=0) - timedelta(minutes=5)  # past the safety margin
+    meta = sa.MetaData()
+    order, product, history = (sa.Table(prefix + name, meta, autoload_with=engine)
+                               for name in ("order", "product", "order_history"))
     with engine.begin() as conn:
-        conn.execute(t["oc_category"].insert(), [
-            {"category_id": 20, "parent_id": 0, "status": 1, "date_added": day, "date_modified": day},
-            {"category_id": 26, "parent_id": 20, "status": 1, "date_added": day, "date_modified": day}])
-        conn.execute(t["oc_category_description"].insert(), [
-            {"category_id": 20, "language_id": 1, "name": "Desktops"}, {"category_id": 20, "language_id": 2, "name": "ПК"},
-            {"category_id": 26, "language_id": 1, "name": "PC"}])
-        conn.execute(t["oc_product"].insert(), [
-            {"product_id": 40, "model": "product 11", "sku": "", "quantity": 970, "price": Decimal("101.0000"),
-             "status": 1, "date_added": day, "date_modified": day},
-            {"product_id": 41, "model": "Product 14", "sku": "", "quantity": 977, "price": Decimal("100.0000"),
-             "status": 0, "date_added": day, "date_modified": day}])
-        conn.execute(t["oc_product_description"].insert(), [
-            {"product_id": 40, "language_id": 1, "name": "iPhone"}, {"product_id": 41, "language_id": 1, "name": "iMac"}])
-        conn.execute(t["oc_product_to_category"].insert(), [{"product_id": 40, "category_id": 20},
-                                                            {"product_id": 40, "category_id": 26},
-                                                            {"product_id": 41, "category_id": 20}])
-        conn.execute(t["oc_order"].insert(), [
-            {"order_id": 1, "customer_id": 1, "email": "a@example.com", "total": Decimal("207.0000"),
-             "order_status_id": 5, "currency_code": "USD", "currency_value": Decimal("1"), "date_added": day,
-             "date_modified": day},
-            {"order_id": 2, "customer_id": 2, "email": "b@example.com", "total": Decimal("120.0000"),
-             "order_status_id": 2, "currency_code": "EUR", "currency_value": Decimal("0.5"), "date_added": day,
-             "date_modified": day + timedelta(minutes=1)},
-            {"order_id": 3, "customer_id": 3, "email": "c@example.com", "total": Decimal("101.0000"),
-             "order_status_id": 0, "currency_code": "USD", "currency_value": Decimal("1"), "date_added": day,
-             "date_modified": day}])
-        conn.execute(t["oc_order_product"].insert(), [
-            {"order_product_id": 1, "order_id": 1, "product_id": 40, "name": "iPhone", "model": "product 11",
-             "quantity": 2, "price": Decimal("101.0000"), "total": Decimal("202.0000"), "tax": Decimal("0"), "reward": 0},
-            {"order_product_id": 2, "order_id": 2, "product_id": 41, "name": "iMac", "model": "Product 14",
-             "quantity": 1, "price": Decimal("100.0000"), "total": Decimal("100.0000"), "tax": Decimal("20.0000"),
-             "reward": 0},
-            {"order_product_id": 3, "order_id": 3, "product_id": 40, "name": "iPhone", "model": "product 11",
-             "quantity": 1, "price": Decimal("101.0000"), "total": Decimal("101.0000"), "tax": Decimal("0"), "reward": 0}])
-        conn.execute(
-            t["oc_order_total"].insert(),
-            [
-                {
-                    "order_total_id": 1,
-                    "order_id": 1,
-                    "code": "sub_total",
-                    "title": "Sub-Total",
-                    "value": Decimal("202"),
-                    "sort_order": 1,
-                },
-                {
-                    "order_total_id": 2,
-                    "order_id": 1,
-                    "code": "shipping",
-                    "title": "Flat Shipping Rate",
-                    "value": Decimal("10"),
-                    "sort_order": 3,
-                },
-                {
-                    "order_total_id": 3,
-                    "order_id": 1,
-                    "code": "coupon",
-                    "title": "Coupon (-5)",
-                    "value": Decimal("-5"),
-                    "sort_order": 4,
-                },
-                {"order_total_id": 4, "order_id": 1, "code": "total", "title": "Total", "value": Decimal("207"), "sort_order": 9},
-            ],
-        )
+        for order_id, status in ((8, STATUS["canceled"]), (3, STATUS["pending"])):
+            conn.execute(order.update().where(order.c.order_id == order_id).values(order_status_id=status,
+                                                                                   date_modified=now))
+            conn.execute(history.insert().values(order_history_id=100 + order_id, order_id=order_id,
+                                                 order_status_id=status, notify=0, comment="", date_added=now))
+        conn.execute(product.update().where(product.c.product_id == 44).values(quantity=product.c.quantity + 2))
+        conn.execute(product.update().where(product.c.product_id == 40).values(quantity=product.c.quantity - 1))
+        conn.execute(product.update().where(product.c.product_id == 42).values(status=0, date_modified=now))
     engine.dispose()
 
 
-def test_the_opencart_preset_syncs_an_opencart_database(shop_url: str, tmp_path: Path, emulator) -> None:
-    _opencart_shop(shop_url)
-    cfg = init_and_check("opencart", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD")
+def test_the_opencart_preset_delivers_every_real_order_exactly(shop_url: str, tmp_path: Path, emulator) -> None:
+    build_opencart_shop(shop_url, "shop_", LIVE_ORDERS)
+    cfg = init_and_check("opencart", shop_url, tmp_path, emulator, table_prefix="shop_")
+    emulator.currencies.add("JPY")
 
-    stats = run_all(cfg, streams=["categories", "products", "orders"])
-    assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
+    _sync(cfg)
     store = emulator.store
+    assert (store.products["44"]["count"], store.orders["8"]["status"]) == (10, "paid")
+    assert "3" not in store.orders  # the abandoned checkout
+
+    _opencart_moves(shop_url, "shop_")
+    _sync(cfg)
+
+    # names unescaped, read in the store's language (en-gb is language 2 here)
     assert {k: (v["name"], v.get("parent_external_id")) for k, v in store.categories.items()} == {
-        "20": ("Desktops", None), "26": ("PC", "20")}
+        "20": ("Desktops", None), "18": ("Laptops & Notebooks", None), "26": ("PC", "20")}
+    assert {k: (v["name"], v["price"], v["count"], v["is_available"]) for k, v in store.products.items()} == {
+        "40": ("iPhone", "101", 969, True),
+        "41": ("iMac", "100", 977, False),                   # disabled
+        "42": ('Apple Cinema 30"', "122.01", 5, False),      # 4-decimal price as shown; disabled since
+        "43": ("MacBook", "80.5", 0, False),                 # stock below zero: 0, not available
+        "44": ("iPod", "19.99", 12, True),                   # stock put back by the cancellation
+    }
+    assert {v["currency"] for v in store.products.values()} == {"USD"}
     assert sorted(store.products["40"]["categories"]) == ["20", "26"]
-    assert (store.products["40"]["is_available"], store.products["41"]["is_available"]) == (True, False)
-    assert set(store.orders) == {"1", "2"}  # not the abandoned checkout
-    one, two = store.orders["1"], store.orders["2"]
-    assert (one["status"], Decimal(one["total_price"]), Decimal(one["delivery_cost"]), one["currency"]) == (
-        "delivered", 207, 10, "USD")
-    assert [(line["product"], line["count"], Decimal(line["final_price_per_item"])) for line in one["lines"]] == [
-        ("40", 2, Decimal(101))]
-    # another currency: amounts in the order's own currency (x currency_value), the line with its tax
-    assert (two["status"], two["currency"], Decimal(two["total_price"])) == ("paid", "EUR", 60)
-    assert Decimal(two["lines"][0]["final_price_per_item"]) == 60 and Decimal(two["lines"][0]["base_price_per_item"]) == 50
+
+    # every real order, nothing else, each amount exact to its currency's minor unit
+    assert set(store.orders) == {str(o["order_id"]) for o, _, _ in LIVE_ORDERS}
+    for order, lines, shipping in LIVE_ORDERS:
+        sent, currency = store.orders[str(order["order_id"])], order["currency_code"]
+        assert (sent["currency"], Decimal(sent["total_price"])) == (currency, shown(order["total"], currency)), sent
+        if shipping:
+            assert Decimal(sent["delivery_cost"]) == shown(Decimal(shipping), currency)
+        assert [(x["product"], x["count"], Decimal(x["final_price_per_item"]), Decimal(x["base_price_per_item"]))
+                for x in sent["lines"]] == [
+            (str(x["product_id"]), x["quantity"], shown(x["price"] + x["tax"], currency), shown(x["price"], currency))
+            for x in lines]
+    assert store.orders["4"]["total_price"] == "19066"  # JPY: no decimals
+    assert store.orders["2"]["total_price"] == "94.15"  # 120 x 0.78460002
+
+    # order and line statuses follow OpenCart's status
+    assert {k: (v["status"], {x["status"] for x in v["lines"]}) for k, v in store.orders.items()} == {
+        "1": ("delivered", {"delivered"}), "2": ("paid", {"processing"}), "3": ("new", {"new"}),
+        "4": ("delivered", {"delivering"}),  # Shipped
+        "5": ("new", {"new"}), "7": ("paid", {"processing"}), "8": ("canceled", {"canceled"})}
+    # the order taken by phone is matched by its telephone
+    five = store.orders["5"]
+    assert (five.get("matching"), five.get("phone"), five.get("email")) == ("phone", "+7 912 345-67-89", None)
 
 
+@pytest.mark.parametrize("known_products_only", [True, False], ids=["altcraft-refuses-unknown", "altcraft-takes-unknown"])
+def test_orders_naming_a_deleted_product_go_out(shop_url: str, tmp_path: Path, emulator, known_products_only) -> None:
+    """Order 6 names product 45, which OpenCart deleted for good: it goes out with its refund, under either
+    reading of api.md (Altcraft refuses or takes a line naming a product it does not hold)."""
+    build_opencart_shop(shop_url, "oc_")
+    cfg = init_and_check("opencart", shop_url, tmp_path, emulator)
+    emulator.currencies.add("JPY")
+    emulator.require_known_products = known_products_only
+    _sync(cfg)
+    _sync(cfg)
+    store = emulator.store
+    assert set(store.orders) == {str(o["order_id"]) for o, _, _ in ORDERS if o["order_status_id"]}
+    six = store.orders["6"]
+    assert (six["status"], [(x["product"], x["status"]) for x in six["lines"]], Decimal(six["total_price"])) == (
+        "canceled", [(str(DELETED_PRODUCT), "refunded")], 300)
+    # the stand-in: unavailable, named as the line names it (unescaped)
+    stand_in = store.products[str(DELETED_PRODUCT)]
+    assert (stand_in["name"], stand_in["is_available"]) == ("Sony VAIO & Dock", False)
+
+
+def test_a_first_load_of_history_fires_no_triggers(tmp_path: Path, emulator) -> None:
+    """Months-old orders go with skip_triggers; an order OpenCart changed minutes ago fires them as usual."""
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_opencart_shop(url, "oc_", LIVE_ORDERS)
+    cfg = init_and_check("opencart", url, tmp_path, emulator)
+    emulator.currencies.add("JPY")
+    _sync(cfg)
+    assert all(emulator.skip_triggers[o] for o in emulator.store.orders), emulator.skip_triggers
+    _opencart_moves(url, "oc_")
+    _sync(cfg)
+    assert not emulator.skip_triggers["8"] and not emulator.skip_triggers["3"], emulator.skip_triggers

@@ -1,146 +1,272 @@
 """The Magento 2 preset: ``altcraft-sync init --preset magento`` writes a mapping that works, read-only, on the
-platform's own tables, tested on generated data in those exact tables (column names and types as the platform's
-source defines them)."""
+platform's own tables, tested on generated data in those exact tables (column names and types as
+magento/magento2's etc/db_schema.xml files define them), under a table prefix."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
-from tests.helpers import run_all
-from tests.presets.common import init_and_check
+from tests.helpers import db_now
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
 
-# --- Magento 2: the tables of each module's etc/db_schema.xml (no prefix) ---------------------------------
-MG = sa.MetaData()
-INT = sa.Integer
-M_MONEY, QTY = sa.Numeric(20, 4), sa.Numeric(12, 4)
-sa.Table("eav_entity_type", MG, sa.Column("entity_type_id", INT, primary_key=True),
-         sa.Column("entity_type_code", sa.String(50)))
-sa.Table("eav_attribute", MG, sa.Column("attribute_id", INT, primary_key=True), sa.Column("entity_type_id", INT),
-         sa.Column("attribute_code", sa.String(255)))
-sa.Table("catalog_category_entity", MG, sa.Column("entity_id", INT, primary_key=True), sa.Column("parent_id", INT),
-         sa.Column("path", sa.String(255)), sa.Column("level", INT), sa.Column("created_at", sa.DateTime),
-         sa.Column("updated_at", sa.DateTime))
-sa.Table("catalog_category_entity_varchar", MG, sa.Column("value_id", INT, primary_key=True),
-         sa.Column("attribute_id", INT), sa.Column("store_id", INT), sa.Column("entity_id", INT),
-         sa.Column("value", sa.String(255)))
-sa.Table("catalog_product_entity", MG, sa.Column("entity_id", INT, primary_key=True), sa.Column("attribute_set_id", INT),
-         sa.Column("type_id", sa.String(32)), sa.Column("sku", sa.String(64)), sa.Column("created_at", sa.DateTime),
-         sa.Column("updated_at", sa.DateTime))
-sa.Table("catalog_product_entity_varchar", MG, sa.Column("value_id", INT, primary_key=True),
-         sa.Column("attribute_id", INT), sa.Column("store_id", INT), sa.Column("entity_id", INT),
-         sa.Column("value", sa.String(255)))
-sa.Table("catalog_product_entity_decimal", MG, sa.Column("value_id", INT, primary_key=True),
-         sa.Column("attribute_id", INT), sa.Column("store_id", INT), sa.Column("entity_id", INT),
-         sa.Column("value", M_MONEY))
-sa.Table("catalog_product_super_link", MG, sa.Column("link_id", INT, primary_key=True), sa.Column("product_id", INT),
-         sa.Column("parent_id", INT))
-sa.Table("catalog_category_product", MG, sa.Column("entity_id", INT, primary_key=True), sa.Column("category_id", INT),
-         sa.Column("product_id", INT), sa.Column("position", INT))
-sa.Table("cataloginventory_stock_item", MG, sa.Column("item_id", INT, primary_key=True), sa.Column("product_id", INT),
-         sa.Column("stock_id", INT), sa.Column("qty", QTY), sa.Column("is_in_stock", sa.SmallInteger))
-sa.Table("sales_order", MG, sa.Column("entity_id", INT, primary_key=True), sa.Column("state", sa.String(32)),
-         sa.Column("status", sa.String(32)), sa.Column("increment_id", sa.String(32)),
-         sa.Column("customer_email", sa.String(128)), sa.Column("grand_total", M_MONEY),
-         sa.Column("shipping_amount", M_MONEY), sa.Column("total_refunded", M_MONEY),
-         sa.Column("order_currency_code", sa.String(3)), sa.Column("created_at", sa.DateTime),
-         sa.Column("updated_at", sa.DateTime))
-sa.Table("sales_order_item", MG, sa.Column("item_id", INT, primary_key=True), sa.Column("order_id", INT),
-         sa.Column("parent_item_id", INT), sa.Column("product_id", INT), sa.Column("product_type", sa.String(255)),
-         sa.Column("sku", sa.String(255)), sa.Column("name", sa.String(255)), sa.Column("qty_ordered", QTY),
-         sa.Column("original_price", M_MONEY), sa.Column("price", M_MONEY), sa.Column("price_incl_tax", M_MONEY),
-         sa.Column("row_total", M_MONEY), sa.Column("updated_at", sa.DateTime))
+PREFIX = "mg_"
+INT, SMALL = sa.Integer, sa.SmallInteger
+M_MONEY, QTY, PRICE = sa.Numeric(20, 4), sa.Numeric(12, 4), sa.Numeric(20, 6)
+STR = sa.String(255)
 
 
-def _magento_shop(url: str) -> None:
-    """A category tree under the store root, a simple product, a configurable one with two simple
-    children, an order for the simple product and one for a configurable (a parent row and a child row),
-    a complete order with a refund and a closed (fully refunded) one."""
+def _value_table(md: sa.MetaData, name: str, value: Any) -> None:
+    sa.Table(f"{PREFIX}{name}", md, sa.Column("value_id", INT, primary_key=True), sa.Column("attribute_id", SMALL),
+             sa.Column("store_id", SMALL), sa.Column("entity_id", INT), sa.Column("value", value))
+
+
+def _schema() -> sa.MetaData:
+    """The tables the preset reads, prefixed, with Magento's column types (Eav, Catalog, CatalogInventory,
+    Sales, Config db_schema.xml; only the columns the preset or the data below use)."""
+    md = sa.MetaData()
+    t = PREFIX
+    sa.Table(f"{t}eav_entity_type", md, sa.Column("entity_type_id", SMALL, primary_key=True),
+             sa.Column("entity_type_code", sa.String(50)))
+    sa.Table(f"{t}eav_attribute", md, sa.Column("attribute_id", SMALL, primary_key=True),
+             sa.Column("entity_type_id", SMALL), sa.Column("attribute_code", STR))
+    sa.Table(f"{t}core_config_data", md, sa.Column("config_id", INT, primary_key=True), sa.Column("scope", sa.String(8)),
+             sa.Column("scope_id", INT), sa.Column("path", STR), sa.Column("value", sa.Text))
+    sa.Table(f"{t}catalog_category_entity", md, sa.Column("entity_id", INT, primary_key=True),
+             sa.Column("parent_id", INT), sa.Column("path", STR), sa.Column("level", INT),
+             sa.Column("created_at", sa.DateTime), sa.Column("updated_at", sa.DateTime))
+    _value_table(md, "catalog_category_entity_varchar", STR)
+    sa.Table(f"{t}catalog_product_entity", md, sa.Column("entity_id", INT, primary_key=True),
+             sa.Column("attribute_set_id", SMALL), sa.Column("type_id", sa.String(32)), sa.Column("sku", sa.String(64)),
+             sa.Column("created_at", sa.DateTime), sa.Column("updated_at", sa.DateTime))
+    _value_table(md, "catalog_product_entity_varchar", STR)
+    _value_table(md, "catalog_product_entity_decimal", PRICE)
+    _value_table(md, "catalog_product_entity_int", INT)
+    sa.Table(f"{t}catalog_product_super_link", md, sa.Column("link_id", INT, primary_key=True),
+             sa.Column("product_id", INT), sa.Column("parent_id", INT))
+    sa.Table(f"{t}catalog_category_product", md, sa.Column("entity_id", INT, primary_key=True),
+             sa.Column("category_id", INT), sa.Column("product_id", INT), sa.Column("position", INT))
+    sa.Table(f"{t}cataloginventory_stock_item", md, sa.Column("item_id", INT, primary_key=True),
+             sa.Column("product_id", INT), sa.Column("stock_id", SMALL), sa.Column("qty", QTY),
+             sa.Column("is_in_stock", SMALL), sa.Column("is_qty_decimal", SMALL))
+    sa.Table(f"{t}sales_order", md, sa.Column("entity_id", INT, primary_key=True), sa.Column("state", sa.String(32)),
+             sa.Column("status", sa.String(32)), sa.Column("store_id", SMALL), sa.Column("increment_id", sa.String(50)),
+             sa.Column("customer_email", sa.String(128)), sa.Column("customer_is_guest", SMALL),
+             *(sa.Column(c, M_MONEY) for c in (
+                 "grand_total", "shipping_amount", "shipping_tax_amount", "shipping_discount_amount",
+                 "shipping_discount_tax_compensation_amount", "total_refunded")),
+             sa.Column("order_currency_code", sa.String(3)), sa.Column("created_at", sa.DateTime),
+             sa.Column("updated_at", sa.DateTime))
+    sa.Table(f"{t}sales_order_address", md, sa.Column("entity_id", INT, primary_key=True), sa.Column("parent_id", INT),
+             sa.Column("email", STR), sa.Column("telephone", STR), sa.Column("address_type", STR))
+    sa.Table(f"{t}sales_order_item", md, sa.Column("item_id", INT, primary_key=True), sa.Column("order_id", INT),
+             sa.Column("parent_item_id", INT), sa.Column("product_id", INT), sa.Column("product_type", STR),
+             sa.Column("sku", STR), sa.Column("name", STR), sa.Column("is_qty_decimal", SMALL),
+             *(sa.Column(c, QTY) for c in ("qty_ordered", "qty_refunded", "qty_canceled")),
+             *(sa.Column(c, M_MONEY) for c in (
+                 "price", "original_price", "price_incl_tax", "row_total", "tax_amount", "discount_amount",
+                 "discount_tax_compensation_amount")),
+             sa.Column("created_at", sa.DateTime), sa.Column("updated_at", sa.DateTime))
+    return md
+
+
+MG = _schema()
+DAY = datetime(2026, 11, 20, 10, 0, 0)
+NAME, PRICE_ATTR, STATUS = 73, 77, 97   # catalog_product attribute ids of a fresh install
+ENABLED, DISABLED = 1, 2                 # Catalog/Model/Product/Attribute/Source/Status.php
+DELETED_ORDER = 10
+
+
+def _t(name: str) -> sa.Table:
+    return MG.tables[f"{PREFIX}{name}"]
+
+
+# product id, type, sku, name, price, status, qty, in stock
+PRODUCTS = [
+    (1, "simple", "24-MB01", "Joust Duffle Bag", "34", ENABLED, "100", 1),
+    (2, "simple", "24-MB02", "Fusion Backpack", "59", DISABLED, "10", 1),        # disabled: unavailable
+    (3, "simple", "MS-TEE", "Backorder Tee", "19.9950", ENABLED, "-3", 1),        # 4 places; negative stock
+    (6, "simple", "SALT", "Salt & Pepper <Set>", "12", ENABLED, "7", 1),          # stored as typed
+    (67, "configurable", "MH01", "Chaz Hoodie", "52", ENABLED, "0", 1),
+    (68, "simple", "MH01-XS-Black", "Chaz Hoodie-XS-Black", "52", ENABLED, "10", 1),
+    (69, "simple", "MH01-XS-Gray", "Chaz Hoodie-XS-Gray", "54", ENABLED, "0", 0),
+    (70, "configurable", "MJ01", "Beaumont Jacket", "80", DISABLED, "0", 1),       # its child is unavailable
+    (71, "simple", "MJ01-S", "Beaumont Jacket-S", "80", ENABLED, "5", 1),
+]
+# order id, state/status, currency, e-mail, billing telephone, shipping, shipping tax, grand total, refunded
+ORDERS = [
+    (1, "complete", "USD", "roni@example.org", "+15550001", "10", "0", "71.2", "0"),
+    (2, "processing", "USD", "veronica@example.org", "+15550002", "5", "0.41", "61.7", "0"),
+    (3, "complete", "USD", "ann@example.org", "+15550003", "5", "0", "25", "10"),       # part refunded
+    (4, "closed", "USD", "bob@example.org", None, "5", "0", "39", "39"),                # fully refunded
+    (5, "canceled", "USD", "carl@example.org", None, "5", "0", "39", "0"),
+    (6, "pending_payment", "USD", "dan@example.org", None, "0", "0", "34", "0"),        # left at the payment page
+    (7, "complete", "JPY", "kenji@example.jp", None, "500", "0", "4550", "0"),          # 0 places
+    (8, "processing", "USD", "1764000000@example.com", "+15550008", "0", "0", "12", "0"),  # admin phone order
+    (9, "processing", "USD", None, "+15550009", "0", "0", "12", "0"),                    # no e-mail at all
+    (10, "complete", "USD", "eve@example.org", None, "0", "0", "25", "0"),              # a deleted product (own test)
+    (11, "complete", "USD", "fay@example.org", None, "0", "0", "51", "0"),              # 1.5 by weight
+]
+# item, order, parent item, product, type, name, qty, price, price incl tax, row total, tax, discount,
+# qty refunded, qty canceled
+ITEMS = [
+    (1, 1, None, 1, "simple", "Joust Duffle Bag", "2", "34", "34", "68", "0", "6.8", "0", "0"),
+    (2, 2, None, 67, "configurable", "Chaz Hoodie", "1", "52", "56.29", "52", "4.29", "0", "0", "0"),
+    (3, 2, 2, 68, "simple", "Chaz Hoodie-XS-Black", "1", "0", "0", "0", "0", "0", "0", "0"),
+    (4, 3, None, 3, "simple", "Backorder Tee", "1", "20", "20", "20", "0", "0", "0", "0"),
+    (5, 4, None, 1, "simple", "Joust Duffle Bag", "1", "34", "34", "34", "0", "0", "1", "0"),
+    (6, 5, None, 1, "simple", "Joust Duffle Bag", "1", "34", "34", "34", "0", "0", "0", "1"),
+    (7, 6, None, 1, "simple", "Joust Duffle Bag", "1", "34", "34", "34", "0", "0", "0", "0"),
+    (8, 7, None, 6, "simple", "Salt & Pepper <Set>", "3", "1500", "1500", "4500", "0", "450", "0", "0"),
+    (9, 8, None, 6, "simple", "Salt & Pepper <Set>", "1", "12", "12", "12", "0", "0", "0", "0"),
+    (10, 9, None, 6, "simple", "Salt & Pepper <Set>", "1", "12", "12", "12", "0", "0", "0", "0"),
+    (11, 10, None, 5, "simple", "Retired Belt", "1", "25", "25", "25", "0", "0", "0", "0"),
+    (12, 11, None, 1, "simple", "Joust Duffle Bag", "1.5", "34", "34", "51", "0", "0", "0", "0"),
+]
+
+
+def _magento_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
+    """A category tree (one name overridden by store view 1), the products above (simple, configurable with
+    children, disabled, backordered, 4-place price), stock items, and the orders above with their items and
+    addresses; order 10, naming a product deleted from the catalogue, only when asked."""
+    orders = [o for o in ORDERS if deleted_product_order or o[0] != DELETED_ORDER]
+    items = [i for i in ITEMS if deleted_product_order or i[1] != DELETED_ORDER]
     engine = sa.create_engine(url)
     MG.drop_all(engine)
     MG.create_all(engine)
-    t = MG.tables
-    day = datetime(2026, 11, 20, 10, 0, 0)
     with engine.begin() as conn:
-        conn.execute(t["eav_entity_type"].insert(), [{"entity_type_id": 3, "entity_type_code": "catalog_category"},
-                                                     {"entity_type_id": 4, "entity_type_code": "catalog_product"}])
-        conn.execute(t["eav_attribute"].insert(), [{"attribute_id": 45, "entity_type_id": 3, "attribute_code": "name"},
-                                                   {"attribute_id": 73, "entity_type_id": 4, "attribute_code": "name"},
-                                                   {"attribute_id": 77, "entity_type_id": 4, "attribute_code": "price"}])
+        conn.execute(_t("eav_entity_type").insert(), [{"entity_type_id": 3, "entity_type_code": "catalog_category"},
+                                                      {"entity_type_id": 4, "entity_type_code": "catalog_product"}])
+        conn.execute(_t("eav_attribute").insert(), [
+            {"attribute_id": 45, "entity_type_id": 3, "attribute_code": "name"},
+            {"attribute_id": NAME, "entity_type_id": 4, "attribute_code": "name"},
+            {"attribute_id": PRICE_ATTR, "entity_type_id": 4, "attribute_code": "price"},
+            {"attribute_id": STATUS, "entity_type_id": 4, "attribute_code": "status"}])
+        conn.execute(_t("core_config_data").insert(), [
+            {"config_id": 1, "scope": "default", "scope_id": 0, "path": "currency/options/base", "value": "USD"}])
         cats = [(1, 0, "1", 0, "Root Catalog"), (2, 1, "1/2", 1, "Default Category"), (3, 2, "1/2/3", 2, "Gear"),
                 (4, 3, "1/2/3/4", 3, "Bags")]
-        conn.execute(t["catalog_category_entity"].insert(), [
-            {"entity_id": i, "parent_id": p, "path": path, "level": lv, "created_at": day, "updated_at": day}
+        conn.execute(_t("catalog_category_entity").insert(), [
+            {"entity_id": i, "parent_id": p, "path": path, "level": lv, "created_at": DAY, "updated_at": DAY}
             for i, p, path, lv, _ in cats])
-        conn.execute(t["catalog_category_entity_varchar"].insert(), [
-            {"value_id": i, "attribute_id": 45, "store_id": 0, "entity_id": i, "value": name} for i, _, _, _, name in cats])
-        products = [(1, "simple", "24-MB01", "Joust Duffle Bag", "34"), (67, "configurable", "MH01", "Chaz Hoodie", "52"),
-                    (68, "simple", "MH01-XS-Black", "Chaz Hoodie-XS-Black", "52"),
-                    (69, "simple", "MH01-XS-Gray", "Chaz Hoodie-XS-Gray", "54")]
-        conn.execute(t["catalog_product_entity"].insert(), [
-            {"entity_id": i, "attribute_set_id": 4, "type_id": ty, "sku": sku, "created_at": day, "updated_at": day}
-            for i, ty, sku, _, _ in products])
-        conn.execute(t["catalog_product_entity_varchar"].insert(), [
-            {"value_id": i, "attribute_id": 73, "store_id": 0, "entity_id": i, "value": name} for i, _, _, name, _ in products])
-        conn.execute(t["catalog_product_entity_decimal"].insert(), [
-            {"value_id": i, "attribute_id": 77, "store_id": 0, "entity_id": i, "value": Decimal(p)}
-            for i, _, _, _, p in products])
-        conn.execute(t["catalog_product_super_link"].insert(), [{"link_id": 1, "product_id": 68, "parent_id": 67},
-                                                                {"link_id": 2, "product_id": 69, "parent_id": 67}])
-        conn.execute(
-            t["catalog_category_product"].insert(),
-            [
-                {"entity_id": 1, "category_id": 4, "product_id": 1, "position": 0},
-                {"entity_id": 2, "category_id": 3, "product_id": 67, "position": 0},
-            ],
-        )
-        conn.execute(t["cataloginventory_stock_item"].insert(), [
-            {"item_id": i, "product_id": i, "stock_id": 1, "qty": Decimal(q), "is_in_stock": 1 if Decimal(q) > 0 else 0}
-            for i, q in ((1, "100"), (67, "0"), (68, "10"), (69, "0"))])
-        orders = [
-            (1, "complete", "000000001", "39.0000", "5.0000", "0"),
-            (2, "processing", "000000002", "57.0000", "5.0000", "0"),
-            (3, "complete", "000000003", "39.0000", "5.0000", "10.0000"),
-            (4, "closed", "000000004", "39.0000", "5.0000", "39.0000"),
-        ]
-        conn.execute(t["sales_order"].insert(), [
-            {"entity_id": i, "state": st, "status": st, "increment_id": inc, "customer_email": f"roni{i}@example.com",
-             "grand_total": Decimal(gt), "shipping_amount": Decimal(sh), "total_refunded": Decimal(rf),
-             "order_currency_code": "USD", "created_at": day, "updated_at": day + timedelta(minutes=i)}
-            for i, st, inc, gt, sh, rf in orders])
-        items = [  # item, order, parent item, product, type, qty, original price, price incl tax
-            (1, 1, None, 1, "simple", "1.0000", "34.0000", "34.0000"),
-            (2, 2, None, 67, "configurable", "1.0000", "52.0000", "52.0000"),
-            (3, 2, 2, 68, "simple", "1.0000", "0.0000", "0.0000"),
-            (4, 3, None, 1, "simple", "1.0000", "34.0000", "34.0000"),
-            (5, 4, None, 1, "simple", "1.0000", "34.0000", "34.0000")]
-        conn.execute(t["sales_order_item"].insert(), [
+        conn.execute(_t("catalog_category_entity_varchar").insert(), [
+            *({"value_id": i, "attribute_id": 45, "store_id": 0, "entity_id": i, "value": n} for i, _, _, _, n in cats),
+            {"value_id": 10, "attribute_id": 45, "store_id": 1, "entity_id": 4, "value": "Bags & Luggage"}])
+        conn.execute(_t("catalog_product_entity").insert(), [
+            {"entity_id": i, "attribute_set_id": 4, "type_id": ty, "sku": sku, "created_at": DAY, "updated_at": DAY}
+            for i, ty, sku, *_ in PRODUCTS])
+        conn.execute(_t("catalog_product_entity_varchar").insert(), [
+            *({"value_id": i, "attribute_id": NAME, "store_id": 0, "entity_id": i, "value": n}
+              for i, _, _, n, *_ in PRODUCTS),
+            {"value_id": 100, "attribute_id": NAME, "store_id": 1, "entity_id": 1, "value": "Joust Duffle Bag (EN)"}])
+        conn.execute(_t("catalog_product_entity_decimal").insert(), [
+            {"value_id": i, "attribute_id": PRICE_ATTR, "store_id": 0, "entity_id": i, "value": Decimal(p)}
+            for i, _, _, _, p, *_ in PRODUCTS])
+        conn.execute(_t("catalog_product_entity_int").insert(), [
+            {"value_id": i, "attribute_id": STATUS, "store_id": 0, "entity_id": i, "value": st}
+            for i, _, _, _, _, st, *_ in PRODUCTS])
+        conn.execute(_t("catalog_product_super_link").insert(), [
+            {"link_id": n, "product_id": c, "parent_id": p} for n, (c, p) in enumerate([(68, 67), (69, 67), (71, 70)], 1)])
+        conn.execute(_t("catalog_category_product").insert(), [
+            {"entity_id": 1, "category_id": 4, "product_id": 1, "position": 0},
+            {"entity_id": 2, "category_id": 3, "product_id": 67, "position": 0}])
+        conn.execute(_t("cataloginventory_stock_item").insert(), [
+            {"item_id": i, "product_id": i, "stock_id": 1, "qty": Decimal(q), "is_in_stock": st, "is_qty_decimal": 0}
+            for i, *_, q, st in PRODUCTS])
+        conn.execute(_t("sales_order").insert(), [
+            {"entity_id": i, "state": st, "status": st, "store_id": 1, "increment_id": f"00000000{i}",
+             "customer_email": email, "customer_is_guest": 1, "grand_total": Decimal(gt),
+             "shipping_amount": Decimal(sh), "shipping_tax_amount": Decimal(shtax), "shipping_discount_amount": 0,
+             "shipping_discount_tax_compensation_amount": 0, "total_refunded": Decimal(rf),
+             "order_currency_code": cur, "created_at": DAY, "updated_at": DAY + timedelta(minutes=i)}
+            for i, st, cur, email, _, sh, shtax, gt, rf in orders])
+        conn.execute(_t("sales_order_address").insert(), [
+            {"entity_id": i, "parent_id": i, "email": email, "telephone": phone or "", "address_type": "billing"}
+            for i, _, _, email, phone, *_ in orders])
+        conn.execute(_t("sales_order_item").insert(), [
             {"item_id": i, "order_id": o, "parent_item_id": p, "product_id": pid, "product_type": ty, "sku": "x",
-             "name": "x", "qty_ordered": Decimal(q), "original_price": Decimal(op), "price": Decimal(op),
-             "price_incl_tax": Decimal(pit), "row_total": Decimal(op), "updated_at": day}
-            for i, o, p, pid, ty, q, op, pit in items])
-    engine.dispose()
+             "name": name, "is_qty_decimal": int(q == "1.5"), "qty_ordered": Decimal(q),
+             "qty_refunded": Decimal(rq), "qty_canceled": Decimal(cq), "price": Decimal(pr),
+             "original_price": Decimal(pr), "price_incl_tax": Decimal(pit), "row_total": Decimal(rt),
+             "tax_amount": Decimal(tax), "discount_amount": Decimal(disc), "discount_tax_compensation_amount": 0,
+             "created_at": DAY, "updated_at": DAY}
+            for i, o, p, pid, ty, name, q, pr, pit, rt, tax, disc, rq, cq in items])
+    return engine
+
 
 
 def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Path, emulator) -> None:
-    _magento_shop(shop_url)
-    cfg = init_and_check("magento", shop_url, tmp_path, emulator, SHOP_CURRENCY="USD")
+    engine = _magento_shop(shop_url)
+    emulator.currencies.add("JPY")
+    cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
 
-    stats = run_all(cfg)
-    assert all(s.rejected == s.failed == s.invalid == 0 for s in stats.values()), stats
+    sync_cleanly(cfg)
     store = emulator.store
     assert {k: (v["name"], v.get("parent_external_id")) for k, v in store.categories.items()} == {
-        "3": ("Gear", None), "4": ("Bags", "3")}
-    assert set(store.products) == {"1", "67"} and store.products["67"]["categories"] == ["3"]
-    assert {k: (v["product_external_id"], Decimal(v["price"]), v["is_available"]) for k, v in store.skus.items()} == {
-        "68": ("67", Decimal(52), True), "69": ("67", Decimal(54), False)}
-    assert {k: v["status"] for k, v in store.orders.items()} == {
-        "000000001": "delivered", "000000002": "paid", "000000003": "part_refunded", "000000004": "canceled"}
-    configurable = store.orders["000000002"]["lines"]
-    assert [(line["product"], line["count"], Decimal(line["final_price_per_item"])) for line in configurable] == [
-        ("68", 1, Decimal(52))]  # the simple child that was bought, at the configurable row's price
+        "3": ("Gear", None), "4": ("Bags & Luggage", "3")}  # the store view's own name
+    catalog = {k: (v["name"], Decimal(v["price"]), v["count"], v["is_available"]) for k, v in store.products.items()}
+    assert catalog == {
+        "1": ("Joust Duffle Bag (EN)", Decimal(34), 100, True),
+        "2": ("Fusion Backpack", Decimal(59), 10, False),        # disabled
+        "3": ("Backorder Tee", Decimal("20"), 0, True),           # 19.9950 to 2 places; -3 in stock is 0
+        "6": ("Salt & Pepper <Set>", Decimal(12), 7, True),
+        "67": ("Chaz Hoodie", Decimal(52), 0, True),
+        "70": ("Beaumont Jacket", Decimal(80), 0, False)}
+    assert store.products["67"]["categories"] == ["3"]
+    assert {k: (v["product_external_id"], v["count"], v["is_available"]) for k, v in store.skus.items()} == {
+        "68": ("67", 10, True), "69": ("67", 0, False), "71": ("70", 5, False)}  # 71: its configurable is disabled
+
+    orders = store.orders
+    assert set(orders) == {f"00000000{i}" for i in (1, 2, 3, 4, 5, 7, 8, 9, 11)}  # 6 waits at the payment page
+    assert {k: v["status"] for k, v in orders.items()} == {
+        "000000001": "delivered", "000000002": "paid", "000000003": "part_refunded", "000000004": "canceled",
+        "000000005": "canceled", "000000007": "delivered", "000000008": "paid", "000000009": "paid",
+        "0000000011": "delivered"}
+    assert line_tuples(orders["000000001"]) == [("1", 2, Decimal("30.6"), "delivered")]   # (68 - 6.80 discount) / 2
+    assert line_tuples(orders["000000002"]) == [("68", 1, Decimal("56.29"), "processing")]  # the child, with its tax
+    assert Decimal(orders["000000002"]["delivery_cost"]) == Decimal("5.41")           # shipping and its tax
+    assert line_tuples(orders["000000004"]) == [("1", 1, Decimal(34), "refunded")]
+    assert line_tuples(orders["000000005"]) == [("1", 1, Decimal(34), "canceled")]
+    jpy = orders["000000007"]
+    assert (jpy["currency"], jpy["total_price"], line_tuples(jpy)) == ("JPY", "4550", [("6", 3, Decimal(1350), "delivered")])
+    assert line_tuples(orders["0000000011"]) == [("1", 1, Decimal(51), "delivered")]      # 1.5 x 34 as one line
+    for number in ("000000008", "000000009"):  # phone orders: the made-up e-mail is no e-mail
+        assert (orders[number]["matching"], orders[number].get("email"), orders[number]["phone"]) == (
+            "phone", None, f"+1555000{number[-1]}")
+    assert (orders["000000001"]["matching"], orders["000000001"]["email"]) == ("email", "roni@example.org")
+    assert_totals_exact(orders)
+
+    # stock moved by a credit memo, a status changed by a mass action, the pending order paid: none of the
+    # catalogue changes moves catalog_product_entity.updated_at
+    with engine.begin() as conn:
+        stock = _t("cataloginventory_stock_item")
+        conn.execute(stock.update().where(stock.c.product_id == 1).values(qty=Decimal(101)))
+        status = _t("catalog_product_entity_int")
+        conn.execute(status.update().where(status.c.entity_id == 6).values(value=DISABLED))
+        order = _t("sales_order")
+        conn.execute(order.update().where(order.c.entity_id == 6).values(
+            state="processing", status="processing", updated_at=db_now(engine) - timedelta(hours=1)))
+    sync_cleanly(cfg)
+    assert (store.products["1"]["count"], store.products["6"]["is_available"]) == (101, False)
+    assert orders["000000006"]["status"] == "paid" and len(orders) == 10
+    # months-old orders went without triggers; the one paid an hour ago fires them (sync.trigger_window)
+    assert (emulator.skip_triggers["000000001"], emulator.skip_triggers["000000006"]) == (True, False)
+    assert set(store.products) == {"1", "2", "3", "6", "67", "70"}  # nothing extra
+    engine.dispose()
 
 
+def test_an_order_naming_a_deleted_magento_product_goes_out(shop_url: str, tmp_path: Path, emulator) -> None:
+    """Magento deletes products that orders still name (sales_order_item keeps the product_id): the order goes
+    out at once, with a stand-in built from the item's own name and price."""
+    _magento_shop(shop_url, deleted_product_order=True).dispose()
+    emulator.currencies.add("JPY")
+    cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
+    sync_cleanly(cfg, runs=2)
+    store = emulator.store
+    assert line_tuples(store.orders["0000000010"]) == [("5", 1, Decimal(25), "delivered")]
+    assert (store.products["5"]["name"], store.products["5"]["is_available"]) == ("Retired Belt", False)
+    assert len(store.orders) == 10 and set(store.products) == {"1", "2", "3", "5", "6", "67", "70"}

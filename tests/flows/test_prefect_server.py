@@ -77,7 +77,8 @@ def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
     env, api = server
     url = f"sqlite:///{tmp_path}/shop.db"
     build_shop(url, orders=ORDERS)
-    cfg = shop_config(tmp_path, url, emulator, TOKEN)
+    # the whole demo mapping (people included), as the nightly deployment's default altcraft-sync.yaml has it
+    cfg = shop_config(tmp_path, url, emulator, TOKEN, people=True)
     run([PREFECT, "work-pool", "create", "altcraft-sync", "--type", "process"], env)
     deployed = run([PREFECT, "--no-prompt", "deploy", "--all"], env)
     assert "nightly-sync" in deployed and "backfill" in deployed

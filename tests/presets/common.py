@@ -61,3 +61,8 @@ def sync_cleanly(cfg: Any, runs: int = 1) -> None:
     for _ in range(runs):
         stats = run_all(cfg, streams)
     assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+
+
+def profile_key(profile: dict[str, Any]) -> str:
+    """A stored profile's key as the sync keys it: its e-mail, else its first phone."""
+    return f"email:{profile['email']}" if profile.get("email") else f"phone:{profile['phones'][0]}"

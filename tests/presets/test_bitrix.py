@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import db_now, run_all
-from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, profile_key, sync_cleanly
 
 # --- 1C-Bitrix: the tables the preset reads (only the columns it or the data below use) -------------------
 BX = sa.MetaData()
@@ -270,9 +270,6 @@ def test_an_order_naming_a_deleted_bitrix_product_goes_out(tmp_path: Path, emula
     assert len(store.orders) == 9 and set(store.products) == {"10", "20", "24", "30", "40", "41", "50"}
 
 
-def _profile_key(p: dict) -> str:
-    return f"email:{p['email']}" if p.get("email") else f"phone:{p['phones'][0]}"
-
 
 def test_every_bitrix_buyer_is_one_profile_and_only_subscribers_are_subscribed(tmp_path: Path, emulator) -> None:
     """Registered buyers (b_user rows with an order, not the anonymous buyer) and guest buyers (orders of the
@@ -291,7 +288,7 @@ def test_every_bitrix_buyer_is_one_profile_and_only_subscribers_are_subscribed(t
     sync_cleanly(cfg)
     store = emulator.store
     assert set(store.orders) == {"1", "2", "3", "4", "5", "6", "8", "9", "20", "21", "22", "23", "24"}
-    profiles = {_profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_bdate"), p.get("_sex"), p.get("_city"),
+    profiles = {profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_bdate"), p.get("_sex"), p.get("_city"),
                                   sorted(s["channel"] for s in p.get("subscriptions") or []))
                 for p in store.profiles.values()}
     assert len(profiles) == len(store.profiles)  # every buyer once

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tests.helpers import db_now, run_all
-from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, profile_key, sync_cleanly
 
 PREFIX = "mg_"
 INT, SMALL = sa.Integer, sa.SmallInteger
@@ -322,9 +322,6 @@ def test_an_order_naming_a_deleted_magento_product_goes_out(shop_url: str, tmp_p
     assert len(store.orders) == 10 and set(store.products) == {"1", "2", "3", "5", "6", "67", "70"}
 
 
-def _profile_key(p: dict[str, Any]) -> str:
-    return f"email:{p['email']}" if p.get("email") else f"phone:{p['phones'][0]}"
-
 
 def test_every_magento_buyer_is_one_profile_and_only_subscribers_are_subscribed(shop_url: str, tmp_path: Path,
                                                                                emulator) -> None:
@@ -343,7 +340,7 @@ def test_every_magento_buyer_is_one_profile_and_only_subscribers_are_subscribed(
     store = emulator.store
     assert set(store.orders) == {f"00000000{i}" for i in (1, 2, 3, 4, 5, 7, 8, 9)} | {
         "0000000011", "0000000012", "0000000013"}
-    profiles = {_profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_bdate"), p.get("_sex"), p.get("_city"),
+    profiles = {profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_bdate"), p.get("_sex"), p.get("_city"),
                                   sorted(s["channel"] for s in p.get("subscriptions") or []))
                 for p in store.profiles.values()}
     assert len(profiles) == len(store.profiles)  # every buyer once

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import PEOPLE_STREAMS, db_now, run_all
-from tests.presets.common import init_and_check
+from tests.presets.common import init_and_check, profile_key
 from tests.presets.opencart_shop import DELETED_PRODUCT, LIVE_ORDERS, ORDERS, STATUS, build_opencart_shop, shown
 
 STREAMS = ["categories", "products", *PEOPLE_STREAMS, "orders"]  # the buyers are profiles before their orders
@@ -133,9 +133,6 @@ def test_a_first_load_of_history_fires_no_triggers(tmp_path: Path, emulator) -> 
     assert not emulator.skip_triggers["8"] and not emulator.skip_triggers["3"], emulator.skip_triggers
 
 
-def _profile_key(p: dict) -> str:
-    return f"email:{p['email']}" if p.get("email") else f"phone:{p['phones'][0]}"
-
 
 def test_every_opencart_buyer_is_one_profile_and_only_subscribers_are_subscribed(shop_url: str, tmp_path: Path,
                                                                                 emulator) -> None:
@@ -154,7 +151,7 @@ def test_every_opencart_buyer_is_one_profile_and_only_subscribers_are_subscribed
     store = emulator.store
     assert set(store.orders) == {str(o["order_id"]) for o, _, _ in LIVE_ORDERS if o["order_status_id"]} | {
         "20", "21", "22", "23", "24", "25"}
-    profiles = {_profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_city"),
+    profiles = {profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_city"),
                                   sorted(s["channel"] for s in p.get("subscriptions") or []))
                 for p in store.profiles.values()}
     assert len(profiles) == len(store.profiles)  # every buyer once

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.helpers import ALL_STREAMS, db_now, run_all
 from tests.presets import woocommerce_shop as shop
-from tests.presets.common import init_and_check
+from tests.presets.common import init_and_check, profile_key
 
 DELETED = frozenset({106})  # the order that names a deleted product, left out where the test is not about it
 PRESETS = [("woocommerce", False, "shop7_"), ("woocommerce-legacy", True, None)]  # None: the default wp_
@@ -141,9 +141,6 @@ def test_an_order_naming_a_deleted_product_goes_out(preset: str, legacy: bool, k
     assert set(emulator.store.products) == {"10", "20", "30", "40", "50"}
 
 
-def _profile_key(p: dict[str, Any]) -> str:
-    return f"email:{p['email']}" if p.get("email") else f"phone:{p['phones'][0]}"
-
 
 @pytest.mark.parametrize(("preset", "legacy", "prefix"), PRESETS, ids=["hpos", "legacy"])
 def test_every_buyer_is_one_profile_before_its_orders(preset: str, legacy: bool, prefix: str | None,
@@ -163,7 +160,7 @@ def test_every_buyer_is_one_profile_before_its_orders(preset: str, legacy: bool,
     _delivered_cleanly(stats)
     store = emulator.store
     assert set(store.orders) == {"100", "101", "105", "108", *map(str, range(120, 127))}  # not 127 (anonymized)
-    profiles = {_profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_city"), p.get("phones"))
+    profiles = {profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_city"), p.get("phones"))
                 for p in store.profiles.values()}
     assert len(profiles) == len(store.profiles)  # every buyer once
     assert profiles == {
@@ -180,7 +177,7 @@ def test_every_buyer_is_one_profile_before_its_orders(preset: str, legacy: bool,
     }
     assert all(not p.get("subscriptions") for p in store.profiles.values())  # no consent column: no subscriptions
     assert (stats["customers"].delivered, stats["guests"].delivered) == (3, 7)
-    by_key = {_profile_key(p): pid for pid, p in store.profiles.items()}
+    by_key = {profile_key(p): pid for pid, p in store.profiles.items()}
     orders = store.orders
     assert orders["120"]["email"] == "ann@example.com"                # the account's e-mail, not the billing one
     assert emulator_profile(emulator, orders["120"]) == by_key["email:ann@example.com"]

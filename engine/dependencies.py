@@ -25,8 +25,9 @@ from transforms.payload import Mapped
 from transforms.stand_ins import ENTITY as STAND_IN
 from transforms.stand_ins import STANDS_FOR
 
-_OWNERS = "owners:"
-"""Prefix of the dependency index of a stream's owners (the profiles its records are sent for)."""
+_OWNERS, _HELD_BACK = "owners:", "held-back owners:"
+"""Prefixes of the indexes of a stream's owners (the profiles its records are sent for): those Altcraft
+holds, and those the ledger or the quarantine holds back."""
 
 
 class Dependencies:
@@ -39,7 +40,8 @@ class Dependencies:
     def forget(self, stream: str) -> None:
         """Load again what ``stream`` depends on: what earlier streams delivered since it was loaded counts."""
         self.ctx.memory.delivered_refs.pop(stream, None)
-        self.ctx.memory.delivered_refs.pop(_OWNERS + stream, None)
+        for prefix in (_OWNERS, _HELD_BACK):
+            self.ctx.memory.delivered_refs.pop(prefix + stream, None)
         self.desk.forget(stream)
 
     def waits(self, stream: str, mapped: Mapped, only: list[int]) -> dict[int, Decision]:
@@ -103,13 +105,31 @@ class Dependencies:
         """Payloads whose person (an order's buyer, ``Payload.owner``) has no delivered profile in the
         profile streams this config syncs: Altcraft may refuse an order of an unknown buyer
         (docs/altcraft-profiles.md), so it waits, like an order for its product."""
-        owners = [registry.get(s).entity for s in registry.get(stream).owned_by if s in self.ctx.source.entities]
+        spec = registry.get(stream)
+        owners = [registry.get(s).entity for s in spec.owned_by if s in self.ctx.source.entities]
         if not owners:
             return {}
         held = self.index(_OWNERS + stream, owners)
+        # with every profile stream synced, an unknown buyer is one not sent yet; with some left out (guests
+        # not mapped), only a buyer the synced streams hold back waits: the others are Altcraft's to know
+        coming = None if len(owners) == len(spec.owned_by) else self._held_back(stream, owners)
         positions = range(len(mapped.payloads)) if only is None else only
         return {i: f"profile {owner}" for i in positions
-                if (owner := mapped.payloads[i].owner) is not None and owner not in held}
+                if (owner := mapped.payloads[i].owner) is not None and owner not in held
+                and (coming is None or owner in coming)}
+
+    def _held_back(self, stream: str, entities: list[str]) -> set[str]:
+        """Profiles of ``entities`` the ledger holds back (failed, rejected, deferred) or the shop's
+        quarantine holds, loaded once per stream and run like :meth:`index`."""
+        memory = self.ctx.memory
+        key = _HELD_BACK + stream
+        if key not in memory.delivered_refs:
+            ids: set[str] = set()
+            for entity in entities:
+                ids.update(ext for ext, _ in self.ctx.state.delivered_ids(entity, ("failed", "rejected", "deferred")))
+                ids.update(self.ctx.state.quarantined_ids(entity))
+            memory.delivered_refs[key] = ids
+        return memory.delivered_refs[key]
 
     def by_refs(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
                 only: list[int] | None = None) -> dict[int, str]:

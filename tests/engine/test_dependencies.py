@@ -88,9 +88,20 @@ def test_a_buyers_profile_is_waited_for_at_most_max_defer(tmp_path) -> None:
     state.put("customer", "email:b@x.io")
     chunk = mapped("order", orders, refs=[["S1"], ["S1"], ["S1"], ["GONE"]])  # GONE: not in the shop any more
     state.since[("order", "2")] = datetime.now(UTC) - timedelta(days=2)  # waiting since two days
-    d = deps(tmp_path, state, streams=("skus", "customers", "orders"), max_defer="1d")
+    d = deps(tmp_path, state, streams=("skus", "customers", "guests", "orders"), max_defer="1d")
     decisions = d.waits("orders", chunk, [0, 1, 2, 3])
     assert decisions[0].wait and "profile email:a@x.io" in decisions[0].reason
     assert not decisions[1].wait and "sync.max_defer" in decisions[1].reason
     assert 2 not in decisions  # its buyer's profile is delivered
     assert decisions[3].wait and "profile email:a@x.io" in decisions[3].reason  # its product would not hold it
+
+
+def test_without_the_guests_stream_only_a_buyer_held_back_waits(tmp_path) -> None:
+    state = DictState()
+    state.put("customer", "email:a@x.io")
+    state.put("customer", "email:b@x.io", "failed")
+    orders = [payload("1")._replace(owner="email:a@x.io"), payload("2")._replace(owner="email:b@x.io"),
+              payload("3")._replace(owner="email:guest@x.io")]
+    d = deps(tmp_path, state, streams=("customers", "orders"))
+    # a guest's order is Altcraft's to match (no guests stream maps them); a customer failing waits
+    assert d.blocked("orders", mapped("order", orders)) == {1: "profile email:b@x.io"}

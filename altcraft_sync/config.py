@@ -13,6 +13,7 @@ the setting by its dotted path, e.g. ``streams.orders.columns.total_price``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -343,8 +344,15 @@ def _validated(model: type[TableSource], section: Any, path: str) -> TableSource
         return model.model_validate(section)
     except ValidationError as err:
         first = err.errors()[0]
-        where = ".".join([path, *(str(p) for p in first["loc"])])
-        raise ValueError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        inner = [head] if sep and _SUB_SETTING.match(head) else []  # a model check naming its own setting
+        where = ".".join([path, *(str(p) for p in first["loc"]), *inner])
+        raise ValueError(f"{where}: {rest if inner else msg}") from None
+
+
+_SUB_SETTING = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)*$")
+"""A model validator's message may start with the setting it is about (``fallback.0: ...``)."""
 
 
 def _check_html(path: str, section: TableSource) -> None:

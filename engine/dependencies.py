@@ -2,7 +2,8 @@
 product whose category Altcraft does not hold yet waits as deferred instead of being sent to be rejected as
 unknown, but only while what it names can still arrive, and for at most ``sync.max_defer`` (the rules:
 :mod:`engine.waiting`). What will never arrive (deleted in the shop, refused for good) blocks nothing: the
-record goes out, after a stand-in product for it (:mod:`transforms.stand_ins`).
+record goes out, after a stand-in product for it (:mod:`transforms.stand_ins`). A buyer's profile is
+waited for the same bounded time (:meth:`Dependencies.owner_waits`).
 
 The delivered ids of what a stream depends on are loaded once per stream and run (earlier streams are
 finished when a later one reads); the coordinator calls :meth:`Dependencies.forget` when a stream starts."""
@@ -41,7 +42,7 @@ class Dependencies:
     def waits(self, stream: str, mapped: Mapped, only: list[int]) -> dict[int, Decision]:
         """For the payloads at ``only`` that name something Altcraft does not hold (a stand-in sent counts
         as held), or whose buyer has no profile there yet: whether each waits, or goes and which references
-        need a stand-in first."""
+        need a stand-in first. A record whose references let it go still waits for its buyer's profile."""
         if not self.ctx.config.sync.wait_for_dependencies or not only:
             return {}
         ids = {i: mapped.payloads[i].external_id for i in only}
@@ -53,10 +54,11 @@ class Dependencies:
             missing = missing_refs(mapped.refs, _Either(held, self.ctx.memory.standing_in), only)
             if missing:
                 out = self.desk.decide(stream, missing, ids, now)
-        going = [i for i in only if not (i in out and out[i].wait)]
-        owners = self.by_owner(stream, mapped, going)
-        if owners:
-            out.update(self.desk.decide_owners(stream, owners, ids, now))
+        owners = self.by_owner(stream, mapped, [i for i in only if not (i in out and out[i].wait)])
+        for i, decision in self.desk.decide_owners(stream, owners, ids, now).items():
+            # a buyer's wait holds the record back; once over, the record goes as its references decided
+            # (with the stand-ins they need)
+            out[i] = decision if i not in out or decision.wait else out[i]
         return out
 
     def _deps(self, stream: str) -> list[str]:
@@ -110,10 +112,11 @@ class Dependencies:
 
     def by_refs(self, stream: str, mapped: Mapped, sending: Collection[str] = (),
                 only: list[int] | None = None) -> dict[int, str]:
-        """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet,
-        each with the first such reference. Only streams this config syncs count: an orders-only config
-        trusts Altcraft's catalogue. ``sending`` are references that travel in the same request (the
-        categories a carrier product goes with)."""
+        """Payloads (by position) that refer to a record of an earlier stream Altcraft does not hold yet
+        (held back by the safety margin, quarantined, rejected or failing), each with the first such
+        reference. Altcraft would reject them as unknown; they wait in the ledger as deferred instead.
+        Only streams this config syncs count: an orders-only config trusts Altcraft's catalogue. ``sending``
+        are references that travel in the same request (the categories a carrier product goes with)."""
         deps = self._deps(stream)
         if not deps or mapped.refs is None:
             return {}

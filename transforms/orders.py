@@ -131,8 +131,8 @@ def _map_order_fields(orders: pd.DataFrame, spec: OrdersStream, m: MappingSpec
     if "endpoint" not in O:
         O["endpoint"] = [m.endpoint] * n
     matching: dict[str, V.Column] = {"matching": [spec.matching.mode] * n}
-    for fld in spec.matching.columns:
-        matching[fld] = V.strings(orders[f"m.{fld}"])
+    for fld in spec.matching.columns:  # a phone as its profile has it, so the order finds that profile
+        matching[fld] = normal_phones(orders[f"m.{fld}"]) if fld == "phone" else V.strings(orders[f"m.{fld}"])
     for fld, value in spec.matching.constants.items():
         matching[fld] = [value] * n
     if spec.matching.fallback:

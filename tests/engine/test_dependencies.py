@@ -75,6 +75,27 @@ def test_an_order_waits_for_its_buyers_profile(tmp_path) -> None:
     assert deps(tmp_path, state, streams=("skus", "orders")).blocked("orders", chunk) == {3: "S9"}
 
 
+def test_a_buyers_profile_is_waited_for_at_most_max_defer(tmp_path) -> None:
+    """The wait for a buyer's profile is bounded like the catalogue's: from the order's first deferral, at
+    most ``sync.max_defer``; then the order goes and Altcraft's answer is what the ledger records. A record
+    whose product goes without waiting still waits for its buyer."""
+    from datetime import UTC, datetime, timedelta
+
+    state = DictState()
+    state.put("sku", "S1")
+    orders = [payload("1")._replace(owner="email:a@x.io"), payload("2")._replace(owner="email:a@x.io"),
+              payload("3")._replace(owner="email:b@x.io"), payload("4")._replace(owner="email:a@x.io")]
+    state.put("customer", "email:b@x.io")
+    chunk = mapped("order", orders, refs=[["S1"], ["S1"], ["S1"], ["GONE"]])  # GONE: not in the shop any more
+    state.since[("order", "2")] = datetime.now(UTC) - timedelta(days=2)  # waiting since two days
+    d = deps(tmp_path, state, streams=("skus", "customers", "guests", "orders"), max_defer="1d")
+    decisions = d.waits("orders", chunk, [0, 1, 2, 3])
+    assert decisions[0].wait and "profile email:a@x.io" in decisions[0].reason
+    assert not decisions[1].wait and "sync.max_defer" in decisions[1].reason
+    assert 2 not in decisions  # its buyer's profile is delivered
+    assert decisions[3].wait and "profile email:a@x.io" in decisions[3].reason  # its product would not hold it
+
+
 def test_without_the_guests_stream_only_a_buyer_held_back_waits(tmp_path) -> None:
     state = DictState()
     state.put("customer", "email:a@x.io")

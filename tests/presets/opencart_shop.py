@@ -56,6 +56,13 @@ _TABLES = {
                            "description text, tag text, meta_title varchar(255), meta_description varchar(255), "
                            "meta_keyword varchar(255)",
     "product_to_category": "pk:product_id,category_id; product_id int, category_id int",
+    "customer": "customer_id int, customer_group_id int, store_id int, language_id int, firstname varchar(32), "
+                "lastname varchar(32), email varchar(96), telephone varchar(32), fax varchar(32), password varchar(40), "
+                "salt varchar(9), cart text?, wishlist text?, newsletter tinyint, address_id int, custom_field text, "
+                "ip varchar(40), status tinyint, safe tinyint, token text, code varchar(40), date_added datetime",
+    "address": "address_id int, customer_id int, firstname varchar(32), lastname varchar(32), company varchar(40), "
+               "address_1 varchar(128), address_2 varchar(128), city varchar(128), postcode varchar(10), "
+               "country_id int, zone_id int, custom_field text",
     "setting": "setting_id int, store_id int, code varchar(128), key varchar(128), value text, serialized tinyint",
 }
 _LONG_AGO = datetime(2000, 1, 1)
@@ -103,7 +110,8 @@ def _order(order_id: int, status: int, total: str, currency: str = "USD", email:
            minutes: int = 0) -> dict:
     return {"order_id": order_id, "order_status_id": status, "total": Decimal(total), "email": email,
             "telephone": phone, "currency_code": currency, "currency_value": CURRENCIES[currency][1],
-            "date_added": DAY + timedelta(minutes=minutes), "date_modified": DAY + timedelta(minutes=minutes)}
+            "date_added": DAY + timedelta(minutes=minutes), "date_modified": DAY + timedelta(minutes=minutes),
+            "customer_id": 0, "firstname": "", "lastname": "", "payment_city": ""}
 
 
 DELETED_PRODUCT = 45  # named by order 6, not in the product table
@@ -135,10 +143,34 @@ PRODUCTS = [  # product_id, name as stored, price, quantity, status
     (43, "MacBook", "80.5000", -3, 1), (44, "iPod", "19.9949", 10, 1)]
 
 
-def build_opencart_shop(url: str, prefix: str, orders: list | None = None) -> sa.MetaData:
+# customer_id, firstname, lastname (as stored: HTML-escaped), e-mail, telephone, newsletter, city of the address
+CUSTOMERS = [
+    (1, "Ann", "O&quot;Neil &amp; Co", "ann@example.com", "+7 912 000-00-01", 1, "Omsk"),
+    (2, "Bob", "Brown", "bob@example.com", "", 0, ""),               # no orders of his own
+    (3, "Pia", "Ray", "", "+7 911 555-00-77", 1, ""),                # phone only: consent, but no address to mail
+]
+
+
+def _bought(order_id: int, customer: int, email: str = "", phone: str = "", first: str = "Gus") -> tuple:
+    order = {**_order(order_id, STATUS["complete"], "101", email=email, phone=phone, minutes=order_id),
+             "customer_id": customer, "firstname": first, "lastname": "Lee", "payment_city": "Kazan"}
+    return order, [_line(order_id, order_id, 40, "iPhone", 1, "101")], None
+
+
+PEOPLE_ORDERS = [
+    _bought(20, 1, email="ann.old@example.com"),   # Ann's, under the e-mail her account had then
+    _bought(21, 0, email="Guest@Example.com"),     # one guest, two spellings
+    _bought(22, 0, email="guest@example.com"),
+    _bought(23, 0, email="BOB@example.com"),       # a guest order under Bob's e-mail: Bob's
+    _bought(24, 99, email="gone@example.com"),     # its customer was deleted since
+    _bought(25, 3, phone="+7 911 555-00-77"),      # Pia's, by phone
+]
+
+
+def build_opencart_shop(url: str, prefix: str, orders: list | None = None, people: bool = False) -> sa.MetaData:
     """Create the tables under ``prefix`` and fill them with the cases of :data:`PRODUCTS` and ``orders``
-    (default :data:`ORDERS`)."""
-    orders = ORDERS if orders is None else orders
+    (default :data:`ORDERS`); with ``people`` also :data:`CUSTOMERS` and :data:`PEOPLE_ORDERS`."""
+    orders = (ORDERS if orders is None else orders) + (PEOPLE_ORDERS if people else [])
     meta = opencart_metadata(prefix)
     engine = sa.create_engine(url)
     meta.drop_all(engine)
@@ -169,6 +201,13 @@ def build_opencart_shop(url: str, prefix: str, orders: list | None = None) -> sa
         conn.execute(t["product_to_category"].insert(), [
             {"product_id": p, "category_id": c} for p, c in [(40, 20), (40, 26), (41, 20), (42, 18), (43, 18)]])
         conn.execute(t["order"].insert(), [order for order, _, _ in orders])
+        if people:
+            conn.execute(t["customer"].insert(), [
+                {"customer_id": i, "firstname": first, "lastname": last, "email": email, "telephone": phone,
+                 "newsletter": news, "address_id": i if city else 0, "status": 1, "date_added": DAY - timedelta(days=i)}
+                for i, first, last, email, phone, news, city in CUSTOMERS])
+            conn.execute(t["address"].insert(), [{"address_id": i, "customer_id": i, "city": city}
+                                                 for i, *_, city in CUSTOMERS if city])
         conn.execute(t["order_product"].insert(), [line for _, lines, _ in orders for line in lines])
         totals = []
         for order, lines, shipping in orders:

@@ -12,15 +12,24 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import db_now
-from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
+from tests.helpers import db_now, run_all
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, profile_key, sync_cleanly
 
 # --- 1C-Bitrix: the tables the preset reads (only the columns it or the data below use) -------------------
 BX = sa.MetaData()
 INT, CH, DBL = sa.Integer, sa.CHAR(1), sa.Double
 BX_MONEY = sa.Numeric(18, 4)
 sa.Table("b_user", BX, sa.Column("ID", INT, primary_key=True), sa.Column("EMAIL", sa.String(255)),
-         sa.Column("PERSONAL_PHONE", sa.String(255)), sa.Column("PERSONAL_MOBILE", sa.String(255)))
+         sa.Column("PERSONAL_PHONE", sa.String(255)), sa.Column("PERSONAL_MOBILE", sa.String(255)),
+         sa.Column("TIMESTAMP_X", sa.DateTime), sa.Column("LOGIN", sa.String(50)), sa.Column("NAME", sa.String(50)),
+         sa.Column("LAST_NAME", sa.String(50)), sa.Column("PERSONAL_BIRTHDAY", sa.Date),
+         sa.Column("PERSONAL_GENDER", CH), sa.Column("PERSONAL_CITY", sa.String(255)),
+         sa.Column("DATE_REGISTER", sa.DateTime))
+sa.Table("b_option", BX, sa.Column("MODULE_ID", sa.String(50), primary_key=True),
+         sa.Column("NAME", sa.String(100), primary_key=True), sa.Column("VALUE", sa.Text))
+sa.Table("b_subscription", BX, sa.Column("ID", INT, primary_key=True), sa.Column("DATE_INSERT", sa.DateTime),
+         sa.Column("DATE_UPDATE", sa.DateTime), sa.Column("USER_ID", INT), sa.Column("ACTIVE", CH),
+         sa.Column("EMAIL", sa.String(255)), sa.Column("CONFIRMED", CH))
 sa.Table("b_catalog_iblock", BX, sa.Column("IBLOCK_ID", INT, primary_key=True), sa.Column("PRODUCT_IBLOCK_ID", INT),
          sa.Column("SKU_PROPERTY_ID", INT))
 sa.Table("b_catalog_group", BX, sa.Column("ID", INT, primary_key=True), sa.Column("NAME", sa.String(100)),
@@ -84,6 +93,17 @@ ORDERS = [(1, "N", "N", "N", 1, "RUB", "300", "1290"), (2, "N", "Y", "N", 2, "RU
           (5, "F", "Y", "N", 1, "RUB", "0", "900"), (6, "P", "Y", "N", 3, "RUB", "0", "990"),
           (7, "F", "Y", "N", 1, "RUB", "0", "450"), (8, "F", "Y", "N", 1, "JPY", "0", "1350"),
           (9, "F", "Y", "N", 1, "RUB", "0", "200")]
+ANONYMOUS = 100  # the sale module's anonymous buyer: orders placed without registering
+# user, login, e-mail, mobile, name, last name, birthday, gender, city
+USERS = [(1, "u1", "user1@example.ru", "", "Анна", "Иванова", DAY.date().replace(year=1990), "F", "Омск"),
+         (2, "u2", "user2@example.ru", "", "Борис", None, None, "M", None),
+         (3, "u3", "", "+79000000003", "Юлия", None, None, None, None),     # a phone customer
+         (4, "editor", "editor@example.ru", "", "Редактор", None, None, None, None),  # no orders
+         (ANONYMOUS, "anonymous", "anonymous@example.ru", "", None, None, None, None, None)]
+# with people: guest orders (the anonymous buyer's, and a deleted user's), each with its e-mail / phone property
+PEOPLE_ORDERS = [(20, ANONYMOUS, "Guest@example.ru", None), (21, ANONYMOUS, "guest@example.ru", None),
+                 (22, ANONYMOUS, None, "+7 911 555-00-77"), (23, ANONYMOUS, "USER2@example.ru", None),
+                 (24, 99, "gone@example.ru", None)]
 # basket row, order, product, name, price, base price, quantity, set parent
 BASKET = [
     (1, 1, 10, "Шарф", "990", "990", 1.0, None),
@@ -100,21 +120,32 @@ BASKET = [
 ]
 
 
-def _bitrix_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
+def _bitrix_shop(url: str, deleted_product_order: bool = False, people: bool = False) -> sa.Engine:
     """Catalog iblock 2 with its offers iblock 3 (and another catalog, 7), sections, the elements, prices
     (quantity tiers and a second price type) and orders above, with their properties and basket rows; order 7,
     naming a product deleted from the catalog, only when asked."""
     orders = [o for o in ORDERS if deleted_product_order or o[0] != DELETED_ORDER]
     basket = [b for b in BASKET if deleted_product_order or b[1] != DELETED_ORDER]
+    if people:
+        orders += [(i, "F", "Y", "N", user, "RUB", "0", "990") for i, user, _, _ in PEOPLE_ORDERS]
+        basket += [(i, i, 10, "Шарф", "990", "990", 1.0, None) for i, *_ in PEOPLE_ORDERS]
     engine = sa.create_engine(url)
     BX.drop_all(engine)
     BX.create_all(engine)
     t = BX.tables
     with engine.begin() as conn:
         conn.execute(t["b_user"].insert(), [
-            {"ID": 1, "EMAIL": "user1@example.ru", "PERSONAL_PHONE": "", "PERSONAL_MOBILE": ""},
-            {"ID": 2, "EMAIL": "user2@example.ru", "PERSONAL_PHONE": "", "PERSONAL_MOBILE": ""},
-            {"ID": 3, "EMAIL": "", "PERSONAL_PHONE": "", "PERSONAL_MOBILE": "+79000000003"}])  # a phone customer
+            {"ID": i, "LOGIN": login, "EMAIL": email, "PERSONAL_PHONE": "", "PERSONAL_MOBILE": mobile, "NAME": name,
+             "LAST_NAME": last, "PERSONAL_BIRTHDAY": birthday, "PERSONAL_GENDER": gender, "PERSONAL_CITY": city}
+            for i, login, email, mobile, name, last, birthday, gender, city in USERS])
+        conn.execute(t["b_user"].update().values(TIMESTAMP_X=DAY - timedelta(days=1), DATE_REGISTER=DAY - timedelta(days=30)))
+        conn.execute(t["b_option"].insert(), [{"MODULE_ID": "sale", "NAME": "anonymous_user_id", "VALUE": str(ANONYMOUS)}])
+        conn.execute(t["b_subscription"].insert(), [
+            {"ID": 1, "USER_ID": 1, "EMAIL": "user1@example.ru", "ACTIVE": "Y", "CONFIRMED": "Y"},    # subscribed
+            {"ID": 2, "USER_ID": 2, "EMAIL": "user2@example.ru", "ACTIVE": "Y", "CONFIRMED": "N"},    # not confirmed
+            {"ID": 3, "USER_ID": None, "EMAIL": "Guest@example.ru", "ACTIVE": "Y", "CONFIRMED": "Y"},  # a guest's
+            {"ID": 4, "USER_ID": 4, "EMAIL": "editor@example.ru", "ACTIVE": "Y", "CONFIRMED": "Y"}])  # no orders
+        conn.execute(t["b_subscription"].update().values(DATE_INSERT=DAY, DATE_UPDATE=DAY))
         conn.execute(t["b_catalog_iblock"].insert(), [{"IBLOCK_ID": 2, "PRODUCT_IBLOCK_ID": 0, "SKU_PROPERTY_ID": 0},
                                                       {"IBLOCK_ID": 3, "PRODUCT_IBLOCK_ID": 2, "SKU_PROPERTY_ID": 30},
                                                       {"IBLOCK_ID": 7, "PRODUCT_IBLOCK_ID": 0, "SKU_PROPERTY_ID": 0}])
@@ -155,7 +186,9 @@ def _bitrix_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
         conn.execute(t["b_sale_order_props_value"].insert(), [
             {"ID": 1, "ORDER_ID": 1, "ORDER_PROPS_ID": 2, "NAME": "E-Mail", "VALUE": "buyer@example.ru", "CODE": "EMAIL"},
             {"ID": 2, "ORDER_ID": 2, "ORDER_PROPS_ID": 2, "NAME": "E-Mail", "VALUE": "", "CODE": "EMAIL"},
-            {"ID": 3, "ORDER_ID": 6, "ORDER_PROPS_ID": 3, "NAME": "Телефон", "VALUE": "+79001234567", "CODE": "PHONE"}])
+            {"ID": 3, "ORDER_ID": 6, "ORDER_PROPS_ID": 3, "NAME": "Телефон", "VALUE": "+79001234567", "CODE": "PHONE"},
+            *({"ID": 10 + i, "ORDER_ID": i, "ORDER_PROPS_ID": 2 if email else 3, "NAME": "", "VALUE": email or phone,
+               "CODE": "EMAIL" if email else "PHONE"} for i, _, email, phone in (PEOPLE_ORDERS if people else []))])
         conn.execute(t["b_sale_basket"].insert(), [
             {"ID": n, "ORDER_ID": o, "PRODUCT_ID": p, "NAME": name, "PRICE": Decimal(price), "BASE_PRICE": Decimal(base),
              "DISCOUNT_PRICE": Decimal(base) - Decimal(price), "CURRENCY": "RUB", "QUANTITY": q,
@@ -190,12 +223,13 @@ def test_the_bitrix_preset_syncs_a_bitrix_database(tmp_path: Path, emulator) -> 
         "25": ("24", Decimal(1000), False)}  # its product is switched off
     orders = store.orders
     assert {k: (v["status"], v.get("email"), v["matching"]) for k, v in orders.items()} == {
-        "1": ("new", "buyer@example.ru", "email"), "2": ("paid", "user2@example.ru", "email"),
+        "1": ("new", "user1@example.ru", "email"),  # the account's e-mail, not the property's (issue 28: one profile)
+        "2": ("paid", "user2@example.ru", "email"),
         "3": ("delivered", "user1@example.ru", "email"), "4": ("canceled", "user2@example.ru", "email"),
         "5": ("delivered", "user1@example.ru", "email"), "6": ("paid", None, "phone"),
         "8": ("delivered", "user1@example.ru", "email"),
         "9": ("delivered", "user1@example.ru", "email")}
-    assert orders["6"]["phone"] == "+79001234567"
+    assert orders["6"]["phone"] == "+79000000003"  # the account's phone, as its profile has it (issue 28)
     assert line_tuples(orders["1"]) == [("10", 1, Decimal(990), "new")]
     assert line_tuples(orders["2"]) == [("21", 1, Decimal(2400), "processing")]
     assert Decimal(orders["2"]["lines"][0]["base_price_per_item"]) == 2500
@@ -234,3 +268,49 @@ def test_an_order_naming_a_deleted_bitrix_product_goes_out(tmp_path: Path, emula
     assert line_tuples(store.orders["7"]) == [("50", 1, Decimal(450), "delivered")]
     assert (store.products["50"]["name"], store.products["50"]["is_available"]) == ("Снятый товар", False)
     assert len(store.orders) == 9 and set(store.products) == {"10", "20", "24", "30", "40", "41", "50"}
+
+
+
+def test_every_bitrix_buyer_is_one_profile_and_only_subscribers_are_subscribed(tmp_path: Path, emulator) -> None:
+    """Registered buyers (b_user rows with an order, not the anonymous buyer) and guest buyers (orders of the
+    anonymous buyer or of a deleted user, by their e-mail, else phone, property) arrive as profiles before their
+    orders, into an emulator refusing orders of unknown buyers: each buyer once, a guest order under a
+    registered buyer's e-mail is that buyer's. Only an active and confirmed b_subscription subscribes (a
+    user's, or a guest's by e-mail). A user's change re-sends that profile; an unsubscribe in Altcraft stays."""
+    url = os.environ.get("SHOP_TEST_MYSQL_URL")
+    if not url:
+        pytest.skip("mysql: set SHOP_TEST_MYSQL_URL; Bitrix runs on MySQL only")
+    emulator.require_profiles = True
+    engine = _bitrix_shop(url, people=True)
+    emulator.currencies.add("JPY")
+    cfg = init_and_check("bitrix", url, tmp_path, emulator, SHOP_TIMEZONE="UTC", BITRIX_CATALOG_IBLOCK_ID="2")
+
+    sync_cleanly(cfg)
+    store = emulator.store
+    assert set(store.orders) == {"1", "2", "3", "4", "5", "6", "8", "9", "20", "21", "22", "23", "24"}
+    profiles = {profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_bdate"), p.get("_sex"), p.get("_city"),
+                                  sorted(s["channel"] for s in p.get("subscriptions") or []))
+                for p in store.profiles.values()}
+    assert len(profiles) == len(store.profiles)  # every buyer once
+    assert profiles == {
+        "email:user1@example.ru": ("Анна", "Иванова", "1990-11-20", "female", "Омск", ["email"]),
+        "email:user2@example.ru": ("Борис", None, None, "male", None, []),    # subscribed, not confirmed
+        "phone:+79000000003": ("Юлия", None, None, None, None, []),
+        "email:guest@example.ru": (None, None, None, None, None, ["email"]),  # two spellings; subscribed
+        "phone:+79115550077": (None, None, None, None, None, []),
+        "email:gone@example.ru": (None, None, None, None, None, []),          # a deleted user's order
+    }  # not the editor (no order) nor the anonymous buyer
+    assert store.orders["23"]["email"] == "USER2@example.ru"  # a guest order under Борис's e-mail: his profile
+
+    again = run_all(cfg, streams=["customers", "guests", "orders"])
+    assert sum(s.new + s.changed for s in again.values()) == 0
+    anna = next(p for p in store.profiles.values() if p.get("email") == "user1@example.ru")
+    anna["subscriptions"][0]["status"] = 2  # unsubscribed in Altcraft
+    with engine.begin() as conn:
+        user = BX.tables["b_user"]
+        conn.execute(user.update().where(user.c.ID == 1).values(
+            NAME="Аня", TIMESTAMP_X=db_now(engine) - timedelta(minutes=5)))
+    third = run_all(cfg, streams=["customers", "guests", "orders"])
+    assert (third["customers"].changed, third["guests"].new + third["guests"].changed) == (1, 0)
+    assert anna["_fname"] == "Аня" and anna["subscriptions"][0]["status"] == 2
+    engine.dispose()

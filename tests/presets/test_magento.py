@@ -11,8 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.helpers import db_now
-from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, sync_cleanly
+from tests.helpers import db_now, run_all
+from tests.presets.common import assert_totals_exact, init_and_check, line_tuples, profile_key, sync_cleanly
 
 PREFIX = "mg_"
 INT, SMALL = sa.Integer, sa.SmallInteger
@@ -56,13 +56,25 @@ def _schema() -> sa.MetaData:
     sa.Table(f"{t}sales_order", md, sa.Column("entity_id", INT, primary_key=True), sa.Column("state", sa.String(32)),
              sa.Column("status", sa.String(32)), sa.Column("store_id", SMALL), sa.Column("increment_id", sa.String(50)),
              sa.Column("customer_email", sa.String(128)), sa.Column("customer_is_guest", SMALL),
+             sa.Column("customer_id", INT), sa.Column("customer_firstname", STR), sa.Column("customer_lastname", STR),
              *(sa.Column(c, M_MONEY) for c in (
                  "grand_total", "shipping_amount", "shipping_tax_amount", "shipping_discount_amount",
                  "shipping_discount_tax_compensation_amount", "total_refunded")),
              sa.Column("order_currency_code", sa.String(3)), sa.Column("created_at", sa.DateTime),
              sa.Column("updated_at", sa.DateTime))
     sa.Table(f"{t}sales_order_address", md, sa.Column("entity_id", INT, primary_key=True), sa.Column("parent_id", INT),
-             sa.Column("email", STR), sa.Column("telephone", STR), sa.Column("address_type", STR))
+             sa.Column("email", STR), sa.Column("telephone", STR), sa.Column("address_type", STR),
+             sa.Column("firstname", STR), sa.Column("lastname", STR), sa.Column("city", STR))
+    sa.Table(f"{t}customer_entity", md, sa.Column("entity_id", INT, primary_key=True), sa.Column("website_id", SMALL),
+             sa.Column("email", STR), sa.Column("firstname", STR), sa.Column("lastname", STR), sa.Column("dob", sa.Date),
+             sa.Column("gender", INT), sa.Column("default_billing", INT), sa.Column("created_at", sa.DateTime),
+             sa.Column("updated_at", sa.DateTime))
+    sa.Table(f"{t}customer_address_entity", md, sa.Column("entity_id", INT, primary_key=True),
+             sa.Column("parent_id", INT), sa.Column("city", STR), sa.Column("telephone", STR),
+             sa.Column("created_at", sa.DateTime), sa.Column("updated_at", sa.DateTime))
+    sa.Table(f"{t}newsletter_subscriber", md, sa.Column("subscriber_id", INT, primary_key=True),
+             sa.Column("store_id", SMALL), sa.Column("change_status_at", sa.DateTime), sa.Column("customer_id", INT),
+             sa.Column("subscriber_email", sa.String(150)), sa.Column("subscriber_status", INT))
     sa.Table(f"{t}sales_order_item", md, sa.Column("item_id", INT, primary_key=True), sa.Column("order_id", INT),
              sa.Column("parent_item_id", INT), sa.Column("product_id", INT), sa.Column("product_type", STR),
              sa.Column("sku", STR), sa.Column("name", STR), sa.Column("is_qty_decimal", SMALL),
@@ -129,12 +141,28 @@ ITEMS = [
 ]
 
 
-def _magento_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
+# customer id, e-mail, first name, last name, dob, gender, billing telephone, city, newsletter status
+CUSTOMERS = [
+    (1, "roni@example.org", "Roni", "Cole", "1990-05-01", 2, "+1 555 000-1000", "Austin", 1),  # subscribed
+    (2, "sam@example.org", "Sam", "Hill", None, 1, None, None, 3),                           # unsubscribed
+]
+# order id, customer id (None: its customer was deleted), e-mail on the order
+PEOPLE_ORDERS = [(12, 2, "sam.old@example.org"), (13, None, "gone@example.org")]
+
+
+def _magento_shop(url: str, deleted_product_order: bool = False, people: bool = False) -> sa.Engine:
     """A category tree (one name overridden by store view 1), the products above (simple, configurable with
     children, disabled, backordered, 4-place price), stock items, and the orders above with their items and
-    addresses; order 10, naming a product deleted from the catalogue, only when asked."""
+    addresses; order 10, naming a product deleted from the catalogue, only when asked; with ``people``, the
+    customers above (addresses, newsletter rows), a guest's newsletter subscription (carl@) and
+    :data:`PEOPLE_ORDERS`."""
     orders = [o for o in ORDERS if deleted_product_order or o[0] != DELETED_ORDER]
     items = [i for i in ITEMS if deleted_product_order or i[1] != DELETED_ORDER]
+    if people:
+        orders += [(i, "complete", "USD", email, None, "0", "0", "34", "0") for i, _, email in PEOPLE_ORDERS]
+        items += [(100 + i, i, None, 1, "simple", "Joust Duffle Bag", "1", "34", "34", "34", "0", "0", "0", "0")
+                  for i, _, _ in PEOPLE_ORDERS]
+    owner = {i: c for i, c, _ in PEOPLE_ORDERS}
     engine = sa.create_engine(url)
     MG.drop_all(engine)
     MG.create_all(engine)
@@ -179,14 +207,18 @@ def _magento_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
             for i, *_, q, st in PRODUCTS])
         conn.execute(_t("sales_order").insert(), [
             {"entity_id": i, "state": st, "status": st, "store_id": 1, "increment_id": f"00000000{i}",
-             "customer_email": email, "customer_is_guest": 1, "grand_total": Decimal(gt),
+             "customer_email": email, "customer_is_guest": int(i not in owner), "customer_id": owner.get(i),
+             "customer_firstname": f"Buyer{i}", "customer_lastname": "Doe", "grand_total": Decimal(gt),
              "shipping_amount": Decimal(sh), "shipping_tax_amount": Decimal(shtax), "shipping_discount_amount": 0,
              "shipping_discount_tax_compensation_amount": 0, "total_refunded": Decimal(rf),
              "order_currency_code": cur, "created_at": DAY, "updated_at": DAY + timedelta(minutes=i)}
             for i, st, cur, email, _, sh, shtax, gt, rf in orders])
         conn.execute(_t("sales_order_address").insert(), [
-            {"entity_id": i, "parent_id": i, "email": email, "telephone": phone or "", "address_type": "billing"}
+            {"entity_id": i, "parent_id": i, "email": email, "telephone": phone or "", "address_type": "billing",
+             "firstname": f"Buyer{i}", "lastname": "Doe", "city": "Reno"}
             for i, _, _, email, phone, *_ in orders])
+        if people:
+            _people(conn)
         conn.execute(_t("sales_order_item").insert(), [
             {"item_id": i, "order_id": o, "parent_item_id": p, "product_id": pid, "product_type": ty, "sku": "x",
              "name": name, "is_qty_decimal": int(q == "1.5"), "qty_ordered": Decimal(q),
@@ -197,6 +229,24 @@ def _magento_shop(url: str, deleted_product_order: bool = False) -> sa.Engine:
             for i, o, p, pid, ty, name, q, pr, pit, rt, tax, disc, rq, cq in items])
     return engine
 
+
+
+def _people(conn: sa.Connection) -> None:
+    from datetime import date
+
+    conn.execute(_t("customer_entity").insert(), [
+        {"entity_id": i, "website_id": 1, "email": email, "firstname": first, "lastname": last,
+         "dob": date.fromisoformat(dob) if dob else None, "gender": gender, "default_billing": i if phone else None,
+         "created_at": DAY - timedelta(days=i), "updated_at": DAY - timedelta(days=i)}
+        for i, email, first, last, dob, gender, phone, *_ in CUSTOMERS])
+    conn.execute(_t("customer_address_entity").insert(), [
+        {"entity_id": i, "parent_id": i, "city": city, "telephone": phone, "created_at": DAY, "updated_at": DAY}
+        for i, _, _, _, _, _, phone, city, _ in CUSTOMERS if phone])
+    conn.execute(_t("newsletter_subscriber").insert(), [
+        *({"subscriber_id": i, "store_id": 1, "change_status_at": DAY, "customer_id": i, "subscriber_email": email,
+           "subscriber_status": status} for i, email, *_, status in CUSTOMERS),
+        {"subscriber_id": 9, "store_id": 1, "change_status_at": DAY, "customer_id": 0,
+         "subscriber_email": "Carl@example.org", "subscriber_status": 1}])  # a guest's subscription
 
 
 def test_the_magento_preset_syncs_a_magento_database(shop_url: str, tmp_path: Path, emulator) -> None:
@@ -270,3 +320,59 @@ def test_an_order_naming_a_deleted_magento_product_goes_out(shop_url: str, tmp_p
     assert line_tuples(store.orders["0000000010"]) == [("5", 1, Decimal(25), "delivered")]
     assert (store.products["5"]["name"], store.products["5"]["is_available"]) == ("Retired Belt", False)
     assert len(store.orders) == 10 and set(store.products) == {"1", "2", "3", "5", "6", "67", "70"}
+
+
+
+def test_every_magento_buyer_is_one_profile_and_only_subscribers_are_subscribed(shop_url: str, tmp_path: Path,
+                                                                               emulator) -> None:
+    """Customers (customer_entity, the default billing address's phone and city, dob and gender) and guest
+    buyers (orders without a customer row: guest checkout or a deleted customer) arrive as profiles before their
+    orders, into an emulator refusing orders of unknown buyers: each buyer once, a guest order under a
+    customer's e-mail and a customer's order under an older e-mail both the customer's; the e-mail Magento
+    makes up for phone orders is no e-mail. Only newsletter_subscriber status 1 subscribes (a customer's, or a
+    guest's by e-mail). A subscription made later moves the profile; an unsubscribe in Altcraft survives it."""
+    emulator.require_profiles = True
+    engine = _magento_shop(shop_url, people=True)
+    emulator.currencies.add("JPY")
+    cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
+
+    sync_cleanly(cfg)
+    store = emulator.store
+    assert set(store.orders) == {f"00000000{i}" for i in (1, 2, 3, 4, 5, 7, 8, 9)} | {
+        "0000000011", "0000000012", "0000000013"}
+    profiles = {profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_bdate"), p.get("_sex"), p.get("_city"),
+                                  sorted(s["channel"] for s in p.get("subscriptions") or []))
+                for p in store.profiles.values()}
+    assert len(profiles) == len(store.profiles)  # every buyer once
+    guest = ("Buyer{}", "Doe", None, None, "Reno", [])
+    assert profiles == {
+        "email:roni@example.org": ("Roni", "Cole", "1990-05-01", "female", "Austin", ["email"]),  # her guest order 1
+        "email:sam@example.org": ("Sam", "Hill", None, "male", None, []),                        # unsubscribed
+        **{f"email:{e}@example.org": tuple(v.format(i) if isinstance(v, str) else v for v in guest)
+           for i, e in ((2, "veronica"), (3, "ann"), (4, "bob"), (11, "fay"), (13, "gone"))},
+        "email:carl@example.org": ("Buyer5", "Doe", None, None, "Reno", ["email"]),  # a guest who subscribed
+        "email:kenji@example.jp": ("Buyer7", "Doe", None, None, "Reno", []),
+        "phone:+15550008": ("Buyer8", "Doe", None, None, "Reno", []),  # the made-up e-mail is no e-mail
+        "phone:+15550009": ("Buyer9", "Doe", None, None, "Reno", []),
+    }
+    assert store.profiles[next(k for k, p in store.profiles.items() if p.get("email") == "roni@example.org")][
+        "phones"] == ["+15550001000"]
+    assert store.orders["0000000012"]["email"] == "sam@example.org"  # the account's e-mail
+
+    again = run_all(cfg, streams=["customers", "guests", "orders"])
+    assert sum(s.new + s.changed for s in again.values()) == 0
+    roni = next(p for p in store.profiles.values() if p.get("email") == "roni@example.org")
+    roni["subscriptions"][0]["status"] = 2  # unsubscribed in Altcraft
+    with engine.begin() as conn:  # Sam subscribes again: only newsletter_subscriber moves
+        ns = _t("newsletter_subscriber")
+        conn.execute(ns.update().where(ns.c.customer_id == 2).values(
+            subscriber_status=1, change_status_at=db_now(engine) - timedelta(minutes=5)))
+        ce = _t("customer_entity")
+        conn.execute(ce.update().where(ce.c.entity_id == 1).values(
+            firstname="Ronnie", updated_at=db_now(engine) - timedelta(minutes=5)))
+    third = run_all(cfg, streams=["customers", "guests", "orders"])
+    assert (third["customers"].changed, third["guests"].new + third["guests"].changed) == (2, 0)
+    sam = next(p for p in store.profiles.values() if p.get("email") == "sam@example.org")
+    assert [s["channel"] for s in sam["subscriptions"]] == ["email"]
+    assert roni["_fname"] == "Ronnie" and roni["subscriptions"][0]["status"] == 2
+    engine.dispose()

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import db_now, run_all
-from tests.presets.common import init_and_check
+from tests.helpers import PEOPLE_STREAMS, db_now, run_all
+from tests.presets.common import init_and_check, profile_key
 from tests.presets.opencart_shop import DELETED_PRODUCT, LIVE_ORDERS, ORDERS, STATUS, build_opencart_shop, shown
 
-STREAMS = ["categories", "products", "orders"]
+STREAMS = ["categories", "products", *PEOPLE_STREAMS, "orders"]  # the buyers are profiles before their orders
 
 
 def _sync(cfg) -> dict:
@@ -96,7 +96,8 @@ def test_the_opencart_preset_delivers_every_real_order_exactly(shop_url: str, tm
         "5": ("new", {"new"}), "7": ("paid", {"processing"}), "8": ("canceled", {"canceled"})}
     # the order taken by phone is matched by its telephone
     five = store.orders["5"]
-    assert (five.get("matching"), five.get("phone"), five.get("email")) == ("phone", "+7 912 345-67-89", None)
+    # its phone as its profile has it (issue 28)
+    assert (five.get("matching"), five.get("phone"), five.get("email")) == ("phone", "+79123456789", None)
 
 
 @pytest.mark.parametrize("known_products_only", [True, False], ids=["altcraft-refuses-unknown", "altcraft-takes-unknown"])
@@ -130,3 +131,50 @@ def test_a_first_load_of_history_fires_no_triggers(tmp_path: Path, emulator) -> 
     _opencart_moves(url, "oc_")
     _sync(cfg)
     assert not emulator.skip_triggers["8"] and not emulator.skip_triggers["3"], emulator.skip_triggers
+
+
+
+def test_every_opencart_buyer_is_one_profile_and_only_subscribers_are_subscribed(shop_url: str, tmp_path: Path,
+                                                                                emulator) -> None:
+    """Customers (oc_customer, names HTML-decoded, the default address's city) and guest buyers (orders whose
+    customer_id names no customer) arrive as profiles before their orders, into an emulator refusing orders of
+    unknown buyers: each buyer once (e-mail case aside, else the telephone), a customer's orders matched by the
+    account's e-mail; only a customer with newsletter = 1 and an e-mail gets a subscription. A second run sends
+    nothing; an unsubscribe made in Altcraft survives a renamed customer's re-send."""
+    emulator.require_profiles = True
+    build_opencart_shop(shop_url, "shop_", LIVE_ORDERS, people=True)
+    cfg = init_and_check("opencart", shop_url, tmp_path, emulator, table_prefix="shop_")
+    emulator.currencies.add("JPY")
+
+    stats = run_all(cfg, streams=STREAMS)
+    assert all(s.rejected == s.failed == s.invalid == s.deferred == 0 for s in stats.values()), stats
+    store = emulator.store
+    assert set(store.orders) == {str(o["order_id"]) for o, _, _ in LIVE_ORDERS if o["order_status_id"]} | {
+        "20", "21", "22", "23", "24", "25"}
+    profiles = {profile_key(p): (p.get("_fname"), p.get("_lname"), p.get("_city"),
+                                  sorted(s["channel"] for s in p.get("subscriptions") or []))
+                for p in store.profiles.values()}
+    assert len(profiles) == len(store.profiles)  # every buyer once
+    assert profiles == {
+        "email:ann@example.com": ("Ann", 'O"Neil & Co', "Omsk", ["email"]),  # decoded; subscribed
+        "email:bob@example.com": ("Bob", "Brown", None, []),                  # newsletter 0
+        "phone:+79115550077": ("Pia", "Ray", None, []),                       # consent, but no e-mail to send to
+        **{f"email:{e}@example.com": (None, None, None, []) for e in "abdgh"},  # guests of the base orders
+        "phone:+79123456789": (None, None, None, []),                           # the phone order's buyer
+        "email:guest@example.com": ("Gus", "Lee", "Kazan", []),
+        "email:gone@example.com": ("Gus", "Lee", "Kazan", []),
+    }
+    assert store.orders["20"]["email"] == "ann@example.com"  # the account's e-mail, not the one of the time
+
+    again = run_all(cfg, streams=STREAMS)
+    assert sum(s.new + s.changed for s in again.values()) == 0
+    ann = next(p for p in store.profiles.values() if p.get("email") == "ann@example.com")
+    ann["subscriptions"][0]["status"] = 2  # unsubscribed in Altcraft
+    engine = sa.create_engine(shop_url)
+    customer = sa.Table("shop_customer", sa.MetaData(), autoload_with=engine)
+    with engine.begin() as conn:
+        conn.execute(customer.update().where(customer.c.customer_id == 1).values(firstname="Anna"))
+    engine.dispose()
+    third = run_all(cfg, streams=STREAMS)
+    assert (third["customers"].changed, third["guests"].new + third["guests"].changed) == (1, 0)
+    assert ann["_fname"] == "Anna" and ann["subscriptions"][0]["status"] == 2

@@ -5,7 +5,9 @@ them), under any table prefix, with its orders in HPOS tables or in the legacy p
 The store holds every case the WooCommerce presets must get right: HTML-escaped names, a 4-decimal price,
 backorders (negative stock), a disabled variation, a draft product, a variation whose stock its parent
 manages, a deleted product still named by an order, a phone-only order, a checkout draft, an admin
-auto-draft, a refund of one whole line, and a trashed order."""
+auto-draft, a refund of one whole line, and a trashed order. With ``people``: WordPress users (customers by role
+or by their orders, others not), guest orders under one e-mail in two spellings, a guest under a customer's
+e-mail, a deleted user's order, a phone-only guest, and an order anonymized by a personal data erasure."""
 
 from __future__ import annotations
 
@@ -51,8 +53,15 @@ def schema(prefix: str) -> sa.MetaData:
           sa.Column("date_created_gmt", sa.DateTime), sa.Column("date_updated_gmt", sa.DateTime),
           sa.Column("parent_order_id", BIG))
     table("wc_order_addresses", sa.Column("id", BIG, primary_key=True), sa.Column("order_id", BIG),
-          sa.Column("address_type", sa.String(20)), sa.Column("first_name", sa.Text),
-          sa.Column("email", sa.String(320)), sa.Column("phone", sa.String(100)))
+          sa.Column("address_type", sa.String(20)), sa.Column("first_name", sa.Text), sa.Column("last_name", sa.Text),
+          sa.Column("city", sa.Text), sa.Column("email", sa.String(320)), sa.Column("phone", sa.String(100)))
+    table("wc_orders_meta", sa.Column("id", BIG, primary_key=True), sa.Column("order_id", BIG),
+          sa.Column("meta_key", sa.String(255)), sa.Column("meta_value", sa.Text))
+    table("users", sa.Column("ID", BIG, primary_key=True), sa.Column("user_login", sa.String(60)),
+          sa.Column("user_email", sa.String(100)), sa.Column("user_registered", sa.DateTime),
+          sa.Column("display_name", sa.String(250)))
+    table("usermeta", sa.Column("umeta_id", BIG, primary_key=True), sa.Column("user_id", BIG),
+          sa.Column("meta_key", sa.String(255)), sa.Column("meta_value", sa.Text))
     table("wc_order_operational_data", sa.Column("id", BIG, primary_key=True), sa.Column("order_id", BIG),
           sa.Column("shipping_total_amount", MONEY), sa.Column("discount_total_amount", MONEY))
     table("woocommerce_order_items", sa.Column("order_item_id", BIG, primary_key=True),
@@ -74,6 +83,11 @@ class Order:
     type: str = "shop_order"
     parent: int = 0
     currency: str = "USD"
+    customer: int = 0
+    first_name: str = "Ann"
+    last_name: str = "Lee"
+    city: str = ""
+    anonymized: bool = False
 
 
 @dataclass
@@ -130,12 +144,35 @@ ITEMS = [
 ]
 
 
+# (ID, login, e-mail, role, first name, last name, billing phone, billing city)
+USERS: list[tuple[Any, ...]] = [
+    (1, "ann", "ann@example.com", "customer", "Ann", "Smith", "+7 (912) 000-00-01", "Omsk"),
+    (2, "bob", "bob@example.com", "customer", "Bob", "Brown", "", ""),          # no orders of his own
+    (3, "manager", "manager@example.com", "shop_manager", "Meg", "Ray", "", ""),  # buys too: a customer
+    (4, "reader", "reader@example.com", "subscriber", "Rick", "Poe", "", ""),    # no orders: not a customer
+]
+
+PEOPLE_ORDERS = [
+    Order(120, "wc-completed", "18.00", email="ann.billing@example.com", customer=1, city="Omsk"),  # her account's
+    Order(121, "wc-processing", "18.00", email="manager@example.com", customer=3),
+    Order(122, "wc-completed", "18.00", email="Guest@Example.com", first_name="Gus", city="Kazan"),
+    Order(123, "wc-completed", "18.00", email="guest@example.com", first_name="Gus"),  # the same guest
+    Order(124, "wc-completed", "18.00", email="BOB@example.com"),            # a guest order under Bob's e-mail
+    Order(125, "wc-completed", "18.00", email="gone@example.com", customer=999),  # its user was deleted
+    Order(126, "wc-pending", "18.00", email=None, phone="+7 911 555-00-77", first_name="Pia"),  # phone only
+    Order(127, "wc-completed", "18.00", email="deleted@site.invalid", phone="+0 000 000-00-00",
+          first_name="[deleted]", anonymized=True),                          # a personal data erasure
+]
+PEOPLE_ITEMS = [Item(200 + o.id - 120, o.id, "Beanie", meta=line(10, 1, "18", "18")) for o in PEOPLE_ORDERS]
+
+
 def build(url: str, prefix: str = "wp_", legacy: bool = False, decimals: int | None = 2,
-          currency: str = "USD", without: frozenset[int] = frozenset()) -> sa.MetaData:
+          currency: str = "USD", without: frozenset[int] = frozenset(), people: bool = False) -> sa.MetaData:
     """Create the store at ``url``: catalogue, options, and :data:`ORDERS` (but those ``without``) with their
-    items, in HPOS tables or (``legacy``) as shop_order posts with their postmeta."""
-    orders = [o for o in ORDERS if o.id not in without]
-    items = [it for it in ITEMS if it.order not in without]
+    items, in HPOS tables or (``legacy``) as shop_order posts with their postmeta; with ``people``, also
+    :data:`USERS` and :data:`PEOPLE_ORDERS`."""
+    orders = [o for o in ORDERS + (PEOPLE_ORDERS if people else []) if o.id not in without]
+    items = [it for it in ITEMS + (PEOPLE_ITEMS if people else []) if it.order not in without]
     md = schema(prefix)
     t = {name[len(prefix):]: table for name, table in md.tables.items()}
     engine = sa.create_engine(url)
@@ -163,6 +200,8 @@ def build(url: str, prefix: str = "wp_", legacy: bool = False, decimals: int | N
         conn.execute(t["term_relationships"].insert(), [
             {"object_id": i, "term_taxonomy_id": c} for i, *_, cats in CATALOGUE for c in cats])
         _orders(conn, t, orders, legacy)
+        if people:
+            _users(conn, t, prefix)
         conn.execute(t["woocommerce_order_items"].insert(), [
             {"order_item_id": it.id, "order_id": it.order, "order_item_type": it.type, "order_item_name": it.name}
             for it in items])
@@ -171,6 +210,19 @@ def build(url: str, prefix: str = "wp_", legacy: bool = False, decimals: int | N
             for it in items for k, (key, value) in enumerate((it.meta or {}).items())])
     engine.dispose()
     return md
+
+
+def _users(conn: sa.Connection, t: dict[str, sa.Table], prefix: str) -> None:
+    """WordPress users with WooCommerce's customer meta (WC_Customer_Data_Store's keys); the role is the
+    serialized ``<prefix>capabilities`` meta, as WP_User::set_role() writes it."""
+    conn.execute(t["users"].insert(), [
+        {"ID": i, "user_login": login, "user_email": email, "user_registered": DAY - timedelta(days=30 + i),
+         "display_name": first} for i, login, email, _, first, *_ in USERS])
+    meta = [(i, k, v) for i, _, _, role, first, last, phone, city in USERS for k, v in (
+        (f"{prefix}capabilities", f'a:1:{{s:{len(role)}:"{role}";b:1;}}'), ("first_name", first), ("last_name", last),
+        ("billing_phone", phone), ("billing_city", city), ("last_update", "1763632800"))]
+    conn.execute(t["usermeta"].insert(), [
+        {"umeta_id": n, "user_id": i, "meta_key": k, "meta_value": v} for n, (i, k, v) in enumerate(meta, 1)])
 
 
 def _orders(conn: sa.Connection, t: dict[str, sa.Table], orders: list[Order], legacy: bool) -> None:
@@ -182,17 +234,25 @@ def _orders(conn: sa.Connection, t: dict[str, sa.Table], orders: list[Order], le
             for o in orders])
         meta = [(o.id, k, v) for o in orders for k, v in (
             ("_order_currency", o.currency), ("_order_total", o.total), ("_billing_email", o.email or ""),
-            ("_billing_phone", o.phone or ""), ("_order_shipping", o.shipping), ("_order_key", f"wc_order_{o.id}"))]
+            ("_billing_phone", o.phone or ""), ("_order_shipping", o.shipping), ("_order_key", f"wc_order_{o.id}"),
+            ("_customer_user", str(o.customer)), ("_billing_first_name", o.first_name),
+            ("_billing_last_name", o.last_name), ("_billing_city", o.city))]
+        meta += [(o.id, "_anonymized", "yes") for o in orders if o.anonymized]
         conn.execute(t["postmeta"].insert(), [
             {"meta_id": n, "post_id": i, "meta_key": k, "meta_value": v} for n, (i, k, v) in enumerate(meta, 1)])
         return
     conn.execute(t["wc_orders"].insert(), [
         {"id": o.id, "status": o.status, "currency": o.currency, "type": o.type, "tax_amount": 0,
-         "total_amount": Decimal(o.total), "customer_id": 0, "billing_email": o.email, "date_created_gmt": DAY,
+         "total_amount": Decimal(o.total), "customer_id": o.customer, "billing_email": o.email, "date_created_gmt": DAY,
          "date_updated_gmt": updated[o.id], "parent_order_id": o.parent} for o in orders])
     conn.execute(t["wc_order_addresses"].insert(), [
-        {"id": n, "order_id": o.id, "address_type": "billing", "first_name": "Ann", "email": o.email,
-         "phone": o.phone or ""} for n, o in enumerate(orders, 1) if o.type == "shop_order"])
+        {"id": n, "order_id": o.id, "address_type": "billing", "first_name": o.first_name, "last_name": o.last_name,
+         "city": o.city, "email": o.email, "phone": o.phone or ""}
+        for n, o in enumerate(orders, 1) if o.type == "shop_order"])
+    anonymized = [o.id for o in orders if o.anonymized]
+    if anonymized:
+        conn.execute(t["wc_orders_meta"].insert(), [
+            {"id": n, "order_id": i, "meta_key": "_anonymized", "meta_value": "yes"} for n, i in enumerate(anonymized, 1)])
     conn.execute(t["wc_order_operational_data"].insert(), [
         {"id": n, "order_id": o.id, "shipping_total_amount": Decimal(o.shipping), "discount_total_amount": 0}
         for n, o in enumerate(orders, 1)])

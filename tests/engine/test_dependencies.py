@@ -112,16 +112,19 @@ def test_an_order_waits_for_its_buyers_profile_for_at_most_max_defer(tmp_path) -
 
     state = DictState()
     orders = [payload("1")._replace(owner="email:new@x.io"), payload("2")._replace(owner="email:old@x.io"),
-              payload("3")._replace(owner="email:new@x.io")]
-    chunk = mapped("order", orders, refs=[["S1"], [], []])
+              payload("3")._replace(owner="email:new@x.io"), payload("4")._replace(owner="email:old@x.io")]
+    chunk = mapped("order", orders, refs=[["S1"], [], [], ["GONE"]])  # GONE: not in the shop any more
     state.put("sku", "S1")
-    state.since[("order", "2")] = datetime.now(UTC) - timedelta(days=2)  # deferred two days ago
+    for ext in ("2", "4"):
+        state.since[("order", ext)] = datetime.now(UTC) - timedelta(days=2)  # deferred two days ago
     d = deps(tmp_path, state, streams=("skus", "customers", "guests", "orders"), max_defer="1d")
-    waits = d.waits("orders", chunk, [0, 1, 2])
-    assert waits[0].wait and "profile email:new@x.io" in waits[0].reason and "goes anyway after 1 d" in waits[0].reason
+    waits = d.waits("orders", chunk, [0, 1, 2, 3])
+    assert waits[0].wait and "profile email:new@x.io" in waits[0].reason and "goes anyway after" in waits[0].reason
     assert waits[2].wait
     # past sync.max_defer the order goes out (Altcraft's answer then says what happened), with its reason
     assert not waits[1].wait and "sync.max_defer" in waits[1].reason and waits[1].stand_ins == ()
+    # ... and one whose product is gone still gets the stand-in its line needs
+    assert not waits[3].wait and waits[3].stand_ins == ("GONE",)
     # a profile delivered since counts once the stream is loaded again
     state.put("customer", "email:new@x.io")
     d.forget("orders")

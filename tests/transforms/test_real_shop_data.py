@@ -85,9 +85,9 @@ def test_without_a_fallback_the_records_and_reasons_are_as_before():
 def test_a_fallback_mode_needs_its_fields_mapped():
     from altcraft_sync.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"matching: fallback.0: mode 'phone' needs field 'phone'"):
+    with pytest.raises(ConfigError, match=r"matching.fallback.0: mode 'phone' needs field 'phone'"):
         orders_config(matching={"mode": "email", "fallback": ["phone"], "columns": {"email": "email"}})
-    with pytest.raises(ConfigError, match=r"matching: fallback.0: mode 'fax' is not one of"):
+    with pytest.raises(ConfigError, match=r"matching.fallback.0: mode 'fax' is not one of"):
         orders_config(matching={"mode": "email", "fallback": ["fax"], "columns": {"email": "email"}})
 
 

@@ -19,14 +19,16 @@ from __future__ import annotations
 from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from altcraft_sync import streams as registry
+from altcraft_sync.cursor import Cursor
 from altcraft_sync.durations import describe
+from connectors.state.schema import Known
 from transforms.payload import Refs
 
 Fate = Literal["arriving", "gone", "refused"]
@@ -117,10 +119,10 @@ class Facts(Protocol):
 
 
 class StateFacts(Protocol):
-    def known(self, entity: str, external_ids: Sequence[str]) -> Mapping[str, Any]: ...
+    def known(self, entity: str, external_ids: Sequence[str]) -> Mapping[str, Known]: ...
     def quarantined_ids(self, entity: str) -> set[str]: ...
     def has_records(self, entity: str) -> bool: ...
-    def get_watermark(self, stream: str, cursor: str) -> Any: ...
+    def get_watermark(self, stream: str, cursor: str) -> Cursor | None: ...
     def waiting_since(self, entity: str, external_ids: Sequence[str]) -> dict[str, datetime]: ...
     def errors(self, entity: str, external_ids: Sequence[str]) -> dict[str, str]: ...
 

@@ -5,6 +5,7 @@ committed; the figures table; the exit code of the run's outcome."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ class _RateAndEta(ProgressColumn):
     """``1,234 rec/s · ETA 0:42``: the rate of records read, and the time left when the total is known."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        speed = task.fields.get("rate")
         rate = f"{speed:,.0f} rec/s" if speed else ""
         eta = ""
         if task.total and speed and not task.finished:
@@ -46,6 +47,7 @@ class Watcher:
         self.done: set[str] = set()
         self._bars: Progress | None = None
         self._tasks: dict[str, Any] = {}
+        self._began: dict[str, float] = {}
 
     def __enter__(self) -> Watcher:
         if self.draw:
@@ -73,13 +75,18 @@ class Watcher:
             return
         total = getattr(stats, "total", None)
         if stats.stream not in self._tasks:
-            self._tasks[stats.stream] = self._bars.add_task("", stream=stats.stream, total=total)
+            self._tasks[stats.stream] = self._bars.add_task("", stream=stats.stream, total=total, rate=None)
+            self._began[stats.stream] = time.monotonic()
         text, n = self.describe(stats), self.count(stats)
         task = self._tasks[stats.stream]
+        # The rate is ours (records since the stream's first event), not Rich's sampled speed: Rich drops its
+        # samples whenever the total changes, so a fast stream, or one finishing, would show no rate at all.
+        spent = time.monotonic() - self._began[stats.stream]
+        rate = n / spent if n and spent > 0 else None
         if done:
-            self._bars.update(task, description=text, completed=n, total=n or 1)
+            self._bars.update(task, description=text, completed=n, total=n or 1, rate=rate)
         else:
-            self._bars.update(task, description=text, completed=n, total=max(total, n) if total else None)
+            self._bars.update(task, description=text, completed=n, total=max(total, n) if total else None, rate=rate)
 
     def committed(self) -> str:
         """What the run had committed when it stopped: per stream, done or its committed chunks."""

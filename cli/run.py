@@ -187,7 +187,11 @@ def _precheck(config: Path) -> None:
     """The config and the mapping against the shop database, checked before a flow starts: without a
     Prefect API a flow run first starts a temporary server (10-20 s), and a typo should not wait for it.
     A run in this process needs no such check: it opens the same runtime first (``runner.runs.guarded``),
-    and checking twice cost a no-change run a second reflection of every mapped table."""
+    and checking twice cost a no-change run a second reflection of every mapped table. Nor does a run
+    against a running Prefect API: its flow opens the runtime within a second and fails with the same
+    one-line error, so the check would only bind the source twice."""
+    if _prefect_api() is not None:
+        return
     from altcraft_sync.config import load_config
     from connectors.shop_db import ShopSource
 
@@ -218,7 +222,7 @@ def _prefect_run(run: Any) -> Any:
 
 
 def _finish(state: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
-    from flows.outcome import WARNINGS_PREFIX
+    from runner.outcome import WARNINGS_PREFIX
 
     ok = state.is_completed()
     figures = (state.result(raise_on_failure=False) or {}) if ok else {}

@@ -136,3 +136,25 @@ def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
     assert by_type["progress"]["data"] == 100
     assert "backfill 2024-01-01..2030-01-01" in by_type["markdown"]["data"]
     assert all(emulator.skip_triggers.values())  # historical orders: no trigger emails
+
+    # the user's command against a running API: the run goes through Prefect, and ends as a local one does
+    # (the figures table, the last line, the exit code: 1, the demo shop's planted invalid rows wait)
+    cli = str(Path(sys.executable).with_name("altcraft-sync"))
+    out = subprocess.run([cli, "sync", "--config", str(cfg)], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "altcraft-sync run" in out.stdout and "nightly-sync" in out.stdout + out.stderr, out.stdout + out.stderr
+
+    # against a running API the command line does not bind the source first (the flow does it at once): a
+    # mapping's typo still ends the run with the one-line error that names the setting, and exit code 2
+    import yaml
+
+    raw = yaml.safe_load(cfg.read_text())
+    raw["streams"]["categories"]["table"] = "categoriez"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = subprocess.run([cli, "sync", "--config", str(bad)], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "streams.categories.table: table 'categoriez' does not exist" in out.stdout + out.stderr, out.stdout + out.stderr
+    assert TOKEN not in out.stdout + out.stderr

@@ -88,19 +88,23 @@ def _change_rows(engine: sa.Engine) -> dict[str, Any]:
     """Pick valid rows deterministically and change them with the database's own clock. Only rows that
     ``touch`` really changes are picked (an order not yet completed, a line not yet done), so every run of
     the demo sends exactly what it announces, however often it is run on the same shop."""
-    o, lines = demo_shop.orders, demo_shop.order_lines
+    o, lines, people = demo_shop.orders, demo_shop.order_lines, demo_shop.customers
+    planted = sa.select(lines.c.order_id).where(lines.c.qty <= 0)  # the planted bad line's order
+    valid = (o.c.id > 7, o.c.id.not_in(planted), o.c.is_deleted.is_(False),  # order 7: the planted bad total
+             o.c.customer_id.in_(sa.select(people.c.id).where(people.c.email.is_not(None))))
     with engine.connect() as conn:
         order_ids = [r[0] for r in conn.execute(
-            sa.select(o.c.id).where(o.c.id > 100, o.c.state != "completed", o.c.is_deleted.is_(False))
-            .order_by(o.c.id).limit(2))]
+            sa.select(o.c.id).where(*valid, o.c.state != "completed").order_by(o.c.id).limit(2))]
         line = conn.execute(
-            sa.select(lines.c.id, lines.c.order_id)
-            .where(lines.c.order_id > 200, lines.c.qty > 0, lines.c.state != "done",
-                   lines.c.order_id.not_in(order_ids))
-            .order_by(lines.c.id).limit(1)).one()
+            sa.select(lines.c.id, lines.c.order_id).join(o, o.c.id == lines.c.order_id)
+            .where(*valid, lines.c.qty > 0, lines.c.state != "done", lines.c.order_id.not_in(order_ids))
+            .order_by(lines.c.id).limit(1)).first()
         sku = conn.execute(
             sa.select(demo_shop.skus.c.id).where(demo_shop.skus.c.price > 0).order_by(demo_shop.skus.c.id).limit(1)
         ).scalar()
+    if len(order_ids) < 2 or line is None:
+        raise SyncError("demo: the demo shop has too few valid orders to change for the second run; "
+                        "create it with more (altcraft-sync demo --orders 100)")
     now = datetime.now(UTC).replace(tzinfo=None)
     demo_shop.touch(engine, order_ids=order_ids, line_id=line.id, sku_id=sku, at=now)
     return {"orders": order_ids, "line": line.id, "line_order": line.order_id, "sku": sku}

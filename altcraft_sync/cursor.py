@@ -48,7 +48,11 @@ class Cursor:
         """Whether this position is past ``other`` (None: the beginning) in keyset order."""
         if other is None:
             return True
-        return (self.ts, self.pk) > (other.ts, other.pk)
+        if self.ts != other.ts:
+            return bool(self.ts > other.ts)  # type: ignore[operator]
+        if self.pk is None or other.pk is None:  # no key: past every row of its time
+            return self.pk is None and other.pk is not None
+        return bool(self.pk > other.pk)  # type: ignore[operator]
 
     def to_json(self) -> str:
         ts, pk = self.ts, self.pk

@@ -58,6 +58,12 @@ class Dialect:
         """``column IN (keys)``, at most :attr:`key_batch` keys."""
         return column.in_(keys)
 
+    def key_order(self, column: sa.ColumnElement[Any], nullable: bool) -> sa.ColumnElement[Any]:
+        """The key as the keyset orders it: NULLs first within a time, as SQLite and MySQL sort them by
+        default, so that a page's cursor has passed every NULL key of its time (the keyset condition can
+        never select a NULL key again) and a page ending on one is completed (``shop_db``)."""
+        return column
+
     def after(self, ts: sa.ColumnElement[Any], pk: sa.ColumnElement[Any], at: Any,
               after_pk: Any) -> sa.ColumnElement[bool]:
         """The keyset condition ``(ts, pk) > (at, after_pk)``, written ``ts >= at AND (ts > at OR pk > p)``:
@@ -174,6 +180,11 @@ class PostgreSQL(Dialect):
     name = "postgresql"
     key_batch = ANY_BATCH
     has_fast_ledger_upsert = True
+
+    def key_order(self, column: sa.ColumnElement[Any], nullable: bool) -> sa.ColumnElement[Any]:
+        """PostgreSQL sorts NULLs last: ask for them first, but only where the key may be NULL (a user
+        query, a nullable column), so a key index still serves the keyset's order everywhere else."""
+        return column.asc().nulls_first() if nullable else column
 
     def key_in(self, column: sa.ColumnElement[Any], keys: list[Any]) -> sa.ColumnElement[bool]:
         """``column = ANY(:array)``: one parameter instead of one per key."""

@@ -131,27 +131,64 @@ class ShopSource(RowGuards):
         ts = self._read(ent.ts) if ent.ts is not None else None
         pk = self._read(ent.pk)
         source, covered = self._without_parents_in(ent, skip_parents_in)
+        key_order = self.sql.key_order(pk, getattr(ent.pk, "nullable", True))  # a query's column: may be NULL
         cursor = start
         while True:
             query = sa.select(*cols).select_from(source)
-            if ts is not None:
-                query = query.where(ts <= sa.literal(upper, ts.type))
+            # read by key alone, a NULL key has no place in the key order: it is read after the rest
+            query = query.where(ts <= sa.literal(upper, ts.type) if ts is not None else pk.is_not(None))
             if covered is not None:
                 query = query.where(sa.not_(covered))
             after = self._after(ent, cursor)
             if after is not None:
                 query = query.where(after)
-            query = query.order_by(*([ts, pk] if ts is not None else [pk])).limit(limit)
+            query = query.order_by(*([ts, key_order] if ts is not None else [pk])).limit(limit)
             keys, rows, poisoned = self._page(ent, query, cols, keys_only)
             if not rows:
-                return
+                break
+            full = len(rows) == limit
             cursor = Cursor(_plain(rows[-1][1]), _plain(rows[-1][0]))
-            if len(rows) == limit and not keys_only:
+            if ts is not None and rows[-1][0] is None:
+                rows, poisoned = self._whole_last_time(ent, cols, source, covered, rows, poisoned, ts, keys_only)
+                cursor = Cursor(_plain(rows[-1][1]), None)  # every row of that time read: resume after it
+            elif full and not keys_only:
                 rows = self._whole_last_key(ent, cols, source, covered, rows, ts, pk)
             frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
             yield (frame if keys_only else mark_duplicates(frame, ent.path)), cursor
-            if len(rows) < limit:
-                return
+            if not full:
+                break
+        if ts is None:
+            yield from self._null_keys(ent, cols, source, covered, cursor, keys_only)
+
+    def _whole_last_time(self, ent: Entity, cols: list[Any], source: sa.FromClause, covered: Any,
+                         rows: list[tuple[Any, ...]], poisoned: dict[int, tuple[str, str, str]], ts: Any,
+                         keys_only: bool) -> tuple[list[tuple[Any, ...]], dict[int, tuple[str, str, str]]]:
+        """A page that ends on a NULL key, with every row of its last ``updated_at``: the keyset cannot
+        resume after a NULL (NULLs sort first on SQLite and MySQL, last on PostgreSQL), so the next page
+        starts after that time, and the rows of the time the page had not reached yet are read here
+        instead of skipped. Rows of one time sit together at the page's end; the rows before keep their
+        positions (and their problems)."""
+        last_ts = rows[-1][1]
+        query = sa.select(*cols).select_from(source).where(ts == sa.literal(_plain(last_ts), ts.type))
+        if covered is not None:
+            query = query.where(sa.not_(covered))
+        pk = self._read(ent.pk)
+        _, group, problems = self._page(ent, query.order_by(self.sql.key_order(pk, True)), cols, keys_only)
+        before = [r for r in rows if r[1] != last_ts]
+        kept = {pos: p for pos, p in poisoned.items() if pos < len(before)}
+        return before + list(group), kept | {len(before) + pos: p for pos, p in problems.items()}
+
+    def _null_keys(self, ent: Entity, cols: list[Any], source: sa.FromClause, covered: Any, cursor: Cursor | None,
+                   keys_only: bool) -> Iterator[tuple[pd.DataFrame, Cursor]]:
+        """A stream read by key alone: its NULL-key rows, as one last page (they are quarantined, never
+        sent; a view with many would be a config error the warning names). Its cursor is the last key's."""
+        query = sa.select(*cols).select_from(source).where(self._read(ent.pk).is_(None))
+        if covered is not None:
+            query = query.where(sa.not_(covered))
+        keys, rows, poisoned = self._page(ent, query, cols, keys_only)
+        if rows:
+            frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
+            yield (frame if keys_only else mark_duplicates(frame, ent.path)), cursor or Cursor(None, None)  # type: ignore[arg-type]
 
     def _without_parents_in(self, ent: Entity, skip_parents_in: tuple[str, Cursor | None, Any] | None
                             ) -> tuple[sa.FromClause, Any]:

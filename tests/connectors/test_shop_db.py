@@ -102,6 +102,36 @@ def test_equal_timestamps_across_chunk_boundaries_read_exactly_once(shop_url):
     assert Cursor.from_json(mid.to_json()) == mid
 
 
+@pytest.mark.parametrize("timed", [True, False], ids=["keyset", "by-key-alone"])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7])
+def test_a_null_key_at_a_page_boundary_skips_no_row_after_it(shop_url, chunk, timed):
+    """A user query can return NULL keys. The keyset cannot resume after a NULL (NULLs sort first on SQLite
+    and MySQL, last on PostgreSQL), so a page that ends on one must not let the next page skip the rest of
+    its timestamp: every keyed row is read exactly once, and every NULL-key row once (it is quarantined)."""
+    engine = sa.create_engine(shop_url)
+    S2.create(engine)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    S2.fill(engine, 30, base, tie_every=10)  # runs of 10 orders share one timestamp
+    nulled = ("Z-000003", "Z-000012", "Z-000013", "Z-000029")
+    cfg = S2.config(shop_url, "sqlite://", "http://127.0.0.1:1/api/v1.1/", "x", chunk_size=chunk)
+    spec = cfg["streams"]["orders"]
+    spec.pop("table")
+    if not timed:  # a stream without updated_at is read in full, by key alone
+        spec.pop("updated_at")
+    spec["query"] = ("SELECT CASE WHEN nomer IN ('" + "', '".join(nulled) + "') THEN NULL ELSE nomer END AS nomer, "
+                     "sostoyanie, summa, pochta, izmeneno FROM zakazy")
+    src = _source(cfg)
+    upper = src.upper_bound("orders", 0)
+    keyed, nulls = [], 0
+    for frame, _ in src.read_changes("orders", None, upper, chunk):
+        keys = frame["_pk"].tolist()
+        keyed += [k for k in keys if k is not None]
+        nulls += sum(k is None for k in keys)
+    expected = sorted(f"Z-{i:06d}" for i in range(1, 31) if f"Z-{i:06d}" not in nulled)
+    assert sorted(keyed) == expected and len(keyed) == len(set(keyed))
+    assert nulls == len(nulled)
+
+
 def test_upper_bound_holds_back_rows_newer_than_the_margin(shop_url):
     engine = sa.create_engine(shop_url)
     S2.create(engine)

@@ -171,9 +171,9 @@ class AltcraftClient:
             try:
                 self._post(method, self._body({"external_id": ext}))
             except Rejected as err:
-                if err.code == 404:
+                if err.code == 404 and err.believed:
                     return Outcome(ext, "delivered", 404, "already absent")
-                return Outcome(ext, "rejected", err.code, err.text, permanent=True)
+                return err.outcome(ext)
             return Outcome(ext, "delivered")
 
         for outcome in self._pool.map(one, ids):
@@ -257,14 +257,14 @@ class AltcraftClient:
         except Rejected as err:
             fault = carrier_refused() if carrier is not None and carrier_refused is not None else None
             if carrier is not None and fault is not None:  # the carrier's refusal, not the categories'
-                report.carrier = Outcome(carrier.external_id, "rejected", fault.code, fault.text)
+                report.carrier = fault.outcome(carrier.external_id, permanent=False)
                 why = f"not sent: its carrier {carrier.external_id} was refused ({fault.code} {fault.text})"
                 report.outcomes.update({r.external_id: Outcome(r.external_id, "failed", fault.code, why) for r in batch})
                 return report
             if len(batch) == 1:
                 rec = batch[0]
-                log.warning("%s: record %s rejected by Altcraft (%s %s)", method, rec.external_id, err.code, err.text)
-                report.outcomes[rec.external_id] = Outcome(rec.external_id, "rejected", err.code, err.text, True)
+                log.warning("%s: record %s refused (%s %s)", method, rec.external_id, err.code, err.text)
+                report.outcomes[rec.external_id] = err.outcome(rec.external_id)
                 return report
             mid = len(batch) // 2
             log.info("%s: request of %d records refused (%s); halving to isolate", method, len(batch), err.code)

@@ -106,8 +106,8 @@ class ProfileClient:
         return Outcome(rec.external_id, "rejected", code, text, permanent=code in self.client.settings.permanent_error_codes)
 
     def _refused(self, rec: Record, err: Rejected) -> Outcome:
-        log.warning("profile %s rejected by Altcraft (%s %s)", rec.external_id, err.code, err.text)
-        return Outcome(rec.external_id, "rejected", err.code, err.text, permanent=True)
+        log.warning("profile %s refused (%s %s)", rec.external_id, err.code, err.text)
+        return err.outcome(rec.external_id)
 
     # --- reads and the explicit delete ---------------------------------------------------------------
     def list_profiles(self, db_id: int, *, limit: int = 1000) -> Iterator[dict[str, Any]]:
@@ -139,9 +139,9 @@ class ProfileClient:
         try:
             answer = self.client._post("profiles/delete", self.client._body(body))
         except Rejected as err:
-            if err.code == 404:
+            if err.code == 404 and err.believed:
                 return Outcome(name, "delivered", 404, "already absent")
-            return Outcome(name, "rejected", err.code, err.text, permanent=True)
+            return err.outcome(name)
         data = answer.get("data")
         pid = data.get("profile_id") if isinstance(data, dict) else None
         return Outcome(name, "delivered", altcraft_id=str(pid) if pid else profile_id)

@@ -25,6 +25,7 @@ import requests
 
 from altcraft_sync.errors import AltcraftAuthError, AltcraftError, AltcraftTariffError
 from altcraft_sync.masking import mask
+from connectors.altcraft_records import Outcome
 
 TRANSIENT_HTTP = frozenset({429, 500, 502, 503, 504})
 
@@ -47,12 +48,23 @@ class Transient(Exception):
 
 
 class Rejected(Exception):
-    """The whole request was refused (HTTP 413, or body error 400): isolate the offending records."""
+    """The whole request was refused (HTTP 413, or body error 400): isolate the offending records.
 
-    def __init__(self, code: int, text: str) -> None:
+    ``believed`` is False for an HTTP 413 without Altcraft's envelope: a proxy's or a web server's body
+    limit in front of Altcraft. Its size signal is still acted on (the batch is halved), but it is not
+    Altcraft's verdict on a record, so a record refused alone by it is failed (sent again), never a
+    rejection in the ledger (:meth:`outcome`)."""
+
+    def __init__(self, code: int, text: str, believed: bool = True) -> None:
         text = echoed(text)
         super().__init__(text)
-        self.code, self.text = code, text
+        self.code, self.text, self.believed = code, text, believed
+
+    def outcome(self, external_id: str, permanent: bool = True) -> Outcome:
+        """The outcome of a record refused alone by this answer."""
+        if not self.believed:
+            return Outcome(external_id, "failed", self.code, self.text)
+        return Outcome(external_id, "rejected", self.code, self.text, permanent)
 
 
 def read_answer(resp: requests.Response, api_url: str, method: str, *, sent: Sequence[str] = (),
@@ -75,7 +87,13 @@ def read_answer(resp: requests.Response, api_url: str, method: str, *, sent: Seq
     if status in TRANSIENT_HTTP:
         raise Transient(f"HTTP {status}", retry_after(resp.headers.get("Retry-After")))
     if status == 413:
-        raise Rejected(413, "request body too large for Altcraft")
+        try:
+            answer = envelope(resp)
+        except Transient:  # an HTML page or no body: the limit of something in front of Altcraft
+            raise Rejected(413, "HTTP 413 request body too large, not in Altcraft's own answer (a proxy's or web "
+                           "server's body limit? lower altcraft.max_body_bytes or raise that limit); sent again "
+                           "next run", believed=False) from None
+        raise Rejected(int(answer["error"]) or 413, str(answer.get("error_text") or "request body too large"))
     if status in (404, 405):
         raise AltcraftError(wrong_url(api_url, method, f"HTTP {status}"))
     answer = envelope(resp)

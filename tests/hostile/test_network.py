@@ -88,3 +88,31 @@ def test_a_retry_after_within_the_setting_is_waited_in_full(hostile: Hostile):
     run_all(hostile.config)
     assert time.monotonic() - started >= 1.5  # not cut to backoff_max
     converged(hostile)
+
+
+def test_a_proxys_413_isolates_the_record_but_never_rejects_it(hostile: Hostile):
+    """A web server's body limit in front of Altcraft answers 413 with its own HTML page. Its size signal is
+    acted on (the batch is halved until the record it refuses is alone) but it is not Altcraft's verdict:
+    that record is failed, not rejected, and the next run delivers it once the limit allows."""
+    import json
+
+    big = sorted(mapped_source(hostile.config)["orders"], key=int)[10]
+    page = "<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>"
+
+    def limit(body: bytes, upstream):
+        if any(str(r.get("external_id")) == big for r in json.loads(body).get("data", [])):
+            return 413, {"Content-Type": "text/html"}, page.encode()
+        return upstream()
+
+    hostile.proxy.inject("market/orders/import", limit, times=-1)
+    stats = run_all(hostile.config)
+    assert stats["orders"].failed == 1 and stats["orders"].rejected == 0
+    assert big not in hostile.emulator.store.orders and len(hostile.emulator.store.orders) > 1
+    state = StateStore(load_config(hostile.config).state)
+    held = state.rejected_rows()
+    assert [(r["external_id"], r["status"]) for r in held] == [(big, "failed")]  # a stranger's 413: never a rejection
+    assert "not in Altcraft's own answer" in held[0]["error_text"], held
+    hostile.proxy.rules.clear()
+    run_all(hostile.config, run_id="next")
+    assert big in hostile.emulator.store.orders
+    converged(hostile)

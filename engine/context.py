@@ -8,7 +8,7 @@ builds one context per run and the parts around it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +65,7 @@ class RunMemory:
     """Per entity, ids named by in-flight notes of dead runs (the ledger view)."""
     ledger_has: dict[str, bool] = field(default_factory=dict)
     """Per entity, whether the ledger holds any record of it (the ledger view)."""
-    delivered_refs: dict[str, set[str]] = field(default_factory=dict)
+    delivered_refs: dict[str, Container[str]] = field(default_factory=dict)
     """Per stream, the ids its records may refer to that Altcraft holds (dependencies)."""
     would_send: dict[str, set[str]] = field(default_factory=dict)
     """Dry runs: ids of catalogue entities the run would have sent (dependents count them delivered)."""

@@ -10,10 +10,13 @@ finished when a later one reads); the coordinator calls :meth:`Dependencies.forg
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container
+from collections.abc import Collection, Container, Sequence
 from datetime import UTC, datetime
 
+import numpy as np
+
 from altcraft_sync import streams as registry
+from connectors.state.id_index import IdIndex, held_among
 from engine.context import RunContext
 from engine.waiting import Decision, WaitingDesk, missing_refs
 from transforms.payload import Mapped
@@ -93,11 +96,12 @@ class Dependencies:
         # not mapped), only a buyer the synced streams hold back waits: the others are Altcraft's to know
         coming = None if len(owners) == len(spec.owned_by) else self._held_back(stream, owners)
         positions = range(len(mapped.payloads)) if only is None else only
-        return {i: f"profile {owner}" for i in positions
-                if (owner := mapped.payloads[i].owner) is not None and owner not in held
-                and (coming is None or owner in coming)}
+        named = [(i, owner) for i in positions if (owner := mapped.payloads[i].owner) is not None]
+        found = held_among(held, [owner for _, owner in named])  # one vectorised lookup a chunk
+        return {i: f"profile {owner}" for (i, owner), there in zip(named, found.tolist())
+                if not there and (coming is None or owner in coming)}
 
-    def _held_back(self, stream: str, entities: list[str]) -> set[str]:
+    def _held_back(self, stream: str, entities: list[str]) -> Container[str]:
         """Profiles of ``entities`` the ledger holds back (failed, rejected, deferred) or the shop's
         quarantine holds, loaded once per stream and run like :meth:`index`."""
         memory = self.ctx.memory
@@ -123,22 +127,20 @@ class Dependencies:
         held = _Either(self.index(stream, deps), set(sending))
         return {i: refs[0] for i, refs in missing_refs(mapped.refs, held, only).items()}
 
-    def index(self, stream: str, deps: list[str]) -> set[str]:
+    def index(self, stream: str, deps: list[str]) -> Container[str]:
         """The ids of ``deps`` Altcraft holds (the ledger's delivered records, plus what a dry run would
         have sent), loaded once per stream and run: earlier streams are finished when a later one reads.
-        One read of the catalogue's ledger rows (a catalogue's size, not the orders'), then each chunk
-        checks only its distinct references against the set: cheaper than point lookups per reference or
-        a hash table rebuilt against the whole set every chunk."""
+        One read of the catalogue's (or the customers') ledger rows, kept as sorted 64-bit hashes
+        (:class:`connectors.state.id_index.IdIndex`, 8 bytes an id, not a set of strings that grows with
+        the shop); each chunk checks only its distinct references, in one vectorised lookup."""
         memory = self.ctx.memory
         if stream not in memory.delivered_refs:
-            ids: set[str] = set()
-            for entity in deps:
-                ids.update(self.ctx.state.delivered_set(entity))
-                if self.ctx.dry_run:
-                    ids.update(memory.would_send.get(entity, ()))
-            if set(deps) & STANDS_FOR:  # a record naming a product may name a stand-in
-                ids.update(self.ctx.state.delivered_set(STAND_IN))
-            memory.delivered_refs[stream] = ids
+            entities = list(deps) + ([STAND_IN] if set(deps) & STANDS_FOR else [])  # a product may be a stand-in
+            parts = [self.ctx.state.delivered_index(entity) for entity in entities]
+            index = parts[0] if len(parts) == 1 else IdIndex.union(parts)
+            if self.ctx.dry_run:
+                index = index.with_ids(i for entity in deps for i in memory.would_send.get(entity, ()))
+            memory.delivered_refs[stream] = index
         return memory.delivered_refs[stream]
 
 
@@ -150,3 +152,6 @@ class _Either(Container[str]):
 
     def __contains__(self, item: object) -> bool:
         return item in self.first or item in self.second
+
+    def contains(self, ids: Sequence[str]) -> np.ndarray:
+        return held_among(self.first, ids) | held_among(self.second, ids)

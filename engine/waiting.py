@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from altcraft_sync import streams as registry
 from altcraft_sync.cursor import Cursor
 from altcraft_sync.durations import describe
+from connectors.state.id_index import held_among
 from connectors.state.schema import Known
 from transforms.payload import Refs
 
@@ -227,7 +228,8 @@ def missing_refs(refs: Refs, held: Container[str], only: Sequence[int] | None = 
     some missing goes through its payloads, and then only the hits (a chunk of 4,000 orders names ~15,000
     lines: a Python pass over all of them would cost every chunk of a full sync)."""
     values, offsets = refs.values, refs.offsets
-    absent = [v for v in pc.unique(values).to_pylist() if v is not None and v not in held]
+    distinct = [v for v in pc.unique(values).to_pylist() if v is not None]
+    absent = [v for v, there in zip(distinct, held_among(held, distinct).tolist()) if not there]
     if not absent:
         return {}
     hit = pc.fill_null(pc.is_in(values, value_set=pa.array(absent, pa.string())), False)

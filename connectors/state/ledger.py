@@ -14,6 +14,7 @@ from altcraft_sync.batching import batched
 from altcraft_sync.cursor import Cursor
 from altcraft_sync.masking import mask, mask_tree
 from connectors.state.base import _aware, _pk, _retried, now
+from connectors.state.id_index import IdIndex
 from connectors.state.schema import RETRYABLE, Known, LedgerEntry, ledger, locks, quarantine, watermarks
 from connectors.state.waits import WaitingRecords
 
@@ -170,12 +171,13 @@ class LedgerStore(WaitingRecords):
         return sorted((r.external_id, r.source_pk) for r in rows)
 
     @_retried("ledger read")
-    def delivered_set(self, entity: str) -> set[str]:
-        """The external ids of every record of ``entity`` Altcraft holds according to the ledger (for
-        dependency checks: a catalogue's size, not the orders')."""
+    def delivered_index(self, entity: str, batch: int = 50_000) -> IdIndex:
+        """The external ids of every record of ``entity`` Altcraft holds according to the ledger, as hashes
+        (for dependency checks): read ``batch`` at a time, so the ids are never all in memory at once."""
         with self.engine.connect() as conn:
-            return set(conn.execute(sa.select(ledger.c.external_id).where(
-                ledger.c.entity == entity, ledger.c.status == "delivered")).scalars())
+            result = conn.execution_options(yield_per=batch).execute(sa.select(ledger.c.external_id).where(
+                ledger.c.entity == entity, ledger.c.status == "delivered"))
+            return IdIndex.from_batches(list(part) for part in result.scalars().partitions())
 
     @_retried("ledger read")
     def has_records(self, entity: str) -> bool:

@@ -17,6 +17,7 @@ from altcraft_sync.config import Config, load_config
 from altcraft_sync.cursor import Cursor
 from connectors.altcraft import ImportReport, Outcome
 from connectors.state import Known, LedgerEntry
+from connectors.state.id_index import IdIndex
 from engine.context import RunContext, RunOptions
 from engine.stats import StreamStats
 from sandbox.demo import write_demo_config
@@ -90,8 +91,8 @@ class DictState:
     def _of(self, entity: str) -> Iterator[tuple[str, Row]]:
         return ((e, r) for (ent, e), r in self.ledger.items() if ent == entity)
 
-    def delivered_set(self, entity: str) -> set[str]:
-        return {e for e, r in self._of(entity) if r.status == "delivered"}
+    def delivered_index(self, entity: str) -> IdIndex:
+        return IdIndex.of(e for e, r in self._of(entity) if r.status == "delivered")
 
     def has_records(self, entity: str) -> bool:
         return any(True for _ in self._of(entity))

@@ -233,6 +233,20 @@ class ShopSource(RowGuards):
                               .order_by(ts.desc(), pk.desc()).limit(1))
         return Cursor(_plain(rows[0][0]), _plain(rows[0][1])) if rows else None
 
+    def count_between(self, entity: str, start: Cursor | None, upper: Any) -> int:
+        """How many rows lie after ``start`` and at or before ``upper`` (every row of an entity read by key
+        alone): a progress bar's total. One index range count; asked only when a run has pages to read."""
+        ent = self.entities[entity]
+        query = sa.select(sa.func.count()).select_from(ent.source)
+        if ent.ts is not None:
+            ts = self._read(ent.ts)
+            query = query.where(ts <= sa.literal(upper, ts.type))
+            after = self._after(ent, start)
+            if after is not None:
+                query = query.where(after)
+        _, rows = self._fetch(query)
+        return int(rows[0][0]) if rows else 0
+
     def has_rows_between(self, entity: str, start: Cursor | None, upper: Any) -> bool:
         """Whether any row lies after ``start`` and at or before ``upper``: after a run has read up to
         ``upper``, a yes means the watermark is stuck (the stale check)."""

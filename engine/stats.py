@@ -56,6 +56,9 @@ class StreamStats:
     mapped_in_workers: int = 0
     """Chunks mapped in a map worker process rather than the run's own."""
     requests: int = 0
+    total: int | None = None
+    """Rows the stream's change set holds (its main cursor's range), counted once its first page was full:
+    what a progress bar's ETA is worked out from. None: not counted (one page or less)."""
     watermark_before: dict[str, str | None] = field(default_factory=dict)
     watermark_after: dict[str, str | None] = field(default_factory=dict)
     lag_seconds: float | None = None

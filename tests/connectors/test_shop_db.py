@@ -98,6 +98,8 @@ def test_equal_timestamps_across_chunk_boundaries_read_exactly_once(shop_url):
     mid = cursors[3]
     rest = [pk for frame, _ in src.read_changes("orders", mid, upper, 7) for pk in frame["_pk"].tolist()]
     assert rest == seen[seen.index(mid.pk) + 1:]
+    # what a progress bar's total counts: the same rows, from the start or from a cursor inside a tie
+    assert src.count_between("orders", None, upper) == 95 and src.count_between("orders", mid, upper) == len(rest)
     # the cursor survives a round trip through the state store's JSON unchanged
     assert Cursor.from_json(mid.to_json()) == mid
 

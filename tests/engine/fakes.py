@@ -246,6 +246,9 @@ class ListSource:
     def has_rows_between(self, name: str, last: Cursor | None, upper: Any) -> bool:
         return bool(self._after(name, last, upper))
 
+    def count_between(self, name: str, start: Cursor | None, upper: Any) -> int:
+        return len(self._after(name, start, upper))
+
     def find_external_ids(self, name: str, ids: Sequence[str]) -> dict[str, bool]:
         table = self.tables.get(name)
         wanted = set(ids)

@@ -68,6 +68,17 @@ def test_each_chunk_carries_the_newest_cursor_read_so_far(tmp_path) -> None:
     assert last == Cursor(T0 + timedelta(minutes=5), 5)
 
 
+def test_a_change_set_of_more_than_a_page_is_counted_once_for_the_progress_bar(tmp_path) -> None:
+    p, _, _ = planner(tmp_path, {"orders": Table(rows(7))})
+    stats = StreamStats("orders")
+    p.run_cursor(incremental("orders", "orders", T0 + timedelta(minutes=6)), stats)
+    assert stats.total == 6 and stats.extracted <= 6  # the bound leaves the 7th out
+    p, _, _ = planner(tmp_path, {"orders": Table(rows(2))}, chunk_size=3)
+    small = StreamStats("orders")
+    p.run_cursor(incremental("orders", "orders"), small)
+    assert small.total is None  # one page: nothing to estimate, no count asked
+
+
 def test_a_window_hands_no_cursor_to_the_pipeline(tmp_path) -> None:
     p, feed, _ = planner(tmp_path, {"orders": Table(rows(3))})
     plan = CursorPlan("orders", "orders", None, None, None, keeps_watermark=False, read_in_full=False)

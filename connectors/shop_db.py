@@ -289,7 +289,7 @@ class ShopSource(RowGuards):
         pk = self._read(ent.pk)
         last = None
         while True:
-            query = sa.select(*cols).order_by(pk).limit(limit)
+            query = sa.select(*cols).where(pk.is_not(None)).order_by(pk).limit(limit)  # a NULL key names nothing
             if last is not None:
                 query = query.where(pk > sa.literal(last, pk.type))
             keys, rows = self._fetch(query)

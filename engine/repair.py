@@ -13,7 +13,8 @@ import pandas as pd
 
 from altcraft_sync import streams as registry
 from altcraft_sync.batching import batched
-from altcraft_sync.cursor import Cursor
+from altcraft_sync.cursor import PK, Cursor
+from altcraft_sync.keys import canonical_key
 from connectors.state import MAY_HOLD
 from engine.commit import Committer
 from engine.context import RunContext
@@ -47,6 +48,8 @@ class Repair:
         a re-send: only ids that vanished are deleted, in batches. Categories cannot be deleted through the
         API (docs/altcraft-api.md §1.2), so they are only reported."""
         stats = StreamStats(stream)
+        if registry.get(stream).profiles:
+            return self._people_left(stream, stats)
         present: set[str] = set()
         for frame in self.ctx.source.iter_keys(stream):
             if "_deleted" in frame:
@@ -55,6 +58,29 @@ class Repair:
         stats.extracted = len(present)
         self.remove_vanished(stream, lambda ids: [i for i in ids if i not in present], stats, unsettled=True)
         return stats
+
+    def _people_left(self, stream: str, stats: StreamStats) -> StreamStats:
+        """Reconcile of a profile stream: deleting a person is explicit, never a side effect of a sync
+        (``forget``), so the people whose shop rows are gone are only reported, by their shop key. A
+        profile's external id is its matching key, which the mapping makes; the ledger keeps the shop
+        key beside it, so the comparison is on shop keys."""
+        present: set[str] = set()
+        for frame in self.ctx.source.iter_keys(stream):
+            if "_deleted" in frame:
+                frame = frame[~deleted_mask(frame)]
+            present.update(k for k in map(canonical_key, frame[PK].tolist()) if k is not None)
+        stats.extracted = len(present)
+        entity = registry.get(stream).entity
+        left = sorted({pk for _, pk in self.ctx.state.ids_with_status(entity, MAY_HOLD)
+                       if pk is not None and pk not in present})
+        if left:
+            self._report_people_left(stream, left, stats)
+        return stats
+
+    def _report_people_left(self, stream: str, keys: list[str], stats: StreamStats) -> None:
+        stats.warnings.append(f"{len(keys):,} left the shop (e.g. {keys[0]}); their profiles stay in Altcraft "
+                              "until `altcraft-sync forget --customer ID` deletes them")
+        self.ctx.sample(stats, "left the shop", keys)
 
     def remove_vanished(self, stream: str, missing: Callable[[list[str]], list[str]], stats: StreamStats, *,
                          unsettled: bool) -> None:
@@ -70,6 +96,10 @@ class Repair:
         for part in batched(ctx.state.ids_with_status(entity, MAY_HOLD), 5000):
             keys = dict(part)
             vanished.update((ext, keys[ext]) for ext in missing(list(keys)))
+        if registry.get(stream).profiles:  # people are deleted by `forget` only
+            if vanished:
+                self._report_people_left(stream, sorted(str(pk) for pk in vanished.values()), stats)
+            return
         batches: list[str] = []
         if unsettled:
             batches, maybe_sent = ctx.state.unsettled(entity)

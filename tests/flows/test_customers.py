@@ -140,6 +140,28 @@ def test_an_erased_customer_is_reported_and_forget_deletes_exactly_them(people_s
     state.close()
 
 
+def test_reconcile_deletes_vanished_orders_and_only_reports_people_who_left(people_shop, strict_emulator):
+    """``sync --reconcile`` over every stream: a hard-deleted order is deleted in Altcraft; a hard-deleted
+    customer's profile stays (deleting a person is ``forget``'s), and the run names them."""
+    engine, cfg = people_shop
+    run_all(cfg, ALL_STREAMS)
+    profiles = len(strict_emulator.store.profiles)
+    with engine.begin() as conn:
+        gone_order = conn.execute(sa.select(sa.func.max(D.orders.c.id))).scalar()
+        conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id == gone_order))
+        conn.execute(D.orders.delete().where(D.orders.c.id == gone_order))
+        buyers = sa.select(D.orders.c.customer_id).where(D.orders.c.customer_id.is_not(None))
+        loner = conn.execute(sa.select(sa.func.min(D.customers.c.id)).where(D.customers.c.id.not_in(buyers),
+                                                                          D.customers.c.email.is_not(None))).scalar()
+        conn.execute(D.customers.delete().where(D.customers.c.id == loner))
+    assert str(gone_order) in strict_emulator.store.orders
+    out = CliRunner().invoke(app, ["sync", "--reconcile", "--json", "--config", str(cfg)])
+    assert out.exit_code in (0, 1), out.output
+    assert str(gone_order) not in strict_emulator.store.orders
+    assert len(strict_emulator.store.profiles) == profiles  # nobody deleted by a sync
+    assert f"1 left the shop (e.g. {loner})" in out.output and "forget --customer" in out.output, out.output
+
+
 def test_verify_reads_profiles_back_and_a_dry_run_counts_them(people_shop, strict_emulator):
     from runner.runtime import open_runtime
     from runner.verify import verify_streams

@@ -112,17 +112,21 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
     except SyncError as err:
         return [("config", str(err))]
     results.append((f"config {config_path}", None))
-    source = ShopSource(cfg)
     try:
-        warnings = source.bind()
-        source.probe_reads()
-        source.check_values()
-        results.append((f"shop database {source.display_url} matches the mapping", None))
-        results += [(f"warning: {w}", None) for w in warnings]
+        source = ShopSource(cfg)  # a missing SQLite file is refused here, before any connection
     except SyncError as err:
         results.append(("shop database", str(err)))
-    finally:
-        source.close()
+    else:
+        try:
+            warnings = source.bind()
+            source.probe_reads()
+            source.check_values()
+            results.append((f"shop database {source.display_url} matches the mapping", None))
+            results += [(f"warning: {w}", None) for w in warnings]
+        except SyncError as err:
+            results.append(("shop database", str(err)))
+        finally:
+            source.close()
     try:
         StateStore(cfg.state).close()
         results.append((f"state database {cfg.state.display_url()}", None))

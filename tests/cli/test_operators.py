@@ -361,3 +361,12 @@ def test_check_fails_fast_when_altcraft_is_unreachable(synced):
     result = CliRunner().invoke(app, ["check", "--config", str(cfg_path)])
     assert result.exit_code == 2 and "Altcraft" in result.output
     assert time.monotonic() - started < 5
+
+
+def test_check_names_a_missing_sqlite_shop_in_one_line_and_goes_on(tmp_path, emulator):
+    cfg_path = shop_config(tmp_path, f"sqlite:///{tmp_path}/nosuch.db", emulator, TOKEN)
+    result = CliRunner().invoke(app, ["check", "--config", str(cfg_path)])
+    assert result.exit_code == 2, result.output
+    assert "source.url: SQLite file" in result.output and "nosuch.db does not exist" in result.output
+    assert "Traceback" not in result.output and "state database" in result.output  # the other checks still ran
+    assert not (tmp_path / "nosuch.db").exists()

@@ -190,7 +190,9 @@ def _precheck(config: Path) -> None:
     and checking twice cost a no-change run a second reflection of every mapped table. Nor does a run
     against a running Prefect API: its flow opens the runtime within a second and fails with the same
     one-line error, so the check would only bind the source twice."""
-    if _prefect_api() is not None:
+    api = _prefect_api()
+    if api is not None:
+        _reachable(api)
         return
     from altcraft_sync.config import load_config
     from connectors.shop_db import ShopSource
@@ -203,6 +205,18 @@ def _precheck(config: Path) -> None:
             source.close()
     except SyncError as err:
         fail(str(err))
+
+
+def _reachable(api: str) -> None:
+    """A configured Prefect API that does not answer is one line and exit 2, not the client's traceback
+    of hundreds of lines: the server of the recipe is not running, or the URL names the wrong port."""
+    import httpx
+
+    try:
+        httpx.get(api.rstrip("/") + "/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as err:
+        fail(f"the Prefect API at {api} does not answer ({type(err).__name__}: {err}); start it "
+             "(prefect server start), fix PREFECT_API_URL, or run in this process with --local")
 
 
 def _prefect_run(run: Any) -> Any:

@@ -370,3 +370,18 @@ def test_check_names_a_missing_sqlite_shop_in_one_line_and_goes_on(tmp_path, emu
     assert "source.url: SQLite file" in result.output and "nosuch.db does not exist" in result.output
     assert "Traceback" not in result.output and "state database" in result.output  # the other checks still ran
     assert not (tmp_path / "nosuch.db").exists()
+
+
+def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(tmp_path, emulator, monkeypatch):
+    from tests.flows.test_prefect_server import free_port
+
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=10)
+    cfg_path = shop_config(tmp_path, url, emulator, TOKEN)
+    api = f"http://127.0.0.1:{free_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", api)
+    for command in (["sync"], ["retry"]):
+        result = CliRunner().invoke(app, [*command, "--config", str(cfg_path)])
+        assert result.exit_code == 2, result.output
+        assert f"the Prefect API at {api} does not answer" in result.output and "--local" in result.output
+        assert "Traceback" not in result.output and TOKEN not in result.output

@@ -44,7 +44,7 @@ def sync(
 
         state = _prefect_run(lambda: nightly_sync(config_path=str(config), streams=tuple(stream or ()), dry_run=dry_run,
                                                   skip_triggers=skip_triggers, reconcile=reconcile, return_state=True))
-        _finish(state, "nightly-sync", dry_run, as_json)
+        _finish(state, "nightly-sync", dry_run, as_json, config)
         return
     from runner.runs import guarded, run_streams
 
@@ -64,7 +64,7 @@ def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect:
         from flows.sync import retry_pending
 
         _finish(_prefect_run(lambda: retry_pending(config_path=str(config), streams=tuple(stream or ()), return_state=True)),
-                "retry", as_json=as_json)
+                "retry", as_json=as_json, config=config)
         return
     from runner.runs import guarded, retry_streams
 
@@ -102,7 +102,7 @@ def backfill(
         state = _prefect_run(lambda: backfill_flow(params=params, config_path=str(config), return_state=True))
         if dry_run and not as_json:
             console.print("the Prefect run's summary artifact has samples of what would be sent")
-        _finish(state, "backfill", dry_run, as_json)
+        _finish(state, "backfill", dry_run, as_json, config)
         return
     from runner.runs import guarded
     from runner.windows import run_windows
@@ -169,7 +169,7 @@ def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings
         raise typer.Exit(code)
     if figures:
         print_figures(figures, dry_run)
-    if local and ok:
+    if local and ok and not dry_run:  # a dry run records nothing
         console.print(f"{what} ran in this process (no Prefect API configured) and is recorded in the state database "
                       f"(`{command('status')}`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
                       "(README: Running it with Prefect)", highlight=False)
@@ -235,11 +235,32 @@ def _prefect_run(run: Any) -> Any:
         remove()
 
 
-def _finish(state: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
+def _finish(state: Any, what: str, dry_run: bool = False, as_json: bool = False, config: Path | None = None) -> None:
     from runner.outcome import WARNINGS_PREFIX
 
     ok = state.is_completed()
     figures = (state.result(raise_on_failure=False) or {}) if ok else {}
     message = state.message or ""
     warnings = [message.removeprefix(WARNINGS_PREFIX)] if ok and message.startswith(WARNINGS_PREFIX) else []
-    _report(what, ok, message, figures, warnings, dry_run, as_json)
+    backlog = _backlog(config) if config is not None and not dry_run else None
+    _report(what, ok, message, figures, warnings, dry_run, as_json, backlog=backlog)
+
+
+def _backlog(config: Path) -> str | None:
+    """The backlog line after a flow run, read from the state database as the run itself read it (a flow's
+    state carries only its figures and message); None when nothing waits or the state cannot be read."""
+    from datetime import UTC, datetime
+
+    from altcraft_sync.config import load_config
+    from connectors.state import StateStore
+    from runner.outcome import backlog_line
+
+    try:
+        cfg = load_config(config)
+        state = StateStore(cfg.state)
+        try:
+            return backlog_line(state.backlog(), cfg.sync, datetime.now(UTC))[0]
+        finally:
+            state.close()
+    except SyncError:
+        return None

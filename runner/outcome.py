@@ -105,8 +105,10 @@ def judge(results: dict[str, Any], sync: Any, dry_run: bool, backlog: dict[str, 
     failed_streams = [n for n, s in results.items() if did_not_go(s)]
     if bad:
         share = bad / seen if seen else 1.0
-        line = (f"{bad} of {seen} records of this run ({share:.1%}) did not go: {where}; "
-                f"see `{quarantine_command(failed_streams)}`")
+        # a dry run records nothing: what would not go is in its figures and samples, not the quarantine
+        line = (f"{bad} of {seen} records would not go: {where} (dry run: nothing sent or recorded)" if dry_run
+                else f"{bad} of {seen} records of this run ({share:.1%}) did not go: {where}; "
+                     f"see `{quarantine_command(failed_streams)}`")
         if bad > sync.failure_floor and share > sync.failure_threshold:
             verdict.failure = (f"{line} (above sync.failure_threshold {sync.failure_threshold:.0%} and "
                                f"sync.failure_floor {sync.failure_floor})")

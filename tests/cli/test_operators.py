@@ -183,6 +183,9 @@ def test_backfill_dry_run_gives_its_counts(synced, emulator, prefect_harness):
                                       "2030-01-01", "--stream", "orders", "--window-days", "3660", "--dry-run"])
     assert result.exit_code == 1, result.output  # issue 27: a dry run's exit code predicts the run's (invalid: 1)
     assert "would create" in result.output and "would update" in result.output and "unchanged" in result.output
+    # nothing is recorded, so nothing says it was, nor sends to the (empty) quarantine
+    assert "recorded in the state database" not in result.output and "would not go" in result.output
+    assert "altcraft-sync quarantine" not in result.output, result.output
 
 
 # --- truthful monitoring ---------------------------------------------------------------------------------

@@ -144,6 +144,7 @@ def test_backfill_deployment_runs_through_a_worker(server, tmp_path, emulator):
                          timeout=300)
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     assert "altcraft-sync run" in out.stdout and "nightly-sync" in out.stdout + out.stderr, out.stdout + out.stderr
+    assert "backlog: " in out.stderr and "quarantined" in out.stderr, out.stderr  # read back after the flow run
 
     # against a running API the command line does not bind the source first (the flow does it at once): a
     # mapping's typo still ends the run with the one-line error that names the setting, and exit code 2

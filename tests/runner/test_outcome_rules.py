@@ -59,3 +59,8 @@ def test_deferred_records_of_this_run_count_and_their_reason_leads():
     assert v.failure is None and len(v.warnings) == 1
     assert ("2 of 12 records of this run (16.7%) did not go: orders: 2 deferred (the skus stream never ran: "
             "run it first (altcraft-sync sync --stream skus))") in v.warnings[0]
+
+
+def test_a_dry_run_says_what_would_not_go_and_points_at_no_quarantine():
+    v = judge({"orders": stats(new=11, invalid=1)}, SyncSettings(), dry_run=True, now=NOW)
+    assert v.warnings == ["1 of 12 records would not go: orders: 1 invalid (dry run: nothing sent or recorded)"]

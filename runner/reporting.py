@@ -24,14 +24,15 @@ def mask(value: Any) -> Any:
     keeps its first two characters and its domain, a phone its first three and last two digits."""
     if isinstance(value, dict):
         pii_reason = str(value.get("field") or "").rpartition(".")[2] in PII_KEYS
-        return {k: _hide(v) if k in PII_KEYS or (pii_reason and k == "value") else mask(v)
+        return {k: hide_contact(v) if k in PII_KEYS or (pii_reason and k == "value") else mask(v)
                 for k, v in value.items()}
     if isinstance(value, list):
         return [mask(v) for v in value]
     return value
 
 
-def _hide(value: Any) -> Any:
+def hide_contact(value: Any) -> Any:
+    """An e-mail or phone as reports show it (a person is recognisable to the operator, not readable)."""
     if value in (None, ""):
         return value
     text = str(value)

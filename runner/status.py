@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from altcraft_sync import streams as registry
-from altcraft_sync.config import load_config, resolve_token
+from altcraft_sync.config import StateSettings, load_config, resolve_token
 from altcraft_sync.cursor import to_utc
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
@@ -16,17 +16,28 @@ from connectors.state import StateStore
 from runner.outcome import backlog_line
 
 
+def asked_now(settings: StateSettings) -> StateSettings:
+    """The state settings for a command a person waits on (status, quarantine, check): one attempt, so an
+    unreachable state database is one line in seconds, not eight attempts over ~40 s (a run keeps its
+    retries: it rides out a restarting server)."""
+    return settings.model_copy(update={"retry": settings.retry.model_copy(update={"max_attempts": 1})})
+
+
 def collect_status(config_path: str | Path) -> dict[str, Any]:
     """Watermarks and lag per stream cursor, backlog per entity, last runs. The source is optional:
     when it cannot be reached, lag is unknown and the error is reported alongside."""
+    from runner.reporting import hide_contact
+
     cfg = load_config(config_path)
-    state = StateStore(cfg.state)
-    source: ShopSource | None = ShopSource(cfg)
+    state = StateStore(asked_now(cfg.state))
+    source: ShopSource | None = None
     source_error = None
     try:
-        assert source is not None
+        source = ShopSource(cfg)  # a missing SQLite file is refused here
         source.bind()
     except SyncError as err:
+        if source is not None:
+            source.close()
         source_error, source = str(err), None
     try:
         marks = state.all_watermarks()
@@ -38,7 +49,10 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
             newest = to_utc(source.max_cursor_ts(cursor), source.tz) if source else None
             wm_time = wm[0].as_datetime(source.tz if source else _utc()) if wm else None
             lag = max(0.0, (newest - wm_time).total_seconds()) if newest and wm_time else None
-            rows.append({"stream": stream, "cursor": cursor, "watermark": wm_time, "watermark_pk": wm[0].pk if wm else None,
+            pk = wm[0].pk if wm else None
+            if pk is not None and (spec := registry.find(stream)) is not None and spec.profiles:
+                pk = hide_contact(pk)  # a guest is keyed by an e-mail or a phone
+            rows.append({"stream": stream, "cursor": cursor, "watermark": wm_time, "watermark_pk": pk,
                          "source_newest": newest, "lag_seconds": lag, "checkpointed_at": wm[1] if wm else None})
         summary = state.summary()
         entities = sorted(set(summary["ledger"]) | set(summary["quarantine"]))
@@ -82,7 +96,7 @@ def collect_problems(config_path: str | Path, *, stream: str | None = None, reas
         raise SyncError(f"--stream {stream}: not a stream (one of {', '.join(registry.names())})")
     entity = registry.get(stream).entity if stream else None
     cfg = load_config(config_path)
-    state = StateStore(cfg.state)
+    state = StateStore(asked_now(cfg.state))
     try:
         rows = [{"kind": "quarantined", "entity": r["entity"], "external_id": r["external_id"],
                  "source_pk": r["source_pk"], "at": r["last_seen"],
@@ -128,7 +142,7 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
         finally:
             source.close()
     try:
-        StateStore(cfg.state).close()
+        StateStore(asked_now(cfg.state)).close()
         results.append((f"state database {cfg.state.display_url()}", None))
     except SyncError as err:
         results.append(("state database", str(err)))

@@ -388,3 +388,36 @@ def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(tmp_path, emulat
         assert result.exit_code == 2, result.output
         assert f"the Prefect API at {api} does not answer" in result.output and "--local" in result.output
         assert "Traceback" not in result.output and TOKEN not in result.output
+
+
+def test_status_and_check_answer_in_seconds_when_the_state_database_is_down(tmp_path, emulator):
+    from tests.flows.test_prefect_server import free_port
+
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=10)
+    cfg_path = shop_config(tmp_path, url, emulator, TOKEN)
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw["state"]["url"] = f"postgresql://altcraft:s3cret-pw@127.0.0.1:{free_port()}/nowhere"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    for command in (["check"], ["status"], ["quarantine"]):
+        started = time.monotonic()
+        result = CliRunner().invoke(app, [*command, "--config", str(cfg_path)])
+        assert result.exit_code == 2 and "state database" in result.output, (command, result.output)
+        assert "s3cret-pw" not in result.output and time.monotonic() - started < 10, command  # one attempt
+
+
+def test_status_survives_a_missing_shop_and_masks_a_guests_watermark(tmp_path):
+    from runner.status import collect_status
+    from sandbox.emulator import AltcraftEmulator
+    from tests.helpers import ALL_STREAMS
+
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=60, people=True)
+    with AltcraftEmulator(token=TOKEN, strict_data=True) as emu:
+        cfg_path = shop_config(tmp_path, url, emu, TOKEN, people=True)
+        run_all(cfg_path, ALL_STREAMS)
+    guests = next(r for r in collect_status(cfg_path)["streams"] if r["stream"] == "guests")
+    assert guests["watermark_pk"] and "***" in guests["watermark_pk"] and "@" in guests["watermark_pk"]
+    (tmp_path / "shop.db").rename(tmp_path / "moved.db")
+    status = collect_status(cfg_path)
+    assert "does not exist" in status["source_error"] and status["streams"]  # the state still answers

@@ -21,6 +21,7 @@ from altcraft_sync.errors import ConfigError, SourceError
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line
 from connectors.dialect import dialect_of
+from connectors.shop_columns import ColumnarPages
 
 
 @dataclass
@@ -61,6 +62,7 @@ class SourceBinding:
             raise ConfigError(f"source.url: SQLite file {missing} does not exist (check the path; it is relative "
                               f"to {Path.cwd()})")
         self.raw = self.sql.raw_reads
+        self.columns = ColumnarPages(config.source.reader, self.sql, self.engine)
         r = config.source.retry
         self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)
         self.entities: dict[str, Entity] = {}
@@ -69,6 +71,7 @@ class SourceBinding:
         """(entity path, column) already warned about UTF-8 read through latin1: once each, not once a page."""
 
     def close(self) -> None:
+        self.columns.close()
         self.engine.dispose()
 
     # --- binding and validation against the live database ----------------------------------------

@@ -133,8 +133,13 @@ class ConnectorXMySQL(ColumnarReader):
                            return_type="arrow")
 
     def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any]) -> None:
+        """PyMySQL parses a FLOAT's text (1.1), ConnectorX widens the 32-bit value (1.100000023841858);
+        a DECIMAL comes as ``decimal128(38, 10)``, whose scale is the column's only when it is declared."""
         if pa.types.is_floating(field.type) and field.type.bit_width != 64:
             raise Refused(f"column {field.name}: FLOAT is widened differently; read as rows", sticky=True)
+        if pa.types.is_decimal(field.type) and getattr(declared, "scale", None) is None:
+            raise Refused(f"column {field.name}: a DECIMAL of unknown scale is read as rows", sticky=True)
+
 
 
 def libpq_url(url: sa.URL) -> str:
@@ -169,12 +174,16 @@ def arrow_frame(table: pa.Table, reader: ColumnarReader, declared: dict[str, sa.
         if column.null_count == n:
             out[name] = pd.Series([None] * n, dtype=object)
             continue
-        reader.check(field, declared.get(name, sa.types.NullType()))
-        out[name] = _series(name, field, column)
+        kind = declared.get(name, sa.types.NullType())
+        reader.check(field, kind)
+        try:
+            out[name] = _series(name, field, column, getattr(kind, "scale", None))
+        except (pa.ArrowException, ArithmeticError, ValueError) as err:  # e.g. an unsigned value past int64
+            raise Refused(f"column {name}: {type(err).__name__}: {str(err).splitlines()[0][:120]}") from None
     return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
-def _series(name: str, field: pa.Field, column: pa.ChunkedArray) -> pd.Series:
+def _series(name: str, field: pa.Field, column: pa.ChunkedArray, scale: int | None) -> pd.Series:
     t = field.type
     if name in (PK, TS):
         return pd.Series(column.to_pylist(), dtype=object)
@@ -186,6 +195,9 @@ def _series(name: str, field: pa.Field, column: pa.ChunkedArray) -> pd.Series:
         return pd.Series(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return column.to_pandas()
+    if pa.types.is_decimal(t) and scale is not None:  # as the driver reads it: the column's own scale
+        step = Decimal(1).scaleb(-scale)
+        return pd.Series([None if v is None else v.quantize(step) for v in column.to_pylist()], dtype=object)
     if pa.types.is_boolean(t) or pa.types.is_decimal(t) or pa.types.is_date(t) or pa.types.is_binary(t) \
             or pa.types.is_large_binary(t):
         return column.to_pandas() if pa.types.is_boolean(t) and not column.null_count \

@@ -215,6 +215,7 @@ class PostgreSQL(Dialect):
 
 class MySQL(Dialect):
     name = "mysql"
+    columnar = "ConnectorXMySQL"
     has_fast_ledger_upsert = True
 
     def has_latin1_columns(self) -> bool:

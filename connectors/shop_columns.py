@@ -25,6 +25,7 @@ class ColumnarPages:
 
     def __init__(self, setting: str, sql: Dialect, engine: sa.Engine) -> None:
         self.engine = engine
+        self.raw = sql.raw_reads
         self.reader: ColumnarReader | None = None
         self.why_not = "source.reader is rows"
         if setting == "auto":
@@ -47,6 +48,10 @@ class ColumnarPages:
             self._off.add(path)
             self._tell(path, logging.WARNING, f"the page query has no literal form ({type(err).__name__})")
             return None
+        if not self.raw and any(_processed(c, self.engine.dialect) for c in query.selected_columns):
+            self._off.add(path)  # SQLAlchemy turns this column's values into others (a Boolean, an Enum)
+            self._tell(path, logging.WARNING, "a column's values are converted by SQLAlchemy's type")
+            return None
         declared = {str(c.key): declared_type(c) for c in query.selected_columns}
         try:
             return arrow_frame(self.reader.table(sql, rows_hint), self.reader, declared)
@@ -66,3 +71,7 @@ class ColumnarPages:
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
+
+
+def _processed(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> bool:
+    return column.type.dialect_impl(dialect).result_processor(dialect, None) is not None

@@ -54,13 +54,21 @@ class ColumnarReader:
             return self._run(sql, rows_hint)
         except Refused:
             raise
-        except Exception as err:  # the driver's own exception types differ per package
+        except (KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as err:  # each driver's own types; a Rust panic (pyo3) is a BaseException
             self.close()
+            if type(err).__name__ == "PanicException":  # the driver cannot read this query's types at all
+                raise Refused(f"{self.name}: the driver cannot read this query", sticky=True) from None
             first = (str(err).strip().splitlines() or [""])[0][:200]
             raise Refused(f"{self.name}: {type(err).__name__}: {first}") from None
 
     def _run(self, sql: str, rows_hint: int) -> pa.Table:
         raise NotImplementedError
+
+    def cannot_select(self, columns: list[sa.ColumnElement[Any]]) -> str | None:
+        """Why this reader cannot run a query selecting ``columns`` (None: it can)."""
+        return None
 
     def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any]) -> None:
         """Raise :class:`Refused` when a column of this Arrow type is not read as the rows path reads it."""
@@ -132,6 +140,12 @@ class ConnectorXMySQL(ColumnarReader):
         return cx.read_sql(self.url.set(drivername="mysql").render_as_string(hide_password=False), sql,
                            return_type="arrow")
 
+    def cannot_select(self, columns: list[sa.ColumnElement[Any]]) -> str | None:
+        """ConnectorX panics on a column of MySQL's NULL type (a stream without ``updated_at`` selects it)."""
+        if any(isinstance(getattr(c, "element", c), sa.sql.elements.Null) for c in columns):
+            return "ConnectorX cannot read a bare NULL column"
+        return None
+
     def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any]) -> None:
         """PyMySQL parses a FLOAT's text (1.1), ConnectorX widens the 32-bit value (1.100000023841858);
         a DECIMAL comes as ``decimal128(38, 10)``, whose scale is the column's only when it is declared."""
@@ -194,6 +208,7 @@ def _series(name: str, field: pa.Field, column: pa.ChunkedArray, scale: int | No
     if pa.types.is_floating(t):
         return pd.Series(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
+        column.validate(full=True)  # SQLite hands over stored bytes that are not UTF-8 as they are
         return column.to_pandas()
     if pa.types.is_decimal(t) and scale is not None:  # as the driver reads it: the column's own scale
         step = Decimal(1).scaleb(-scale)

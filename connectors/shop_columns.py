@@ -48,9 +48,13 @@ class ColumnarPages:
             self._off.add(path)
             self._tell(path, logging.WARNING, f"the page query has no literal form ({type(err).__name__})")
             return None
-        if not self.raw and any(_processed(c, self.engine.dialect) for c in query.selected_columns):
-            self._off.add(path)  # SQLAlchemy turns this column's values into others (a Boolean, an Enum)
-            self._tell(path, logging.WARNING, "a column's values are converted by SQLAlchemy's type")
+        columns = list(query.selected_columns)
+        why = self.reader.cannot_select(columns)
+        if not self.raw and any(_processed(c, self.engine.dialect) for c in columns):
+            why = "a column's values are converted by SQLAlchemy's type (a Boolean, an Enum)"
+        if why is not None:
+            self._off.add(path)
+            self._tell(path, logging.INFO, why)
             return None
         declared = {str(c.key): declared_type(c) for c in query.selected_columns}
         try:

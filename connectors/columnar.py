@@ -16,11 +16,15 @@ from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 
 from altcraft_sync.cursor import PK, TS
 from altcraft_sync.masking import mask
+
+NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+"""Text SQLite would have stored as a number in a column of numeric affinity."""
 
 
 class Refused(Exception):
@@ -70,7 +74,7 @@ class ColumnarReader:
         """Why this reader cannot run a query selecting ``columns`` (None: it can)."""
         return None
 
-    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any]) -> None:
+    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any], column: pa.ChunkedArray) -> None:
         """Raise :class:`Refused` when a column of this Arrow type is not read as the rows path reads it."""
 
     def close(self) -> None:
@@ -98,13 +102,19 @@ class AdbcSQLite(ColumnarReader):
             cur.execute(sql)
             return cur.fetch_arrow_table()
 
-    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any]) -> None:
-        """A column whose declared affinity is not TEXT may hold numbers and text side by side; ADBC
-        gives them all as text where the rows path keeps each value's own type."""
-        if (pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_binary(field.type)) \
-                and not isinstance(declared, sa.types.NullType) and _sqlite_affinity(declared) != "TEXT":
-            raise Refused(f"column {field.name}: text in a column declared {declared}; its values may mix types",
-                          sticky=False)
+    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any], column: pa.ChunkedArray) -> None:
+        """A column whose affinity is not TEXT may hold numbers and text side by side, and ADBC gives them
+        all as text where the rows path keeps each value's own type. Declared numeric: the page is read as
+        rows. Untyped (a query's expression): as rows when any value reads as a number (which is what a
+        number stored there would look like); text that cannot be a number is safe."""
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_binary(field.type)):
+            return
+        if isinstance(declared, sa.types.NullType):
+            if pa.types.is_binary(field.type) or pc.any(pc.match_substring_regex(column, NUMBER)).as_py():
+                raise Refused(f"column {field.name}: text that reads as a number in an untyped column (SQLite may "
+                              "store numbers there); read as rows", sticky=True)
+        elif _sqlite_affinity(declared) != "TEXT":
+            raise Refused(f"column {field.name}: text in a column declared {declared}; its values may mix types")
 
 
 class AdbcPostgreSQL(ColumnarReader):
@@ -124,7 +134,7 @@ class AdbcPostgreSQL(ColumnarReader):
             cur.execute(sql)
             return cur.fetch_arrow_table()
 
-    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any]) -> None:
+    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any], column: pa.ChunkedArray) -> None:
         pg = (field.metadata or {}).get(b"POSTGRESQL:type", b"").decode()
         if pg not in self.TYPES:
             raise Refused(f"column {field.name}: PostgreSQL type {pg or field.type} is read as rows", sticky=True)
@@ -146,7 +156,7 @@ class ConnectorXMySQL(ColumnarReader):
             return "ConnectorX cannot read a bare NULL column"
         return None
 
-    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any]) -> None:
+    def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any], column: pa.ChunkedArray) -> None:
         """PyMySQL parses a FLOAT's text (1.1), ConnectorX widens the 32-bit value (1.100000023841858);
         a DECIMAL comes as ``decimal128(38, 10)``, whose scale is the column's only when it is declared."""
         if pa.types.is_floating(field.type) and field.type.bit_width != 64:
@@ -189,7 +199,7 @@ def arrow_frame(table: pa.Table, reader: ColumnarReader, declared: dict[str, sa.
             out[name] = pd.Series([None] * n, dtype=object)
             continue
         kind = declared.get(name, sa.types.NullType())
-        reader.check(field, kind)
+        reader.check(field, kind, column)
         try:
             out[name] = _series(name, field, column, getattr(kind, "scale", None))
         except (pa.ArrowException, ArithmeticError, ValueError) as err:  # e.g. an unsigned value past int64

@@ -70,9 +70,9 @@ class ColumnarReader:
     def _run(self, sql: str, rows_hint: int) -> pa.Table:
         raise NotImplementedError
 
-    def cannot_select(self, columns: list[sa.ColumnElement[Any]]) -> str | None:
-        """Why this reader cannot run a query selecting ``columns`` (None: it can)."""
-        return None
+    def prepared(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """The query as this driver can run it (the same rows and values)."""
+        return query
 
     def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any], column: pa.ChunkedArray) -> None:
         """Raise :class:`Refused` when a column of this Arrow type is not read as the rows path reads it."""
@@ -150,11 +150,15 @@ class ConnectorXMySQL(ColumnarReader):
         return cx.read_sql(self.url.set(drivername="mysql").render_as_string(hide_password=False), sql,
                            return_type="arrow")
 
-    def cannot_select(self, columns: list[sa.ColumnElement[Any]]) -> str | None:
-        """ConnectorX panics on a column of MySQL's NULL type (a stream without ``updated_at`` selects it)."""
-        if any(isinstance(getattr(c, "element", c), sa.sql.elements.Null) for c in columns):
-            return "ConnectorX cannot read a bare NULL column"
-        return None
+    def prepared(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        """ConnectorX panics on a column of MySQL's NULL type (a stream without ``updated_at`` selects a
+        bare NULL as its cursor): it is selected as a NULL of type CHAR, which reads as None all the same."""
+        columns = list(query.selected_columns)
+        if not any(isinstance(getattr(c, "element", None), sa.sql.elements.Null) for c in columns):
+            return query
+        return query.with_only_columns(*[sa.cast(sa.null(), sa.String()).label(str(c.key))
+                                         if isinstance(getattr(c, "element", None), sa.sql.elements.Null) else c
+                                         for c in columns])
 
     def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any], column: pa.ChunkedArray) -> None:
         """PyMySQL parses a FLOAT's text (1.1), ConnectorX widens the 32-bit value (1.100000023841858);

@@ -21,7 +21,7 @@ from altcraft_sync.errors import ConfigError, SourceError
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line
 from connectors.dialect import dialect_of
-from connectors.shop_columns import ColumnarPages
+from connectors.shop_columns import ColumnarPages, processed
 
 
 @dataclass
@@ -191,7 +191,7 @@ class SourceBinding:
         """Whether no selected column has a result processor (SQLite reads everything untyped; on
         PostgreSQL prices are read as text, so order and line pages have none; MySQL booleans do)."""
         dialect = self.engine.dialect
-        return self.raw or all(_no_processor(c, dialect) for c in query.selected_columns)
+        return self.raw or not any(processed(c, dialect) for c in query.selected_columns)
 
     def _read_money(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         return self.sql.read_money(column)
@@ -241,7 +241,3 @@ def _is_true(value: Any) -> bool:
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
     return str(value).strip().lower() in ("1", "true", "t", "yes", "y", "on") if value is not None else False
-
-
-def _no_processor(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> bool:
-    return column.type.dialect_impl(dialect).result_processor(dialect, None) is None

@@ -42,19 +42,16 @@ class ColumnarPages:
             return None
         if path in self._off:
             return None
+        columns = list(query.selected_columns)
+        if not self.raw and any(processed(c, self.engine.dialect) for c in columns):
+            self._off.add(path)  # SQLAlchemy turns this column's values into others (a Boolean, an Enum)
+            self._tell(path, logging.INFO, "a column's values are converted by SQLAlchemy's type")
+            return None
         try:
-            sql = literal_sql(query, self.engine.dialect)
+            sql = literal_sql(self.reader.prepared(query), self.engine.dialect)
         except (sa.exc.CompileError, NotImplementedError, TypeError, ValueError) as err:  # a value without a literal form
             self._off.add(path)
             self._tell(path, logging.WARNING, f"the page query has no literal form ({type(err).__name__})")
-            return None
-        columns = list(query.selected_columns)
-        why = self.reader.cannot_select(columns)
-        if not self.raw and any(_processed(c, self.engine.dialect) for c in columns):
-            why = "a column's values are converted by SQLAlchemy's type (a Boolean, an Enum)"
-        if why is not None:
-            self._off.add(path)
-            self._tell(path, logging.INFO, why)
             return None
         declared = {str(c.key): declared_type(c) for c in query.selected_columns}
         try:
@@ -77,5 +74,6 @@ class ColumnarPages:
             self.reader.close()
 
 
-def _processed(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> bool:
+def processed(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> bool:
+    """Whether SQLAlchemy converts this column's values after the driver (a result processor)."""
     return column.type.dialect_impl(dialect).result_processor(dialect, None) is not None

@@ -11,6 +11,7 @@ error leaving this module is masked (``altcraft_sync.masking``)."""
 from __future__ import annotations
 
 import importlib.util
+import threading
 from decimal import Decimal
 from typing import Any, cast
 
@@ -46,6 +47,8 @@ class ColumnarReader:
     def __init__(self, url: sa.URL) -> None:
         self.url = url
         self._conn: Any = None
+        self._lock = threading.Lock()
+        """One query at a time on the connection (a DBAPI connection is not shared between threads)."""
 
     @classmethod
     def installed(cls) -> bool:
@@ -55,7 +58,8 @@ class ColumnarReader:
         """The result of ``sql``; any driver error becomes a masked :class:`Refused` (the connection is
         dropped, so the next page starts on a fresh one)."""
         try:
-            return self._run(sql, rows_hint)
+            with self._lock:
+                return self._run(sql, rows_hint)
         except Refused:
             raise
         except (KeyboardInterrupt, SystemExit, GeneratorExit):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -33,11 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 TOKEN = "bench-token"
 READERS = ("rows", "auto")
+DELIVERED = re.compile(r"(\w+): \d+ read, .*? (\d+) delivered")
+"""The run's own summary line per stream: both readers must deliver the same records."""
 
 
-def emulator_call(api: str, what: str, body: bytes | None = None) -> Any:
+def emulator_call(api: str, what: str, body: bytes | None = None) -> bytes:
     url = api.replace("/api/v1.1/", f"/__emulator/{what}")
-    return json.loads(urllib.request.urlopen(urllib.request.Request(url, data=body)).read() or b"null")
+    return urllib.request.urlopen(urllib.request.Request(url, data=body)).read()
 
 
 def timed(cmd: list[str], env: dict[str, str], log: Any) -> dict[str, float]:
@@ -62,8 +65,8 @@ def one_run(work: Path, url: str, api: str, reader: str, env: dict[str, str]) ->
     config.write_text(yaml.safe_dump(raw, sort_keys=False))
     with (work / f"sync-{reader}.log").open("w") as log:
         run = timed([str(Path(sys.executable).with_name("altcraft-sync")), "sync", "--config", str(config)], env, log)
-    stats = emulator_call(api, "stats")
-    return {**run, "orders_received": stats.get("orders") if isinstance(stats, dict) else None}
+    delivered = dict(DELIVERED.findall((work / f"sync-{reader}.log").read_text()))
+    return {**run, "delivered": {k: int(v) for k, v in delivered.items()}}
 
 
 def bench(dialect: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -83,6 +86,8 @@ def bench(dialect: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         emulator.terminate()
         emulator.wait()
+    if len({json.dumps(x["delivered"], sort_keys=True) for rs in runs.values() for x in rs}) != 1:
+        raise SystemExit(f"[{dialect}] the readers delivered different records: {runs}")
     return {r: {"runs": rs, **{k: statistics.median(x[k] for x in rs) for k in ("cpu_s", "wall_s", "peak_rss_mb")}}
             for r, rs in runs.items()}
 

@@ -169,6 +169,8 @@ class ShopSource(RowGuards):
         if frame.empty:
             return frame, None, 0
         last_pk, last_ts = _plain(frame[PK].iloc[-1]), _plain(frame[TS].iloc[-1])
+        if last_pk is None:  # the keyset cannot resume after a NULL key: the rows path completes such a page
+            return None
         if len(frame) == limit and not keys_only and self._last_key_goes_on(ent, source, covered, frame, last_pk, last_ts):
             return None
         return self._decoded(frame, ent), Cursor(last_ts, last_pk), len(frame)

@@ -111,9 +111,24 @@ class Dialect:
         """Where the state store keeps its in-flight notes, when not in its own database."""
         return None
 
+    columnar: str | None = None
+    """The columnar reader of this database (``connectors.columnar``); None: pages are read as rows."""
+
+    def columnar_reader(self, url: sa.URL) -> tuple[Any, str]:
+        """The columnar reader for ``url`` (None when there is none here) and, when None, why."""
+        from connectors import columnar
+
+        kind: type[columnar.ColumnarReader] | None = getattr(columnar, self.columnar, None) if self.columnar else None
+        if kind is None:
+            return None, f"no columnar reader for {self.name}"
+        if not kind.installed():
+            return None, f"{kind.module} is not installed"
+        return kind(url), ""
+
 
 class SQLite(Dialect):
     name = "sqlite"
+    columnar = "AdbcSQLite"
     raw_reads = True
     key_batch = ANY_BATCH if SQLITE_JSON else IN_BATCH
     has_fast_ledger_upsert = True
@@ -154,6 +169,12 @@ class SQLite(Dialect):
     def tune_state(self, engine: sa.Engine) -> None:
         sa.event.listen(engine, "connect", _state_pragmas)
 
+    def columnar_reader(self, url: sa.URL) -> tuple[Any, str]:
+        database = url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None, "an in-memory or URI SQLite database is read as rows"
+        return super().columnar_reader(url)
+
     def notes_url(self, url: str) -> str | None:
         """A file beside the state file: a note is written just before a push, while the previous chunk's
         commit holds the state file's one write lock; a second file never waits for it."""
@@ -178,6 +199,7 @@ def _state_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 class PostgreSQL(Dialect):
     name = "postgresql"
+    columnar = "AdbcPostgreSQL"
     key_batch = ANY_BATCH
     has_fast_ledger_upsert = True
 
@@ -204,6 +226,7 @@ class PostgreSQL(Dialect):
 
 class MySQL(Dialect):
     name = "mysql"
+    columnar = "ConnectorXMySQL"
     has_fast_ledger_upsert = True
 
     def has_latin1_columns(self) -> bool:

@@ -21,6 +21,7 @@ from altcraft_sync.errors import ConfigError, SourceError
 from altcraft_sync.sources import ChildSource, OrdersStream, TableSource
 from connectors.dbretry import RetryPolicy, first_line
 from connectors.dialect import dialect_of
+from connectors.shop_columns import ColumnarPages, processed
 
 
 @dataclass
@@ -61,6 +62,7 @@ class SourceBinding:
             raise ConfigError(f"source.url: SQLite file {missing} does not exist (check the path; it is relative "
                               f"to {Path.cwd()})")
         self.raw = self.sql.raw_reads
+        self.columns = ColumnarPages(config.source.reader, self.sql, self.engine)
         r = config.source.retry
         self.retry = RetryPolicy(r.max_attempts, r.max_retry_seconds, r.backoff_initial, r.backoff_max)
         self.entities: dict[str, Entity] = {}
@@ -69,6 +71,7 @@ class SourceBinding:
         """(entity path, column) already warned about UTF-8 read through latin1: once each, not once a page."""
 
     def close(self) -> None:
+        self.columns.close()
         self.engine.dispose()
 
     # --- binding and validation against the live database ----------------------------------------
@@ -188,7 +191,7 @@ class SourceBinding:
         """Whether no selected column has a result processor (SQLite reads everything untyped; on
         PostgreSQL prices are read as text, so order and line pages have none; MySQL booleans do)."""
         dialect = self.engine.dialect
-        return self.raw or all(_no_processor(c, dialect) for c in query.selected_columns)
+        return self.raw or not any(processed(c, dialect) for c in query.selected_columns)
 
     def _read_money(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         return self.sql.read_money(column)
@@ -238,7 +241,3 @@ def _is_true(value: Any) -> bool:
     if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
         return bool(value)
     return str(value).strip().lower() in ("1", "true", "t", "yes", "y", "on") if value is not None else False
-
-
-def _no_processor(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> bool:
-    return column.type.dialect_impl(dialect).result_processor(dialect, None) is None

@@ -26,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from altcraft_sync.batching import batched
-from altcraft_sync.cursor import DELETED, PARENT, PK, Cursor, to_utc
+from altcraft_sync.cursor import DELETED, PARENT, PK, TS, Cursor, to_utc
 from altcraft_sync.errors import ConfigError, SourceError
 from connectors.dialect import IN_BATCH
 from connectors.shop_binding import Entity, _is_true
@@ -143,17 +143,24 @@ class ShopSource(RowGuards):
             if after is not None:
                 query = query.where(after)
             query = query.order_by(*([ts, key_order] if ts is not None else [pk])).limit(limit)
-            keys, rows, poisoned = self._page(ent, query, cols, keys_only)
-            if not rows:
-                break
-            full = len(rows) == limit
-            cursor = Cursor(_plain(rows[-1][1]), _plain(rows[-1][0]))
-            if ts is not None and rows[-1][0] is None:
-                rows, poisoned = self._whole_last_time(ent, cols, source, covered, rows, poisoned, ts, keys_only)
-                cursor = Cursor(_plain(rows[-1][1]), None)  # every row of that time read: resume after it
-            elif full and not keys_only:
-                rows = self._whole_last_key(ent, cols, source, covered, rows, ts, pk)
-            frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
+            page = self._columnar_page(ent, query, source, covered, limit, keys_only)
+            if page is not None:
+                frame, last, n = page
+                if not n or last is None:
+                    break
+                cursor, full = last, n == limit
+            else:
+                keys, rows, poisoned = self._page(ent, query, cols, keys_only)
+                if not rows:
+                    break
+                full = len(rows) == limit
+                cursor = Cursor(_plain(rows[-1][1]), _plain(rows[-1][0]))
+                if ts is not None and rows[-1][0] is None:
+                    rows, poisoned = self._whole_last_time(ent, cols, source, covered, rows, poisoned, ts, keys_only)
+                    cursor = Cursor(_plain(rows[-1][1]), None)  # every row of that time read: resume after it
+                elif full and not keys_only:
+                    rows = self._whole_last_key(ent, cols, source, covered, rows, ts, pk)
+                frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
             yield (frame if keys_only else mark_duplicates(frame, ent.path)), cursor
             if not full:
                 break
@@ -189,6 +196,37 @@ class ShopSource(RowGuards):
         if rows:
             frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
             yield (frame if keys_only else mark_duplicates(frame, ent.path)), cursor or Cursor(None, None)  # type: ignore[arg-type]
+
+    def _columnar_page(self, ent: Entity, query: sa.Select[Any], source: sa.FromClause, covered: Any, limit: int,
+                       keys_only: bool) -> tuple[pd.DataFrame, Cursor | None, int] | None:
+        """The page read in columns, its last row's cursor and its row count; None: read it as rows (no
+        columnar reader, a refused page, or a full page whose last key goes on past it, which the rows
+        path completes)."""
+        frame = self.columns.frame(ent.path, query, limit)
+        if frame is None:
+            return None
+        if frame.empty:
+            return frame, None, 0
+        last_pk, last_ts = _plain(frame[PK].iloc[-1]), _plain(frame[TS].iloc[-1])
+        if last_pk is None:  # the keyset cannot resume after a NULL key: the rows path completes such a page
+            return None
+        if len(frame) == limit and not keys_only and self._last_key_goes_on(ent, source, covered, frame, last_pk, last_ts):
+            return None
+        return self._decoded(frame, ent), Cursor(last_ts, last_pk), len(frame)
+
+    def _last_key_goes_on(self, ent: Entity, source: sa.FromClause, covered: Any, frame: pd.DataFrame,
+                          last_pk: Any, last_ts: Any) -> bool:
+        """Whether the page's last ``(updated_at, key)`` has more rows than the page holds (a key a join
+        repeats, cut at the boundary): one count, as :meth:`_whole_last_key` looks it up."""
+        pk = self._read(ent.pk)
+        query = sa.select(sa.func.count()).select_from(source).where(pk == sa.literal(last_pk, pk.type))
+        if ent.ts is not None:
+            ts = self._read(ent.ts)
+            query = query.where(ts == sa.literal(last_ts, ts.type))
+        if covered is not None:
+            query = query.where(sa.not_(covered))
+        in_page = int(((frame[PK] == last_pk) & (frame[TS] == last_ts if ent.ts is not None else True)).sum())
+        return int(self._fetch(query)[1][0][0]) > in_page
 
     def _without_parents_in(self, ent: Entity, skip_parents_in: tuple[str, Cursor | None, Any] | None
                             ) -> tuple[sa.FromClause, Any]:
@@ -270,6 +308,12 @@ class ShopSource(RowGuards):
         out_keys: list[str] = [str(c.key) for c in ent.columns]
         for batch in batched(keys, self.key_batch()):
             part = [_plain(k) for k in batch]
+            columns = self.columns.frame(ent.path, sa.select(*ent.columns).where(self._key_in(column, part)),
+                                         len(part) * 16)
+            if columns is not None:
+                if len(columns):
+                    frames.append(self._decoded(columns, ent))
+                continue
             rows, poisoned = self._rows_by_key(ent, column, part)
             if rows:
                 key_at = out_keys.index(PARENT) if by_parent else 0

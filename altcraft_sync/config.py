@@ -268,6 +268,8 @@ def _validated(model: type[TableSource], section: Any, path: str) -> TableSource
     except ValidationError as err:
         first = err.errors()[0]
         msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "not a known setting" + _did_you_mean(list(first["loc"]), model)
         head, sep, rest = msg.partition(": ")
         inner = [head] if sep and _SUB_SETTING.match(head) else []  # a model check naming its own setting
         where = ".".join([path, *(str(p) for p in first["loc"]), *inner])
@@ -326,18 +328,26 @@ def _format_validation_error(err: ValidationError, origin: str) -> str:
     return f"config {origin}: {len(problems)} problems: " + "; ".join(problems)
 
 
-def _did_you_mean(loc: list[Any]) -> str:
-    """`` (did you mean 'streams'?)`` for a misspelt key, from the settings known where it stands."""
+def _did_you_mean(loc: list[Any], root: Any = None) -> str:
+    """`` (did you mean 'streams'?)`` for a misspelt key, from the settings known where it stands
+    (``loc`` from the ``root`` settings model, the whole config by default)."""
     import difflib
+    from typing import get_args
 
     from pydantic import BaseModel
 
-    model: Any = Config
+    def model_in(annotation: Any) -> Any:
+        """The settings model an annotation holds (``OrdersStream | None`` holds ``OrdersStream``)."""
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        return next((m for m in map(model_in, get_args(annotation)) if m is not None), None)
+
+    model: Any = root or Config
     for part in loc[:-1]:
         field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+        model = model_in(field.annotation) if field is not None else None
+        if model is None:
             return ""
-        model = field.annotation
     known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -79,6 +79,10 @@ def test_the_base_config_is_valid() -> None:
     (lambda c: c["custom_fields"].append({"external_id": "size", "name": "S", "entity_type": "sku",
                                           "value_type": "enum"}), "value_type 'enum' needs enum_values"),
     (lambda c: c.update(source={"timezone": "Mars/Olympus"}), "unknown timezone 'Mars/Olympus'"),
+    (lambda c: c["streams"]["orders"].update(stauts_map={}),
+     "streams.orders.stauts_map: not a known setting (did you mean 'status_map'?)"),
+    (lambda c: c["streams"]["orders"]["lines"].update(defualt_status="new"),
+     "streams.orders.lines.defualt_status: not a known setting (did you mean 'default_status'?)"),
 ])
 def test_cross_checks_name_the_setting_in_one_line(mutate: Any, expected: str) -> None:
     assert expected in config_error(mutate)

@@ -139,4 +139,6 @@ def params_from_cli(since: str, until: str, streams: list[str] | None, **kw: Any
     try:
         return BackfillParams(since=parse_day(since), until=parse_day(until), streams=streams or list(registry.names()), **kw)
     except ValidationError as err:
-        raise SyncError(f"backfill: {err.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+        first = err.errors()[0]
+        option = f" --{str(first['loc'][0]).replace('_', '-')}" if first["loc"] else ""
+        raise SyncError(f"backfill{option}: {first['msg'].removeprefix('Value error, ')}") from None

@@ -182,3 +182,13 @@ def test_durations_default_to_a_day_and_the_trigger_window_can_be_off():
 ])
 def test_a_bad_duration_is_one_line_naming_the_setting(written, expected):
     assert expected in config_error(lambda c: c["sync"].update(max_defer=written))
+
+
+def test_a_bad_backfill_option_is_named_as_typed_on_the_command_line() -> None:
+    from altcraft_sync.errors import SyncError
+    from runner.windows import params_from_cli
+
+    with pytest.raises(SyncError, match=r"^backfill --window-days: Input should be greater than 0$"):
+        params_from_cli("2024-01-01", "2024-02-01", None, window_days=0)
+    with pytest.raises(SyncError, match=r"^backfill: until must be after since"):
+        params_from_cli("2024-02-01", "2024-01-01", None)

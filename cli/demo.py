@@ -7,6 +7,7 @@ again to show the incremental run sending only those.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,11 @@ def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None
         started = time.monotonic()
         demo_shop.generate(engine, orders, people=True)
         console.print(f"  done in {time.monotonic() - started:.1f} s")
+    else:
+        with engine.connect() as conn:
+            held = conn.execute(sa.select(sa.func.count()).select_from(demo_shop.orders)).scalar()
+        console.print(f"Using the demo shop in {shop} ({held} orders, with the changes of earlier demos); "
+                      "delete it to create a new one" + (f" of {orders} orders" if held != orders else ""))
     state_db = home / "demo-state.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state_db}{suffix}").unlink(missing_ok=True)  # a fresh emulator needs a fresh ledger
@@ -46,7 +52,9 @@ def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None
         config = write_demo_config(f"sqlite:///{shop}", f"sqlite:///{state_db}", emu.url, DEMO_TOKEN, home / "demo.yaml",
                                    people=True)
         console.print(f"Altcraft emulator on {emu.url}; config {config}")
-        console.print("[bold]Run 1[/]: everything is new (the first flow run starts a local Prefect server, ~20 s)")
+        server = ("" if os.environ.get("PREFECT_API_URL")
+                  else " (the first flow run starts a local Prefect server, ~20 s)")
+        console.print(f"[bold]Run 1[/]: everything is new{server}")
         first = _run(nightly_sync, config, console)
         _show_store(emu, console)
         changed = _change_rows(engine)

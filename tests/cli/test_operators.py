@@ -273,6 +273,7 @@ def test_the_demo_can_run_twice_and_sends_what_it_announces_even_on_its_smallest
         assert second["orders"]["delivered"] == len(set(changed["orders"]) | {changed["line_order"]})
         assert second["skus"]["delivered"] == 1
         assert second["products"]["delivered"] == second["categories"]["delivered"] == 0
+    assert "Using the demo shop in" in (tmp_path / "demo.log").read_text()  # the second demo says it reused it
 
 
 def test_yaml_errors_keep_the_parsers_reason(tmp_path):

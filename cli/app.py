@@ -85,9 +85,15 @@ def configure_logging(level: str) -> None:
     root.setLevel(getattr(logging, level.upper()))
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2, as_json: bool = False) -> None:
+    """The one-line failure on stderr and the exit code; with ``--json`` also a JSON object on stdout, so a
+    script that parses stdout gets JSON whatever happened."""
+    import json
+
     from altcraft_sync.masking import mask
 
+    if as_json:
+        typer.echo(json.dumps({"outcome": "failed", "exit_code": code, "error": mask(message)}))
     err_console.print(f"[bold red]error:[/] {mask(message)}", highlight=False, soft_wrap=True, markup=True)
     raise typer.Exit(code)
 

@@ -20,7 +20,7 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None
     try:
         report = collect_status(config)
     except SyncError as err:
-        fail(str(err))
+        fail(str(err), as_json=as_json)
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
         return
@@ -81,7 +81,7 @@ def verify(
         finally:
             runtime.close()
     except SyncError as err:
-        fail(str(err))
+        fail(str(err), as_json=as_json)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted: nothing to resume, verify can be run again"
                           + ("; the repairs made so far are recorded in the ledger" if repair else "") + "[/]")
@@ -126,7 +126,7 @@ def quarantine(
     try:
         rows = collect_problems(config, stream=stream, reason=reason, limit=limit)
     except SyncError as err:
-        fail(str(err))
+        fail(str(err), as_json=as_json)
     if as_json:
         console.print_json(json.dumps(rows, default=str))
         return

@@ -422,3 +422,12 @@ def test_status_survives_a_missing_shop_and_masks_a_guests_watermark(tmp_path):
     (tmp_path / "shop.db").rename(tmp_path / "moved.db")
     status = collect_status(cfg_path)
     assert "does not exist" in status["source_error"] and status["streams"]  # the state still answers
+
+
+def test_json_commands_print_json_on_stdout_even_when_they_fail(tmp_path):
+    missing = tmp_path / "nowhere.yaml"
+    for command in (["status"], ["quarantine"], ["verify"]):
+        result = CliRunner().invoke(app, [*command, "--json", "--config", str(missing)])
+        assert result.exit_code == 2, (command, result.output)
+        first = json.loads(result.output.splitlines()[0])
+        assert first["outcome"] == "failed" and "nowhere.yaml" in first["error"], command

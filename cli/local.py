@@ -57,10 +57,13 @@ def demo_db(
     skus: Annotated[int | None, typer.Option(help="Number of SKUs (default orders/10, at most 100,000).")] = None,
     people: Annotated[bool, typer.Option("--people/--no-people", help="Phone-only customers and guest orders "
                                          "(what the customers and guests streams show).")] = True,
+    replace: Annotated[bool, typer.Option("--replace", help="Drop the demo tables first when the database "
+                                          "already holds a demo shop.")] = False,
 ) -> None:
     """Create and fill the demo shop schema (deterministic, bulk inserts)."""
     import sqlalchemy as sa
 
+    from altcraft_sync.config import mask_url
     from sandbox import demo_shop
 
     if url.startswith("sqlite:///"):
@@ -68,11 +71,14 @@ def demo_db(
     engine = sa.create_engine(url)
     started = time.monotonic()
     try:
+        if sa.inspect(engine).has_table("orders"):
+            if not replace:
+                fail(f"demo-db: {mask_url(url)} already has an orders table; pass --replace to drop the demo "
+                     "tables and fill them again, or name another database")
+            demo_shop.metadata.drop_all(engine)
         size = demo_shop.generate(engine, orders, seed=seed, skus_count=skus, people=people,
                                   progress=lambda n: console.print(f"  {n} orders written"))
     except sa.exc.SQLAlchemyError as err:
-        from altcraft_sync.config import mask_url
-
         fail(f"demo-db: {mask_url(url)}: {type(err).__name__}: {str(err.orig if hasattr(err, 'orig') else err).splitlines()[0]}")
     console.print(f"demo shop ready in {time.monotonic() - started:.1f} s: {size}")
 

@@ -211,3 +211,12 @@ def test_progress_is_drawn_on_a_terminal_and_not_when_piped(tmp_path, emulator):
     piped = _cli(["sync", "--config", str(cfg)], tmp_path)  # nothing new: still a run of every stream
     assert piped.returncode in (0, 1)
     assert " chunks · " not in piped.stdout + piped.stderr and "rec/s" not in piped.stdout + piped.stderr
+
+
+def test_demo_db_refuses_a_filled_database_unless_asked_to_replace_it(tmp_path):
+    url = f"sqlite:///{tmp_path}/shop.db"
+    assert CliRunner().invoke(app, ["demo-db", "--url", url, "--orders", "30"]).exit_code == 0
+    again = CliRunner().invoke(app, ["demo-db", "--url", url, "--orders", "30"])
+    assert again.exit_code == 2 and "already has an orders table; pass --replace" in again.output, again.output
+    replaced = CliRunner().invoke(app, ["demo-db", "--url", url, "--orders", "40", "--replace"])
+    assert replaced.exit_code == 0 and "orders=40" in replaced.output, replaced.output

@@ -54,12 +54,21 @@ def stream_line(s: StreamStats, dry_run: bool) -> str:
     """The one log line a stream ends with."""
     if dry_run:
         counts = ", ".join(f"{label} {getattr(s, f)}" for label, f in DRY_RUN_COLUMNS.items())
-        return f"{s.stream} (dry run): {s.extracted} read: {counts}; nothing sent, watermark stays at {s.watermark_before}"
+        return f"{s.stream} (dry run): {s.extracted} read: {counts}; nothing sent, {watermark_text(s, moved=False)}"
     backlog = f" ({s.still_invalid} quarantined before still invalid)" if s.still_invalid else ""
     return (f"{s.stream}: {s.extracted} read, {s.unchanged} unchanged, {s.invalid} invalid{backlog}, {s.delivered} "
             f"delivered, {s.rejected} rejected, {s.failed} failed, {s.deferred} deferred, {s.deleted} deleted, "
-            f"{s.retried} retried; watermark {s.watermark_before} -> {s.watermark_after}"
-            + "".join(f"; {note}" for note in s.notes))
+            f"{s.retried} retried; {watermark_text(s)}" + "".join(f"; {note}" for note in s.notes))
+
+
+def watermark_text(s: StreamStats, moved: bool = True) -> str:
+    """``watermark {...} -> {...}``; ``watermark not moved`` when the step keeps none (a backfill window,
+    whose range never moves the nightly watermark) or did not move it."""
+    before = {k: v for k, v in s.watermark_before.items() if v is not None}
+    after = {k: v for k, v in s.watermark_after.items() if v is not None}
+    if not moved:
+        return f"watermark stays at {before}" if before else "watermark not moved"
+    return f"watermark {s.watermark_before} -> {s.watermark_after}" if before or after else "watermark not moved"
 
 
 def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:

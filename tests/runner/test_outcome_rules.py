@@ -64,3 +64,15 @@ def test_deferred_records_of_this_run_count_and_their_reason_leads():
 def test_a_dry_run_says_what_would_not_go_and_points_at_no_quarantine():
     v = judge({"orders": stats(new=11, invalid=1)}, SyncSettings(), dry_run=True, now=NOW)
     assert v.warnings == ["1 of 12 records would not go: orders: 1 invalid (dry run: nothing sent or recorded)"]
+
+
+def test_a_stream_line_says_when_no_watermark_moved():
+    from runner.reporting import stream_line
+
+    window = stats()
+    window.watermark_before, window.watermark_after = {"orders": None}, {"orders": None}
+    assert stream_line(window, dry_run=False).endswith("; watermark not moved")
+    nightly = stats()
+    nightly.watermark_before, nightly.watermark_after = {"orders": None}, {"orders": "2026-12-01 02:00:00 / 7"}
+    assert "watermark {'orders': None} -> {'orders': '2026-12-01 02:00:00 / 7'}" in stream_line(nightly, dry_run=False)
+    assert stream_line(window, dry_run=True).endswith("nothing sent, watermark not moved")

@@ -257,7 +257,7 @@ def order_schema(scale: int, matching_mode: str, matching_fields: list[str], cus
     if total_rule:
         extra.append(pa.Check(
             lambda df: df["_total_minor"] == df["_lines_minor"] + df["_delivery_minor"],
-            name="total_price = sum(final_price_per_item x count) + delivery_cost", ignore_na=False))
+            name=TOTAL_CHECK, ignore_na=False))
     with_rules = copy.copy(schema)  # pandera has no public "add frame checks"; the attribute is documented
     with_rules.checks = list(schema.checks) + extra
     return with_rules
@@ -311,6 +311,10 @@ _NO_FAILURES = pd.DataFrame({"pos": pd.Series([], dtype="int64"), "check": pd.Se
 
 
 CONTROLS = "no NUL or control characters"
+
+
+TOTAL_CHECK = "total_price = sum(final_price_per_item x count) + delivery_cost"
+"""The order total's check (its failures get the compared amounts as their value, :mod:`transforms.orders`)."""
 
 
 def failures(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:

@@ -168,7 +168,32 @@ def _check_orders(O: dict[str, V.Column], order_minor: dict[str, np.ndarray], ma
         if len(mismatch):
             sample = ", ".join(V.pylist(O["external_id"])[i] for i in mismatch[:5].tolist())
             out.warnings.append(f"{len(mismatch)} orders' total_price differs from their lines + delivery (e.g. {sample})")
-    return order_frame, contract.failures(order_frame, schema)
+    fails = contract.failures(order_frame, schema)
+    if total_rule and not fails.empty:
+        fails = _with_total_values(fails, total_minor, lines_minor, delivery_minor, m.money_scale)
+    return order_frame, fails
+
+
+def _with_total_values(fails: pd.DataFrame, total: np.ndarray, lines: np.ndarray, delivery: np.ndarray,
+                       scale: int) -> pd.DataFrame:
+    """A failed total check names the amounts it compared (a frame-wide check has no value of its own), so
+    the quarantine shows what to fix: ``total_price 105.00, lines 100.00 + delivery 0.00``."""
+    hit = (fails["check"] == contract.TOTAL_CHECK).to_numpy()
+    if not hit.any():
+        return fails
+    fails = fails.copy()
+    pos = fails["pos"].to_numpy()[hit]
+    fails.loc[hit, "field"] = "total_price"
+    fails.loc[hit, "value"] = [f"total_price {_amount(total[p], scale)}, lines {_amount(lines[p], scale)} + "
+                               f"delivery {_amount(delivery[p], scale)}" for p in pos.tolist()]
+    return fails
+
+
+def _amount(minor: int, scale: int) -> str:
+    """Minor units as a decimal text, exactly (no float)."""
+    sign, units = ("-" if minor < 0 else ""), abs(int(minor))
+    whole, frac = divmod(units, 10 ** scale)
+    return f"{sign}{whole}.{frac:0{scale}d}" if scale else f"{sign}{whole}"
 
 
 def _quarantine(entity: str, O: dict[str, V.Column], order_pks: list[Any], order_fails: pd.DataFrame,

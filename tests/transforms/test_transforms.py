@@ -611,3 +611,13 @@ def test_a_key_in_several_rows_quarantines_its_record_once_and_sends_the_rest():
     q = out.quarantine
     assert len(q) == 1 and q.iloc[0]["field"] == "streams.orders.primary_key"
     assert q.iloc[0]["value"] == f"2 rows with key {orders.loc[0, '_pk']}"
+
+
+def test_a_total_that_does_not_add_up_is_quarantined_with_the_amounts_it_compared():
+    bad = seed_order(external_id=2, total_price=999.0)
+    lines = lines_frame([seed_line(1), seed_line(2)])
+    out = map_orders(orders_frame([seed_order(external_id=1), bad]), lines, mapping_spec(make_config(), "orders"))
+    q = out.quarantine[out.quarantine["check"].str.startswith("total_price = sum")]
+    assert q["field"].tolist() == ["total_price"]
+    value = q["value"].tolist()[0]
+    assert value.startswith("total_price 999.00, lines ") and " + delivery " in value, value

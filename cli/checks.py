@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from altcraft_sync.errors import SyncError
@@ -89,15 +90,7 @@ def verify(
     if as_json:
         console.print_json(json.dumps({n: s.figures() for n, s in results.items()}, default=str))
     else:
-        from runner.verify import COLUMNS
-
-        table = Table(title="verify: Altcraft against the shop" + (" (repaired)" if repair else ""))
-        table.add_column("stream")
-        for c in COLUMNS:
-            table.add_column(c.replace("_", " "), justify="right")
-        for name, st in results.items():
-            table.add_row(name, *[str(getattr(st, c)) for c in COLUMNS])
-        console.print(table)
+        print_verify_table(results, repair)
         for name, st in results.items():
             if st.note:
                 console.print(f"{name}: {st.note}")
@@ -108,6 +101,16 @@ def verify(
     left = sum(st.differences for st in results.values())
     if left and not repair:
         fail(f"Altcraft differs from the shop in {left} records; run `altcraft-sync verify --repair` to fix", code=1)
+
+
+def print_verify_table(results: dict[str, Any], repair: bool, out: Console | None = None) -> None:
+    """verify's figures per stream, never wrapped nor cut (``cli.progress.print_table``)."""
+    from cli.progress import print_table
+    from runner.verify import COLUMNS
+
+    print_table("verify: Altcraft against the shop" + (" (repaired)" if repair else ""),
+                ["stream", *(c.replace("_", " ") for c in COLUMNS)],
+                [[name, *(str(getattr(st, c)) for c in COLUMNS)] for name, st in results.items()], out)
 
 
 @app.command()

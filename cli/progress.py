@@ -105,6 +105,7 @@ def sync_text(stats: Any) -> str:
 
 def verify_text(stats: Any) -> str:
     return (f"{stats.listed:,} listed · {stats.ok:,} ok · {stats.differences:,} differ · {stats.pending:,} pending"
+            + (f" · {stats.rejected:,} rejected" if stats.rejected else "")
             + (f" · {stats.resent} re-sent · {stats.deleted} deleted" if stats.resent or stats.deleted else ""))
 
 

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.table import Table
 from rich.text import Text
 
+from altcraft_sync.wording import plural
 from cli.app import console, err_console
 
 EXIT_OK, EXIT_WARNINGS, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -98,7 +99,7 @@ class Watcher:
 
 
 def sync_text(stats: Any) -> str:
-    return (f"{stats.extracted:,} read · {stats.chunks} chunks · {stats.delivered:,} delivered · "
+    return (f"{stats.extracted:,} read · {plural(stats.chunks, 'chunk')} · {stats.delivered:,} delivered · "
             f"{stats.unchanged:,} unchanged" + (f" · {stats.invalid} invalid" if stats.invalid else "")
             + (f" · {stats.rejected} rejected" if stats.rejected else ""))
 

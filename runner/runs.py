@@ -118,7 +118,8 @@ def run_stream_step(syncer: Syncer, log: Log, stream: str, window: Any = None, *
     syncer.log = log
     if reconcile:
         stats = syncer.reconcile(stream)
-        syncer.log.info("%s: %d source keys, %d vanished records deleted", stream, stats.extracted, stats.deleted)
+        syncer.log.info("%s: %s, %s deleted", stream, plural(stats.extracted, "source key"),
+                        plural(stats.deleted, "vanished record"))
         return stats
     stats = syncer.sync_stream(stream, window=window)
     syncer.log.info("%s", stream_line(stats, syncer.dry_run))

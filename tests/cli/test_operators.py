@@ -117,7 +117,7 @@ def test_verify_cli_exits_1_with_differences_and_0_after_repair(synced, emulator
         del emulator.store.orders[victim]
     runner = CliRunner()
     found = runner.invoke(app, ["verify", "--config", str(cfg_path), "--stream", "orders"])
-    assert found.exit_code == 1 and "differs from the shop in 1 records" in found.output
+    assert found.exit_code == 1 and "differs from the shop in 1 record;" in found.output  # issue: plural agreement
     assert "missing" in found.output and victim in found.output
     fixed = runner.invoke(app, ["verify", "--config", str(cfg_path), "--stream", "orders", "--repair"])
     assert fixed.exit_code == 0, fixed.output

@@ -55,8 +55,8 @@ def test_an_interrupted_runs_message_counts_the_commit_in_flight(tmp_path):
                 body=syncer.interrupt_while_committing, syncer=syncer, streams=["categories", "products", "skus"])
     run = state.last_runs(1)[0]
     assert run["status"] == "interrupted"
-    assert "categories 1 chunks" in run["message"] and "products 1 chunks" in run["message"]
-    assert "skus 1 chunks (5 delivered)" in run["message"]
+    assert "categories 1 chunk" in run["message"] and "products 1 chunk" in run["message"]
+    assert "skus 1 chunk (5 delivered)" in run["message"]
 
 
 def test_retry_is_recorded_as_a_run(tmp_path, emulator):

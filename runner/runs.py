@@ -245,9 +245,11 @@ def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: boo
         if verdict.warnings:
             outcome = WARNINGS_PREFIX + "; ".join(verdict.warnings)
     except KeyboardInterrupt:
+        said = "Interrupted: committed {}; the next run resumes from there"
+        outcome = said.format(committed(results, done))  # kept if a second Ctrl-C cuts the wait below
         if syncer is not None:  # the chunk in flight finishes its commit first: the message counts it
             syncer.close()
-        outcome = f"Interrupted: committed {committed(results, done)}; the next run resumes from there"
+            outcome = said.format(committed(results, done))
         raise
     except BaseException as err:  # whatever ends the run, its row ends failed with one line
         outcome = f"Failed: {one_line(err, run_id)}"

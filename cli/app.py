@@ -54,7 +54,8 @@ def main_options(
     log_level: Annotated[str, typer.Option("--log-level", help="How much of the run's log reaches stderr: "
                                            + ", ".join(LEVELS) + ".", envvar="ALTCRAFT_SYNC_LOG_LEVEL")] = "info",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The debug log (same as --log-level debug): "
-                                          "each chunk, request retries and the traceback of an unexpected error.")] = False,
+                                          "each committed chunk (stream, records, cursor) and the traceback of an "
+                                          "unexpected error, besides the info log (request retries, batches halved).")] = False,
 ) -> None:
     """Keep Altcraft's Market in sync with a shop database."""
     level = "debug" if verbose else log_level.lower()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from altcraft_sync.errors import SyncError
+from altcraft_sync.wording import plural
 from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, StreamOpt, app, console, err_console, fail
 
 
@@ -89,25 +91,27 @@ def verify(
     if as_json:
         console.print_json(json.dumps({n: s.figures() for n, s in results.items()}, default=str))
     else:
-        from runner.verify import COLUMNS
-
-        table = Table(title="verify: Altcraft against the shop" + (" (repaired)" if repair else ""))
-        table.add_column("stream")
-        for c in COLUMNS:
-            table.add_column(c.replace("_", " "), justify="right")
-        for name, st in results.items():
-            table.add_row(name, *[str(getattr(st, c)) for c in COLUMNS])
-        console.print(table)
+        print_verify_table(results, repair)
         for name, st in results.items():
             if st.note:
                 console.print(f"{name}: {st.note}")
             for f, n in sorted(st.fields.items()):
-                console.print(f"{name}: field {f} differs in {n} records")
+                console.print(f"{name}: field {f} differs in {plural(n, 'record')}")
             for kind, items in st.samples.items():
                 console.print(f"{name}: {kind}: " + ", ".join(json.dumps(i, default=str) for i in items), highlight=False)
     left = sum(st.differences for st in results.values())
     if left and not repair:
-        fail(f"Altcraft differs from the shop in {left} records; run `altcraft-sync verify --repair` to fix", code=1)
+        fail(f"Altcraft differs from the shop in {plural(left, 'record')}; run `altcraft-sync verify --repair` to fix", code=1)
+
+
+def print_verify_table(results: dict[str, Any], repair: bool, out: Console | None = None) -> None:
+    """verify's figures per stream, never wrapped nor cut (``cli.progress.print_table``)."""
+    from cli.progress import print_table
+    from runner.verify import COLUMNS
+
+    print_table("verify: Altcraft against the shop" + (" (repaired)" if repair else ""),
+                ["stream", *(c.replace("_", " ") for c in COLUMNS)],
+                [[name, *(str(getattr(st, c)) for c in COLUMNS)] for name, st in results.items()], out)
 
 
 @app.command()
@@ -131,7 +135,8 @@ def quarantine(
         console.print_json(json.dumps(rows, default=str))
         return
     table = Table(
-        title=f"{len(rows)} records not in Altcraft as the shop has them" + (" (limit reached)" if len(rows) == limit else "")
+        title=f"{plural(len(rows), 'record')} not in Altcraft as the shop has them"
+        + (" (limit reached)" if len(rows) == limit else "")
     )
     for c in ("kind", "entity", "external_id", "source key", "field", "check", "value", "when (UTC)"):
         table.add_column(c, overflow="fold")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from altcraft_sync.errors import SyncError
+from altcraft_sync.wording import plural
 from cli.app import DEFAULT_CONFIG, ConfigOpt, app, console, fail
 
 
@@ -27,7 +28,7 @@ def forget(
         try:
             plan = plan_forget(runtime.config, runtime.state, customer)
             verb = "would delete" if dry_run else "deleting"
-            console.print(f"{customer}: {verb} {len(plan.lines())} records", highlight=False)
+            console.print(f"{customer}: {verb} {plural(len(plan.lines()), 'record')}", highlight=False)
             for line in plan.lines():
                 console.print(f"  {line}", highlight=False)
             if not dry_run:

@@ -9,10 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rich.cells import cell_len
+from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from altcraft_sync.wording import plural
 from cli.app import console, err_console
 
 EXIT_OK, EXIT_WARNINGS, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -96,13 +99,14 @@ class Watcher:
 
 
 def sync_text(stats: Any) -> str:
-    return (f"{stats.extracted:,} read · {stats.chunks} chunks · {stats.delivered:,} delivered · "
+    return (f"{stats.extracted:,} read · {plural(stats.chunks, 'chunk')} · {stats.delivered:,} delivered · "
             f"{stats.unchanged:,} unchanged" + (f" · {stats.invalid} invalid" if stats.invalid else "")
             + (f" · {stats.rejected} rejected" if stats.rejected else ""))
 
 
 def verify_text(stats: Any) -> str:
     return (f"{stats.listed:,} listed · {stats.ok:,} ok · {stats.differences:,} differ · {stats.pending:,} pending"
+            + (f" · {stats.rejected:,} rejected" if stats.rejected else "")
             + (f" · {stats.resent} re-sent · {stats.deleted} deleted" if stats.resent or stats.deleted else ""))
 
 
@@ -111,22 +115,53 @@ def interrupted_line(watcher: Watcher) -> str:
             "the next run resumes from there")
 
 
-def print_figures(figures: dict[str, Any], dry_run: bool = False) -> None:
+def print_figures(figures: dict[str, Any], dry_run: bool = False, out: Console | None = None) -> None:
     """The run's table; a dry run's counts what a real run would do (it sends and records nothing)."""
     if dry_run:
         from runner.reporting import DRY_RUN_COLUMNS
 
-        table, cols = Table(title="altcraft-sync dry run: nothing sent or recorded"), dict(DRY_RUN_COLUMNS)
+        title, cols = "altcraft-sync dry run: nothing sent or recorded", dict(DRY_RUN_COLUMNS)
     else:
-        table = Table(title="altcraft-sync run")
+        title = "altcraft-sync run"
         cols = {c: c for c in ("extracted", "unchanged", "invalid", "delivered", "rejected", "failed", "deferred",
                                "deleted", "retried")}
-    table.add_column("stream", no_wrap=True, min_width=10)
-    for label in cols:
-        table.add_column(label, justify="right", overflow="fold")
-    for name, f in figures.items():
-        table.add_row(name, *[str(f.get(field, 0)) for field in cols.values()])
-    console.print(table)
+    rows = [[name, *[str(f.get(field, 0)) for field in cols.values()]] for name, f in figures.items()]
+    print_table(title, ["stream", *cols], rows, out)
+
+
+def print_table(title: str, headers: list[str], rows: list[list[str]], out: Console | None = None) -> None:
+    """A table of figures, one row per stream, whose numbers and names are never wrapped nor cut: as it is
+    when it fits the terminal; else turned (one column per stream); else one small table per stream."""
+    out = out or console
+    for heads, cells in _layouts(headers, rows):
+        if _width(heads, cells) <= out.width:
+            out.print(_table(title, heads, cells))
+            return
+    out.print(title, justify="center", highlight=False)  # the narrowest: every stream on its own, a figure a line
+    for row in rows:
+        out.print(_table(row[0], ["figure", "value"], [[h, v] for h, v in zip(headers[1:], row[1:])]))
+
+
+def _layouts(headers: list[str], rows: list[list[str]]) -> list[tuple[list[str], list[list[str]]]]:
+    """The table as it is, then turned: a figure a row, a stream a column."""
+    turned = [[h, *(row[i] for row in rows)] for i, h in enumerate(headers) if i]
+    return [(headers, rows), (["figure", *(row[0] for row in rows)], turned)]
+
+
+def _width(headers: list[str], rows: list[list[str]]) -> int:
+    """The table's width with no cell wrapped: each column as wide as its widest cell, plus one space each
+    side and a rule between columns and at both edges (Rich's default box and padding)."""
+    widths = [max(cell_len(c) for c in column) for column in zip(headers, *rows)]
+    return sum(w + 3 for w in widths) + 1
+
+
+def _table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title)
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table
 
 
 def print_json(document: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from altcraft_sync.cursor import Cursor
+from altcraft_sync.wording import plural
 from connectors.state import LedgerEntry
 from engine.context import RunContext
 from engine.decide import Quarantined
@@ -33,10 +34,13 @@ class Committer:
         ctx = self.ctx
         if ctx.dry_run:
             return
-        ctx.state.commit_chunk(stream=stream, cursors=self._moved(cursor), entries=entries, quarantined=quarantined,
+        moved = self._moved(cursor)
+        ctx.state.commit_chunk(stream=stream, cursors=moved, entries=entries, quarantined=quarantined,
                                cleared=cleared, run_id=ctx.run_id, lock_owner=ctx.owner)
         if settle:
             ctx.state.settle(list(settle))
+        ctx.log.debug("%s: committed %s, %s; %s", stream, plural(len(entries), "ledger entry", "ledger entries"),
+                      plural(len(quarantined), "record") + " quarantined", _cursor_text(cursor, moved))
 
     def _moved(self, cursor: tuple[str, Cursor | None] | None) -> dict[str, Cursor] | None:
         """The cursor to write, or None when it is where the state already has it (a lookback re-read of
@@ -49,3 +53,11 @@ class Committer:
             return None
         positions[name] = position
         return {name: position}
+
+
+def _cursor_text(cursor: tuple[str, Cursor | None] | None, moved: dict[str, Cursor] | None) -> str:
+    """Where the chunk left its cursor, for the debug log (the watermark ``status`` shows, no record data)."""
+    if not moved:
+        return "cursor unchanged" if cursor is not None else "no cursor"
+    name, position = next(iter(moved.items()))
+    return f"cursor {name} at {position.ts}" + ("" if position.pk is None else f" / {position.pk}")

@@ -24,6 +24,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel
 
+from altcraft_sync.wording import plural
 from flows.sync import CONFIG_PARAM, PrefectHost, as_state, param
 from runner.runs import guarded
 from runner.windows import BackfillParams, backfill_run_name, params_from_cli, parse_day, run_windows
@@ -74,5 +75,5 @@ def _fan_out(params: BackfillParams, config_path: str) -> State:
             if not final.state.is_completed():
                 failed.append(f"{final.name}: {final.state.message}")
     if failed:
-        return Failed(message=f"{len(failed)} of {len(children)} windows failed: " + "; ".join(failed)[:500])
-    return Completed(message=f"{len(children)} windows completed")
+        return Failed(message=f"{len(failed)} of {plural(len(children), 'window')} failed: " + "; ".join(failed)[:500])
+    return Completed(message=f"{plural(len(children), 'window')} completed")

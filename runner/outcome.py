@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from altcraft_sync import streams as registry
+from altcraft_sync.wording import plural
 from transforms.reasons import human_check
 
 WARNINGS_PREFIX = "completed with warnings: "
@@ -92,7 +93,7 @@ def stream_failure(name: str, s: Any, threshold: float, floor: int, dry_run: boo
     """The line of a stream whose own records fail the run's bar (its task ends Failed in the Prefect UI)."""
     bad, seen = did_not_go(s), tried(s, dry_run)
     if bad > floor and seen and bad / seen > threshold:
-        return (f"{bad} of {seen} records ({bad / seen:.1%}) did not go: {_stream_parts(s)}; "
+        return (f"{bad} of {plural(seen, 'record')} ({bad / seen:.1%}) did not go: {_stream_parts(s)}; "
                 f"see `{quarantine_command([name])}`")
     return None
 
@@ -106,9 +107,9 @@ def judge(results: dict[str, Any], sync: Any, dry_run: bool, backlog: dict[str, 
     if bad:
         share = bad / seen if seen else 1.0
         # a dry run records nothing: what would not go is in its figures and samples, not the quarantine
-        line = (f"{bad} of {seen} records would not go: {where} (dry run: nothing sent or recorded)" if dry_run
-                else f"{bad} of {seen} records of this run ({share:.1%}) did not go: {where}; "
-                     f"see `{quarantine_command(failed_streams)}`")
+        line = (f"{bad} of {plural(seen, 'record')} would not go: {where} (dry run: nothing sent or recorded)"
+                if dry_run else f"{bad} of {plural(seen, 'record')} of this run ({share:.1%}) did not go: {where}; "
+                                f"see `{quarantine_command(failed_streams)}`")
         if bad > sync.failure_floor and share > sync.failure_threshold:
             verdict.failure = (f"{line} (above sync.failure_threshold {sync.failure_threshold:.0%} and "
                                f"sync.failure_floor {sync.failure_floor})")
@@ -146,7 +147,7 @@ def backlog_line(backlog: dict[str, dict[str, Any]], sync: Any, now: datetime) -
     if alert:
         why = (f", above sync.backlog_alert_records {sync.backlog_alert_records}" if total > sync.backlog_alert_records
                else f", longer than sync.backlog_alert_hours {sync.backlog_alert_hours:g}")
-    return (f"backlog: {total} record{'s' if total != 1 else ''} wait ({'; '.join(parts)}), the oldest for "
+    return (f"backlog: {plural(total, 'record')} wait ({'; '.join(parts)}), the oldest for "
             f"{_age(hours)}{why}; see `{quarantine_command(streams)}`"), alert
 
 
@@ -162,11 +163,12 @@ def _age(hours: float) -> str:
         return f"{hours / 24:.0f} days"
     if hours >= 1:
         return f"{hours:.0f} h"
-    return f"{max(1, round(hours * 60))} min"
+    minutes = round(hours * 60)
+    return f"{minutes} min" if minutes >= 1 else "< 1 min"
 
 
 def committed(results: dict[str, Any], done: set[str]) -> str:
     """What a run had committed when it stopped: per stream, done or its committed chunks."""
-    parts = [f"{name} {'done' if name in done else f'{s.chunks} chunks'} ({s.delivered:,} delivered)"
+    parts = [f"{name} {'done' if name in done else plural(s.chunks, 'chunk')} ({s.delivered:,} delivered)"
              for name, s in results.items()]
     return "; ".join(parts) or "nothing yet"

@@ -72,9 +72,9 @@ def watermark_text(s: StreamStats, moved: bool = True) -> str:
 
 
 def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
-    """The Prefect table artifact: short columns, so retried, watermark and lag fit the page. The
-    watermark is the stream's main cursor time to the second (its key is for resuming, not reading);
-    deletions and the backlog re-read are in the summary artifact."""
+    """The Prefect table artifact, the columns the README lists: the figures, the watermark before and
+    after the run, and the lag. A watermark is the stream's main cursor time to the second (its key is for
+    resuming, not reading); the backlog re-read is in the summary artifact."""
     rows = []
     for name, s in results.items():
         rows.append(
@@ -87,12 +87,19 @@ def stream_rows(results: dict[str, StreamStats]) -> list[dict[str, Any]]:
                 "rejected": s.rejected,
                 "deferred": s.deferred,
                 "failed": s.failed,
+                "deleted": s.deleted,
                 "retried": s.retried,
-                "watermark": _short_mark(s.watermark_after.get(name) or next(iter(s.watermark_after.values()), None)),
+                "watermark before": _main_mark(name, s.watermark_before),
+                "watermark after": _main_mark(name, s.watermark_after),
                 "lag (s)": None if s.lag_seconds is None else round(s.lag_seconds),
             }
         )
     return orjson.loads(orjson.dumps(rows, default=str))
+
+
+def _main_mark(stream: str, marks: dict[str, str | None]) -> str:
+    """The stream's main cursor (named after the stream, else its first) as :func:`_short_mark` shows it."""
+    return _short_mark(marks.get(stream) or next(iter(marks.values()), None))
 
 
 def _short_mark(value: Any) -> str:

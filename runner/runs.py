@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from altcraft_sync import streams as registry
 from altcraft_sync.errors import StaleWatermark, SyncError, ThresholdExceeded, one_line
+from altcraft_sync.wording import plural
 from connectors.state import abandon, lock_owner
 from engine.context import Log
 from engine.coordinator import StreamStats, Syncer
@@ -117,7 +118,8 @@ def run_stream_step(syncer: Syncer, log: Log, stream: str, window: Any = None, *
     syncer.log = log
     if reconcile:
         stats = syncer.reconcile(stream)
-        syncer.log.info("%s: %d source keys, %d vanished records deleted", stream, stats.extracted, stats.deleted)
+        syncer.log.info("%s: %s, %s deleted", stream, plural(stats.extracted, "source key"),
+                        plural(stats.deleted, "vanished record"))
         return stats
     stats = syncer.sync_stream(stream, window=window)
     syncer.log.info("%s", stream_line(stats, syncer.dry_run))
@@ -175,31 +177,29 @@ def _stream_bar(stream: str, stats: StreamStats, *, threshold: float, floor: int
 
 
 def retry_streams(runtime: Runtime, host: Host, streams: list[str] | None) -> dict[str, StreamStats]:
-    """Re-send what the ledger holds as failed, retryably rejected or deferred, without waiting for a run.
-    A record rejected for good is not re-sent (Altcraft refused its data): it waits for its data to
-    change, and the run says so."""
+    """Re-send what the ledger holds as failed, retryably rejected or deferred, without waiting for a run,
+    recorded like any run (kind ``retry``). A record rejected for good is not re-sent (Altcraft refused its
+    data): it waits for its data to change, and the run says so."""
     chosen = chosen_streams(runtime, streams)
-    display = host.progress()
-    display.start(len(chosen))
+    syncer = Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log)
 
-    def shown(stats: StreamStats, done: bool = False) -> None:
-        display.update(stats, stream_done=done)
-        _notify(stats, done)
-
-    with Syncer(runtime.config, runtime.source, runtime.state, runtime.client, run_id=host.run_id, log=host.log,
-                on_progress=shown) as syncer:
-        results = {}
+    def body() -> dict[str, StreamStats]:
+        results = {s: syncer.retry(s) for s in chosen}
+        backlog = runtime.state.backlog()
         for s in chosen:
-            results[s] = syncer.retry(s)
-            shown(results[s], done=True)
-    backlog = runtime.state.backlog()
-    for s in chosen:
-        n = backlog.get(registry.get(s).entity, {}).get("rejected", 0)
-        if n:
-            host.log.warning("%s: %d record%s rejected for good stay%s waiting: retry does not re-send them (Altcraft "
-                             "refused their data); they go out once their data changes in the shop; see "
-                             "`altcraft-sync quarantine --stream %s`", s, n, "s" if n != 1 else "", "" if n != 1 else "s", s)
-    return results
+            n = backlog.get(registry.get(s).entity, {}).get("rejected", 0)
+            if n:
+                host.log.warning("%s: %s rejected for good %s waiting: retry does not re-send them (Altcraft "
+                                 "refused their data); they go out once their data changes in the shop; see "
+                                 "`altcraft-sync quarantine --stream %s`", s, plural(n, "record"),
+                                 "stay" if n != 1 else "stays", s)
+        return results
+
+    try:
+        return publish(runtime, host, kind="retry", title="retry", dry_run=False, body=body, syncer=syncer,
+                       streams=chosen)
+    finally:
+        syncer.close()
 
 
 def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: bool,
@@ -245,7 +245,11 @@ def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: boo
         if verdict.warnings:
             outcome = WARNINGS_PREFIX + "; ".join(verdict.warnings)
     except KeyboardInterrupt:
-        outcome = f"Interrupted: committed {committed(results, done)}; the next run resumes from there"
+        said = "Interrupted: committed {}; the next run resumes from there"
+        outcome = said.format(committed(results, done))  # kept if a second Ctrl-C cuts the wait below
+        if syncer is not None:  # the chunk in flight finishes its commit first: the message counts it
+            syncer.close()
+            outcome = said.format(committed(results, done))
         raise
     except BaseException as err:  # whatever ends the run, its row ends failed with one line
         outcome = f"Failed: {one_line(err, run_id)}"

@@ -10,6 +10,8 @@ of listed ids, to find the missing ones). Each record lands in one bucket:
 - ``different``: the source is unchanged since it was delivered, yet Altcraft holds other values;
 - ``pending``: the source changed since it was delivered (or was never delivered): the next sync sends
   it, so it is not a difference;
+- ``rejected``: Altcraft rejected this very version for good: no sync re-sends it until its data changes
+  in the shop (``altcraft-sync quarantine`` shows why), so it is neither pending nor a difference;
 - ``missing``: the ledger says delivered, Altcraft does not list it;
 - ``deleted_present``: deleted in the shop (and in the ledger), still in Altcraft;
 - ``extra``: Altcraft holds it, the shop does not (hard-deleted); ``extra_not_ours``: the ledger never
@@ -59,7 +61,7 @@ from transforms.stand_ins import STANDS_FOR
 
 SAMPLES = 5
 COLUMNS = ("listed", "ok", "different", "missing", "deleted_present", "extra", "extra_not_ours", "stand_ins",
-           "pending", "resent", "deleted")
+           "pending", "rejected", "resent", "deleted")
 """The figures of a verify table, in order."""
 
 
@@ -73,6 +75,8 @@ class VerifyStats:
     ok: int = 0
     different: int = 0
     pending: int = 0
+    rejected: int = 0
+    """Listed, but the shop's current version was rejected for good: nothing re-sends it until it changes."""
     missing: int = 0
     deleted_present: int = 0
     extra: int = 0
@@ -214,6 +218,9 @@ class Verifier:
                 stats.extra += 1  # ours, but the shop no longer has it (hard-deleted, or now invalid)
                 self._sample(stats, "extra", {"external_id": ext, "ledger": k.status})
                 remove.append((ext, k.source_pk))
+            elif k.status == "rejected" and k.permanent and k.fingerprint == payload.fingerprint:
+                stats.rejected += 1  # refused for good as it is: not re-sent until its data changes
+                self._sample(stats, "rejected", {"external_id": ext})
             elif k.status != "delivered" or k.fingerprint != payload.fingerprint:
                 stats.pending += 1  # changed since it was delivered: the next sync sends it
             else:

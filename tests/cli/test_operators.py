@@ -117,7 +117,7 @@ def test_verify_cli_exits_1_with_differences_and_0_after_repair(synced, emulator
         del emulator.store.orders[victim]
     runner = CliRunner()
     found = runner.invoke(app, ["verify", "--config", str(cfg_path), "--stream", "orders"])
-    assert found.exit_code == 1 and "differs from the shop in 1 records" in found.output
+    assert found.exit_code == 1 and "differs from the shop in 1 record;" in found.output  # issue: plural agreement
     assert "missing" in found.output and victim in found.output
     fixed = runner.invoke(app, ["verify", "--config", str(cfg_path), "--stream", "orders", "--repair"])
     assert fixed.exit_code == 0, fixed.output
@@ -431,3 +431,24 @@ def test_json_commands_print_json_on_stdout_even_when_they_fail(tmp_path):
         assert result.exit_code == 2, (command, result.output)
         first = json.loads(result.output.splitlines()[0])
         assert first["outcome"] == "failed" and "nowhere.yaml" in first["error"], command
+
+
+def test_verify_counts_a_permanent_rejection_apart_from_pending(synced, emulator):
+    """A record whose current version Altcraft rejected for good is not re-sent by the next sync (it waits
+    for its data to change): verify counts it ``rejected``, never ``pending`` nor a difference."""
+    engine, cfg_path = synced
+    refused, changed = sorted(emulator.store.orders, key=int)[:2]
+    with engine.begin() as conn:
+        conn.execute(D.orders.update().where(D.orders.c.id == int(refused))
+                     .values(gift_wrap=True, updated_at=just_before(engine)))
+    emulator.faults.update({"reject": {refused: [422, "gift wrap not allowed"]}})
+    run_all(load_config(cfg_path), streams=["orders"], run_id="refused")
+    emulator.faults.update({"reject": {}})
+    with engine.begin() as conn:  # changed after the run: the next sync sends it (pending)
+        conn.execute(D.orders.update().where(D.orders.c.id == int(changed))
+                     .values(gift_wrap=True, updated_at=just_before(engine)))
+    o = _verify(cfg_path, streams=["orders"])["orders"]
+    assert (o.rejected, o.pending, o.differences) == (1, 1, 0), o.figures()
+    assert o.samples["rejected"] == [{"external_id": refused}] and o.figures()["rejected"] == 1
+    shown = CliRunner().invoke(app, ["verify", "--config", str(cfg_path), "--stream", "orders", "--json"])
+    assert json.loads(shown.stdout)["orders"]["rejected"] == 1

@@ -33,3 +33,20 @@ def test_a_dry_run_commits_nothing(tmp_path) -> None:
     c = Committer(context(demo_config(tmp_path), state, dry_run=True))
     c.commit("orders", entries=[LedgerEntry("order", "1", 1, "f", "delivered")], cursor=("orders", Cursor(T0, 1)))
     assert state.commits == [] and state.watermarks == {}
+
+
+def test_a_committed_chunk_is_a_debug_line(tmp_path, caplog) -> None:
+    """``-v`` shows each committed chunk: its stream, how many records, where its cursor stands."""
+    import logging
+
+    ctx = context(demo_config(tmp_path), DictState())
+    ctx.log = logging.getLogger("altcraft_sync.run")
+    c = Committer(ctx)
+    c.start("orders", None)
+    with caplog.at_level(logging.DEBUG, logger="altcraft_sync.run"):
+        c.commit("orders", entries=[LedgerEntry("order", str(i), i, "f", "delivered") for i in (1, 2)],
+                 cursor=("orders", Cursor(T0, 2)))
+        c.commit("orders", entries=[LedgerEntry("order", "3", 3, "f", "delivered")], cursor=("orders", Cursor(T0, 2)))
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert lines == [f"orders: committed 2 ledger entries, 0 records quarantined; cursor orders at {T0} / 2",
+                     "orders: committed 1 ledger entry, 0 records quarantined; cursor unchanged"]

@@ -161,3 +161,5 @@ def test_retry_command_resends_what_was_rejected(setup, emulator):
     assert result.exit_code == 0, result.output
     assert "12" in emulator.store.orders
     assert StateStore(load_config(cfg).state).pending("order") == []
+    last = StateStore(load_config(cfg).state).last_runs(1)[0]  # recorded like any run, under Prefect too
+    assert last["kind"] == "retry" and last["status"] == "completed" and "orders" in last["streams"]

@@ -67,4 +67,4 @@ def test_a_failed_stream_task_is_failed_and_the_summary_reads(tmp_path, emulator
     assert "str_length(" not in summary and "longer than 1000 characters" in summary
     assert '"field": null' not in summary
     table = next(a for a in run_artifacts(state.state_details.flow_run_id) if a["type"] == "table")["data"]
-    assert {"retried", "watermark", "lag (s)"} <= set(json.loads(table)[0])
+    assert {"retried", "deleted", "watermark before", "watermark after", "lag (s)"} <= set(json.loads(table)[0])

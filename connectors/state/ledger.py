@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,12 @@ def _masked(entry: LedgerEntry) -> LedgerEntry:
         return entry
     text = mask(entry.error_text)
     return entry if text == entry.error_text else replace(entry, error_text=text)
+
+
+def _digest(entry: LedgerEntry) -> int | None:
+    """The raw-row digest a ledger row keeps: only a delivery's (any other outcome needs a fresh decision
+    when its record is read again, and a write without one clears a digest that no longer holds)."""
+    return entry.raw_digest if entry.status == "delivered" else None
 
 
 class LedgerStore(WaitingRecords):
@@ -57,9 +63,15 @@ class LedgerStore(WaitingRecords):
         cleared: Sequence[tuple[str, str]] = (),
         run_id: str | None = None,
         lock_owner: str | None = None,
+        digests: Mapping[tuple[str, str], int] | None = None,
+        redigested: Sequence[tuple[str, str, int]] = (),
     ) -> None:
         """One transaction: ledger outcomes, quarantine changes, the stream's new watermark(s), and a
-        refresh of the stream lock (the heartbeat that tells a live run from a dead one)."""
+        refresh of the stream lock (the heartbeat that tells a live run from a dead one).
+
+        ``digests`` gives the raw-row digest of quarantined records by (entity, external_id) (a quarantine
+        row without one gets NULL); ``redigested`` sets the digest alone of ledger rows whose record was
+        re-read and mapped to the payload they hold (nothing else of theirs changes)."""
         ts = now()
         with self.engine.begin() as conn:
             if lock_owner:
@@ -70,11 +82,14 @@ class LedgerStore(WaitingRecords):
             if quarantined:
                 rows = [
                     {"entity": e, "external_id": x, "source_pk": _pk(pk), "reasons": orjson.dumps(mask_tree(r)).decode(),
-                     "first_seen": ts, "last_seen": ts, "run_id": run_id}
+                     "first_seen": ts, "last_seen": ts, "run_id": run_id, "raw_digest": (digests or {}).get((e, x))}
                     for e, x, pk, r in quarantined
                 ]
                 self._upsert(conn, quarantine, rows, ["entity", "external_id"],
-                             ["source_pk", "reasons", "last_seen", "run_id"])
+                             ["source_pk", "reasons", "last_seen", "run_id", "raw_digest"])
+            if redigested:
+                conn.execute(ledger.update().where(ledger.c.entity == sa.bindparam("e"), ledger.c.external_id == sa.bindparam("x"))
+                             .values(raw_digest=sa.bindparam("d")), [{"e": e, "x": x, "d": d} for e, x, d in redigested])
             for part in batched(cleared, 500):
                 conn.execute(quarantine.delete().where(sa.tuple_(quarantine.c.entity, quarantine.c.external_id).in_(part)))
             for name, cur in (cursors or {}).items():
@@ -89,11 +104,13 @@ class LedgerStore(WaitingRecords):
             {"entity": e.entity, "external_id": e.external_id, "source_pk": _pk(e.source_pk), "fingerprint": e.fingerprint,
              "status": e.status, "error_code": e.error_code, "error_text": e.error_text, "permanent": e.permanent,
              "attempts": 0 if e.status in ("delivered", "deleted") else 1, "updated_at": ts,
-             "delivered_at": ts if e.status == "delivered" else None, "altcraft_id": e.altcraft_id, "owner": e.owner}
+             "delivered_at": ts if e.status == "delivered" else None, "altcraft_id": e.altcraft_id, "owner": e.owner,
+             "raw_digest": _digest(e)}
             for e in entries
         ]
         self._upsert(conn, ledger, rows, ["entity", "external_id"],
-                     ["source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at"],
+                     ["source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at",
+                      "raw_digest"],
                      extra=lambda ins: {
                          "attempts": sa.case((sa.or_(ins.status == "delivered", ins.status == "deleted"), 0),
                                      else_=ledger.c.attempts + 1),
@@ -107,10 +124,12 @@ class LedgerStore(WaitingRecords):
         processing of a Core executemany cost ~40 us a record, as much as the insert itself. The SQL
         names only this module's own tables and columns; every value is a bound parameter."""
         mark, stamp, new = self.sql.placeholder, self.sql.ledger_stamp(ts), self.sql.incoming
-        replaced = ("source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at")
+        replaced = ("source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at",
+                    "raw_digest")
         sql = (
             "INSERT INTO ledger (entity, external_id, source_pk, fingerprint, status, error_code, error_text, "
-            "permanent, attempts, updated_at, delivered_at, altcraft_id, owner) VALUES (" + ", ".join([mark] * 13) + ") "
+            "permanent, attempts, updated_at, delivered_at, altcraft_id, owner, raw_digest) VALUES ("
+            + ", ".join([mark] * 14) + ") "
             + self.sql.on_conflict(["entity", "external_id"]) + " "
             + ", ".join(f"{c} = {new(c)}" for c in replaced) + ", "
             f"attempts = CASE WHEN {new('status')} IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
@@ -120,7 +139,7 @@ class LedgerStore(WaitingRecords):
         rows = [
             (e.entity, e.external_id, _pk(e.source_pk), e.fingerprint, e.status, e.error_code, e.error_text,
              bool(e.permanent), 0 if e.status in ("delivered", "deleted") else 1, stamp,
-             stamp if e.status == "delivered" else None, e.altcraft_id, e.owner)
+             stamp if e.status == "delivered" else None, e.altcraft_id, e.owner, _digest(e))
             for e in entries
         ]
         conn.exec_driver_sql(sql, rows)
@@ -146,11 +165,36 @@ class LedgerStore(WaitingRecords):
             for part in batched(external_ids, 900):
                 rows = conn.execute(
                     sa.select(ledger.c.external_id, ledger.c.fingerprint, ledger.c.status, ledger.c.permanent,
-                              ledger.c.attempts, ledger.c.source_pk)
+                              ledger.c.attempts, ledger.c.source_pk, ledger.c.raw_digest)
                     .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))
                 ).all()
                 for r in rows:
-                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts, r.source_pk)
+                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts, r.source_pk,
+                                               r.raw_digest)
+        return out
+
+    @_retried("ledger read")
+    def raw_digests(self, entity: str, external_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """What a re-read of unchanged source rows would lead to, for the records that may skip mapping:
+        ``("delivered", digest)`` for a record delivered from rows with that digest, ``("invalid", digest)``
+        for one quarantined from them (the quarantine wins: it is the record's current state), unless the
+        ledger holds it as failed, rejected or deferred (those always get a fresh decision). Records
+        without a digest (written before schema version 3, or not delivered) are left out."""
+        out: dict[str, tuple[str, int]] = {}
+        with self.engine.connect() as conn:
+            for part in batched(external_ids, 900):
+                status: dict[str, str] = {}
+                for r in conn.execute(sa.select(ledger.c.external_id, ledger.c.status, ledger.c.raw_digest)
+                                      .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))):
+                    status[r.external_id] = r.status
+                    if r.status == "delivered" and r.raw_digest is not None:
+                        out[r.external_id] = ("delivered", r.raw_digest)
+                for r in conn.execute(sa.select(quarantine.c.external_id, quarantine.c.raw_digest)
+                                      .where(quarantine.c.entity == entity, quarantine.c.external_id.in_(part))):
+                    if r.raw_digest is not None and status.get(r.external_id) not in RETRYABLE:
+                        out[r.external_id] = ("invalid", r.raw_digest)
+                    else:
+                        out.pop(r.external_id, None)
         return out
 
     @_retried("ledger read")

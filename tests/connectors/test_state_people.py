@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from altcraft_sync.config import StateSettings
 from connectors.state import LedgerEntry, StateStore
+from connectors.state.schema import SCHEMA_VERSION
 
 
 def store(tmp_path) -> StateStore:
@@ -45,8 +46,27 @@ def test_a_version_1_state_database_gets_the_new_columns(tmp_path):
     st.close()
     st = store(tmp_path)
     with st.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+        assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
     st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o2", "delivered", owner="email:a@x.io")])
     assert [r.external_id for r in st.owned("order", ["email:a@x.io"])] == ["1"]
     assert st.known("order", ["1"])["1"].fingerprint == "o2"
+    st.close()
+
+
+def test_a_version_2_state_database_gets_the_raw_digests(tmp_path):
+    st = store(tmp_path)
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered", raw_digest=3)])
+    with st.engine.begin() as conn:  # as altcraft-sync before raw-row digests left it
+        conn.execute(sa.text("ALTER TABLE ledger DROP COLUMN raw_digest"))
+        conn.execute(sa.text("ALTER TABLE quarantine DROP COLUMN raw_digest"))
+        conn.execute(sa.text("UPDATE schema_version SET version = 2"))
+    st.close()
+    st = store(tmp_path)
+    with st.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION == 3
+    assert st.raw_digests("order", ["1"]) == {}  # an old row has none: always mapped
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered", raw_digest=4)],
+                    quarantined=[("order", "2", 2, [{"check": "c", "field": "f", "value": None}])],
+                    digests={("order", "2"): 5})
+    assert st.raw_digests("order", ["1", "2"]) == {"1": ("delivered", 4), "2": ("invalid", 5)}
     st.close()

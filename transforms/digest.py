@@ -12,7 +12,10 @@ What goes into a record's digest, and why that is everything its payload and its
 - **Its children** (order lines, regional rows) as a multiset: each child row is hashed and the hashes are
   summed per parent (modulo 2**64) together with their count, so the order in which the database returns
   the children does not matter, and a repeated child line is not cancelled out (as with XOR).
-- **The columns' names and dtypes**, so the same values read under another column or type do not match.
+- **Each value by what it is, not by the dtype pandas inferred for its chunk** (a page whose prices are all
+  whole is ``int64``, another ``float64``; a column with no value is ``object``): integers and integral
+  floats by their integer, other floats by their bits, text by its hash, anything else by its type and
+  text; each value salted with its column's name, so a value moved to another column does not match.
 - **Everything else the mapper is given** (:func:`mapping_fingerprint`): the whole ``MappingSpec`` (the
   stream's section of the settings or preset, time zone, money scale, custom fields and line statuses,
   default currency, endpoint, ``total_mismatch``, ``max_name_length``, whether a profile stream owns the
@@ -26,10 +29,10 @@ the ledger holds as delivered with this very digest (nothing to send) or as quar
 outcome needs a fresh decision (deferred, failed, rejected) are never skipped, whatever their digest: the
 engine decides that, not this module.
 
-Values are hashed by :func:`pandas.util.hash_pandas_object`: NULL and ``""`` differ, numbers are hashed by
-their bits (``1.10`` and ``1.1`` read as floats are one value; read as text or ``Decimal`` they are two
-texts, which only costs a needless re-map). A digest that cannot be computed (a column of a type pandas
-cannot hash) is ``None`` for every record: nothing is skipped.
+Text is hashed by :func:`pandas.util.hash_array` (SipHash), the rest combined with SplitMix64's finaliser:
+NULL and ``""`` differ; ``1.10`` and ``1.1`` read as numbers are one value, read as text or ``Decimal`` (as
+PostgreSQL and MySQL money is read) two, which costs at most a needless re-map. A digest that cannot be
+computed is ``None`` for every record of the chunk: nothing is skipped.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pandas as pd
-from pandas.util import hash_pandas_object
+from pandas.util import hash_array
 
 from altcraft_sync.cursor import PARENT, PK
 
@@ -82,23 +85,99 @@ def mapping_fingerprint(m: MappingSpec) -> bytes:
     return hashlib.blake2b(text, digest_size=8).digest()
 
 
-def _frame_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """One uint64 per row over every column, in column-name order (the read's column order is not
-    part of a record)."""
-    columns = sorted(frame.columns, key=str)
-    return np.asarray(hash_pandas_object(frame[columns], index=False, categorize=False), dtype=np.uint64)
+_M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+_FLOAT = np.uint64(0x5BD1E9955BD1E995)
+"""Set on the bits of a fractional float, so its key is not that of an integer with the same bits."""
+_INTEGRAL = 2.0**63
 
 
-def _parent_positions(parent_keys: np.ndarray, child_parents: np.ndarray) -> np.ndarray:
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, vectorised (uint64 arithmetic wraps): a bijection that spreads every bit."""
+    with np.errstate(over="ignore"):
+        z = x + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def _salt(text: str) -> np.uint64:
+    return np.uint64(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
+
+
+def _float_keys(v: np.ndarray) -> np.ndarray:
+    """A number's key whatever column type pandas inferred for it: an integral value is its integer (5.0
+    in a float column is 5 in an integer one), a fractional one its bits."""
+    integral = np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < _INTEGRAL)
+    out = v.view(np.uint64) ^ _FLOAT
+    out[integral] = v[integral].astype(np.int64).view(np.uint64)
+    return out
+
+
+def _object_keys(values: np.ndarray) -> np.ndarray:
+    """Keys of a column of Python objects, value by value, equal to those the typed paths give: integers
+    and integral floats as integers, other floats by their bits, text by its hash, and anything else by the
+    hash of its type and text (a ``Decimal`` keeps its scale: ``1.10`` and ``1.1`` differ)."""
+    keys = np.zeros(len(values), dtype=np.uint64)
+    texts: list[str] = []
+    text_at: list[int] = []
+    floats: list[float] = []
+    float_at: list[int] = []
+    for i, v in enumerate(values.tolist()):
+        if isinstance(v, float):
+            floats.append(v)
+            float_at.append(i)
+        elif isinstance(v, int) and -(2**63) <= v < 2**63:  # bool too: True is 1, as in a bool column
+            keys[i] = v & 0xFFFFFFFFFFFFFFFF
+        elif isinstance(v, str):
+            texts.append(v)
+            text_at.append(i)
+        elif v is not None:
+            texts.append("\x00" + (f"t:{v.isoformat()}" if hasattr(v, "isoformat") else f"{type(v).__name__}:{v}"))
+            text_at.append(i)
+    if floats:
+        keys[float_at] = _float_keys(np.array(floats, dtype=np.float64))
+    if texts:
+        keys[text_at] = hash_array(np.array(texts, dtype=object), categorize=False)
+    return keys
+
+
+def _column_keys(column: pd.Series) -> np.ndarray:
+    """One uint64 key per value that depends on the value alone, not on the dtype pandas inferred for the
+    chunk it came in (a page whose prices happen to be whole is ``int64``, another ``float64``; a column
+    with no value is ``object``)."""
+    kind = column.dtype.kind
+    if kind == "b":
+        return column.to_numpy(dtype=np.uint64)
+    if kind == "i" or (kind == "u" and (not len(column) or int(column.max()) < 2**63)):
+        return column.to_numpy().astype(np.int64).view(np.uint64)
+    if kind == "f":
+        return _float_keys(column.to_numpy(dtype=np.float64, na_value=np.nan))
+    values = column.to_numpy(dtype=object)
+    if isinstance(column.dtype, pd.StringDtype) or pd.api.types.infer_dtype(values, skipna=True) == "string":
+        return hash_array(values, categorize=False)
+    return _object_keys(values)
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """One uint64 per row over its values, each salted with its column's name and summed: the order of
+    the columns does not matter, and a NULL adds nothing (a column the read leaves out when it has no value,
+    such as the problem marker, is the same as NULL)."""
+    total = np.zeros(len(frame), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for name in frame.columns:
+            column = frame[name]
+            keys = _mix(_column_keys(column) ^ _salt(str(name)))
+            keys[column.isna().to_numpy()] = 0
+            total += keys
+    return _mix(total)
+
+
+def parent_positions(parent_keys: np.ndarray, child_parents: np.ndarray) -> np.ndarray:
     """Each child's parent position (-1 for none), as the mappers match them: integer keys as int64,
     any other key as a Python value (``7`` and ``7.0`` are one key)."""
     if parent_keys.dtype.kind in "iu" and child_parents.dtype.kind in "iu":
         return np.asarray(pd.Index(parent_keys).get_indexer(child_parents))
     return np.asarray(pd.Index(parent_keys.astype(object)).get_indexer(child_parents.astype(object)))
-
-
-def _shape(frame: pd.DataFrame | None) -> list[tuple[str, str]]:
-    return [] if frame is None else sorted((str(c), str(t)) for c, t in frame.dtypes.items())
 
 
 def raw_digests(parents: pd.DataFrame, children: pd.DataFrame | None, m: MappingSpec) -> np.ndarray | None:
@@ -107,20 +186,18 @@ def raw_digests(parents: pd.DataFrame, children: pd.DataFrame | None, m: Mapping
     ``None`` when the frames cannot be hashed (then no record may be skipped)."""
     n = len(parents)
     try:
-        parent_hash = _frame_hashes(parents) if n else np.zeros(0, dtype=np.uint64)
+        parent_hash = _row_hashes(parents)
         child_sum = np.zeros(n, dtype=np.uint64)
         child_count = np.zeros(n, dtype=np.uint64)
         if children is not None and len(children) and n:
-            pos = _parent_positions(parents[PK].to_numpy(), children[PARENT].to_numpy())
-            hashes = _frame_hashes(children)
+            pos = parent_positions(parents[PK].to_numpy(), children[PARENT].to_numpy())
+            hashes = _row_hashes(children)
             kept = pos >= 0
             np.add.at(child_sum, pos[kept], hashes[kept])  # uint64 addition wraps: a sum modulo 2**64
             np.add.at(child_count, pos[kept], np.uint64(1))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    salt = hashlib.blake2b(mapping_fingerprint(m) + orjson.dumps([_shape(parents), _shape(children)]),
-                           digest_size=8).digest()
-    combined = pd.DataFrame({"row": parent_hash, "children": child_sum, "count": child_count,
-                             "salt": np.full(n, int.from_bytes(salt, "little"), dtype=np.uint64)})
-    digests = np.asarray(hash_pandas_object(combined, index=False, categorize=False), dtype=np.uint64)
-    return digests.view(np.int64)
+    salt = int.from_bytes(mapping_fingerprint(m), "little")
+    with np.errstate(over="ignore"):
+        combined = _mix(parent_hash ^ _salt("parent")) + _mix(child_sum ^ _salt("children")) + _mix(child_count)
+        return _mix(combined ^ np.uint64(salt)).view(np.int64)

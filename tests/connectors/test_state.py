@@ -43,20 +43,23 @@ def test_raw_digests_say_which_records_may_skip_mapping(state) -> None:
     big, low = 2**63 - 1, -(2**63)  # a digest is any signed 64-bit integer
     reason = [{"check": "email", "field": "email", "value": "x"}]
     state.commit_chunk(stream="orders", entries=[
-        LedgerEntry("order", "1", 1, "f1", "delivered", raw_digest=big),
-        LedgerEntry("order", "2", 2, "f2", "failed", raw_digest=7),  # not delivered: kept without a digest
-        LedgerEntry("order", "3", 3, "f3", "delivered"),  # delivered before digests: always mapped
-        LedgerEntry("order", "5", 5, "f5", "delivered", raw_digest=11),
+        LedgerEntry("order", "1", 1, "f1", "delivered"),
+        LedgerEntry("order", "2", 2, "f2", "failed"),  # not delivered: kept without a digest
+        LedgerEntry("order", "3", 3, "f3", "delivered"),  # delivered without one (before digests): always mapped
         LedgerEntry("order", "6", 6, "f6", "deferred"),
-    ], quarantined=[("order", "4", 4, reason), ("order", "5", 5, reason), ("order", "6", 6, reason),
-                    ("order", "7", 7, reason)],
-        digests={("order", "4"): low, ("order", "5"): 12, ("order", "6"): 13})
+        LedgerEntry("sku", "1", 1, "s1", "delivered"),  # another entity's digest is its own
+    ], quarantined=[("order", "4", 4, reason), ("order", "6", 6, reason), ("order", "7", 7, reason)],
+        digests={("order", "1"): big, ("order", "2"): 7, ("order", "4"): low, ("order", "6"): 13, ("sku", "1"): 1})
+    state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "5", 5, "f5", "delivered")],
+                       digests={("order", "5"): 11})
+    state.commit_chunk(stream="orders", quarantined=[("order", "5", 5, reason)], digests={("order", "5"): 12})
     assert state.raw_digests("order", ["1", "2", "3", "4", "5", "6", "7", "8"]) == {
         "1": ("delivered", big), "4": ("invalid", low), "5": ("invalid", 12)}  # 6 waits: a fresh decision
     assert state.known("order", ["1"])["1"].raw_digest == big
     # a later outcome without a digest clears it; a re-read mapped to the same payload sets it alone
     state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "f1", "delivered")])
     assert state.raw_digests("order", ["1"]) == {}
+    assert state.raw_digests("sku", ["1"]) == {"1": ("delivered", 1)}
     state.commit_chunk(stream="orders", redigested=[("order", "1", 5), ("order", "3", 6)])
     assert state.raw_digests("order", ["1", "3"]) == {"1": ("delivered", 5), "3": ("delivered", 6)}
     assert state.known("order", ["1"])["1"].fingerprint == "f1"

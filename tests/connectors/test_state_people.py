@@ -55,7 +55,7 @@ def test_a_version_1_state_database_gets_the_new_columns(tmp_path):
 
 def test_a_version_2_state_database_gets_the_raw_digests(tmp_path):
     st = store(tmp_path)
-    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered", raw_digest=3)])
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered")], digests={("order", "1"): 3})
     with st.engine.begin() as conn:  # as altcraft-sync before raw-row digests left it
         conn.execute(sa.text("ALTER TABLE ledger DROP COLUMN raw_digest"))
         conn.execute(sa.text("ALTER TABLE quarantine DROP COLUMN raw_digest"))
@@ -65,8 +65,8 @@ def test_a_version_2_state_database_gets_the_raw_digests(tmp_path):
     with st.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION == 3
     assert st.raw_digests("order", ["1"]) == {}  # an old row has none: always mapped
-    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered", raw_digest=4)],
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered")],
                     quarantined=[("order", "2", 2, [{"check": "c", "field": "f", "value": None}])],
-                    digests={("order", "2"): 5})
+                    digests={("order", "1"): 4, ("order", "2"): 5})
     assert st.raw_digests("order", ["1", "2"]) == {"1": ("delivered", 4), "2": ("invalid", 5)}
     st.close()

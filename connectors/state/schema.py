@@ -145,8 +145,6 @@ class LedgerEntry:
     permanent: bool = False
     altcraft_id: str | None = None
     owner: str | None = None
-    raw_digest: int | None = None
-    """The digest of the source rows the entry's payload was mapped from; kept only for a delivery."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,8 +153,16 @@ def _column_keys(column: pd.Series) -> np.ndarray:
     if kind == "f":
         return _float_keys(column.to_numpy(dtype=np.float64, na_value=np.nan))
     values = column.to_numpy(dtype=object)
-    if isinstance(column.dtype, pd.StringDtype) or pd.api.types.infer_dtype(values, skipna=True) == "string":
+    if isinstance(column.dtype, pd.StringDtype):
         return hash_array(values, categorize=False)
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "string":
+        return hash_array(values, categorize=False)
+    if inferred == "integer":  # the common object column: a key read as Python ints
+        try:
+            return values.astype(np.int64).view(np.uint64)
+        except (OverflowError, TypeError, ValueError):  # a NULL, or past 64 bits
+            pass
     return _object_keys(values)
 
 

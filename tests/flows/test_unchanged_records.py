@@ -24,14 +24,11 @@ YEARS = 10 * 365 * 86400
 
 
 @pytest.fixture
-def shop(tmp_path):
+def demo(tmp_path, emulator) -> tuple[Path, sa.Engine]:
+    """The settings file and the database of a demo shop of 120 orders (with its planted invalid rows)."""
     url = f"sqlite:///{tmp_path}/shop.db"
-    return url, build_shop(url, orders=120)
-
-
-@pytest.fixture
-def cfg_path(tmp_path, shop, emulator):
-    return shop_config(tmp_path, shop[0], emulator, TOKEN)
+    engine = build_shop(url, orders=120)
+    return shop_config(tmp_path, url, emulator, TOKEN), engine
 
 
 @pytest.fixture
@@ -57,7 +54,8 @@ def edit(path: Path, **changes) -> None:
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def test_a_lookback_re_read_maps_nothing_and_counts_as_before(cfg_path, emulator, mapped_ids):
+def test_a_lookback_re_read_maps_nothing_and_counts_as_before(demo, emulator, mapped_ids):
+    cfg_path = demo[0]
     first = run_all(cfg_path)
     assert len(set(mapped_ids["orders"])) == 120 and first["orders"].invalid >= 3
     edit(cfg_path, source={"lookback_seconds": YEARS})  # every record is read again, unchanged
@@ -74,10 +72,10 @@ def test_a_lookback_re_read_maps_nothing_and_counts_as_before(cfg_path, emulator
     assert emulator.stats["api_requests"] == requests
 
 
-def test_one_changed_category_re_maps_its_whole_tree(cfg_path, shop, emulator, mapped_ids):
+def test_one_changed_category_re_maps_its_whole_tree(demo, emulator, mapped_ids):
+    cfg_path, engine = demo
     run_all(cfg_path, streams=["categories"])
     edit(cfg_path, source={"lookback_seconds": YEARS})
-    engine = shop[1]
     with engine.begin() as conn:  # a parent cycle is checked across the chunk: no category may skip alone
         conn.execute(demo_shop.categories.update().where(demo_shop.categories.c.id == 2)
                      .values(name="Renamed", updated_at=just_before(engine)))
@@ -87,10 +85,10 @@ def test_one_changed_category_re_maps_its_whole_tree(cfg_path, shop, emulator, m
     assert stats["categories"].unmapped == 0 and stats["categories"].changed == 1
 
 
-def test_a_changed_line_re_maps_and_re_sends_only_its_order(cfg_path, shop, emulator, mapped_ids):
+def test_a_changed_line_re_maps_and_re_sends_only_its_order(demo, emulator, mapped_ids):
+    cfg_path, engine = demo
     run_all(cfg_path)
     edit(cfg_path, source={"lookback_seconds": YEARS})
-    engine = shop[1]
     with engine.connect() as conn:
         line_id = conn.execute(sa.select(demo_shop.order_lines.c.id).where(demo_shop.order_lines.c.order_id == 50)
                                .limit(1)).scalar()
@@ -103,7 +101,8 @@ def test_a_changed_line_re_maps_and_re_sends_only_its_order(cfg_path, shop, emul
     assert {k for k, v in emulator.import_counts.items() if v != counts.get(k, 0)} == {("order", "50")}
 
 
-def test_a_config_change_re_maps_everything_once(cfg_path, emulator, mapped_ids):
+def test_a_config_change_re_maps_everything_once(demo, emulator, mapped_ids):
+    cfg_path = demo[0]
     first = run_all(cfg_path)
     edit(cfg_path, source={"lookback_seconds": YEARS}, sync={"max_name_length": 999})  # no payload changes
     mapped_ids.clear()
@@ -118,14 +117,14 @@ def test_a_config_change_re_maps_everything_once(cfg_path, emulator, mapped_ids)
     assert mapped_ids == {}
 
 
-def test_a_quarantined_order_heals_when_its_joined_customer_is_fixed(cfg_path, shop, emulator, mapped_ids):
+def test_a_quarantined_order_heals_when_its_joined_customer_is_fixed(demo, emulator, mapped_ids):
+    cfg_path, engine = demo
     first = run_all(cfg_path)
     state = StateStore(load_config(cfg_path).state)
     quarantined = {r["external_id"]: [c["check"] for c in r["reasons"]] for r in state.quarantine_rows()
                    if r["entity"] == "order"}
     no_email = sorted(e for e, checks in quarantined.items() if checks == ["matching 'email' needs email"])
     assert no_email  # the demo shop plants orders whose customer has no e-mail
-    engine = shop[1]
     with engine.begin() as conn:  # the fix is in the joined table: no order's updated_at moves
         customer = conn.execute(sa.select(demo_shop.orders.c.customer_id)
                                 .where(demo_shop.orders.c.id == int(no_email[0]))).scalar()
@@ -157,7 +156,8 @@ print("exit", code, "loaded", loaded)
 """
 
 
-def test_a_no_change_run_of_the_demo_shop_does_not_import_pandera(cfg_path, emulator):
+def test_a_no_change_run_of_the_demo_shop_does_not_import_pandera(demo, emulator):
+    cfg_path = demo[0]
     first = run_all(cfg_path)
     assert first["orders"].invalid >= 3 and first["skus"].invalid == 1  # the quarantine has records to re-read
     env = {**os.environ, "ALTCRAFT_TOKEN": TOKEN, "PREFECT_API_URL": ""}

@@ -56,7 +56,8 @@ class LedgerView:
         raw_digests``); nothing when the run re-sends everything. An entity the state held nothing of when
         the run started (a first sync) is not looked up. A record quarantined earlier in this run is left
         out: today's count calls it invalid again, not still invalid, and its quarantine row may not be
-        committed yet."""
+        committed yet. A dry run maps every quarantined record: its table shows each invalid record it
+        reads with its reasons."""
         ctx = self.ctx
         spec = registry.get(stream)
         if ctx.options.resend:
@@ -68,7 +69,7 @@ class LedgerView:
             return {}
         now = ctx.memory.quarantined_now.get(spec.entity, set())
         known = ctx.state.raw_digests(spec.entity, external_ids)
-        return {e: k for e, k in known.items() if not (k[0] == "invalid" and e in now)}
+        return {e: k for e, k in known.items() if not (k[0] == "invalid" and (ctx.dry_run or e in now))}
 
     def quarantined(self, entity: str) -> set[str]:
         """The entity's quarantined external_ids (loaded once per run, kept current): only those need a

@@ -82,6 +82,8 @@ def test_what_the_ledger_offers_for_a_skip(config) -> None:
     view.ctx.memory.quarantined_now["order"] = {"5"}  # quarantined again by this run: counted as news
     assert "5" not in view.skippable("orders", ["5"])
     assert LedgerView(context(config, state, ListSource({}), resend=True)).skippable("orders", ["1"]) == {}
+    dry = LedgerView(context(config, state, ListSource({}), dry_run=True))  # shows every invalid record's reasons
+    assert dry.skippable("orders", ["1", "4"]) == {"1": ("delivered", 1)}
 
 
 def test_the_state_store_offers_the_same(config, tmp_path) -> None:

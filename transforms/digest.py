@@ -191,7 +191,8 @@ def parent_positions(parent_keys: np.ndarray, child_parents: np.ndarray) -> np.n
 def raw_digests(parents: pd.DataFrame, children: pd.DataFrame | None, m: MappingSpec) -> np.ndarray | None:
     """A signed 64-bit digest per row of ``parents`` over the row, its ``children`` (matched by
     ``_parent`` to the parents' ``_pk``; their order does not matter) and :func:`mapping_fingerprint`;
-    ``None`` when the frames cannot be hashed (then no record may be skipped)."""
+    ``None`` when the frames cannot be hashed or a parent key repeats (a join that repeats a key: whose
+    children are whose is the mapper's to report), and then no record of the chunk may be skipped."""
     n = len(parents)
     try:
         parent_hash = _row_hashes(parents)
@@ -203,7 +204,7 @@ def raw_digests(parents: pd.DataFrame, children: pd.DataFrame | None, m: Mapping
             kept = pos >= 0
             np.add.at(child_sum, pos[kept], hashes[kept])  # uint64 addition wraps: a sum modulo 2**64
             np.add.at(child_count, pos[kept], np.uint64(1))
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, pd.errors.InvalidIndexError):  # a repeated parent key, too
         return None
     salt = int.from_bytes(mapping_fingerprint(m), "little")
     with np.errstate(over="ignore"):

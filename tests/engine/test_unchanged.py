@@ -54,6 +54,15 @@ def test_a_repeated_id_is_always_mapped_and_keeps_no_digest(config) -> None:
     assert skipped == {} and len(left) == 3 and set(digests) == {"2"}
 
 
+def test_a_repeated_parent_key_digests_nothing_and_skips_nothing(config) -> None:
+    m = mapping_spec(config, "orders")
+    parents, children = chunk(("1", "2"))
+    parents["_pk"] = [1, 1]  # a join that repeats a key
+    assert raw_digests(parents, children, m) is None
+    left, _, digests, skipped = unchanged(m, parents, children, {"1": ("delivered", 0)})
+    assert len(left) == 2 and digests == skipped == {}
+
+
 def test_categories_skip_a_chunk_whole_or_not_at_all(config) -> None:
     m = mapping_spec(config, "categories")
     parents = pd.DataFrame({"_pk": [1, 2], "external_id": ["1", "2"], "name": ["A", "B"], "parent_external_id": [None, "1"]})

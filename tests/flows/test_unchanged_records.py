@@ -164,3 +164,38 @@ def test_a_no_change_run_of_the_demo_shop_does_not_import_pandera(demo, emulator
     done = subprocess.run([sys.executable, "-c", CHECK_IMPORTS, str(cfg_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().splitlines()[-1] == "exit 0 loaded []", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+def test_a_record_has_one_digest_however_it_is_read_and_a_worker_skips_it(dialect, tmp_path, emulator):
+    """On every database: a record read in a keyset page (a lookback) and again by key (the quarantine re-read)
+    has one digest, in the run's process and in a map worker (its own connection); the worker skips what the
+    ledger says is unchanged and maps the rest."""
+    from engine.mapping import ChunkMapper, fetch_and_map
+    from runner.runtime import open_runtime
+    from tests.helpers import shop_url_for
+    from transforms.spec import mapping_spec
+
+    url = shop_url_for(dialect, tmp_path)
+    build_shop(url, orders=60)
+    cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN, map_workers=1))
+    m = mapping_spec(cfg, "orders")
+    rt = open_runtime(cfg, need_client=False)
+    mapper = ChunkMapper(cfg, 1, rt.source)
+    try:
+        page = next(rt.source.read_changes("orders", None, rt.source.upper_bound("orders", -3600), 10**6))[0]
+        paged = fetch_and_map(m, page, "orders.lines", rt.source, known={}).digests
+        keyed = rt.source.fetch_by_keys("orders", page["_pk"].tolist()[::7])  # a few, another read, another order
+        by_key = fetch_and_map(m, keyed, "orders.lines", rt.source, known={}).digests
+        assert len(by_key) == len(keyed) and all(paged[e] == d for e, d in by_key.items())
+        mapper.start()
+        assert mapper.wait_ready(120)
+        known = {e: ("delivered", d) for e, d in list(paged.items())[::2]}
+        there = mapper.submit(m, page, "orders.lines", known=known).result(timeout=120)
+    finally:
+        mapper.shutdown()
+        rt.close()
+    assert there.skipped == dict.fromkeys(known, "delivered")
+    assert there.digests == {e: d for e, d in paged.items() if e not in known}
+    mapped = {p.external_id for p in there.mapped.payloads} | set(there.mapped.quarantine["external_id"].astype(str))
+    assert mapped == set(there.digests)

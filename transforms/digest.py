@@ -146,10 +146,11 @@ def _column_keys(column: pd.Series) -> np.ndarray:
     chunk it came in (a page whose prices happen to be whole is ``int64``, another ``float64``; a column
     with no value is ``object``)."""
     kind = column.dtype.kind
-    if kind == "b":
+    nulls = bool(column.hasnans)  # a nullable or Arrow integer column with a NULL goes value by value
+    if kind == "b" and not nulls:
         return column.to_numpy(dtype=np.uint64)
-    if kind == "i" or (kind == "u" and (not len(column) or int(column.max()) < 2**63)):
-        return column.to_numpy().astype(np.int64).view(np.uint64)
+    if (kind == "i" or (kind == "u" and (not len(column) or int(column.max()) < 2**63))) and not nulls:
+        return column.to_numpy(dtype=np.int64).view(np.uint64)
     if kind == "f":
         return _float_keys(column.to_numpy(dtype=np.float64, na_value=np.nan))
     values = column.to_numpy(dtype=object)

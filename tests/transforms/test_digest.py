@@ -96,6 +96,13 @@ def test_the_dtype_pandas_inferred_for_a_chunk_does_not_matter(spec) -> None:
                           "total": [5.0, 6.0], "note": [np.nan, np.nan],
                           "email": pd.Series(["a@x.io", None], dtype=object), "paid": pd.Series([1, 0], dtype=object)})
     assert digests(typed, None, spec) == digests(loose, None, spec)
+    nullable = loose.astype({"total": "Int64", "paid": "boolean"})  # a columnar reader's masked types
+    nullable.loc[1, "total"] = pd.NA
+    with_null = loose.copy()
+    with_null.loc[1, "total"] = None
+    assert digests(nullable, None, spec) == digests(with_null, None, spec)
+    arrow = typed.astype({"total": "int64[pyarrow]", "email": "string[pyarrow]", "paid": "bool[pyarrow]"})
+    assert digests(arrow, None, spec) == digests(typed, None, spec)
     assert digests(typed.iloc[[1, 0]], None, spec) == digests(typed, None, spec)[::-1]  # rows stand alone
     assert digests(typed[list(reversed(typed.columns))], None, spec) == digests(typed, None, spec)
 

@@ -93,6 +93,11 @@ class StreamSpec:
     owned_by: tuple[str, ...] = ()
     """Profile streams holding the person each record is sent for (an order's buyer): a record waits
     (deferred) until its profile is delivered, and ``forget`` deletes it with that profile."""
+    stands_alone: bool = True
+    """A record's payload and contract verdict follow from its own source rows (and the settings) alone, so
+    a record whose rows did not change may skip mapping (``transforms.digest``). False where mapping
+    relates the records of a chunk to each other (categories: a parent cycle quarantines every category on
+    it) or where the ledger's id is not the source's ``external_id`` (profiles: keyed by e-mail or phone)."""
     erase_method: str | None = None
     """Deletes one record on an explicit request only (``altcraft-sync forget``); a sync never calls it:
     deleting a person is never a side effect."""
@@ -112,7 +117,7 @@ class StreamSpec:
 BUILT_IN: tuple[StreamSpec, ...] = (
     StreamSpec(
         name="categories", entity="category", source_model=TableSource, fields=CATEGORY_FIELDS,
-        mapper="transforms.chunk:categories", whole_table=True, root_key="categories",
+        mapper="transforms.chunk:categories", whole_table=True, root_key="categories", stands_alone=False,
     ),
     StreamSpec(
         name="products", entity="product", source_model=CatalogStream, fields=PRODUCT_FIELDS,
@@ -131,12 +136,12 @@ BUILT_IN: tuple[StreamSpec, ...] = (
     StreamSpec(
         name="customers", entity="customer", source_model=ProfilesStream, fields=PROFILE_FIELDS,
         mapper="transforms.chunk:profiles", import_method="profiles/import_batch", list_method="profiles/list",
-        erase_method="profiles/delete", takes_skip_triggers=True, profiles=True,
+        erase_method="profiles/delete", takes_skip_triggers=True, profiles=True, stands_alone=False,
     ),
     StreamSpec(
         name="guests", entity="guest", source_model=ProfilesStream, fields=PROFILE_FIELDS,
         mapper="transforms.chunk:profiles", import_method="profiles/import_batch", list_method="profiles/list",
-        erase_method="profiles/delete", takes_skip_triggers=True, profiles=True,
+        erase_method="profiles/delete", takes_skip_triggers=True, profiles=True, stands_alone=False,
     ),
     StreamSpec(
         name="orders", entity="order", source_model=OrdersStream, fields=ORDER_FIELDS,

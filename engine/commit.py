@@ -7,7 +7,7 @@ commits nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from altcraft_sync.cursor import Cursor
 from altcraft_sync.wording import plural
@@ -28,15 +28,19 @@ class Committer:
 
     def commit(self, stream: str, *, entries: Sequence[LedgerEntry] = (), quarantined: Sequence[Quarantined] = (),
                cleared: Sequence[tuple[str, str]] = (), cursor: tuple[str, Cursor | None] | None = None,
-               settle: Sequence[str] = ()) -> None:
+               settle: Sequence[str] = (), digests: Mapping[tuple[str, str], int] | None = None,
+               redigested: Sequence[tuple[str, str, int]] = (), seen_invalid: Sequence[tuple[str, str]] = ()) -> None:
         """Record a chunk in one transaction, then drop the in-flight notes of its ``settle`` batches (after
-        the commit, not in it: a note left by a crash in between names records the ledger already has)."""
+        the commit, not in it: a note left by a crash in between names records the ledger already has).
+        ``digests``, ``redigested``, ``seen_invalid``: what the raw-row digests of the chunk's records
+        leave to write (``commit_chunk``)."""
         ctx = self.ctx
         if ctx.dry_run:
             return
         moved = self._moved(cursor)
         ctx.state.commit_chunk(stream=stream, cursors=moved, entries=entries, quarantined=quarantined,
-                               cleared=cleared, run_id=ctx.run_id, lock_owner=ctx.owner)
+                               cleared=cleared, run_id=ctx.run_id, lock_owner=ctx.owner, digests=digests,
+                               redigested=redigested, seen_invalid=seen_invalid)
         if settle:
             ctx.state.settle(list(settle))
         ctx.log.debug("%s: committed %s, %s; %s", stream, plural(len(entries), "ledger entry", "ledger entries"),

@@ -65,6 +65,9 @@ class RunMemory:
     """Per entity, ids named by in-flight notes of dead runs (the ledger view)."""
     ledger_has: dict[str, bool] = field(default_factory=dict)
     """Per entity, whether the ledger holds any record of it (the ledger view)."""
+    holds_digests: dict[str, bool] = field(default_factory=dict)
+    """Per entity, whether the state held any record of it (ledger or quarantine) when the run first asked:
+    a first sync looks up no raw digests (the ledger view's ``skippable``)."""
     delivered_refs: dict[str, Container[str]] = field(default_factory=dict)
     """Per stream, the ids its records may refer to that Altcraft holds (dependencies)."""
     would_send: dict[str, set[str]] = field(default_factory=dict)

@@ -42,6 +42,13 @@ class Prepared:
     """Unavailable products to send before ``send``: what some of its records name will never arrive."""
     quiet: set[str] = field(default_factory=set)
     """Ids in ``send`` whose change is older than ``sync.trigger_window``: sent with ``skip_triggers``."""
+    digests: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(entity, external_id) -> raw digest of each mapped record: kept with a delivery or a quarantine row."""
+    seen_invalid: list[tuple[str, str]] = field(default_factory=list)
+    """Quarantined records re-read unchanged and not mapped: still invalid, seen by this run."""
+    redigested: list[tuple[str, str, int]] = field(default_factory=list)
+    """Delivered records re-read and mapped to the payload the ledger holds, whose digest it lacks or
+    differs (rows changed outside the payload, or delivered before digests): the digest alone is updated."""
 
 
 class Decider:
@@ -50,23 +57,32 @@ class Decider:
     def __init__(self, ctx: RunContext, dependencies: Dependencies, ledger: LedgerView) -> None:
         self.ctx, self.dependencies, self.ledger = ctx, dependencies, ledger
 
-    def process(self, stream: str, mapped: Mapped, stats: StreamStats) -> Prepared:
+    def process(self, stream: str, mapped: Mapped, stats: StreamStats, *, digests: dict[str, int] | None = None,
+                skipped: dict[str, str] | None = None) -> Prepared:
         """Decide what of a mapped chunk to send (the ledger says what is unchanged). Runs on the run
-        thread; its figures are added in one step, as the push thread counts into the same stats."""
+        thread; its figures are added in one step, as the push thread counts into the same stats.
+
+        ``skipped``: records of the chunk that were not mapped because their raw rows are those the ledger's
+        outcome came from (``engine.mapping.unchanged``): ``"delivered"`` ones count as unchanged,
+        ``"invalid"`` ones as still invalid, and nothing else happens to them. ``digests``: the raw digest
+        of each mapped record, kept with its delivery or quarantine row."""
         ctx = self.ctx
         entity = registry.get(stream).entity
+        digests, skipped = digests or {}, skipped or {}
         for w in mapped.warnings:
             ctx.log.warning("%s: %s", stream, w)
             stats.warnings.append(w)
         quarantined = group_quarantine(mapped.quarantine)
         self._count_quarantine(quarantined, stats)
-        self._note_seen(entity, mapped, quarantined)
+        self._note_seen(entity, mapped, quarantined, skipped)
         before = self._quarantined_before(entity, quarantined)
         counts: Counter[str] = Counter(invalid=len(quarantined) - before, still_invalid=before)
+        seen_invalid = self._count_skipped(entity, skipped, counts, stats)
         payloads = mapped.payloads
         t = time.perf_counter()
         known = ctx.state.known(entity, [p.external_id for p in payloads]) if payloads else {}
-        candidates = self._changed(entity, payloads, known, counts, stats)
+        redigested: list[tuple[str, str, int]] = []
+        candidates = self._changed(entity, payloads, known, counts, stats, digests, redigested)
         waits = self.dependencies.waits(stream, mapped, candidates)  # only what would be sent needs checking
         stats.timed("ledger", t)
         entries: list[LedgerEntry] = []
@@ -96,7 +112,25 @@ class Decider:
             ctx.sample(stats, "changed", [p for p in send if p.external_id in known])
             send, deletions, stand_ins = [], [], []
         stats.add(**counts)
-        return Prepared(entries, quarantined, cleared, send, deletions, stand_ins, quiet)
+        return Prepared(entries, quarantined, cleared, send, deletions, stand_ins, quiet,
+                        {(entity, e): d for e, d in digests.items()}, seen_invalid, redigested)
+
+    def _count_skipped(self, entity: str, skipped: dict[str, str], counts: Counter[str], stats: StreamStats
+                       ) -> list[tuple[str, str]]:
+        """Records not mapped, their rows unchanged: counted as their re-read would have been. The invalid
+        ones are quarantined again by this run, as if mapped (the quarantine re-read leaves them alone);
+        returned to be marked seen."""
+        if not skipped:
+            return []
+        same = [e for e, held in skipped.items() if held == "delivered"]
+        invalid = [e for e, held in skipped.items() if held == "invalid"]
+        counts["unchanged"] += len(same)
+        counts["still_invalid"] += len(invalid)
+        counts["unmapped"] += len(skipped)
+        if self.ctx.dry_run and same:
+            self.ctx.sample(stats, "unchanged", same)
+        self.ctx.memory.quarantined_now.setdefault(entity, set()).update(invalid)
+        return [(entity, e) for e in invalid]
 
     def _goes_without(self, stream: str, p: Payload, decision: Decision, stats: StreamStats) -> None:
         """A record naming something Altcraft does not hold goes anyway: what it names will never arrive
@@ -124,13 +158,14 @@ class Decider:
         at = dict(zip((p.external_id for p in mapped.payloads), mapped.changed_at.tolist()))
         return {p.external_id for p in send if not at.get(p.external_id, float("nan")) >= cutoff}
 
-    def _note_seen(self, entity: str, mapped: Mapped, quarantined: list[Quarantined]) -> None:
-        """In a full read (a stream without ``updated_at``), every record the source has: what the pass
-        never sees has left the source."""
+    def _note_seen(self, entity: str, mapped: Mapped, quarantined: list[Quarantined], skipped: dict[str, str]) -> None:
+        """In a full read (a stream without ``updated_at``), every record the source has, mapped or not:
+        what the pass never sees has left the source."""
         seen = self.ctx.memory.seen.get(entity)
         if seen is not None:
             seen.add(p.external_id for p in mapped.payloads)
             seen.add(ext for _, ext, _, _ in quarantined)
+            seen.add(iter(skipped))
 
     def _count_quarantine(self, quarantined: list[Quarantined], stats: StreamStats) -> None:
         for _, _, _, reasons in quarantined:
@@ -141,10 +176,11 @@ class Decider:
             self.ctx.sample(stats, "invalid", [{"external_id": ext, "reasons": reasons} for _, ext, _, reasons in quarantined])
 
     def _changed(self, entity: str, payloads: list[Payload], known: dict[str, Known], counts: Counter[str],
-                 stats: StreamStats) -> list[int]:
+                 stats: StreamStats, digests: dict[str, int], redigested: list[tuple[str, str, int]]) -> list[int]:
         """Positions of payloads to send: new, changed, or not delivered yet. What the ledger holds with the
         same fingerprint is counted (unchanged, a carrier delivered this run, a permanent rejection that
-        stays visible until its data changes) and skipped, unless the run re-sends everything."""
+        stays visible until its data changes) and skipped, unless the run re-sends everything. A delivered
+        one whose raw digest the ledger lacks gets it (``redigested``): the next re-read skips mapping."""
         ctx = self.ctx
         carried = ctx.memory.carried
         candidates: list[int] = []
@@ -156,13 +192,21 @@ class Decider:
                 carried.discard((entity, p.external_id))
                 counts["delivered"] += 1
                 counts["new"] += 1
+                self._redigest(entity, p.external_id, k, digests, redigested)
             elif k.status == "delivered":
                 counts["unchanged"] += 1
+                self._redigest(entity, p.external_id, k, digests, redigested)
                 if ctx.dry_run:
                     ctx.sample(stats, "unchanged", [p.external_id])
             else:  # rejected for good before this run, re-read unchanged: the backlog, not news
                 counts["still_rejected"] += 1
         return candidates
+
+    @staticmethod
+    def _redigest(entity: str, ext: str, k: Known, digests: dict[str, int], redigested: list[tuple[str, str, int]]) -> None:
+        d = digests.get(ext)
+        if d is not None and d != k.raw_digest:
+            redigested.append((entity, ext, d))
 
     def _quarantined_before(self, entity: str, quarantined: list[Quarantined]) -> int:
         """How many of a chunk's invalid records were quarantined before this run (re-read by a lookback

@@ -51,6 +51,26 @@ class LedgerView:
             notes[entity] = {ext for ext, _ in self.ctx.state.unsettled(entity)[1]}
         return notes[entity]
 
+    def skippable(self, stream: str, external_ids: list[str]) -> dict[str, tuple[str, int]]:
+        """What the ledger holds for records of ``stream`` a re-read may skip mapping for (``LedgerStore.
+        raw_digests``); nothing when the run re-sends everything. An entity the state held nothing of when
+        the run started (a first sync) is not looked up. A record quarantined earlier in this run is left
+        out: today's count calls it invalid again, not still invalid, and its quarantine row may not be
+        committed yet. A dry run maps every quarantined record: its table shows each invalid record it
+        reads with its reasons."""
+        ctx = self.ctx
+        spec = registry.get(stream)
+        if ctx.options.resend:
+            return {}
+        holds = ctx.memory.holds_digests
+        if spec.entity not in holds:
+            holds[spec.entity] = ctx.state.has_records(spec.entity) or bool(self.quarantined(spec.entity))
+        if not holds[spec.entity] or not external_ids:
+            return {}
+        now = ctx.memory.quarantined_now.get(spec.entity, set())
+        known = ctx.state.raw_digests(spec.entity, external_ids)
+        return {e: k for e, k in known.items() if not (k[0] == "invalid" and (ctx.dry_run or e in now))}
+
     def quarantined(self, entity: str) -> set[str]:
         """The entity's quarantined external_ids (loaded once per run, kept current): only those need a
         delete when they turn valid, instead of a delete per valid record."""

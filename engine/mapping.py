@@ -29,13 +29,18 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 from pydantic import SecretStr
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import Config
+from altcraft_sync.cursor import PARENT, PK
 from connectors.shop_db import ShopSource
+from transforms.digest import parent_positions, raw_digests
 from transforms.payload import Mapped
 from transforms.spec import MappingSpec
+from transforms.values import ids, pylist
 
 log = logging.getLogger("altcraft_sync.mapping")
 _worker_config: Config | None = None
@@ -73,6 +78,11 @@ def _ready() -> bool:
     return True
 
 
+Known = dict[str, tuple[str, int]]
+"""What the ledger holds for the records of a chunk that may skip mapping: external_id -> (``"delivered"``
+or ``"invalid"``, the digest of the raw rows that outcome came from); ``LedgerStore.raw_digests``."""
+
+
 class MapResult(NamedTuple):
     mapped: Mapped
     map_seconds: float
@@ -81,22 +91,65 @@ class MapResult(NamedTuple):
     """Fetching the chunk's children."""
     pid: int
     """The process that did both: a worker's differs from the run's."""
+    digests: dict[str, int]
+    """external_id -> raw digest of each record that was mapped (to keep with its outcome)."""
+    skipped: dict[str, str]
+    """external_id -> ``"delivered"`` or ``"invalid"``: records not mapped, their rows unchanged since."""
 
 
 def fetch_and_map(m: MappingSpec, parents: pd.DataFrame, child: str | None,
-                  source: ShopSource | None = None) -> MapResult:
+                  source: ShopSource | None = None, known: Known | None = None) -> MapResult:
     """Fetch the children of ``parents`` (entity ``child``, if the stream has one) and map the chunk by
-    ``m``. In a worker ``source`` is the worker's own; in the run's process the caller passes its own."""
-    # imported here: the contract imports pandera (~0.5 s), which a run with nothing to map never needs
-    from transforms.chunk import map_chunk
+    ``m``. In a worker ``source`` is the worker's own; in the run's process the caller passes its own.
 
+    With ``known`` (the ledger's digests of the chunk's records, possibly none), each record's raw digest
+    is computed; a record whose digest equals the one its ledger outcome came from is not mapped (it is
+    returned in ``skipped``), the others are mapped and their digests returned. Without it, every record
+    is mapped and no digest is computed (a stream whose records do not stand alone)."""
     started = time.perf_counter()
     children = None
     if child is not None:
         children = (source or _own_source()).fetch_by_keys(child, parents["_pk"].tolist(), by_parent=True)
     fetched = time.perf_counter()
-    mapped = map_chunk(parents, children, m)
-    return MapResult(mapped, time.perf_counter() - fetched, fetched - started, os.getpid())
+    digests: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    if known is not None:
+        parents, children, digests, skipped = unchanged(m, parents, children, known)
+    if parents.empty:
+        mapped = Mapped(m.entity)
+    else:
+        # imported here: the contract imports pandera (~0.2-0.5 s), which a run with nothing to map never needs
+        from transforms.chunk import map_chunk
+
+        mapped = map_chunk(parents, children, m)
+    return MapResult(mapped, time.perf_counter() - fetched, fetched - started, os.getpid(), digests, skipped)
+
+
+def unchanged(m: MappingSpec, parents: pd.DataFrame, children: pd.DataFrame | None, known: Known
+              ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, int], dict[str, str]]:
+    """Split off the records whose raw digest equals the ledger's: the parents and children left to map,
+    the digests of those, and the skipped ids with what the ledger holds for them. An id that occurs twice
+    in the chunk is always mapped (the mapper decides about repeated keys) and keeps no digest. A stream
+    whose records do not stand alone (``StreamSpec.stands_alone``: categories, whose tree is checked
+    across the chunk) skips a chunk whole or not at all."""
+    digest = raw_digests(parents, children, m)
+    if digest is None or "external_id" not in parents:
+        return parents, children, {}, {}
+    ext = [None if e is None else str(e) for e in pylist(ids(parents["external_id"]))]
+    count: dict[str | None, int] = {}
+    for e in ext:
+        count[e] = count.get(e, 0) + 1
+    digests = {e: d for e, d in zip(ext, digest.tolist()) if e is not None and count[e] == 1}
+    skip = np.array([e in digests and e in known and known[e][1] == digests[e] for e in ext], dtype=bool)
+    if not skip.any() or (not skip.all() and not registry.get(m.stream).stands_alone):
+        return parents, children, digests, {}
+    skipped = {e: known[e][0] for e, s in zip(ext, skip.tolist()) if s and e is not None}
+    for e in skipped:
+        del digests[e]
+    if children is not None and len(children):
+        pos = parent_positions(parents[PK].to_numpy(), children[PARENT].to_numpy())
+        children = children[~((pos >= 0) & skip[np.maximum(pos, 0)])]
+    return parents[~skip], children, digests, skipped
 
 
 class ChunkMapper:
@@ -122,17 +175,19 @@ class ChunkMapper:
                                          initializer=_init_worker, initargs=(worker_config(self.config),))
         self._ready = self._pool.submit(_ready)
 
-    def submit(self, m: MappingSpec, parents: pd.DataFrame, child: str | None) -> Future[MapResult]:
-        """Fetch the children (entity ``child``, or none) of ``parents`` and map the chunk by ``m``."""
+    def submit(self, m: MappingSpec, parents: pd.DataFrame, child: str | None,
+               known: Known | None = None) -> Future[MapResult]:
+        """Fetch the children (entity ``child``, or none) of ``parents`` and map the chunk by ``m``, but for
+        the records ``known`` says are unchanged (:func:`fetch_and_map`)."""
         if self._pool is not None and self._ready is not None and self._ready.done():
             if self._ready.exception() is None:
-                return self._pool.submit(fetch_and_map, m, parents, child)
+                return self._pool.submit(fetch_and_map, m, parents, child, None, known)
             log.warning("map workers failed to start (%s); mapping in this process", self._ready.exception())
             self._failed = True
             self.shutdown()
         done: Future[MapResult] = Future()
         try:
-            done.set_result(fetch_and_map(m, parents, child, self.source))
+            done.set_result(fetch_and_map(m, parents, child, self.source, known))
         except Exception as err:  # surfaces from result(), in chunk order, like a worker's error
             done.set_exception(err)
         return done

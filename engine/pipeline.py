@@ -26,6 +26,7 @@ from engine.decide import Decider, Prepared
 from engine.dispatch import Dispatcher
 from engine.mapping import ChunkMapper, MapResult
 from engine.stats import StreamStats
+from transforms.values import ids, pylist
 
 
 class Pipeline:
@@ -60,7 +61,12 @@ class Pipeline:
                     lambda: self.committer.commit(stream, cursor=(cursor_name, cursor))))
             return
         stats.add(extracted=len(parents))
-        future = self.mapper.submit(self.ctx.mapping_spec(stream), parents, self.ctx.child_entity(stream))
+        known = None
+        if "external_id" in parents:
+            t = time.perf_counter()
+            known = self.decider.ledger.skippable(stream, pylist(ids(parents["external_id"])))
+            stats.timed("ledger", t)
+        future = self.mapper.submit(self.ctx.mapping_spec(stream), parents, self.ctx.child_entity(stream), known=known)
         self._mapping.append((future, stream, stats, cursor, cursor_name))
         while len(self._mapping) > self.mapper.depth:
             self._finish_one()
@@ -68,12 +74,12 @@ class Pipeline:
     def _finish_one(self) -> None:
         future, stream, stats, cursor, cursor_name = self._mapping.popleft()
         t = time.perf_counter()
-        mapped, map_seconds, read_seconds, pid = future.result()
+        result = future.result()
         stats.timed("map_wait", t)
-        stats.seconds["map"] = stats.seconds.get("map", 0.0) + map_seconds
-        stats.seconds["read_children"] = stats.seconds.get("read_children", 0.0) + read_seconds
-        stats.add(mapped_in_workers=int(pid != os.getpid()))
-        prepared = self.decider.process(stream, mapped, stats)
+        stats.seconds["map"] = stats.seconds.get("map", 0.0) + result.map_seconds
+        stats.seconds["read_children"] = stats.seconds.get("read_children", 0.0) + result.read_seconds
+        stats.add(mapped_in_workers=int(result.pid != os.getpid()))
+        prepared = self.decider.process(stream, result.mapped, stats, digests=result.digests, skipped=result.skipped)
         t = time.perf_counter()
         self._in_order(lambda: self._push_commit(stream, prepared, stats, cursor, cursor_name))
         stats.timed("send_wait", t)
@@ -150,7 +156,9 @@ class Pipeline:
         def commit() -> None:
             t = time.perf_counter()
             self.committer.commit(stream, entries=entries, quarantined=prepared.quarantined, cleared=prepared.cleared,
-                                  cursor=(cursor_name, cursor), settle=[batch] if batch else [])
+                                  cursor=(cursor_name, cursor), settle=[batch] if batch else [],
+                                  digests=prepared.digests, redigested=prepared.redigested,
+                                  seen_invalid=prepared.seen_invalid)
             stats.timed("commit", t)
             ctx.on_progress(stats)
 

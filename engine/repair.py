@@ -148,7 +148,8 @@ class Repair:
         a fix in a joined table (a customer's e-mail) moves no ``updated_at`` of theirs, so no cursor would
         ever read them again. Valid ones go out and leave the quarantine; the others stay, counted as
         ``still_invalid`` (the backlog, not this run's failures: the failure threshold does not count them).
-        Cost: one keyed read and one map per quarantined record per run, in chunks."""
+        Cost: one keyed read per quarantined record per run, in chunks; only records whose raw rows changed
+        since they were quarantined are mapped (the pipeline skips the others, ``transforms.digest``)."""
         ctx = self.ctx
         entity = registry.get(stream).entity
         again = ctx.memory.quarantined_now.get(entity, set())

@@ -32,6 +32,9 @@ class StreamStats:
     still_invalid: int = 0
     """Records quarantined before this run, re-read (by key, or by a lookback) and still invalid: the
     backlog, not this run's news (``runner.outcome``), not in ``invalid``."""
+    unmapped: int = 0
+    """Records not mapped nor validated: their source rows (and the mapping) are those their ledger outcome
+    came from (``transforms.digest``); counted in ``unchanged`` or ``still_invalid`` as well."""
     still_rejected: int = 0
     """Records rejected for good before this run, re-read unchanged: the backlog, not in ``rejected``."""
     delivered: int = 0

@@ -4,18 +4,21 @@ and carries the label a quarantine row shows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow
 import pyarrow.compute as pc
 from pandera import dtypes
 from pandera.engines import pandas_engine
 
 from altcraft_sync.catalogue import CUSTOM_LINE_STATUS_TYPES
 from transforms.patterns import RFC3339 as RFC3339  # re-exported: the contract's patterns live here
+from transforms.textchecks import _SPACE as _SPACE  # re-exported with the checks the contract is built from
+from transforms.textchecks import CONTROL as CONTROL
+from transforms.textchecks import EMAIL as EMAIL
+from transforms.textchecks import matches as matches
+from transforms.textchecks import no_controls as no_controls
+from transforms.textchecks import non_empty as non_empty
 from transforms.values import arrow_strings
 
 
@@ -38,17 +41,6 @@ class Text(pandas_engine.STRING):
 
 CURRENCY = r"^[A-Z]{3}$"
 """ISO 4217 alphabetic code: Altcraft takes only currencies enabled in the account, named by their code."""
-_SPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
-          "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
-"""Python's ``\\s``, spelled out: with ``\\s`` pandas runs the match in Python's ``re`` (RE2's ``\\s`` is
-ASCII only), one value at a time; spelled out, it runs in Arrow with the same meaning. Written out rather
-than computed (every code point's ``isspace()``: 0.3 s of every start); a test checks it is the same set."""
-_INVISIBLE = "\\x00-\\x1f\\x7f\u200b\u200c\u200d\u2060\ufeff"
-"""Control characters (NUL included, as the regex escape both engines read) and the zero-width ones: an
-address holding one is sent as it is and never matches the profile it means."""
-EMAIL = f"^[^@{_SPACE}{_INVISIBLE}]+@[^@{_SPACE}{_INVISIBLE}]+\\.[^@{_SPACE}{_INVISIBLE}]+$"
-CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]"
-"""NUL and the control characters no text field carries (tab, line feed and carriage return are text)."""
 PRICE_DIGITS = 15
 """Digits a price may have before the point. Altcraft documents no bound (prices are strings, api.md §0);
 15 is what a double holds exactly, so a REAL of 1e300 is quarantined instead of sent as 301 digits."""
@@ -62,10 +54,6 @@ def price_pattern(scale: int) -> str:
     return rf"^{whole}$" if scale == 0 else rf"^{whole}(\.[0-9]{{1,{scale}}})?$"
 
 
-def _bools(values: pyarrow.Array, index: pd.Index) -> pd.Series:
-    return pd.Series(values.to_numpy(zero_copy_only=False), index=index)
-
-
 def str_matches(pattern: str, label: str | None = None) -> pa.Check:
     """``Check.str_matches`` (same pattern, same ``str_matches('...')`` label unless ``label`` is given), run
     by Arrow's RE2 directly on ``Text`` columns.
@@ -76,34 +64,6 @@ def str_matches(pattern: str, label: str | None = None) -> pa.Check:
     fields) take pandas' path, as the built-in check does."""
     name = label or f"str_matches('{pattern}')"
     return pa.Check(matches(pattern), name=name, error=name)
-
-
-def matches(pattern: str) -> Callable[[pd.Series], pd.Series]:
-    """The vectorised test behind :func:`str_matches` (a null is not this check's business: it passes)."""
-
-    def check(s: pd.Series) -> pd.Series:
-        arr = arrow_strings(s)
-        if arr is None:
-            return s.isna() | s.astype("str").str.match(pattern).fillna(False).astype(bool)
-        return _bools(pc.fill_null(pc.match_substring_regex(arr, pattern), True), s.index)
-
-    return check
-
-
-def no_controls(s: pd.Series) -> pd.Series:
-    """No NUL or other control character (a null passes: not this check's business)."""
-    arr = arrow_strings(s)
-    if arr is None:
-        return s.isna() | ~s.astype("str").str.contains(CONTROL, regex=True).fillna(False).astype(bool)
-    return _bools(pc.invert(pc.fill_null(pc.match_substring_regex(arr, CONTROL), False)), s.index)
-
-
-def non_empty(s: pd.Series) -> pd.Series:
-    """Present and not the empty string."""
-    arr = arrow_strings(s)
-    if arr is None:
-        return s.notna() & (s.astype("str") != "")
-    return _bools(pc.fill_null(pc.greater(pc.binary_length(arr), 0), False), s.index)
 
 
 def unique_within(df: pd.DataFrame, parent: str, key: str) -> pd.Series:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from altcraft_sync.catalogue import MATCHING_FIELDS, MONEY_FIELDS
 from altcraft_sync.cursor import PRODUCT_NAME, TS
 from transforms import values as V
-from transforms.checks import EMAIL, matches, non_empty
+from transforms.textchecks import EMAIL, matches, non_empty
 
 MATCHED = "_matched"
 """A contract-frame column: the order has the fields of one of its matching modes."""

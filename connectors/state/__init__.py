@@ -4,9 +4,10 @@ Holds what makes incremental runs correct (``docs/sync-correctness.md``):
 
 - ``watermarks``: per stream and cursor, the keyset position ``(updated_at, pk)`` in its native form.
 - ``ledger``: per entity and external_id, the fingerprint of the last payload sent and its outcome
-  (delivered / rejected / failed / deleted), attempts and Altcraft's error. Unchanged re-reads cost no
-  API call; anything not delivered stays eligible for retry.
-- ``quarantine``: records that failed the contract, with every reason.
+  (delivered / rejected / failed / deleted), attempts and Altcraft's error, and the digest of the raw rows
+  a delivery came from. Unchanged re-reads cost no API call (nor a map); anything not delivered stays
+  eligible for retry.
+- ``quarantine``: records that failed the contract, with every reason and the digest of the failing rows.
 - ``runs`` and ``run_streams``: the run history with per-stream figures.
 - ``locks``: one runner per stream, with a stale-lock timeout.
 - ``backfill_windows``: a backfill's per-window progress (resumable).

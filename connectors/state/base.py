@@ -18,7 +18,7 @@ from altcraft_sync.errors import StateError
 from altcraft_sync.keys import canonical_key
 from connectors.dbretry import RetryPolicy, first_line, retrying
 from connectors.dialect import Excluded, dialect_of
-from connectors.state.schema import LEDGER_V2_COLUMNS, SCHEMA_VERSION, metadata, notes_metadata, schema_version
+from connectors.state.schema import ADDED_COLUMNS, SCHEMA_VERSION, metadata, notes_metadata, schema_version
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -98,9 +98,10 @@ class StoreBase:
             version = conn.execute(sa.select(schema_version.c.version)).scalar()
             if version is None:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-            elif version == 1:  # 1 -> 2: the ledger's altcraft_id and owner, NULL for every existing record
-                for name, kind in LEDGER_V2_COLUMNS:
-                    conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {name} {kind}"))
+            elif version < SCHEMA_VERSION:  # the columns of each later version, NULL for every existing record
+                for table, name, kind in (c for v in range(version + 1, SCHEMA_VERSION + 1) for c in ADDED_COLUMNS[v]):
+                    if name not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+                        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
             elif version > SCHEMA_VERSION:
                 raise StateError(

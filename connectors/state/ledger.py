@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -58,43 +58,63 @@ class LedgerStore(WaitingRecords):
         cleared: Sequence[tuple[str, str]] = (),
         run_id: str | None = None,
         lock_owner: str | None = None,
+        digests: Mapping[tuple[str, str], int] | None = None,
+        redigested: Sequence[tuple[str, str, int]] = (),
+        seen_invalid: Sequence[tuple[str, str]] = (),
     ) -> None:
         """One transaction: ledger outcomes, quarantine changes, the stream's new watermark(s), and a
-        refresh of the stream lock (the heartbeat that tells a live run from a dead one)."""
+        refresh of the stream lock (the heartbeat that tells a live run from a dead one).
+
+        ``digests`` gives the raw-row digest (``transforms.digest``) of the chunk's records by (entity,
+        external_id): a delivered entry and a quarantine row keep theirs; any other outcome, and a record
+        without one, gets NULL (a write without a digest clears one that no longer holds). ``redigested``
+        sets the digest alone of ledger rows whose record was re-read and mapped to the payload they hold;
+        ``seen_invalid`` are quarantined records re-read unchanged (not mapped): seen again by this run."""
+        digests = digests or {}
         ts = now()
         with self.engine.begin() as conn:
             if lock_owner:
                 conn.execute(locks.update().where(locks.c.stream == stream, locks.c.owner == lock_owner).values(acquired_at=ts))
             if entries:
-                self._upsert_ledger(conn, [_masked(e) for e in entries], ts)
+                self._upsert_ledger(conn, [_masked(e) for e in entries], ts, digests)
                 self._track_waiting(conn, entries, ts)
             if quarantined:
                 rows = [
                     {"entity": e, "external_id": x, "source_pk": _pk(pk), "reasons": orjson.dumps(mask_tree(r)).decode(),
-                     "first_seen": ts, "last_seen": ts, "run_id": run_id}
+                     "first_seen": ts, "last_seen": ts, "run_id": run_id, "raw_digest": digests.get((e, x))}
                     for e, x, pk, r in quarantined
                 ]
                 self._upsert(conn, quarantine, rows, ["entity", "external_id"],
-                             ["source_pk", "reasons", "last_seen", "run_id"])
+                             ["source_pk", "reasons", "last_seen", "run_id", "raw_digest"])
+            if redigested:
+                conn.execute(ledger.update()
+                             .where(ledger.c.entity == sa.bindparam("e"), ledger.c.external_id == sa.bindparam("x"))
+                             .values(raw_digest=sa.bindparam("d")), [{"e": e, "x": x, "d": d} for e, x, d in redigested])
+            for part in batched(seen_invalid, 500):
+                conn.execute(quarantine.update().where(sa.tuple_(quarantine.c.entity, quarantine.c.external_id).in_(part))
+                             .values(last_seen=ts, run_id=run_id))
             for part in batched(cleared, 500):
                 conn.execute(quarantine.delete().where(sa.tuple_(quarantine.c.entity, quarantine.c.external_id).in_(part)))
             for name, cur in (cursors or {}).items():
                 self._upsert(conn, watermarks, [{"stream": stream, "cursor": name, "value": cur.to_json(), "updated_at": ts}],
                              ["stream", "cursor"], ["value", "updated_at"])
 
-    def _upsert_ledger(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:
+    def _upsert_ledger(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime,
+                       digests: Mapping[tuple[str, str], int]) -> None:
         """Upsert outcomes; ``attempts`` counts sends since the last delivery (reset on delivery)."""
         if self.sql.has_fast_ledger_upsert:
-            return self._upsert_ledger_fast(conn, entries, ts)
+            return self._upsert_ledger_fast(conn, entries, ts, digests)
         rows = [
             {"entity": e.entity, "external_id": e.external_id, "source_pk": _pk(e.source_pk), "fingerprint": e.fingerprint,
              "status": e.status, "error_code": e.error_code, "error_text": e.error_text, "permanent": e.permanent,
              "attempts": 0 if e.status in ("delivered", "deleted") else 1, "updated_at": ts,
-             "delivered_at": ts if e.status == "delivered" else None, "altcraft_id": e.altcraft_id, "owner": e.owner}
+             "delivered_at": ts if e.status == "delivered" else None, "altcraft_id": e.altcraft_id, "owner": e.owner,
+             "raw_digest": digests.get((e.entity, e.external_id)) if e.status == "delivered" else None}
             for e in entries
         ]
         self._upsert(conn, ledger, rows, ["entity", "external_id"],
-                     ["source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at"],
+                     ["source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at",
+                      "raw_digest"],
                      extra=lambda ins: {
                          "attempts": sa.case((sa.or_(ins.status == "delivered", ins.status == "deleted"), 0),
                                      else_=ledger.c.attempts + 1),
@@ -103,15 +123,18 @@ class LedgerStore(WaitingRecords):
                          "owner": sa.func.coalesce(ins.owner, ledger.c.owner),
                      })
 
-    def _upsert_ledger_fast(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime) -> None:
+    def _upsert_ledger_fast(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime,
+                            digests: Mapping[tuple[str, str], int]) -> None:
         """The same upsert as one hand-written statement on the DBAPI cursor: the per-row parameter
         processing of a Core executemany cost ~40 us a record, as much as the insert itself. The SQL
         names only this module's own tables and columns; every value is a bound parameter."""
         mark, stamp, new = self.sql.placeholder, self.sql.ledger_stamp(ts), self.sql.incoming
-        replaced = ("source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at")
+        replaced = ("source_pk", "fingerprint", "status", "error_code", "error_text", "permanent", "updated_at",
+                    "raw_digest")
         sql = (
             "INSERT INTO ledger (entity, external_id, source_pk, fingerprint, status, error_code, error_text, "
-            "permanent, attempts, updated_at, delivered_at, altcraft_id, owner) VALUES (" + ", ".join([mark] * 13) + ") "
+            "permanent, attempts, updated_at, delivered_at, altcraft_id, owner, raw_digest) VALUES ("
+            + ", ".join([mark] * 14) + ") "
             + self.sql.on_conflict(["entity", "external_id"]) + " "
             + ", ".join(f"{c} = {new(c)}" for c in replaced) + ", "
             f"attempts = CASE WHEN {new('status')} IN ('delivered', 'deleted') THEN 0 ELSE ledger.attempts + 1 END, "
@@ -121,7 +144,8 @@ class LedgerStore(WaitingRecords):
         rows = [
             (e.entity, e.external_id, _pk(e.source_pk), e.fingerprint, e.status, e.error_code, e.error_text,
              bool(e.permanent), 0 if e.status in ("delivered", "deleted") else 1, stamp,
-             stamp if e.status == "delivered" else None, e.altcraft_id, e.owner)
+             stamp if e.status == "delivered" else None, e.altcraft_id, e.owner,
+             digests.get((e.entity, e.external_id)) if e.status == "delivered" else None)
             for e in entries
         ]
         conn.exec_driver_sql(sql, rows)
@@ -147,11 +171,36 @@ class LedgerStore(WaitingRecords):
             for part in batched(external_ids, 900):
                 rows = conn.execute(
                     sa.select(ledger.c.external_id, ledger.c.fingerprint, ledger.c.status, ledger.c.permanent,
-                              ledger.c.attempts, ledger.c.source_pk)
+                              ledger.c.attempts, ledger.c.source_pk, ledger.c.raw_digest)
                     .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))
                 ).all()
                 for r in rows:
-                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts, r.source_pk)
+                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts, r.source_pk,
+                                               r.raw_digest)
+        return out
+
+    @_retried("ledger read")
+    def raw_digests(self, entity: str, external_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """What a re-read of unchanged source rows would lead to, for the records that may skip mapping:
+        ``("delivered", digest)`` for a record delivered from rows with that digest, ``("invalid", digest)``
+        for one quarantined from them (the quarantine wins: it is the record's current state), unless the
+        ledger holds it as failed, rejected or deferred (those always get a fresh decision). Records
+        without a digest (written before schema version 3, or not delivered) are left out."""
+        out: dict[str, tuple[str, int]] = {}
+        with self.engine.connect() as conn:
+            for part in batched(external_ids, 900):
+                status: dict[str, str] = {}
+                for r in conn.execute(sa.select(ledger.c.external_id, ledger.c.status, ledger.c.raw_digest)
+                                      .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))):
+                    status[r.external_id] = r.status
+                    if r.status == "delivered" and r.raw_digest is not None:
+                        out[r.external_id] = ("delivered", r.raw_digest)
+                for q in conn.execute(sa.select(quarantine.c.external_id, quarantine.c.raw_digest)
+                                      .where(quarantine.c.entity == entity, quarantine.c.external_id.in_(part))):
+                    if q.raw_digest is not None and status.get(q.external_id) not in RETRYABLE:
+                        out[q.external_id] = ("invalid", q.raw_digest)
+                    else:
+                        out.pop(q.external_id, None)
         return out
 
     @_retried("ledger read")

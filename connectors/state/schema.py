@@ -7,8 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2
-"""2: the ledger's ``altcraft_id`` and ``owner`` columns (added to a version 1 database in place)."""
+SCHEMA_VERSION = 3
+"""2: the ledger's ``altcraft_id`` and ``owner`` columns; 3: ``raw_digest`` in the ledger and the quarantine
+(each added to an older database in place, NULL for every existing record: see :data:`ADDED_COLUMNS`)."""
 metadata = sa.MetaData()
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -34,13 +35,16 @@ ledger = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.Column("altcraft_id", sa.String(64)),
     sa.Column("owner", sa.String(255)),
+    sa.Column("raw_digest", sa.BigInteger),
     sa.Index("ix_ledger_status", "entity", "status"),
 )
 """``altcraft_id``: Altcraft's own id of the record when its answer gives one (a profile's ``profile_id``).
 ``owner``: the ledger id of the profile a record was sent for (an order's buyer, ``email:<address>``), so
 ``forget`` finds the orders the ledger sent for a person. Both keep their last known value when an outcome
-brings none."""
-LEDGER_V2_COLUMNS = (("altcraft_id", "VARCHAR(64)"), ("owner", "VARCHAR(255)"))
+brings none.
+``raw_digest``: the digest of the source rows a delivered record's payload was mapped from
+(``transforms.digest``), so a re-read of unchanged rows skips mapping; NULL for anything else, and for a
+record delivered before version 3 (always mapped)."""
 quarantine = sa.Table(
     "quarantine", metadata,
     sa.Column("entity", sa.String(40), primary_key=True),
@@ -50,7 +54,15 @@ quarantine = sa.Table(
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.String(64)),
+    sa.Column("raw_digest", sa.BigInteger),
 )
+"""``raw_digest``: the digest of the source rows that failed the contract (``transforms.digest``): a re-read
+of the same rows is still invalid without being mapped again. NULL before version 3 (always mapped)."""
+ADDED_COLUMNS = {
+    2: (("ledger", "altcraft_id", "VARCHAR(64)"), ("ledger", "owner", "VARCHAR(255)")),
+    3: (("ledger", "raw_digest", "BIGINT"), ("quarantine", "raw_digest", "BIGINT")),
+}
+"""The columns each schema version added to tables an older version created: (table, column, SQL type)."""
 waiting = sa.Table(
     "waiting", metadata,
     sa.Column("entity", sa.String(40), primary_key=True),
@@ -142,4 +154,5 @@ class Known:
     permanent: bool
     attempts: int
     source_pk: str | None = None
+    raw_digest: int | None = None
 

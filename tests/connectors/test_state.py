@@ -39,6 +39,34 @@ def test_a_chunk_commits_outcomes_quarantine_and_watermark_together(state) -> No
     assert state.quarantined_ids("order") == set()
 
 
+def test_raw_digests_say_which_records_may_skip_mapping(state) -> None:
+    big, low = 2**63 - 1, -(2**63)  # a digest is any signed 64-bit integer
+    reason = [{"check": "email", "field": "email", "value": "x"}]
+    state.commit_chunk(stream="orders", entries=[
+        LedgerEntry("order", "1", 1, "f1", "delivered"),
+        LedgerEntry("order", "2", 2, "f2", "failed"),  # not delivered: kept without a digest
+        LedgerEntry("order", "3", 3, "f3", "delivered"),  # delivered without one (before digests): always mapped
+        LedgerEntry("order", "6", 6, "f6", "deferred"),
+        LedgerEntry("sku", "1", 1, "s1", "delivered"),  # another entity's digest is its own
+    ], quarantined=[("order", "4", 4, reason), ("order", "6", 6, reason), ("order", "7", 7, reason)],
+        digests={("order", "1"): big, ("order", "2"): 7, ("order", "4"): low, ("order", "6"): 13, ("sku", "1"): 1})
+    state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "5", 5, "f5", "delivered")],
+                       digests={("order", "5"): 11})
+    state.commit_chunk(stream="orders", quarantined=[("order", "5", 5, reason)], digests={("order", "5"): 12})
+    assert state.raw_digests("order", ["1", "2", "3", "4", "5", "6", "7", "8"]) == {
+        "1": ("delivered", big), "4": ("invalid", low), "5": ("invalid", 12)}  # 6 waits: a fresh decision
+    assert state.known("order", ["1"])["1"].raw_digest == big
+    # a later outcome without a digest clears it; a re-read mapped to the same payload sets it alone
+    state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "f1", "delivered")])
+    assert state.raw_digests("order", ["1"]) == {}
+    assert state.raw_digests("sku", ["1"]) == {"1": ("delivered", 1)}
+    state.commit_chunk(stream="orders", redigested=[("order", "1", 5), ("order", "3", 6)])
+    assert state.raw_digests("order", ["1", "3"]) == {"1": ("delivered", 5), "3": ("delivered", 6)}
+    assert state.known("order", ["1"])["1"].fingerprint == "f1"
+    state.commit_chunk(stream="orders", cleared=[("order", "5")])  # healed: the ledger's delivery counts again
+    assert state.raw_digests("order", ["5"]) == {"5": ("delivered", 11)}
+
+
 def test_a_failed_commit_leaves_nothing_behind(state) -> None:
     with pytest.raises(AttributeError):
         state.commit_chunk(stream="orders", cursors={"orders": "not a cursor"},  # type: ignore[dict-item]

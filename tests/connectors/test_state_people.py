@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from altcraft_sync.config import StateSettings
 from connectors.state import LedgerEntry, StateStore
+from connectors.state.schema import SCHEMA_VERSION
 
 
 def store(tmp_path) -> StateStore:
@@ -35,18 +36,39 @@ def test_profile_ids_and_owners_are_kept_and_read_back(tmp_path):
     st.close()
 
 
-def test_a_version_1_state_database_gets_the_new_columns(tmp_path):
-    st = store(tmp_path)
-    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered")])
-    with st.engine.begin() as conn:  # as altcraft-sync before profiles left it
-        conn.execute(sa.text("ALTER TABLE ledger DROP COLUMN owner"))
-        conn.execute(sa.text("ALTER TABLE ledger DROP COLUMN altcraft_id"))
-        conn.execute(sa.text("UPDATE schema_version SET version = 1"))
+def reopened_as(tmp_path, st: StateStore, version: int, dropped: list[tuple[str, str]]) -> StateStore:
+    """``st``'s database as an older altcraft-sync left it (without the ``dropped`` (table, column)s, at
+    ``version``), opened again: it must come back migrated to the current schema."""
+    with st.engine.begin() as conn:
+        for table, column in dropped:
+            conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(sa.text(f"UPDATE schema_version SET version = {version}"))
     st.close()
     st = store(tmp_path)
     with st.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == 2
+        assert conn.execute(sa.text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
+    return st
+
+
+def test_a_version_1_state_database_gets_the_new_columns(tmp_path):
+    st = store(tmp_path)
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered")])
+    st = reopened_as(tmp_path, st, 1, [("ledger", "owner"), ("ledger", "altcraft_id"), ("ledger", "raw_digest"),
+                                       ("quarantine", "raw_digest")])  # as altcraft-sync before profiles left it
     st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o2", "delivered", owner="email:a@x.io")])
     assert [r.external_id for r in st.owned("order", ["email:a@x.io"])] == ["1"]
     assert st.known("order", ["1"])["1"].fingerprint == "o2"
+    st.close()
+
+
+def test_a_version_2_state_database_gets_the_raw_digests(tmp_path):
+    st = store(tmp_path)
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered")], digests={("order", "1"): 3})
+    # as altcraft-sync before raw-row digests left it
+    st = reopened_as(tmp_path, st, 2, [("ledger", "raw_digest"), ("quarantine", "raw_digest")])
+    assert st.raw_digests("order", ["1"]) == {}  # an old row has none: always mapped
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "delivered")],
+                    quarantined=[("order", "2", 2, [{"check": "c", "field": "f", "value": None}])],
+                    digests={("order", "1"): 4, ("order", "2"): 5})
+    assert st.raw_digests("order", ["1", "2"]) == {"1": ("delivered", 4), "2": ("invalid", 5)}
     st.close()

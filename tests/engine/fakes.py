@@ -74,6 +74,9 @@ class DictState:
     locks: dict[str, str] = field(default_factory=dict)
     since: dict[tuple[str, str], datetime] = field(default_factory=dict)
     """(entity, id) -> when it started waiting (the ``waiting`` table)."""
+    digests: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(entity, id) -> the raw digest a delivered ledger row keeps."""
+    quarantine_digests: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def put(self, entity: str, ext: str, status: str = "delivered", fingerprint: str | None = None,
             pk: Any = None, permanent: bool = False) -> None:
@@ -112,6 +115,17 @@ class DictState:
     def ids_with_status(self, entity: str, statuses: Sequence[str]):
         return [(e, r.source_pk) for e, r in self._of(entity) if r.status in statuses]
 
+    def raw_digests(self, entity: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        for e in ids:
+            row, d, q = self.ledger.get((entity, e)), self.digests.get((entity, e)), self.quarantine_digests.get((entity, e))
+            if (entity, e) in self.quarantine:
+                if q is not None and (row is None or row.status not in ("failed", "rejected", "deferred")):
+                    out[e] = ("invalid", q)
+            elif row is not None and row.status == "delivered" and d is not None:
+                out[e] = ("delivered", d)
+        return out
+
     def quarantined_ids(self, entity: str) -> set[str]:
         return {e for (ent, e) in self.quarantine if ent == entity}
 
@@ -141,16 +155,27 @@ class DictState:
 
     def commit_chunk(self, *, stream: str, cursors: dict[str, Cursor] | None = None, entries: Sequence[LedgerEntry] = (),
                      quarantined: Sequence[Any] = (), cleared: Sequence[tuple[str, str]] = (), run_id: str | None = None,
-                     lock_owner: str | None = None) -> None:
+                     lock_owner: str | None = None, digests: dict[tuple[str, str], int] | None = None,
+                     redigested: Sequence[tuple[str, str, int]] = (), seen_invalid: Sequence[tuple[str, str]] = ()) -> None:
         self.commits.append({"stream": stream, "cursors": dict(cursors or {}), "entries": list(entries),
                              "quarantined": list(quarantined), "cleared": list(cleared)})
+        digests = digests or {}
         for e in entries:
-            self.ledger[(e.entity, e.external_id)] = Row(e.fingerprint, e.status, e.permanent,
-                                                         None if e.source_pk is None else str(e.source_pk))
+            key = (e.entity, e.external_id)
+            self.ledger[key] = Row(e.fingerprint, e.status, e.permanent, None if e.source_pk is None else str(e.source_pk))
+            self.digests.pop(key, None)
+            if e.status == "delivered" and key in digests:
+                self.digests[key] = digests[key]
         for entity, ext, pk, _ in quarantined:
             self.quarantine[(entity, ext)] = None if pk is None else str(pk)
+            self.quarantine_digests.pop((entity, ext), None)
+            if (entity, ext) in digests:
+                self.quarantine_digests[(entity, ext)] = digests[(entity, ext)]
+        for entity, ext, d in redigested:
+            self.digests[(entity, ext)] = d
         for key in cleared:
             self.quarantine.pop(key, None)
+            self.quarantine_digests.pop(key, None)
         for name, cur in (cursors or {}).items():
             self.watermarks[(stream, name)] = cur
 

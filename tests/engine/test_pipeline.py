@@ -41,9 +41,9 @@ class ReadyMapper:
     def __init__(self, records) -> None:
         self.records = records
 
-    def submit(self, m, parents: pd.DataFrame, child) -> Future[MapResult]:
+    def submit(self, m, parents: pd.DataFrame, child, known=None) -> Future[MapResult]:
         done: Future[MapResult] = Future()
-        done.set_result(MapResult(mapped("order", [self.records[k] for k in parents["_pk"]]), 0.0, 0.0, 0))
+        done.set_result(MapResult(mapped("order", [self.records[k] for k in parents["_pk"]]), 0.0, 0.0, 0, {}, {}))
         return done
 
     def start(self) -> None:

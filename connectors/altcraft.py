@@ -38,6 +38,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from altcraft_sync.config import AltcraftSettings
 from altcraft_sync.errors import AltcraftError, AltcraftUnavailable
+from altcraft_sync.wording import plural
 from connectors.altcraft_records import TRANSIENT_ITEM_CODES, Encoded, ImportReport, Outcome, Record
 from connectors.altcraft_wire import (
     RateLimiter,
@@ -267,7 +268,7 @@ class AltcraftClient:
                 report.outcomes[rec.external_id] = err.outcome(rec.external_id)
                 return report
             mid = len(batch) // 2
-            log.info("%s: request of %d records refused (%s); halving to isolate", method, len(batch), err.code)
+            log.info("%s: request of %s refused (%s); halving to isolate", method, plural(len(batch), "record"), err.code)
             for half in (batch[:mid], batch[mid:]):
                 report.merge(self._send_isolating(method, prefix, items_key, half, carrier, carrier_refused))
             return report
@@ -336,7 +337,7 @@ class AltcraftClient:
         except Transient as err:
             attempts = retrying.statistics.get("attempt_number", settings.max_attempts)
             raise AltcraftUnavailable(
-                f"Altcraft {method} kept failing after {attempts} attempts over "
+                f"Altcraft {method} kept failing after {plural(attempts, 'attempt')} over "
                 f"{time.monotonic() - started:.1f} s: {err.reason}"
             ) from None
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from altcraft_sync.wording import plural
 from connectors.altcraft import AltcraftClient
 from connectors.altcraft_records import TRANSIENT_ITEM_CODES, ImportReport, Outcome, Record
 from connectors.altcraft_wire import Rejected
@@ -77,7 +78,7 @@ class ProfileClient:
             report.outcomes.update({r.external_id: self._outcome(r, item) for r, item in zip(batch, result)})
             return report
         got = len(result) if isinstance(result, list) else "no"
-        log.warning("%s: %s results for %d profiles; sending them one at a time", method, got, len(batch))
+        log.warning("%s: %s results for %s; sending them one at a time", method, got, plural(len(batch), "profile"))
         for rec in batch:
             report.merge(self.import_one(rec, head))
         return report

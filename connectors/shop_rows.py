@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from altcraft_sync.cursor import PARENT, PK, PROBLEM, TS
 from altcraft_sync.errors import SourceError
+from altcraft_sync.wording import plural
 from connectors import latin1
 from connectors.dbretry import first_line, is_transient, retrying
 from connectors.shop_binding import Entity, SourceBinding
@@ -54,8 +55,8 @@ class RowGuards(SourceBinding):
                 if _plain(pk_value) in poisoned:
                     problems[len(rows)] = poisoned[_plain(pk_value)]
                 rows.append(r)
-        log.warning("%s: %d rows cannot be read as they are (%s); their records are quarantined", ent.path,
-                    len(poisoned), next(iter(poisoned.values()))[2] if poisoned else "")
+        log.warning("%s: %s cannot be read as they are (%s); their records are quarantined", ent.path,
+                    plural(len(poisoned), "row"), next(iter(poisoned.values()))[2] if poisoned else "")
         return names, rows, problems
 
     def _decoded(self, frame: pd.DataFrame, ent: Entity) -> pd.DataFrame:
@@ -226,14 +227,15 @@ def mark_duplicates(frame: pd.DataFrame, path: str) -> pd.DataFrame:
     free = problems.isna()
     if missing.any():
         problems[missing & free] = [(f"{path}.primary_key", "the key is not NULL", "NULL")] * int((missing & free).sum())
-        log.warning("%s: %d rows have a NULL key; their records are quarantined, not sent", path, int(missing.sum()))
+        log.warning("%s: %s with a NULL key; their records are quarantined, not sent", path,
+                    plural(int(missing.sum()), "row"))
     if repeated.any():
         counts = keys[repeated].map(keys[repeated].value_counts())
         problems[repeated & free] = [(f"{path}.primary_key", "the key is unique in the source", f"{int(n)} rows with key {k}")
                                      for k, n, f in zip(keys[repeated].tolist(), counts.tolist(),
                                                         free[repeated].tolist()) if f]
-        log.warning("%s: %d keys appear in more than one row (e.g. %s); their records are quarantined, not sent",
-                    path, keys[repeated].nunique(), keys[repeated].iloc[0])
+        log.warning("%s: %s in more than one row (e.g. %s); their records are quarantined, not sent",
+                    path, plural(int(keys[repeated].nunique()), "key"), keys[repeated].iloc[0])
     return frame.assign(**{PROBLEM: problems})
 
 

@@ -15,6 +15,7 @@ from altcraft_sync import streams as registry
 from altcraft_sync.batching import batched
 from altcraft_sync.cursor import PK, Cursor
 from altcraft_sync.keys import canonical_key
+from altcraft_sync.wording import plural
 from connectors.state import MAY_HOLD
 from engine.commit import Committer
 from engine.context import RunContext
@@ -107,7 +108,7 @@ class Repair:
             for ext in missing(list(keys)):
                 vanished.setdefault(ext, keys[ext])
         if vanished:
-            ctx.log.info("%s: %d records left the source", stream, len(vanished))
+            ctx.log.info("%s: %s left the source", stream, plural(len(vanished), "record"))
         if vanished and registry.get(stream).delete_method is None:
             stats.warnings.append(f"{len(vanished)} {stream} left the source; Altcraft has no delete method for them")
             ctx.sample(stats, "vanished", sorted(vanished))
@@ -136,7 +137,7 @@ class Repair:
         keys = ctx.source_keys(stream, [pk for _, pk in pending])
         if not keys:
             return
-        ctx.log.info("%s: retrying %d records that were not delivered", stream, len(keys))
+        ctx.log.info("%s: retrying %s that were not delivered", stream, plural(len(keys), "record"))
         for part in batched(keys, ctx.config.source.chunk_size):
             parents = ctx.source.fetch_by_keys(stream, part)
             stats.add(retried=len(parents))

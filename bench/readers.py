@@ -52,14 +52,21 @@ from exact_money import LINE_MONEY, ORDER_MONEY, money_check, money_kind  # noqa
 
 
 # --- the plan: today's queries as literal SQL ----------------------------------------------------------
-def demo_source(url: str, workdir: Path) -> Any:
-    """The demo shop's mapping bound to ``url`` (the source a sync builds)."""
+def demo_source(url: str, workdir: Path, reader: str = "rows") -> Any:
+    """The demo shop's mapping bound to ``url`` (the source a sync builds), reading as ``reader`` says:
+    ``rows`` by default, the SQLAlchemy path whose queries the plan records and the other readers replay
+    (``source.reader: auto`` reads pages without those queries)."""
+    import yaml
+
     from altcraft_sync.config import load_config
     from connectors.shop_db import ShopSource
     from sandbox.demo import write_demo_config
 
     path = write_demo_config(url, f"sqlite:///{workdir}/state.db", "http://127.0.0.1:9/api/v1.1/", "bench",
                              workdir / "readers.yaml", margin_seconds=0)
+    raw = yaml.safe_load(path.read_text())
+    raw["source"]["reader"] = reader
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     source = ShopSource(load_config(path))
     source.bind()
     return source

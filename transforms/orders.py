@@ -181,12 +181,13 @@ def _with_total_values(fails: pd.DataFrame, total: np.ndarray, lines: np.ndarray
     hit = (fails["check"] == contract.TOTAL_CHECK).to_numpy()
     if not hit.any():
         return fails
-    fails = fails.copy()
-    pos = fails["pos"].to_numpy()[hit]
-    fails.loc[hit, "field"] = "total_price"
-    fails.loc[hit, "value"] = [f"total_price {_amount(total[p], scale)}, lines {_amount(lines[p], scale)} + "
-                               f"delivery {_amount(delivery[p], scale)}" for p in pos.tolist()]
-    return fails
+    fields, values = fails["field"].tolist(), fails["value"].tolist()  # object lists: None stays None
+    for i, p in zip(np.flatnonzero(hit).tolist(), fails["pos"].to_numpy()[hit].tolist()):
+        fields[i] = "total_price"
+        values[i] = (f"total_price {_amount(total[p], scale)}, lines {_amount(lines[p], scale)} + "
+                     f"delivery {_amount(delivery[p], scale)}")
+    return fails.assign(field=pd.Series(fields, index=fails.index, dtype=object),
+                        value=pd.Series(values, index=fails.index, dtype=object))
 
 
 def _amount(minor: int, scale: int) -> str:

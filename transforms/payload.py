@@ -342,9 +342,16 @@ def quarantine_rows(entity: str, fails: pd.DataFrame, external_ids: V.Column, so
         "external_id": [external_ids[p] for p in pos.tolist()],
         "source_pk": pd.Series([canonical_key(source_pks[p]) for p in pos.tolist()], dtype=object),
         "check": fails["check"].to_numpy(),
-        "field": fails["field"].to_numpy(),
-        "value": fails["value"].to_numpy(),
+        "field": _objects(fails["field"]),
+        "value": _objects(fails["value"]),
     }, columns=QUARANTINE_COLUMNS)
+
+
+def _objects(column: pd.Series) -> pd.Series:
+    """A failure column as plain objects, a missing value as None: pandas 3 would read a mix of text and
+    None as its string dtype, whose missing value is NaN (a reason's field would read ``nan``)."""
+    return pd.Series([None if v is None or (isinstance(v, float) and v != v) else v for v in column.tolist()],
+                     dtype=object)
 
 
 def split_deleted(frame: pd.DataFrame, out: Mapped) -> pd.DataFrame:

@@ -212,6 +212,9 @@ def test_a_database_restart_in_the_middle_of_a_sync(dialect, tmp_path, emulator,
     engine.dispose()
     cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN, chunk_size=100))
     cfg.source.retry.backoff_max = 2
+    # our retries, on the rows path: the columnar readers bring their own connection handling (ConnectorX's
+    # pool retries a refused connect for up to 30 s; ADBC's refusal sends the page to the rows path)
+    cfg.source.reader = "rows"
     run_all(cfg, streams=["categories", "products", "skus"])
     restarted = threading.Event()
     back: list[threading.Thread] = []

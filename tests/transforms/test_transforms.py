@@ -621,3 +621,14 @@ def test_a_total_that_does_not_add_up_is_quarantined_with_the_amounts_it_compare
     assert q["field"].tolist() == ["total_price"]
     value = q["value"].tolist()[0]
     assert value.startswith("total_price 999.00, lines ") and " + delivery " in value, value
+
+
+def test_the_total_checks_amounts_leave_the_other_failures_fields_as_they_were():
+    bad_total = seed_order(external_id=2, total_price=999.0)
+    no_email = seed_order(external_id=3, **{"m.email": None})
+    lines = lines_frame([seed_line(1), seed_line(2), seed_line(3)])
+    out = map_orders(orders_frame([seed_order(external_id=1), bad_total, no_email]), lines,
+                     mapping_spec(make_config(), "orders"))
+    q = out.quarantine
+    other = q[q["external_id"] == "3"]
+    assert len(other) and all(f is None or isinstance(f, str) for f in other["field"].tolist()), other.to_dict("records")

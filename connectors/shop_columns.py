@@ -59,7 +59,8 @@ class ColumnarPages:
         except Refused as err:
             if err.sticky:
                 self._off.add(path)
-            self._tell(path, logging.WARNING, str(err))
+            # a column type holds for every page: expected and said once (INFO); a refused page is news (WARNING)
+            self._tell(path, logging.INFO if err.sticky else logging.WARNING, str(err))
             return None
 
     def _tell(self, path: str, level: int, reason: str) -> None:

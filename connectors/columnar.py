@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, cast
 
@@ -38,7 +39,7 @@ class Refused(Exception):
         self.sticky = sticky
 
 
-class ColumnarReader:
+class ColumnarReader(ABC):
     """A driver's connection, opened on first use and kept (autocommit: no snapshot held between pages)."""
 
     name = "columnar"
@@ -71,8 +72,9 @@ class ColumnarReader:
             first = (str(err).strip().splitlines() or [""])[0][:200]
             raise Refused(f"{self.name}: {type(err).__name__}: {first}") from None
 
+    @abstractmethod
     def _run(self, sql: str, rows_hint: int) -> pa.Table:
-        raise NotImplementedError
+        """Run ``sql`` on this driver's connection (opened on first use) and return all its rows."""
 
     def prepared(self, query: sa.Select[Any]) -> sa.Select[Any]:
         """The query as this driver can run it (the same rows and values)."""
@@ -80,6 +82,7 @@ class ColumnarReader:
 
     def check(self, field: pa.Field, declared: sa.types.TypeEngine[Any], column: pa.ChunkedArray) -> None:
         """Raise :class:`Refused` when a column of this Arrow type is not read as the rows path reads it."""
+        return None  # a driver whose types all read as the rows path's needs no check
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -22,6 +22,7 @@ from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_valida
 
 from altcraft_sync import streams as registry
 from altcraft_sync.catalogue import LINE_STATUSES, ORDER_STATUSES
+from altcraft_sync.config_errors import did_you_mean, format_validation_error
 from altcraft_sync.config_file import read_yaml
 from altcraft_sync.durations import Duration, OptionalDuration
 from altcraft_sync.errors import ConfigError
@@ -269,7 +270,7 @@ def _validated(model: type[TableSource], section: Any, path: str) -> TableSource
         first = err.errors()[0]
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
-            msg = "not a known setting" + _did_you_mean(list(first["loc"]), model)
+            msg = "not a known setting" + did_you_mean(list(first["loc"]), model)
         head, sep, rest = msg.partition(": ")
         inner = [head] if sep and _SUB_SETTING.match(head) else []  # a model check naming its own setting
         where = ".".join([path, *(str(p) for p in first["loc"]), *inner])
@@ -310,56 +311,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _format_validation_error(err: ValidationError, origin: str) -> str:
-    """Every problem pydantic found, in one line (``config a.yaml: 2 problems: x; y``): a person fixes
-    them all at once instead of one per run."""
-    problems: list[str] = []
-    for e in err.errors():
-        parts = [p for p in e["loc"] if p not in ("function-after",)]
-        loc = ".".join(str(p) for p in parts)
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "not a known setting" + _did_you_mean(parts)
-        text = f"{loc}: {msg}" if loc and not msg.startswith(loc) else msg
-        if text not in problems:
-            problems.append(text)
-    if len(problems) == 1:
-        return f"config {origin}: {problems[0]}"
-    return f"config {origin}: {len(problems)} problems: " + "; ".join(problems)
-
-
-def _did_you_mean(loc: list[Any], root: Any = None) -> str:
-    """`` (did you mean 'streams'?)`` for a misspelt key, from the settings known where it stands
-    (``loc`` from the ``root`` settings model, the whole config by default)."""
-    import difflib
-    from typing import get_args
-
-    from pydantic import BaseModel
-
-    def model_in(annotation: Any) -> Any:
-        """The settings model an annotation holds (``OrdersStream | None`` holds ``OrdersStream``)."""
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            return annotation
-        return next((m for m in map(model_in, get_args(annotation)) if m is not None), None)
-
-    model: Any = root or Config
-    for part in loc[:-1]:
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        model = model_in(field.annotation) if field is not None else None
-        if model is None:
-            return ""
-    known = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def parse_config(data: dict[str, Any], origin: str = "<dict>") -> Config:
     """The validated config; its secrets join the process's masker before anything can print them."""
     _register_secrets(data)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, origin)) from None
+        raise ConfigError(format_validation_error(err, origin, Config)) from None
     register(cfg.altcraft.token.get_secret_value(),
              urls=[cfg.source.url.get_secret_value(), cfg.state.url.get_secret_value()])
     return cfg

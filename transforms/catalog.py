@@ -19,19 +19,17 @@ from transforms.payload import (
     contract_frame,
     convert,
     custom_columns,
-    empty_quarantine,
     gc_paused,
     html_decoded,
     parent_positions,
     payloads,
     plain_keys,
-    quarantine_rows,
     record_texts,
     refs_of,
     split_deleted,
     split_problems,
-    with_quarantine,
 )
+from transforms.quarantine import empty_quarantine, quarantine_rows, with_quarantine
 from transforms.spec import MappingSpec
 
 CATEGORY_REQUIRED = frozenset({"external_id", "name"})

@@ -30,21 +30,19 @@ from transforms.payload import (
     contract_frame,
     convert,
     custom_columns,
-    empty_quarantine,
     gc_paused,
     html_decoded,
     map_values,
     parent_positions,
     payloads,
     plain_keys,
-    quarantine_rows,
     record_texts,
     refs_of,
     split_deleted,
     split_problems,
-    with_quarantine,
 )
 from transforms.profiles import normal_emails, normal_phones, profile_keys
+from transforms.quarantine import empty_quarantine, quarantine_rows, with_quarantine
 from transforms.spec import MappingSpec
 
 ORDER_REQUIRED = frozenset({"external_id", "status", "total_price", "currency", "endpoint", "lines"})

@@ -1,6 +1,6 @@
 """Payload building shared by every entity: field conversion by Altcraft type, the frame the contract
 checks, records as canonical JSON built column-wise (:mod:`transforms.jsoncols`) with children grouped by
-offsets, the content fingerprint, quarantine rows.
+offsets, the content fingerprint. Quarantine rows are :mod:`transforms.quarantine`'s.
 
 Records are never built with ``DataFrame.to_dict("records")``, per-row loops over a DataFrame or a dict
 per record: each field is converted once per column, and JSON is joined from columns.
@@ -28,6 +28,7 @@ from transforms import jsoncols
 from transforms import values as V
 from transforms.money import money
 from transforms.order_extras import LineDetails
+from transforms.quarantine import empty_quarantine, null_key_id
 
 if TYPE_CHECKING:
     from transforms.spec import MappingSpec
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 ID_FIELDS = frozenset({"external_id", "product_external_id", "parent_external_id", "product"})
-QUARANTINE_COLUMNS = ["entity", "external_id", "source_pk", "check", "field", "value"]
+
 
 
 class Payload(NamedTuple):
@@ -115,15 +116,6 @@ def refs_of(column: V.Column | list[list[Any] | None], rows: np.ndarray, offsets
     if offsets is None:
         offsets = np.arange(len(rows) + 1, dtype=np.int64)
     return Refs(values, offsets)
-
-
-_EMPTY_QUARANTINE = pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})
-
-
-def empty_quarantine() -> pd.DataFrame:
-    """A quarantine of no rows (a copy of one built once: building a frame costs ~0.3 ms, every chunk
-    needs a few)."""
-    return _EMPTY_QUARANTINE.copy()
 
 
 def fingerprint(data: bytes) -> str:
@@ -331,29 +323,6 @@ def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def quarantine_rows(entity: str, fails: pd.DataFrame, external_ids: V.Column, source_pks: list[Any]) -> pd.DataFrame:
-    """Failure rows (``pos, check, field, value``) as quarantine rows naming the record."""
-    if fails.empty:
-        return empty_quarantine()
-    external_ids = V.pylist(external_ids)
-    pos = fails["pos"].to_numpy()
-    return pd.DataFrame({
-        "entity": entity,
-        "external_id": [external_ids[p] for p in pos.tolist()],
-        "source_pk": pd.Series([canonical_key(source_pks[p]) for p in pos.tolist()], dtype=object),
-        "check": fails["check"].to_numpy(),
-        "field": _objects(fails["field"]),
-        "value": _objects(fails["value"]),
-    }, columns=QUARANTINE_COLUMNS)
-
-
-def _objects(column: pd.Series) -> pd.Series:
-    """A failure column as plain objects, a missing value as None: pandas 3 would read a mix of text and
-    None as its string dtype, whose missing value is NaN (a reason's field would read ``nan``)."""
-    return pd.Series([None if v is None or (isinstance(v, float) and v != v) else v for v in column.tolist()],
-                     dtype=object)
-
-
 def split_deleted(frame: pd.DataFrame, out: Mapped) -> pd.DataFrame:
     """Record soft-deleted rows as deletions on ``out``; return the live rows, re-indexed."""
     frame = frame.reset_index(drop=True)
@@ -394,27 +363,12 @@ def split_problems(frame: pd.DataFrame, entity: str,
     ids = V.pylist(V.ids(frame["external_id"])) if "external_id" in frame else [None] * len(frame)
     quarantine = pd.DataFrame({
         "entity": entity,
-        "external_id": [ids[i] if ids[i] is not None else pks[i] if pks[i] is not None else _null_key_id(frame, i)
+        "external_id": [ids[i] if ids[i] is not None else pks[i] if pks[i] is not None else null_key_id(frame, i)
                         for i in pos],
         "source_pk": pd.Series([pks[i] for i in pos], dtype=object), "check": [reasons[i][1] for i in pos],
         "field": [reasons[i][0] for i in pos], "value": [reasons[i][2] for i in pos],
     })
     return frame[~bad].reset_index(drop=True), quarantine
-
-
-def _null_key_id(frame: pd.DataFrame, i: int) -> str:
-    """A row without key or external_id, named by a digest of its values: two such rows stay two
-    quarantine rows, and the same row keeps its name from run to run."""
-    values = "\x1f".join(str(v) for v in frame.iloc[i].tolist())
-    return f"(NULL key) row {hashlib.sha1(values.encode(), usedforsecurity=False).hexdigest()[:12]}"
-
-
-def with_quarantine(*parts: pd.DataFrame) -> pd.DataFrame:
-    """Quarantine parts as one frame (empty parts left out)."""
-    non_empty = [p for p in parts if not p.empty]
-    if not non_empty:
-        return empty_quarantine()
-    return non_empty[0] if len(non_empty) == 1 else pd.concat(non_empty, ignore_index=True)
 
 
 def deleted_mask(frame: pd.DataFrame) -> np.ndarray:

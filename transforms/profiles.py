@@ -37,11 +37,10 @@ from transforms.payload import (
     gc_paused,
     payloads,
     plain_keys,
-    quarantine_rows,
     record_texts,
     split_problems,
-    with_quarantine,
 )
+from transforms.quarantine import quarantine_rows, with_quarantine
 from transforms.spec import MappingSpec
 
 PHONE = r"^\+[0-9]{7,15}$"

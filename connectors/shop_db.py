@@ -274,30 +274,28 @@ class ShopSource(RowGuards):
     def count_between(self, entity: str, start: Cursor | None, upper: Any) -> int:
         """How many rows lie after ``start`` and at or before ``upper`` (every row of an entity read by key
         alone): a progress bar's total. One index range count; asked only when a run has pages to read."""
-        ent = self.entities[entity]
-        query = sa.select(sa.func.count()).select_from(ent.source)
-        if ent.ts is not None:
-            ts = self._read(ent.ts)
-            query = query.where(ts <= sa.literal(upper, ts.type))
-            after = self._after(ent, start)
-            if after is not None:
-                query = query.where(after)
-        _, rows = self._fetch(query)
+        _, rows = self._fetch(self._in_range(sa.select(sa.func.count()), entity, start, upper))
         return int(rows[0][0]) if rows else 0
 
     def has_rows_between(self, entity: str, start: Cursor | None, upper: Any) -> bool:
         """Whether any row lies after ``start`` and at or before ``upper``: after a run has read up to
         ``upper``, a yes means the watermark is stuck (the stale check)."""
-        ent = self.entities[entity]
-        if ent.ts is None:
+        if self.entities[entity].ts is None:
             return False
-        ts = self._read(ent.ts)
-        query = sa.select(sa.literal(1)).select_from(ent.source).where(ts <= sa.literal(upper, ts.type))
-        after = self._after(ent, start)
-        if after is not None:
-            query = query.where(after)
-        _, rows = self._fetch(query.limit(1))
+        _, rows = self._fetch(self._in_range(sa.select(sa.literal(1)), entity, start, upper).limit(1))
         return bool(rows)
+
+    def _in_range(self, query: sa.Select[Any], entity: str, start: Cursor | None, upper: Any) -> sa.Select[Any]:
+        """``query`` over the entity's rows after ``start`` and at or before ``upper`` (all of them for an
+        entity read by key alone)."""
+        ent = self.entities[entity]
+        query = query.select_from(ent.source)
+        if ent.ts is None:
+            return query
+        ts = self._read(ent.ts)
+        query = query.where(ts <= sa.literal(upper, ts.type))
+        after = self._after(ent, start)
+        return query if after is None else query.where(after)
 
     def fetch_by_keys(self, entity: str, keys: Sequence[Any], *, by_parent: bool = False) -> pd.DataFrame:
         """Rows whose primary key (or, for children, parent key) is in ``keys``; any order."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from functools import lru_cache
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -141,6 +142,31 @@ def _object_keys(values: np.ndarray) -> np.ndarray:
     return keys
 
 
+def _stamp_keys(values: Any) -> np.ndarray | None:
+    """The keys :func:`_object_keys` gives date-times (the hash of ``"\\x00t:" + isoformat()``), for a
+    whole column at once: PostgreSQL's and MySQL's drivers give every cursor and time value as a Python
+    ``datetime``, and formatting them one by one cost more than the rest of the digest. None (go value by
+    value) unless the column converts as a whole: naive or UTC times, none finer than a microsecond."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            stamps = pd.DatetimeIndex(values)
+    except (TypeError, ValueError, OverflowError, Warning):  # mixed zones, dates, text: one by one
+        return None
+    suffix = ""
+    if stamps.tz is not None:
+        if str(stamps.tz) != "UTC":
+            return None
+        stamps, suffix = stamps.tz_localize(None), "+00:00"
+    if stamps.unit == "ns" and bool((stamps.asi8[~stamps.isna()] % 1000).any()):
+        return None  # isoformat() shows nanoseconds
+    micros = stamps.as_unit("us").to_numpy()
+    text = np.datetime_as_string(micros, unit="us")
+    whole = micros.view(np.int64) % 1_000_000 == 0  # isoformat() leaves out a zero fraction
+    text = np.where(whole, text.astype("<U19"), text)
+    return hash_array(np.char.add(np.char.add("\x00t:", text), suffix).astype(object), categorize=False)
+
+
 def _column_keys(column: pd.Series) -> np.ndarray:
     """One uint64 key per value that depends on the value alone, not on the dtype pandas inferred for the
     chunk it came in (a page whose prices happen to be whole is ``int64``, another ``float64``; a column
@@ -153,12 +179,20 @@ def _column_keys(column: pd.Series) -> np.ndarray:
         return column.to_numpy(dtype=np.int64).view(np.uint64)
     if kind == "f":
         return _float_keys(column.to_numpy(dtype=np.float64, na_value=np.nan))
+    if kind == "M":
+        keys = _stamp_keys(column.array)
+        if keys is not None:
+            return keys
     values = column.to_numpy(dtype=object)
     if isinstance(column.dtype, pd.StringDtype):
         return hash_array(values, categorize=False)
     inferred = pd.api.types.infer_dtype(values, skipna=True)
     if inferred == "string":
         return hash_array(values, categorize=False)
+    if inferred == "datetime":
+        keys = _stamp_keys(values)
+        if keys is not None:
+            return keys
     if inferred == "integer":  # the common object column: a key read as Python ints
         try:
             return values.astype(np.int64).view(np.uint64)

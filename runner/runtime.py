@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +41,25 @@ def _value_check_ranges(cfg: Config, source: ShopSource, state: StateStore) -> d
     return out
 
 
+def return_freed_buffers() -> None:
+    """Give Arrow's buffers (the columnar reader's pages, pandas' text columns and their string functions)
+    to the C library's allocator instead of pyarrow's default mimalloc pool. mimalloc keeps the freed
+    buffers of earlier pages mapped, about 20 MB at the peak of a full sync, where glibc's malloc hands
+    large blocks back when they are freed; the CPU of a sync was the same within the noise
+    (``docs/performance.md``, "Memory"). Process-wide; Arrow's own ``ARROW_DEFAULT_MEMORY_POOL``, when
+    set, is the user's choice and is kept."""
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 def open_runtime(config: Config | str | Path | None, *, need_client: bool = True) -> Runtime:
     """Validate everything before anything is read or sent: the config file, the live shop database
     against the mapping, the state database, and (unless ``need_client`` is false) the token."""
     cfg = config if isinstance(config, Config) else load_config(config)
+    return_freed_buffers()
     source = ShopSource(cfg)
     try:
         warnings = source.bind()

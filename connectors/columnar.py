@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -221,7 +222,7 @@ def arrow_frame(table: pa.Table, reader: ColumnarReader, declared: dict[str, sa.
 def _series(name: str, field: pa.Field, column: pa.ChunkedArray, scale: int | None) -> pd.Series:
     t = field.type
     if name in (PK, TS):
-        return pd.Series(column.to_pylist(), dtype=object)
+        return pd.Series(_python_values(column), dtype=object)
     if (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric":
         return pd.Series([None if v is None else Decimal(v) for v in column.to_pylist()], dtype=object)
     if pa.types.is_integer(t):
@@ -241,6 +242,19 @@ def _series(name: str, field: pa.Field, column: pa.ChunkedArray, scale: int | No
     if pa.types.is_timestamp(t):
         return pd.Series(column.to_pandas()).astype(f"datetime64[us, {t.tz}]" if t.tz else "datetime64[us]")
     raise Refused(f"column {name}: Arrow type {t} is read as rows", sticky=True)
+
+
+def _python_values(column: pa.ChunkedArray) -> list[Any] | np.ndarray:
+    """The key or cursor column as the driver's Python values (``int``, ``datetime``), as the rows path
+    gives them. numpy converts whole integer and microsecond time columns to the same objects ~40 times
+    faster than Arrow's value-by-value ``to_pylist`` (a page's cursor column cost ~14 ms on PostgreSQL);
+    a time zone, nanoseconds or NULL integers go through ``to_pylist``."""
+    t = column.type
+    if pa.types.is_timestamp(t) and t.tz is None and t.unit != "ns":
+        return column.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False).astype(object)
+    if (pa.types.is_signed_integer(t) or (pa.types.is_integer(t) and t.bit_width < 64)) and not column.null_count:
+        return column.cast(pa.int64()).to_numpy().astype(object)
+    return column.to_pylist()
 
 
 def declared_type(column: sa.ColumnElement[Any]) -> sa.types.TypeEngine[Any]:

@@ -10,12 +10,19 @@ from cli import people  # noqa: F401
 from cli import local  # noqa: F401
 from cli import preset  # noqa: F401
 from cli.app import app
+from cli.process_exit import leave
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:  # pragma: no cover - console script entry
-    app()
+    """Run the command; its exit skips the interpreter's teardown (``cli.process_exit``). An error that
+    escapes a command (a bug) leaves the normal way, with its traceback."""
+    try:
+        app()
+    except SystemExit as stop:
+        leave(stop.code)
+    leave(0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from altcraft_sync.cursor import Cursor
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore
+from runner.memory import TRIMMER, HeapTrimmer, return_freed_buffers
 
 
 @dataclass
@@ -21,8 +21,13 @@ class Runtime:
     state: StateStore
     client: AltcraftClient | None
     warnings: list[str] = field(default_factory=list)
+    trimmer: HeapTrimmer | None = None
+    """Gives freed heap pages back while the run is open (``runner.memory``); released by ``close``."""
 
     def close(self) -> None:
+        trimmer, self.trimmer = self.trimmer, None
+        if trimmer is not None:
+            trimmer.release()
         if self.client is not None:
             self.client.close()
         self.source.close()
@@ -41,20 +46,6 @@ def _value_check_ranges(cfg: Config, source: ShopSource, state: StateStore) -> d
     return out
 
 
-def return_freed_buffers() -> None:
-    """Give Arrow's buffers (the columnar reader's pages, pandas' text columns and their string functions)
-    to the C library's allocator instead of pyarrow's default mimalloc pool. mimalloc keeps the freed
-    buffers of earlier pages mapped, about 20 MB at the peak of a full sync, where glibc's malloc hands
-    large blocks back when they are freed; the CPU of a sync was the same within the noise
-    (``docs/performance.md``, "Memory"). Process-wide; Arrow's own ``ARROW_DEFAULT_MEMORY_POOL``, when
-    set, is the user's choice and is kept."""
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
 def open_runtime(config: Config | str | Path | None, *, need_client: bool = True) -> Runtime:
     """Validate everything before anything is read or sent: the config file, the live shop database
     against the mapping, the state database, and (unless ``need_client`` is false) the token."""
@@ -69,4 +60,5 @@ def open_runtime(config: Config | str | Path | None, *, need_client: bool = True
         source.close()
         raise
     client = AltcraftClient(cfg.altcraft, resolve_token(cfg.altcraft)) if need_client else None
-    return Runtime(cfg, source, state, client, warnings)
+    TRIMMER.hold()
+    return Runtime(cfg, source, state, client, warnings, TRIMMER)

@@ -1,0 +1,86 @@
+"""A run gives freed memory back (``runner.memory``): Arrow's buffers go to the system allocator (a user's
+own ``ARROW_DEFAULT_MEMORY_POOL`` wins; checked in a fresh interpreter, the pool is process-wide), and
+glibc's heaps are trimmed while a run is open, by one thread however many runs are open."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.memory import HeapTrimmer, glibc_trim
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = ("import pyarrow as pa; before = pa.default_memory_pool().backend_name; "
+         "from runner.memory import return_freed_buffers; return_freed_buffers(); "
+         "print(before, pa.default_memory_pool().backend_name)")
+
+
+def _pools(**env: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**clean, **env}, capture_output=True,
+                         text=True, timeout=120, check=True)
+    return out.stdout.split()
+
+
+def test_a_run_uses_the_system_allocator_for_arrow_buffers() -> None:
+    before, after = _pools()
+    if before == "system":
+        pytest.skip("this pyarrow build has no other pool")
+    assert after == "system"
+
+
+def test_the_users_own_arrow_pool_setting_is_kept() -> None:
+    import pyarrow as pa
+
+    if "mimalloc" not in pa.supported_memory_backends():
+        pytest.skip("this pyarrow build has no mimalloc pool")
+    assert _pools(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == ["mimalloc", "mimalloc"]
+
+
+def test_the_trimmer_runs_while_a_run_holds_it_on_one_thread() -> None:
+    import threading
+    import time
+
+    calls: list[float] = []
+    trimmer = HeapTrimmer(lambda: calls.append(time.monotonic()), every=0.01)
+    trimmer.hold()
+    trimmer.hold()  # a second run open beside the first
+    time.sleep(0.15)
+    assert len([t for t in threading.enumerate() if t.name == "heap-trim"]) == 1
+    trimmer.release()
+    assert trimmer.running  # the other run still holds it
+    trimmer.release()
+    assert not trimmer.running
+    done = len(calls)
+    time.sleep(0.05)
+    assert done >= 3 and len(calls) == done
+    trimmer.release()  # a run closed twice does not break the count
+    quiet = HeapTrimmer(None)
+    quiet.hold()
+    assert not quiet.running
+
+
+PROBE_HEAP = """
+import os
+from runner.memory import glibc_trim
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+blocks = [bytes(1500) for _ in range(60_000)]
+keep = blocks[::50]  # a live block every so often: the heap cannot shrink from its top
+del blocks
+before = rss()
+glibc_trim()()
+print(before - rss())
+"""
+
+
+def test_trimming_gives_freed_heap_pages_back() -> None:
+    if glibc_trim() is None or not Path("/proc/self/statm").exists():
+        pytest.skip("not glibc on Linux")
+    out = subprocess.run([sys.executable, "-c", PROBE_HEAP], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert float(out.stdout) > 40  # of the ~90 MB freed

@@ -31,6 +31,7 @@ Writes ``bench/results/compare-latest.json`` and ``.md`` (the README's table).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -54,6 +55,9 @@ TOOLS = ("altcraft-sync", "drt", "dlt")
 PEER_PACKAGES = {
     "drt": ["drt-core[postgres]==1.2.1"],
     "dlt": ["dlt==1.31.0", "requests", "psycopg[binary]>=3.2"],
+    # as `pip install altcraft-sync` gives it: the runtime dependencies only (the development extra adds
+    # hypothesis, which pandera imports on its first validation: ~0.16 CPU-s that no user pays)
+    "altcraft-sync": ["-e", str(ROOT)],
 }
 PREFECT_REPEAT = 3
 """Flow runs of each kind under the Prefect server, interleaved; the report gives their medians (a single
@@ -78,6 +82,8 @@ def peer_venv(name: str, workdir: Path) -> Path:
     venv = workdir / "venvs" / name
     stamp = venv / ".bench-installed"
     wanted = " ".join(PEER_PACKAGES[name])
+    if name == "altcraft-sync":  # an editable install follows the code; its dependencies follow pyproject
+        wanted += " " + hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.is_file() and stamp.read_text() == wanted:
         return venv
     print(f"[setup] installing {wanted} into {venv}", flush=True)
@@ -148,7 +154,8 @@ class Bench:
         from run import write_config
 
         self.config = write_config(self.work, self.url, self.api, "ours")
-        ours = [sys.executable, "-m", "cli.main", "sync", "--config", str(self.config), "--stream", "orders"]
+        python = str(peer_venv("altcraft-sync", self.args.workdir) / "bin" / "python")
+        ours = [python, "-m", "cli.main", "sync", "--config", str(self.config), "--stream", "orders"]
         self.commands["altcraft-sync"] = (ours, {"PREFECT_HOME": str(self.work / "prefect-home")}, ROOT)
         u = __import__("sqlalchemy").make_url(self.url)
         if "drt" in self.tools:
@@ -163,7 +170,7 @@ class Bench:
             self.commands["dlt"] = (cmd, {}, self.work)
         # the account: catalog and custom field definitions, untimed
         self.control("reset", {})
-        catalog = [sys.executable, "-m", "cli.main", "sync", "--config", str(self.config),
+        catalog = [python, "-m", "cli.main", "sync", "--config", str(self.config),
                    "--stream", "categories", "--stream", "products", "--stream", "skus"]
         run_command(catalog, env=QUIET, cwd=ROOT, log=self.log, accept=WARNED)
 
@@ -225,9 +232,9 @@ class Bench:
                 except OSError:
                     time.sleep(0.2)
             env["PREFECT_API_URL"] = api
-            noop = [sys.executable, "-c", "from prefect import flow; flow(name='noop')(lambda: None)()"]
-            run_command(noop, env={**QUIET, **env}, cwd=ROOT, log=self.log)  # the server's first flow run warms it
             cmd, _, cwd = self.commands["altcraft-sync"]
+            noop = [cmd[0], "-c", "from prefect import flow; flow(name='noop')(lambda: None)()"]  # the same Python
+            run_command(noop, env={**QUIET, **env}, cwd=ROOT, log=self.log)  # the server's first flow run warms it
             empties, runs = [], []
             for _ in range(PREFECT_REPEAT):  # interleaved: the server's own background work lands on either
                 empties.append(run_command(noop, env={**QUIET, **env}, cwd=ROOT, log=self.log))

@@ -14,8 +14,9 @@ What goes into a record's digest, and why that is everything its payload and its
   the children does not matter, and a repeated child line is not cancelled out (as with XOR).
 - **Each value by what it is, not by the dtype pandas inferred for its chunk** (a page whose prices are all
   whole is ``int64``, another ``float64``; a column with no value is ``object``): integers and integral
-  floats by their integer, other floats by their bits, text by its hash, anything else by its type and
-  text; each value salted with its column's name, so a value moved to another column does not match.
+  floats by their integer, other floats by their bits, text by its hash, date-times by their
+  microseconds (and zone offset), anything else by its type and text; each value salted with its
+  column's name, so a value moved to another column does not match.
 - **Everything else the mapper is given** (:func:`mapping_fingerprint`): the whole ``MappingSpec`` (the
   stream's section of the settings or preset, time zone, money scale, custom fields and line statuses,
   default currency, endpoint, ``total_mismatch``, ``max_name_length``, whether a profile stream owns the
@@ -40,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import warnings
+from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -90,6 +92,9 @@ _M1, _M2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _FLOAT = np.uint64(0x5BD1E9955BD1E995)
 """Set on the bits of a fractional float, so its key is not that of an integer with the same bits."""
 _INTEGRAL = 2.0**63
+_NAIVE, _AWARE = np.uint64(0x2545F4914F6CDD1D), np.uint64(0x9FB21C651E98DF25)
+"""Set on a date-time's microseconds, so its key is not that of the same integer (and naive is not aware)."""
+_EPOCH, _MICRO = datetime(1970, 1, 1), timedelta(microseconds=1)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -116,8 +121,9 @@ def _float_keys(v: np.ndarray) -> np.ndarray:
 
 def _object_keys(values: np.ndarray) -> np.ndarray:
     """Keys of a column of Python objects, value by value, equal to those the typed paths give: integers
-    and integral floats as integers, other floats by their bits, text by its hash, and anything else by the
-    hash of its type and text (a ``Decimal`` keeps its scale: ``1.10`` and ``1.1`` differ)."""
+    and integral floats as integers, other floats by their bits, text by its hash, date-times by
+    :func:`_time_key`, and anything else by the hash of its type and text (a ``Decimal`` keeps its scale:
+    ``1.10`` and ``1.1`` differ)."""
     keys = np.zeros(len(values), dtype=np.uint64)
     texts: list[str] = []
     text_at: list[int] = []
@@ -132,6 +138,8 @@ def _object_keys(values: np.ndarray) -> np.ndarray:
         elif isinstance(v, str):
             texts.append(v)
             text_at.append(i)
+        elif isinstance(v, datetime) and v is not pd.NaT and not getattr(v, "nanosecond", 0):
+            keys[i] = _time_key(v)  # (a Timestamp with nanoseconds goes as text)
         elif v is not None:
             texts.append("\x00" + (f"t:{v.isoformat()}" if hasattr(v, "isoformat") else f"{type(v).__name__}:{v}"))
             text_at.append(i)
@@ -143,28 +151,35 @@ def _object_keys(values: np.ndarray) -> np.ndarray:
 
 
 def _stamp_keys(values: Any) -> np.ndarray | None:
-    """The keys :func:`_object_keys` gives date-times (the hash of ``"\\x00t:" + isoformat()``), for a
-    whole column at once: PostgreSQL's and MySQL's drivers give every cursor and time value as a Python
-    ``datetime``, and formatting them one by one cost more than the rest of the digest. None (go value by
-    value) unless the column converts as a whole: naive or UTC times, none finer than a microsecond."""
+    """:func:`_time_key` for a whole column at once (PostgreSQL's and MySQL's drivers give every cursor and
+    time value as a Python ``datetime``; one by one they cost more than the rest of the digest). None (go
+    value by value) unless the column converts as a whole: times of one zone or none, none finer than a
+    microsecond."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             stamps = pd.DatetimeIndex(values)
     except (TypeError, ValueError, OverflowError, Warning):  # mixed zones, dates, text: one by one
         return None
-    suffix = ""
-    if stamps.tz is not None:
-        if str(stamps.tz) != "UTC":
-            return None
-        stamps, suffix = stamps.tz_localize(None), "+00:00"
     if stamps.unit == "ns" and bool((stamps.asi8[~stamps.isna()] % 1000).any()):
-        return None  # isoformat() shows nanoseconds
-    micros = stamps.as_unit("us").to_numpy()
-    text = np.datetime_as_string(micros, unit="us")
-    whole = micros.view(np.int64) % 1_000_000 == 0  # isoformat() leaves out a zero fraction
-    text = np.where(whole, text.astype("<U19"), text)
-    return hash_array(np.char.add(np.char.add("\x00t:", text), suffix).astype(object), categorize=False)
+        return None  # nanoseconds: value by value, as text
+    stamps = stamps.as_unit("us")
+    if stamps.tz is None:
+        return stamps.asi8.view(np.uint64) ^ _NAIVE
+    local = stamps.tz_localize(None)
+    offset = (local.asi8 - stamps.tz_convert("UTC").tz_localize(None).asi8) // 1_000_000
+    return local.asi8.view(np.uint64) ^ _AWARE ^ _mix(offset.view(np.uint64))
+
+
+def _time_key(v: datetime) -> int:
+    """A date-time's key: its wall-clock microseconds since 1970, and for an aware one its UTC offset too
+    (a re-read that shows the same instant in another zone is a changed row: its payload may differ)."""
+    offset = v.utcoffset()
+    local = (v.replace(tzinfo=None) - _EPOCH) // _MICRO
+    if offset is None:
+        return (local & 0xFFFFFFFFFFFFFFFF) ^ int(_NAIVE)
+    seconds = np.array([int(offset.total_seconds())], dtype=np.int64).view(np.uint64)
+    return (local & 0xFFFFFFFFFFFFFFFF) ^ int(_AWARE) ^ int(_mix(seconds)[0])
 
 
 def _column_keys(column: pd.Series) -> np.ndarray:

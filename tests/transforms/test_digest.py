@@ -110,31 +110,37 @@ def test_the_dtype_pandas_inferred_for_a_chunk_does_not_matter(spec) -> None:
 
 def test_times_give_one_digest_whether_objects_or_a_typed_column(spec) -> None:
     """A cursor or time read by PostgreSQL's or MySQL's driver is a Python ``datetime`` per value, the same
-    time read in columns a ``datetime64`` column: one digest either way, naive or UTC, whole seconds or not,
-    with NULLs. The whole column is keyed at once (value by value, these columns cost more than the rest of
-    the digest), with the keys the value-by-value path gives; a column it cannot take whole (offsets that
-    differ, a date) still goes value by value, to the same digest."""
+    time read in columns a ``datetime64`` column: one digest either way, naive or in a zone, whole seconds
+    or not, with NULLs. A whole column is keyed at once (value by value, these columns cost more than the
+    rest of the digest) with the keys the value-by-value path gives; a column it cannot take whole (zones
+    that differ) still goes value by value, to the same keys. A time, its zone's offset and naive against
+    aware each change the digest."""
     import datetime as dt
+    from zoneinfo import ZoneInfo
 
     base = dt.datetime(2024, 3, 1, 12, 30)
-    naive = [base, None, base + dt.timedelta(seconds=1, microseconds=250), base.replace(year=1999)]
-    for zone in (None, dt.UTC):
+    naive = [base, None, base + dt.timedelta(seconds=1, microseconds=250), base.replace(year=1969)]
+    seen: set[tuple[int, ...]] = set()
+    for zone in (None, dt.UTC, ZoneInfo("Europe/Moscow")):
         values = [None if v is None else v.replace(tzinfo=zone) for v in naive]
         objects = pd.DataFrame({"_pk": [1, 2, 3, 4], "_ts": pd.Series(values, dtype=object)})
         typed = objects.assign(_ts=pd.Series(pd.DatetimeIndex(values)))
-        by_value = objects.assign(_ts=pd.Series([*values[:3], "2024-01-01"], dtype=object))  # text: one by one
         assert digest._stamp_keys(np.array(values, dtype=object)) is not None
         want = [digest._object_keys(np.array([v], dtype=object))[0] for v in values]
-        assert digest._column_keys(objects["_ts"]).tolist()[:1] + digest._column_keys(objects["_ts"]).tolist()[2:] \
-            == want[:1] + want[2:]
+        got = digest._column_keys(objects["_ts"]).tolist()
+        assert got[:1] + got[2:] == want[:1] + want[2:]
         assert digests(objects, None, spec) == digests(typed, None, spec)
-        assert digests(objects, None, spec)[:3] == digests(by_value, None, spec)[:3]
         assert len(set(digests(objects, None, spec))) == 4
+        seen.add(tuple(digests(objects, None, spec)))
+    assert len(seen) == 3  # naive, UTC and Moscow: three different digests of the same wall-clock times
+    later = pd.DataFrame({"_pk": [1], "_ts": [base + dt.timedelta(microseconds=1)]})
+    assert digests(later, None, spec) != digests(pd.DataFrame({"_pk": [1], "_ts": [base]}), None, spec)
     moscow = dt.timezone(dt.timedelta(hours=3))
-    mixed = np.array([base.replace(tzinfo=moscow), base.replace(tzinfo=dt.UTC)], dtype=object)
+    mixed = np.array([base.replace(tzinfo=moscow), base.replace(tzinfo=dt.UTC), None], dtype=object)
     assert digest._stamp_keys(mixed) is None
-    assert digest._column_keys(pd.Series(mixed, dtype=object)).tolist() == digest._object_keys(mixed).tolist()
-    assert digest._column_keys(pd.Series(mixed, dtype=object))[0] != digest._column_keys(pd.Series(mixed, dtype=object))[1]
+    keys = digest._column_keys(pd.Series(mixed, dtype=object)).tolist()
+    assert keys[:2] == digest._object_keys(mixed).tolist()[:2] and keys[0] != keys[1]
+    assert keys[1] == digest._stamp_keys(np.array([base.replace(tzinfo=dt.UTC)], dtype=object))[0]
 
 
 def test_the_mapping_spec_and_the_code_version_are_part_of_it(spec, monkeypatch) -> None:

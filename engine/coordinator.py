@@ -146,6 +146,8 @@ class Syncer:
         try:
             db_now = ctx.source.db_now()  # before the definitions: their carrier is an order too
             ctx.memory.trigger_cutoff = trigger_cutoff(ctx.config.sync.trigger_window, stream, db_now)
+            for name in ctx.config.enabled_streams():  # what the state held before this run sent anything: a
+                p.ledger.held_at_start(registry.get(name).entity)  # carrier (a product carries categories) is new
             if not ctx.dry_run:
                 p.carriers.send_definitions(stream, stats)
             full_pass = not p.planner.has_ts(stream)

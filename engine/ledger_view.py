@@ -62,14 +62,21 @@ class LedgerView:
         spec = registry.get(stream)
         if ctx.options.resend:
             return {}
-        holds = ctx.memory.holds_digests
-        if spec.entity not in holds:
-            holds[spec.entity] = ctx.state.has_records(spec.entity) or bool(self.quarantined(spec.entity))
-        if not holds[spec.entity] or not external_ids:
+        if not self.held_at_start(spec.entity) or not external_ids:
             return {}
         now = ctx.memory.quarantined_now.get(spec.entity, set())
         known = ctx.state.raw_digests(spec.entity, external_ids)
         return {e: k for e, k in known.items() if not (k[0] == "invalid" and (ctx.dry_run or e in now))}
+
+    def held_at_start(self, entity: str) -> bool:
+        """Whether the state held any record of ``entity`` when the run started (asked once per run). The
+        coordinator asks for every stream before the first one sends its definitions, whose carriers are
+        records (an order; a product for categories): asked after, a first sync would look up every
+        record's digest in vain."""
+        holds = self.ctx.memory.holds_digests
+        if entity not in holds:
+            holds[entity] = self.ctx.state.has_records(entity) or bool(self.quarantined(entity))
+        return holds[entity]
 
     def quarantined(self, entity: str) -> set[str]:
         """The entity's quarantined external_ids (loaded once per run, kept current): only those need a

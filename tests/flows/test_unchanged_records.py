@@ -54,15 +54,23 @@ def edit(path: Path, **changes) -> None:
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
-def test_a_lookback_re_read_maps_nothing_and_counts_as_before(demo, emulator, mapped_ids):
+def test_a_lookback_re_read_maps_nothing_and_counts_as_before(demo, emulator, mapped_ids, monkeypatch):
+    from connectors.state.ledger import LedgerStore
+
+    looked_up: list[str] = []  # the entities whose digests a run asks the ledger for
+    real = LedgerStore.raw_digests
+    monkeypatch.setattr(LedgerStore, "raw_digests", lambda self, entity, ids: looked_up.append(entity) or real(self, entity, ids))
     cfg_path = demo[0]
     first = run_all(cfg_path)
     assert len(set(mapped_ids["orders"])) == 120 and first["orders"].invalid >= 3
+    # a first sync asks for no digest, though each stream's custom field definitions went with its first record
+    assert looked_up == [] and first["orders"].delivered > 0
     edit(cfg_path, source={"lookback_seconds": YEARS})  # every record is read again, unchanged
     mapped_ids.clear()
     requests = emulator.stats["api_requests"]
     again = run_all(cfg_path, run_id="again")
     assert mapped_ids == {}  # the quarantine re-read included
+    assert {"order", "sku", "product", "category"} <= set(looked_up)
     orders = again["orders"]
     assert orders.extracted == 120  # the quarantine re-read has nothing left: the lookback saw them all
     assert orders.unchanged == first["orders"].delivered and orders.still_invalid == first["orders"].invalid

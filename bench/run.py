@@ -208,6 +208,9 @@ def prepare_shop(url: str, n_orders: int, skus: int, reuse: bool) -> float:
     demo_shop.metadata.drop_all(engine)
     t = time.perf_counter()
     demo_shop.generate(engine, n_orders, seed=1, skus_count=skus)
+    if engine.dialect.name == "postgresql":  # as a loaded shop is: else autovacuum works through the fresh
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # rows during the
+            conn.exec_driver_sql("VACUUM ANALYZE")  # first tool's run, on the same two cores
     engine.dispose()
     return time.perf_counter() - t
 

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from altcraft_sync import masking
+
 PK, TS, DELETED, PARENT = "_pk", "_ts", "_deleted", "_parent"
 """A source frame's primary key, ``updated_at``, soft-delete flag and (children) parent key columns."""
 CF_PREFIX = "cf."
@@ -102,3 +104,13 @@ def to_utc(value: Any, tz: ZoneInfo) -> datetime | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=tz).astimezone(UTC)
     return None
+
+
+def show_cursor(c: Cursor | None, hide_key: bool = False) -> str | None:
+    """A cursor as the run's figures show it (the summary line, the stored run figures). ``hide_key``: the
+    key is a person's (a profile stream's guest is keyed by an e-mail or a phone), shown as reports show
+    contacts."""
+    if c is None:
+        return None
+    ts = c.ts.isoformat() if hasattr(c.ts, "isoformat") else str(c.ts)
+    return f"{ts} / {masking.hide_contact(c.pk) if hide_key else c.pk}"

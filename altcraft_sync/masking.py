@@ -8,6 +8,9 @@ in an echoed request body, a ``Bearer`` header.
 
 The masker is process-wide (:func:`register` adds the secrets of each loaded config), because the places
 it guards (exception texts, the logging record factory, Prefect's logs and events) have no config at hand.
+
+Personal data is not a secret (an operator must recognise a person) but is never shown whole:
+:func:`hide_contact` is how every report shows an e-mail or a phone.
 """
 
 from __future__ import annotations
@@ -171,3 +174,17 @@ def install_logging() -> None:
         for handler in logger.handlers:
             if not any(isinstance(f, MaskingFilter) for f in handler.filters):
                 handler.addFilter(flt)
+
+
+def hide_contact(value: Any) -> Any:
+    """An e-mail or phone as reports show it (a person is recognisable to the operator, not readable): an
+    e-mail keeps its first two characters and its domain, anything else its first three and last two."""
+    if value in (None, ""):
+        return value
+    text = str(value)
+    if "@" in text:
+        local, _, domain = text.rpartition("@")
+        return f"{local[:2]}***@{domain}"
+    if len(text) > 5:
+        return f"{text[:3]}***{text[-2:]}"
+    return "***"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from altcraft_sync import streams as registry
 from altcraft_sync.cursor import Cursor
+from altcraft_sync.masking import hide_contact
 from altcraft_sync.wording import plural
 from connectors.state import LedgerEntry
 from engine.context import RunContext
@@ -64,4 +66,5 @@ def _cursor_text(cursor: tuple[str, Cursor | None] | None, moved: dict[str, Curs
     if not moved:
         return "cursor unchanged" if cursor is not None else "no cursor"
     name, position = next(iter(moved.items()))
-    return f"cursor {name} at {position.ts}" + ("" if position.pk is None else f" / {position.pk}")
+    key = position.pk if position.pk is None or not registry.get(name.split(".")[0]).profiles else hide_contact(position.pk)
+    return f"cursor {name} at {position.ts}" + ("" if key is None else f" / {key}")

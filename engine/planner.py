@@ -15,7 +15,7 @@ from datetime import datetime
 import pandas as pd
 
 from altcraft_sync import streams as registry
-from altcraft_sync.cursor import Cursor, CursorTs, to_utc
+from altcraft_sync.cursor import Cursor, CursorTs, show_cursor, to_utc
 from engine.commit import Committer
 from engine.context import RunContext
 from engine.pipeline import Pipeline
@@ -93,14 +93,15 @@ class Planner:
         """Read one cursor's range through the pipeline and record where it stands (a dry run commits
         nothing: its watermark stays where it was)."""
         ctx = self.ctx
-        stats.watermark_before[plan.name] = show_cursor(plan.watermark)
+        hide = registry.get(plan.stream).profiles
+        stats.watermark_before[plan.name] = show_cursor(plan.watermark, hide)
         self.committer.start(plan.name, plan.watermark)
         if not plan.is_child:
             self._parent = plan
         last = self.run_cursor(plan, stats)
         self.pipeline.drain()
         stats.watermark_after[plan.name] = (stats.watermark_before[plan.name] if ctx.dry_run or plan.read_in_full
-                                            else show_cursor(last))
+                                            else show_cursor(last, hide))
         if plan.keeps_watermark and not ctx.dry_run:
             stats.stale = stats.stale or ctx.source.has_rows_between(plan.name, last, plan.upper)
 
@@ -179,9 +180,3 @@ def newest_cursor(a: Cursor | None, b: Cursor | None) -> Cursor | None:
         return a
     return b if b.after(a) else a
 
-
-def show_cursor(c: Cursor | None) -> str | None:
-    if c is None:
-        return None
-    ts = c.ts.isoformat() if hasattr(c.ts, "isoformat") else str(c.ts)
-    return f"{ts} / {c.pk}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from altcraft_sync.masking import hide_contact
 from engine.coordinator import StreamStats
 
 PII_KEYS = frozenset({"email", "phone", "profile_id", "field_value", "subscription_id"})
@@ -29,19 +30,6 @@ def mask(value: Any) -> Any:
     if isinstance(value, list):
         return [mask(v) for v in value]
     return value
-
-
-def hide_contact(value: Any) -> Any:
-    """An e-mail or phone as reports show it (a person is recognisable to the operator, not readable)."""
-    if value in (None, ""):
-        return value
-    text = str(value)
-    if "@" in text:
-        local, _, domain = text.rpartition("@")
-        return f"{local[:2]}***@{domain}"
-    if len(text) > 5:
-        return f"{text[:3]}***{text[-2:]}"
-    return "***"
 
 
 DRY_RUN_COLUMNS = {"would create": "new", "would update": "changed", "unchanged": "unchanged", "invalid": "invalid",

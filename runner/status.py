@@ -26,7 +26,7 @@ def asked_now(settings: StateSettings) -> StateSettings:
 def collect_status(config_path: str | Path) -> dict[str, Any]:
     """Watermarks and lag per stream cursor, backlog per entity, last runs. The source is optional:
     when it cannot be reached, lag is unknown and the error is reported alongside."""
-    from runner.reporting import hide_contact
+    from altcraft_sync.masking import hide_contact
 
     cfg = load_config(config_path)
     state = StateStore(asked_now(cfg.state))

@@ -5,6 +5,7 @@ be run any number of times, and one-line errors that keep their cause."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -407,16 +408,27 @@ def test_status_and_check_answer_in_seconds_when_the_state_database_is_down(tmp_
         assert "s3cret-pw" not in result.output and time.monotonic() - started < 10, command  # one attempt
 
 
-def test_status_survives_a_missing_shop_and_masks_a_guests_watermark(tmp_path):
+def test_status_survives_a_missing_shop_and_masks_a_guests_watermark(tmp_path, caplog):
+    """A guest is keyed by an e-mail or a phone, so the guests stream's watermark key is a person's: status,
+    the run's summary line and its debug log show it masked, never whole."""
+    from runner.reporting import stream_line
     from runner.status import collect_status
     from sandbox.emulator import AltcraftEmulator
     from tests.helpers import ALL_STREAMS
 
     url = f"sqlite:///{tmp_path}/shop.db"
     build_shop(url, orders=60, people=True)
+    with sa.create_engine(url).connect() as conn:
+        contacts = {v for row in conn.execute(sa.select(D.orders.c.guest_email, D.orders.c.guest_phone)) for v in row if v}
+    assert contacts
+    caplog.set_level(logging.DEBUG, logger="altcraft_sync.engine")  # earlier CLI runs set its parent INFO
     with AltcraftEmulator(token=TOKEN, strict_data=True) as emu:
         cfg_path = shop_config(tmp_path, url, emu, TOKEN, people=True)
-        run_all(cfg_path, ALL_STREAMS)
+        stats = run_all(cfg_path, ALL_STREAMS)
+    line = stream_line(stats["guests"], dry_run=False)
+    assert "***" in line and "cursor guests at" in caplog.text
+    leaked = [c for c in contacts if c in line or c in caplog.text]
+    assert not leaked, leaked
     guests = next(r for r in collect_status(cfg_path)["streams"] if r["stream"] == "guests")
     assert guests["watermark_pk"] and "***" in guests["watermark_pk"]  # an e-mail or a phone, masked either way
     (tmp_path / "shop.db").rename(tmp_path / "moved.db")

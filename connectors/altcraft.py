@@ -78,6 +78,9 @@ class AltcraftClient:
         self._pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="altcraft")
         self.requests_sent = 0
         self.retries = 0
+        self.answered = False
+        """Altcraft answered a request of this client with its own envelope (``error == 0``). A run that sent
+        nothing has not heard whether its token still works: it asks once (``runner.runtime.confirm_token``)."""
         self._count_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -333,7 +336,9 @@ class AltcraftClient:
         )
         started = time.monotonic()
         try:
-            return retrying(self._attempt, method, body, sent, needs)
+            answer = retrying(self._attempt, method, body, sent, needs)
+            self.answered = True
+            return answer
         except Transient as err:
             attempts = retrying.statistics.get("attempt_number", settings.max_attempts)
             raise AltcraftUnavailable(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from altcraft_sync import streams as registry
 from altcraft_sync.config import Config, load_config, resolve_token
 from altcraft_sync.cursor import Cursor
 from connectors.altcraft import AltcraftClient
@@ -62,3 +63,15 @@ def open_runtime(config: Config | str | Path | None, *, need_client: bool = True
     client = AltcraftClient(cfg.altcraft, resolve_token(cfg.altcraft)) if need_client else None
     TRIMMER.hold()
     return Runtime(cfg, source, state, client, warnings, TRIMMER)
+
+
+def confirm_token(client: AltcraftClient, streams: list[str] | tuple[str, ...] = ()) -> None:
+    """One read (the first record of a list method) that only Altcraft can answer: a revoked token, a
+    lost role or an unreachable Altcraft raise their one-line ``AltcraftError``. ``check`` asks it, and so
+    does a run that had nothing to send: otherwise a quiet night reports "completed" without Altcraft
+    having said a word, and a revoked token shows only on the first night with changes. The method is
+    one of ``streams``' (the roles the run needs), else the first stream's that has one."""
+    specs = [registry.get(s) for s in streams] + list(registry.all_specs())
+    method = next(spec.list_method for spec in specs if spec.list_method)
+    next(client.list_records(method, limit=1), None)
+

@@ -14,6 +14,7 @@ from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore
 from runner.outcome import backlog_line
+from runner.runtime import confirm_token
 
 
 def asked_now(settings: StateSettings) -> StateSettings:
@@ -150,8 +151,7 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
         # one attempt: a check answers in seconds whether Altcraft is reachable, it does not wait it out
         client = AltcraftClient(cfg.altcraft.model_copy(update={"max_attempts": 1}), resolve_token(cfg.altcraft))
         try:
-            probe = next(spec.list_method for spec in registry.all_specs() if spec.list_method)
-            next(client.list_records(probe, limit=1), None)
+            confirm_token(client)
         finally:
             client.close()
         results.append((f"Altcraft {cfg.altcraft.api_url} accepts the token", None))

@@ -126,3 +126,28 @@ def test_ctrl_c_is_one_line_and_the_next_run_resumes(tmp_path, emulator):
     assert "resuming after the interrupted run" in again.stdout + again.stderr
     assert emulator.store.orders == mapped_source(cfg)["orders"]
     state.close()
+
+
+def _lists(emulator) -> int:
+    return sum(n for k, n in emulator.stats.items() if k.startswith("method:") and k.endswith("/list"))
+
+
+def test_a_quiet_night_asks_altcraft_once_and_a_revoked_token_fails_it(tmp_path, emulator):
+    """A run with nothing to send has not heard from Altcraft: it reads one record of a list method, so a
+    revoked token fails that night with its one line instead of reporting "completed" until the first
+    night with changes. A run that sent something heard Altcraft's answer and asks nothing more."""
+    engine, cfg = _synced_shop(tmp_path, emulator)
+    before = _lists(emulator)
+    _change(engine, [sorted(emulator.store.orders, key=int)[2]])
+    busy = _sync(tmp_path, cfg, "--stream", "orders")
+    assert busy.returncode == 0 and _lists(emulator) == before, busy.stdout + busy.stderr
+
+    quiet = _sync(tmp_path, cfg, "--stream", "orders")
+    assert quiet.returncode == 0 and _lists(emulator) == before + 1, quiet.stdout + quiet.stderr
+    assert emulator.stats["method:market/orders/list"] == 1  # a list method of the run's own stream
+
+    emulator.token = "revoked-" + TOKEN
+    revoked = _sync(tmp_path, cfg, "--stream", "orders")
+    assert revoked.returncode == 2, revoked.stdout + revoked.stderr
+    assert "Altcraft refused the API token" in _last_line(revoked) and "Traceback" not in revoked.stderr
+    assert StateStore(load_config(cfg).state).last_runs(1)[0]["status"] == "failed"

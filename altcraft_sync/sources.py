@@ -139,6 +139,11 @@ class ProfilesStream(TableSource):
     consent: dict[str, str] = Field(default_factory=dict)
     """Channel (``email``, ``sms``) -> the shop column that says the person agreed to it. A person gets that
     subscription only when the column is true; without a column, nobody gets one."""
+    withdrawn_consent: Literal["keep", "unsubscribe"] = "keep"
+    """What a consent column that is false (not NULL) sends. ``keep``: nothing, so the subscription stays as
+    Altcraft has it. ``unsubscribe``: the subscription with ``status: unsubscribed``, so a consent withdrawn
+    in the shop stops the mailings; the shop's column then decides, also over a subscription the person made
+    in Altcraft's own forms, whenever their row is sent. Map "never asked" as NULL: it never sends a status."""
     profile_fields: dict[str, str] = Field(default_factory=dict)
     """Custom profile fields (named as created in the Altcraft database, no leading underscore) -> column."""
     sex_map: dict[str, str] = Field(default_factory=dict)
@@ -157,6 +162,8 @@ class ProfilesStream(TableSource):
                 raise ValueError(f"consent.{channel}: not a channel ({', '.join(CONSENT_CHANNELS)})")
             if CONSENT_CHANNELS[channel] not in self.matching.columns:
                 raise ValueError(f"consent.{channel}: map matching.columns.{CONSENT_CHANNELS[channel]} (the address)")
+        if self.withdrawn_consent == "unsubscribe" and not self.consent:
+            raise ValueError("withdrawn_consent: unsubscribe needs a consent column to read the withdrawal from")
         if self.consent and self.resource_id is None:
             raise ValueError("resource_id: consent is mapped, so subscriptions need the resource to go to")
         for name in self.profile_fields:

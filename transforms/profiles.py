@@ -7,7 +7,8 @@ lower-cased and trimmed, the phone in international form (``+`` and digits).
 
 Consent is the shop's: a subscription (e-mail or SMS, to the configured resource) is added only where the
 row's consent column is true, and it never carries ``status`` or ``priority``, so a later import cannot
-undo an unsubscribe made in Altcraft (docs/altcraft-profiles.md). Pure, no I/O.
+undo an unsubscribe made in Altcraft (docs/altcraft-profiles.md). A false consent sends nothing, or, with
+``withdrawn_consent: unsubscribe``, the subscription as ``unsubscribed``. Pure, no I/O.
 """
 
 from __future__ import annotations
@@ -175,15 +176,23 @@ def _fields(frame: pd.DataFrame, spec: ProfilesStream, m: MappingSpec) -> dict[s
 
 
 def _subscriptions(frame: pd.DataFrame, spec: ProfilesStream, address: dict[str, list[str | None]]) -> list[Any]:
-    """Each row's subscriptions: one per consented channel with an address, no status or priority."""
+    """Each row's subscriptions: one per consented channel with an address, no status or priority; with
+    ``withdrawn_consent: unsubscribe``, one with ``status: unsubscribed`` per channel whose consent is false
+    (NULL is "never asked": nothing)."""
     n = len(frame)
     subs: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    withdraw = spec.withdrawn_consent == "unsubscribe"
     for channel in spec.consent:
         agreed = V.booleans(frame[CONSENT_PREFIX + channel])
         field_name = CONSENT_CHANNELS[channel]
         for i, (ok, addr) in enumerate(zip(agreed, address[field_name])):
-            if ok is True and addr:
+            if not addr:
+                continue
+            if ok is True:
                 subs[i].append({"channel": channel, field_name: addr, "resource_id": spec.resource_id})
+            elif ok is False and withdraw:
+                subs[i].append({"channel": channel, field_name: addr, "resource_id": spec.resource_id,
+                                "status": "unsubscribed"})
     return [s or None for s in subs]
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from typer.testing import CliRunner
 
 from altcraft_sync.config import load_config
@@ -109,6 +110,33 @@ def test_an_unsubscribe_in_altcraft_survives_the_next_sync(people_shop, strict_e
     run_all(cfg, ALL_STREAMS, run_id="after")
     assert profile["_fname"] == "Gleb II"
     assert [(s["channel"], s["status"]) for s in profile["subscriptions"]] == [("email", "unsubscribed")]
+
+
+
+def test_a_consent_withdrawn_in_the_shop_unsubscribes_with_withdrawn_consent_unsubscribe(people_shop, strict_emulator):
+    """``withdrawn_consent: unsubscribe``: customer 3 agreed to the newsletter and is subscribed; once the
+    shop says no, the next sync sends the subscription as ``unsubscribed`` and Altcraft stops mailing them.
+    Their other fields and everyone else's subscriptions are untouched."""
+    engine, cfg = people_shop
+    raw = yaml.safe_load(cfg.read_text())
+    raw["streams"]["customers"]["withdrawn_consent"] = "unsubscribe"
+    cfg.write_text(yaml.safe_dump(raw))
+    run_all(cfg, ALL_STREAMS)
+    store = strict_emulator.store.profiles
+    (profile,) = [p for p in store.values() if p.get("email") == "customer3@example.com"]
+    def email(p: dict) -> list[str]:
+        return [s["status"] for s in p["subscriptions"] if s["channel"] == "email"]
+
+    assert email(profile) == ["subscribed"]  # (their SMS consent is false from the start: sent unsubscribed)
+    others = {p["email"]: [dict(s) for s in p["subscriptions"]] for p in store.values()
+              if p.get("email") not in (None, "customer3@example.com")}
+    with engine.begin() as conn:
+        conn.execute(D.customers.update().where(D.customers.c.id == 3)
+                     .values(newsletter=False, updated_at=db_now(engine) - timedelta(seconds=1)))
+    after = run_all(cfg, ALL_STREAMS, run_id="withdrawn")
+    assert after["customers"].delivered == 1
+    assert email(profile) == ["unsubscribed"]
+    assert {p["email"]: p["subscriptions"] for p in store.values() if p.get("email") in others} == others
 
 
 def test_an_erased_customer_is_reported_and_forget_deletes_exactly_them(people_shop, strict_emulator):

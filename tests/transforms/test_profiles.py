@@ -63,6 +63,24 @@ def test_only_consent_makes_a_subscription_and_none_carries_a_status():
     assert "subscriptions" not in recs["email:a@x.io"]
 
 
+
+def test_a_withdrawn_consent_unsubscribes_only_when_asked_and_never_asked_sends_nothing():
+    """``withdrawn_consent: unsubscribe``: a false consent sends its subscription as ``unsubscribed``; NULL
+    ("never asked") and a value that is no boolean send nothing; a true one is subscribed without a status.
+    The default (``keep``) never sends a status."""
+    cols = {"m.email": ["a@x.io", "b@x.io", "c@x.io", "d@x.io"], "m.phone": ["+79000000001", None, None, None],
+            "consent.email": [0, None, "maybe", 1], "consent.sms": [False, 0, None, None]}
+    _, recs = mapped({**SECTION, "withdrawn_consent": "unsubscribe"}, **cols)
+    assert recs["email:a@x.io"]["subscriptions"] == [
+        {"channel": "email", "email": "a@x.io", "resource_id": 7, "status": "unsubscribed"},
+        {"channel": "sms", "phone": "+79000000001", "resource_id": 7, "status": "unsubscribed"}]
+    assert "subscriptions" not in recs["email:b@x.io"]  # never asked by e-mail; no phone for the SMS one
+    assert "subscriptions" not in recs["email:c@x.io"]
+    assert recs["email:d@x.io"]["subscriptions"] == [{"channel": "email", "email": "d@x.io", "resource_id": 7}]
+    _, kept = mapped(**cols)
+    assert [r.get("subscriptions") for r in kept.values()] == [None, None, None, recs["email:d@x.io"]["subscriptions"]]
+
+
 def test_fields_in_the_forms_altcraft_documents():
     _, recs = mapped(**{"m.email": ["a@x.io", "b@x.io"], "_bdate": ["1990-05-01 00:00:00", "1985-12-31"],
                         "_sex": ["m", "other"], "_regdate": ["2024-01-02 03:04:05", None], "cf.tier": ["gold", None]})
@@ -89,6 +107,7 @@ def test_refused_rows_and_soft_deletes():
     ({"resource_id": None}, "resource_id: consent is mapped"),
     ({"matching": {"mode": "custom", "columns": {"field_name": "a", "field_value": "b"}}}, "e-mail or phone modes only"),
     ({"consent": {"push": "x"}}, "consent.push: not a channel"),
+    ({"consent": {}, "resource_id": None, "withdrawn_consent": "unsubscribe"}, "withdrawn_consent: unsubscribe needs"),
     ({"profile_fields": {"_fname": "x"}}, "profile_fields._fname"),
     ({"columns": {"_birthday": "bd"}}, "columns._birthday: not an Altcraft field"),
 ])

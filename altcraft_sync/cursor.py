@@ -4,14 +4,13 @@ with them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-
-from altcraft_sync import masking
 
 PK, TS, DELETED, PARENT = "_pk", "_ts", "_deleted", "_parent"
 """A source frame's primary key, ``updated_at``, soft-delete flag and (children) parent key columns."""
@@ -106,11 +105,10 @@ def to_utc(value: Any, tz: ZoneInfo) -> datetime | None:
     return None
 
 
-def show_cursor(c: Cursor | None, hide_key: bool = False) -> str | None:
-    """A cursor as the run's figures show it (the summary line, the stored run figures). ``hide_key``: the
-    key is a person's (a profile stream's guest is keyed by an e-mail or a phone), shown as reports show
-    contacts."""
+def show_cursor(c: Cursor | None, shown_key: Callable[[Any], Any] = lambda key: key) -> str | None:
+    """A cursor as the run's figures show it (the summary line, the stored run figures), its key as
+    ``shown_key`` shows it (a stream's ``StreamSpec.shown_key``: a person's key is masked)."""
     if c is None:
         return None
     ts = c.ts.isoformat() if hasattr(c.ts, "isoformat") else str(c.ts)
-    return f"{ts} / {masking.hide_contact(c.pk) if hide_key else c.pk}"
+    return f"{ts} / {shown_key(c.pk)}"

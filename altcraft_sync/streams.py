@@ -29,6 +29,7 @@ from altcraft_sync.catalogue import (
     REGIONAL_FIELDS,
     SKU_FIELDS,
 )
+from altcraft_sync.masking import hide_contact
 from altcraft_sync.sources import CatalogStream, OrdersStream, ProfilesStream, TableSource
 
 Mapper = Callable[..., Any]
@@ -106,6 +107,11 @@ class StreamSpec:
     def child_entity(self) -> str | None:
         """The source entity (and cursor) name of its child table, e.g. ``orders.lines``."""
         return f"{self.name}.{self.child.name}" if self.child else None
+
+    def shown_key(self, key: Any) -> Any:
+        """A source key as reports show it (a watermark's key): a profile stream's keys can be a person's
+        (a guest is keyed by an e-mail or a phone), shown as every report shows contacts."""
+        return hide_contact(key) if self.profiles and key is not None else key
 
     def map_function(self) -> Mapper:
         """The mapper, imported on first use (transforms import this module, not the other way round)."""

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 
 from altcraft_sync import streams as registry
 from altcraft_sync.cursor import Cursor
-from altcraft_sync.masking import hide_contact
 from altcraft_sync.wording import plural
 from connectors.state import LedgerEntry
 from engine.context import RunContext
@@ -66,5 +65,5 @@ def _cursor_text(cursor: tuple[str, Cursor | None] | None, moved: dict[str, Curs
     if not moved:
         return "cursor unchanged" if cursor is not None else "no cursor"
     name, position = next(iter(moved.items()))
-    key = position.pk if position.pk is None or not registry.get(name.split(".")[0]).profiles else hide_contact(position.pk)
+    key = registry.get(name.split(".")[0]).shown_key(position.pk)
     return f"cursor {name} at {position.ts}" + ("" if key is None else f" / {key}")

@@ -93,15 +93,15 @@ class Planner:
         """Read one cursor's range through the pipeline and record where it stands (a dry run commits
         nothing: its watermark stays where it was)."""
         ctx = self.ctx
-        hide = registry.get(plan.stream).profiles
-        stats.watermark_before[plan.name] = show_cursor(plan.watermark, hide)
+        shown_key = registry.get(plan.stream).shown_key
+        stats.watermark_before[plan.name] = show_cursor(plan.watermark, shown_key)
         self.committer.start(plan.name, plan.watermark)
         if not plan.is_child:
             self._parent = plan
         last = self.run_cursor(plan, stats)
         self.pipeline.drain()
         stats.watermark_after[plan.name] = (stats.watermark_before[plan.name] if ctx.dry_run or plan.read_in_full
-                                            else show_cursor(last, hide))
+                                            else show_cursor(last, shown_key))
         if plan.keeps_watermark and not ctx.dry_run:
             stats.stale = stats.stale or ctx.source.has_rows_between(plan.name, last, plan.upper)
 

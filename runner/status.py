@@ -27,8 +27,6 @@ def asked_now(settings: StateSettings) -> StateSettings:
 def collect_status(config_path: str | Path) -> dict[str, Any]:
     """Watermarks and lag per stream cursor, backlog per entity, last runs. The source is optional:
     when it cannot be reached, lag is unknown and the error is reported alongside."""
-    from altcraft_sync.masking import hide_contact
-
     cfg = load_config(config_path)
     state = StateStore(asked_now(cfg.state))
     source: ShopSource | None = None
@@ -51,8 +49,8 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
             wm_time = wm[0].as_datetime(source.tz if source else _utc()) if wm else None
             lag = max(0.0, (newest - wm_time).total_seconds()) if newest and wm_time else None
             pk = wm[0].pk if wm else None
-            if pk is not None and (spec := registry.find(stream)) is not None and spec.profiles:
-                pk = hide_contact(pk)  # a guest is keyed by an e-mail or a phone
+            if (spec := registry.find(stream)) is not None:
+                pk = spec.shown_key(pk)  # a guest is keyed by an e-mail or a phone
             rows.append({"stream": stream, "cursor": cursor, "watermark": wm_time, "watermark_pk": pk,
                          "source_newest": newest, "lag_seconds": lag, "checkpointed_at": wm[1] if wm else None})
         summary = state.summary()

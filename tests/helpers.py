@@ -54,7 +54,8 @@ def build_shop(url: str, orders: int = 300, seed: int = 7, people: bool = False)
 
 
 def shop_config(tmp: Path, shop_url: str, emulator: Any, token: str, failure_threshold: float = 0.5,
-                map_workers: int = 0, people: bool = False, **source: Any) -> Path:
+                map_workers: int = 0, people: bool = False, failure_floor: int | None = None,
+                **source: Any) -> Path:
     """The demo mapping for a test shop. Small test shops have a high share of the planted invalid rows,
     so the failure threshold is raised unless a test is about it. Chunks are mapped in-process unless a
     test asks for map workers (starting one costs seconds, and small chunks would start them).
@@ -68,6 +69,8 @@ def shop_config(tmp: Path, shop_url: str, emulator: Any, token: str, failure_thr
     raw["source"].update(source)
     raw["sync"]["failure_threshold"] = failure_threshold
     raw["sync"]["map_workers"] = map_workers
+    if failure_floor is not None:
+        raw["sync"]["failure_floor"] = failure_floor
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
@@ -128,6 +131,15 @@ def mapped_source(config_path: Any) -> dict[str, dict[str, dict[str, Any]]]:
     finally:
         src.close()
     return {k: {r["external_id"]: r for r in m.records()} for k, m in out.items()}
+
+
+def deliverable_orders(config_path: Any, n: int) -> list[int]:
+    """The ``n`` lowest ids of orders the mapping delivers. The demo shop plants its invalid orders where
+    the generator's draw puts them, so a test that needs orders Altcraft will take picks them by that
+    property, never by a fixed id."""
+    ids = sorted(int(k) for k in mapped_source(config_path)["orders"])
+    assert len(ids) >= n, f"the test shop has {len(ids)} deliverable orders, the test needs {n}"
+    return ids[:n]
 
 
 def orders_down_after(emulator: Any, n_imports: int) -> Any:

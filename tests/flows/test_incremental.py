@@ -25,7 +25,15 @@ from connectors.state import StateStore
 from sandbox import demo_shop as D
 from sandbox.emulator import AltcraftEmulator
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, db_now, mapped_source, orders_run_killed_before_its_commit, run_all, shop_config
+from tests.helpers import (
+    build_shop,
+    db_now,
+    deliverable_orders,
+    mapped_source,
+    orders_run_killed_before_its_commit,
+    run_all,
+    shop_config,
+)
 
 LOOKBACK = 300
 SHOP_STATES = ["created", "paid", "shipped", "completed", "cancelled"]
@@ -264,9 +272,10 @@ def test_reconcile_deletes_only_what_vanished(tmp_path, emulator):
     engine = build_shop(url, orders=60)
     cfg = shop_config(tmp_path, url, emulator, TOKEN)
     run_all(cfg)
+    gone = deliverable_orders(cfg, 2)
     with engine.begin() as conn:
-        conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id.in_([10, 11])))
-        conn.execute(D.orders.delete().where(D.orders.c.id.in_([10, 11])))
+        conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id.in_(gone)))
+        conn.execute(D.orders.delete().where(D.orders.c.id.in_(gone)))
     imports_before = sum(emulator.import_counts.values())
     from engine.coordinator import Syncer
     from runner.runtime import open_runtime
@@ -274,7 +283,7 @@ def test_reconcile_deletes_only_what_vanished(tmp_path, emulator):
     rt = open_runtime(load_config(cfg))
     stats = Syncer(rt.config, rt.source, rt.state, rt.client, run_id="reconcile").reconcile("orders")
     rt.close()
-    assert stats.deleted == 2 and {"10", "11"}.isdisjoint(emulator.store.orders)
+    assert stats.deleted == 2 and {str(i) for i in gone}.isdisjoint(emulator.store.orders)
     assert sum(emulator.import_counts.values()) == imports_before  # nothing re-sent
     assert emulator.store.orders == mapped_source(cfg)["orders"]
 
@@ -291,15 +300,17 @@ def test_reconcile_deletes_a_row_sent_by_a_dead_run_and_hard_deleted_before_the_
     cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN))
     run_all(cfg, streams=["categories", "products", "skus"])
     orders_run_killed_before_its_commit(cfg, monkeypatch)
-    assert "12" in emulator.store.orders and StateStore(cfg.state).known("order", ["12"]) == {}
+    # one the ledger never learned of (the definitions' carrier, committed on its own, is known)
+    victim = next(i for i in deliverable_orders(cfg, 5) if not StateStore(cfg.state).known("order", [str(i)]))
+    assert str(victim) in emulator.store.orders
     with engine.begin() as conn:
-        conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id == 12))
-        conn.execute(D.orders.delete().where(D.orders.c.id == 12))
-    run_all(cfg, streams=["orders"], run_id="next")  # sends everything else again; 12 is never read
-    assert "12" in emulator.store.orders
+        conn.execute(D.order_lines.delete().where(D.order_lines.c.order_id == victim))
+        conn.execute(D.orders.delete().where(D.orders.c.id == victim))
+    run_all(cfg, streams=["orders"], run_id="next")  # sends everything else again; the victim is never read
+    assert str(victim) in emulator.store.orders
     rt = open_runtime(cfg)
     stats = Syncer(rt.config, rt.source, rt.state, rt.client, run_id="reconcile").reconcile("orders")
-    assert stats.deleted == 1 and "12" not in emulator.store.orders
+    assert stats.deleted == 1 and str(victim) not in emulator.store.orders
     assert emulator.store.orders == mapped_source(cfg)["orders"]
     assert rt.state.unsettled("order") == ([], [])  # settled by reconcile; the clean runs left none
     rt.close()

@@ -143,6 +143,7 @@ class WaitingDesk:
     def forget(self, stream: str) -> None:
         """Start ``stream`` afresh (a new stream run: what earlier streams did since counts)."""
         self._fates.pop(stream, None)
+        self._fates.pop(stream + "#within", None)
         self._quarantined.clear()
         self._ran.clear()
 
@@ -165,17 +166,33 @@ class WaitingDesk:
         coming = {owner: Dependency("arriving", "no profile in Altcraft yet") for owner in owners.values()}
         return {i: decide([owner], coming, waited[i], self.max_defer) for i, owner in owners.items()}
 
+    def decide_within(self, stream: str, missing: Mapping[int, list[str]], ids: Mapping[int, str],
+                      now: datetime, quarantined_now: Collection[str] = ()) -> dict[int, Decision]:
+        """:meth:`decide` for references to records of ``stream`` itself (a category's parent): their fates
+        come from its own ledger, quarantine and source rows, and ``quarantined_now`` (what this run
+        quarantined, not committed yet); "its stream never ran" cannot apply."""
+        if not missing:
+            return {}
+        refs = list(dict.fromkeys(r for refs in missing.values() for r in refs))
+        fates = self.fates(stream, refs, within=True, quarantined_now=quarantined_now)
+        waited = self._waited(stream, missing, ids, now)
+        return {i: decide(refs, fates, waited[i], self.max_defer) for i, refs in missing.items()}
+
     def _waited(self, stream: str, records: Collection[int], ids: Mapping[int, str], now: datetime) -> dict[int, float]:
         """Seconds each record (by position) has waited since its first deferral (0 when it never waited)."""
         since = (self.state.waiting_since(registry.get(stream).entity, [ids[i] for i in records])
                  if self.max_defer > 0 else {})
         return {i: (now - since[ids[i]]).total_seconds() if ids[i] in since else 0.0 for i in records}
 
-    def fates(self, stream: str, refs: list[str]) -> dict[str, Dependency]:
-        known = self._fates.setdefault(stream, {})
+    def fates(self, stream: str, refs: list[str], within: bool = False,
+              quarantined_now: Collection[str] = ()) -> dict[str, Dependency]:
+        """The fate of each reference of ``stream``'s records: to records of the streams it depends on, or,
+        ``within``, to records of its own."""
+        known = self._fates.setdefault(stream + ("#within" if within else ""), {})
         todo = [r for r in refs if r not in known]
         if todo:
-            deps = [registry.get(s) for s in registry.get(stream).depends_on if s in self.streams]
+            deps = ([registry.get(stream)] if within else
+                    [registry.get(s) for s in registry.get(stream).depends_on if s in self.streams])
             ledger: dict[str, list[LedgerFact]] = {}
             shop: dict[str, Shop] = {}
             live_in: dict[str, list[str]] = {}
@@ -192,9 +209,9 @@ class WaitingDesk:
                         shop[ext] = "deleted" if deleted else "live"
             for ref in todo:
                 quarantined = next((f"see altcraft-sync quarantine --stream {d.name}" for d in deps
-                                    if ref in self._quarantine(d.entity)), None)
+                                    if ref in self._quarantine(d.entity) or ref in quarantined_now), None)
                 known[ref] = classify(ledger.get(ref, []), quarantined, shop.get(ref, "absent"),
-                                      self._never_ran(live_in.get(ref, [])))
+                                      () if within else self._never_ran(live_in.get(ref, [])))
         return {r: known[r] for r in refs}
 
     def _never_ran(self, streams: list[str]) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ import pandas as pd
 from altcraft_sync.sources import CatalogStream, ChildSource
 from transforms import contract, jsoncols
 from transforms import values as V
+from transforms.category_tree import depths
 from transforms.payload import (
     Mapped,
     children_of,
@@ -53,7 +54,7 @@ def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     pks = plain_keys(frame["_pk"])
     fails = contract.failures(contract_frame(C), contract.category_schema(m.max_name_length))
     parents = V.pylist(C.get("parent_external_id", [None] * len(frame)))
-    depth = _depths(V.pylist(C["external_id"]), parents)
+    depth = depths(V.pylist(C["external_id"]), parents)
     cyclic = np.flatnonzero(depth < 0)
     cycle_fails = pd.DataFrame({"pos": cyclic, "check": "category tree has no cycles",
                                 "field": "parent_external_id", "value": [parents[i] for i in cyclic.tolist()]})
@@ -69,31 +70,6 @@ def map_categories(frame: pd.DataFrame, m: MappingSpec) -> Mapped:
     rows = np.array(order, dtype=np.int64)
     out.payloads = payloads(record_texts(C, CATEGORY_REQUIRED, rows), rows, C["external_id"], pks)
     return out
-
-
-def _depths(ids: list[str | None], parents: list[str | None]) -> np.ndarray:
-    """Depth of each category within the batch (0 = its parent is not in the batch); -1 when the category
-    is on, or descends from, a parent cycle (it can never be created)."""
-    index = {e: i for i, e in enumerate(ids) if e is not None}
-    depth: list[int | None] = [None] * len(ids)
-    for i in range(len(ids)):
-        path: list[int] = []
-        on_path: dict[int, int] = {}
-        j: int | None = i
-        while j is not None and depth[j] is None and j not in on_path:
-            on_path[j] = len(path)
-            path.append(j)
-            parent = parents[j]
-            j = index.get(parent) if parent is not None else None
-        if j is None:  # reached a root of the batch
-            above = -1
-        elif j in on_path:  # a cycle: it and everything leading to it are unplaceable
-            above = None
-        else:
-            above = depth[j] if depth[j] != -1 else None
-        for k, node in enumerate(reversed(path)):
-            depth[node] = -1 if above is None else above + 1 + k
-    return np.array(depth, dtype=np.int64)
 
 
 @gc_paused

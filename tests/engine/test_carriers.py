@@ -72,3 +72,43 @@ def test_categories_ride_with_a_new_product_counted_when_its_stream_reads_it(tmp
         ("product", "P1", "delivered")]
     assert (stats.delivered, stats.rejected) == (1, 1)
     assert ("product", "P1") in ctx.memory.carried
+
+
+def _category(ext: str, parent: str | None = None, pk: int | None = None):
+    return payload(ext, {"external_id": ext, "name": ext, **({"parent_external_id": parent} if parent else {})}, pk=pk)
+
+
+def test_a_subcategory_waits_for_a_parent_altcraft_does_not_hold_and_its_children_with_it(tmp_path) -> None:
+    """Sent without its parent, a subcategory would be refused for good; it waits while the parent can
+    still arrive (here: quarantined in the shop), and so do the categories under it."""
+    state = DictState()
+    state.put("category", "root")
+    state.quarantine[("category", "p")] = "name: str_length"
+    client = RecordingClient()
+    reader = DictReader({"products": {1: (payload("P1", pk=1), ["root"])}})
+    c, ctx = carriers(tmp_path, state, reader, client)
+    stats = StreamStats("categories")
+    send = [_category("grandchild", "child"), _category("child", "p"), _category("leaf", "root"), _category("top")]
+    entries = c.push_categories("categories", send, stats)
+    assert client.calls[0][2] == ["leaf", "top"]  # parents before children; the waiting ones not sent
+    waiting = {e.external_id: e.error_text for e in entries if e.status == "deferred"}
+    assert set(waiting) == {"child", "grandchild"} and stats.deferred == 2 and stats.rejected == 0
+    assert "waiting for 'p': quarantined in the shop" in waiting["child"]
+    assert "waiting for its parent 'child', which waits itself" in waiting["grandchild"]
+    assert ("category", "child") in ctx.memory.attempted
+
+
+def test_categories_waiting_in_the_ledger_travel_with_a_request_that_needs_them(tmp_path) -> None:
+    """The night without products deferred 'c1'; now the cursor reads only 'c2', a child of 'c1', and the
+    only product names 'c1'. Alone, 'c2' would wait for ever for a carrier and a parent that wait for it."""
+    state = DictState()
+    state.put("category", "c1", status="deferred", pk=11)
+    client = RecordingClient()
+    reader = DictReader({"products": {1: (payload("P1", pk=1), ["c1"])},
+                         "categories": {11: (_category("c1", pk=11), [])}})
+    c, _ = carriers(tmp_path, state, reader, client)
+    stats = StreamStats("categories")
+    entries = c.push_categories("categories", [_category("c2", "c1", pk=12)], stats)
+    assert client.calls[0][:3] == ("categories", "market/products/import", ["c1", "c2"])
+    assert {e.external_id: e.status for e in entries if e.entity == "category"} == {"c1": "delivered", "c2": "delivered"}
+    assert (stats.delivered, stats.deferred, stats.retried) == (2, 0, 1)

@@ -99,6 +99,36 @@ def test_categories_wait_as_deferred_without_a_product_to_carry_them(tmp_path, e
     assert set(emulator.store.categories) == set(mapped_source(cfg)["categories"])
 
 
+def test_a_category_waits_for_its_quarantined_parent_and_follows_it_once_fixed(tmp_path, emulator):
+    """Sent without its parent, a subcategory is refused (Altcraft needs the parent first; the emulator's
+    inferred rule), and a refusal is for good: it never arrived, even after the parent was fixed. It waits
+    as deferred instead, with its own subcategories, and goes in the run that delivers the parent."""
+    url = f"sqlite:///{tmp_path}/shop.db"
+    engine = build_shop(url, orders=50)
+    with engine.begin() as conn:
+        child, parent = conn.execute(sa.select(D.categories.c.id, D.categories.c.parent_id)
+                                     .where(D.categories.c.parent_id.is_not(None)).order_by(D.categories.c.id)
+                                     .limit(1)).one()
+        below = conn.execute(sa.select(D.categories.c.id).where(D.categories.c.parent_id == child)).scalars().all()
+        conn.execute(D.categories.update().where(D.categories.c.id == parent).values(name=""))
+    cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN))
+    first = run_all(cfg)
+    state = StateStore(cfg.state)
+    assert state.known("category", [str(child)])[str(child)].status == "deferred"
+    assert {str(i) for i in below} <= {e for e, k in state.known("category", [str(i) for i in below]).items()
+                                       if k.status == "deferred"}
+    reasons = {s["external_id"]: s["reason"] for s in first["categories"].samples["deferred"]}
+    assert f"waiting for '{parent}': quarantined in the shop" in reasons[str(child)]
+    assert first["categories"].rejected == 0 and str(child) not in emulator.store.categories
+    with engine.begin() as conn:
+        conn.execute(D.categories.update().where(D.categories.c.id == parent)
+                     .values(name="Fixed", updated_at=db_now(engine)))
+    second = run_all(cfg, run_id="fixed")
+    assert second["categories"].rejected == second["categories"].deferred == 0
+    assert set(emulator.store.categories) == set(mapped_source(cfg)["categories"])
+    assert state.summary()["ledger"]["category"] == {"delivered": len(emulator.store.categories)}
+
+
 # --- dependencies before dependents ---------------------------------------------------------------------
 def _new_sku_and_order(engine: sa.Engine, sku_time: Any, order_time: Any) -> None:
     with engine.begin() as conn:

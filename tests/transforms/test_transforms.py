@@ -20,6 +20,7 @@ from engine.roots import definitions_for, roots_body
 from transforms import money as M
 from transforms import values as V
 from transforms.catalog import map_catalog, map_categories
+from transforms.category_tree import parents_first, under_waiting
 from transforms.orders import map_orders
 from transforms.spec import mapping_spec
 
@@ -380,6 +381,23 @@ def test_categories_parents_first_and_cycles_quarantined():
     out = map_categories(cats, mapping_spec(make_config(), "categories"))
     assert [r["external_id"] for r in out.records()] == ["1", "12", "2", "3"]
     assert set(out.quarantine["external_id"]) == {"10", "11"}
+
+
+def test_categories_of_several_pages_in_tree_order_with_their_orphans():
+    """A request may join categories mapped on different pages (a cursor page and those waiting in the
+    ledger): parents go first, and one whose parent is neither held nor earlier is an orphan."""
+    ids = ["6", "1", "4", "7", "9"]
+    parents = ["4", None, "3", "6", "8"]
+    order, orphans = parents_first(ids, parents, held={"3"})
+    assert [ids[i] for i in order].index("4") < [ids[i] for i in order].index("6") < [ids[i] for i in order].index("7")
+    assert orphans == {4: "8"}  # '4' names '3', which Altcraft holds; '9' names '8', which nobody sends
+    assert parents_first(ids, parents, held=set())[1] == {2: "3", 4: "8"}
+    # '4' waits: its child '6' and grandchild '7' wait with it, naming their own parent
+    assert under_waiting(order, ids, parents, {2}) == {0: "4", 3: "6"}
+    # a cycle across pages ('a' <-> 'b') comes last; its first member is an orphan, the other waits under it
+    cycle, up = ["a", "b", "c"], ["b", "a", None]
+    order, orphans = parents_first(cycle, up, held=set())
+    assert (order, orphans) == ([2, 0, 1], {0: "b"}) and under_waiting(order, cycle, up, {0}) == {1: "a"}
 
 
 def test_fingerprint_is_stable_and_content_based():

@@ -173,8 +173,13 @@ def _money(cents: np.ndarray) -> list[str]:
 
 
 def _times(rng: np.random.Generator, n: int, start: datetime, span_s: int) -> np.ndarray:
-    """Second-resolution times: plenty of equal timestamps, like a real shop's bulk updates."""
-    return np.datetime64(start, "s") + rng.integers(0, span_s, n).astype("timedelta64[s]")
+    """Second-resolution times: plenty of equal timestamps, like a real shop's bulk updates.
+
+    Drawn as fractions of the span, not as ``integers(0, span_s)``: the span follows the clock, and numpy's
+    bounded integers take a bound-dependent number of bits from the generator, so every later draw (which
+    customer placed an order, which SKUs it holds) changed from one build to the next."""
+    offsets = (rng.random(n) * span_s).astype(np.int64)
+    return np.datetime64(start, "s") + offsets.astype("timedelta64[s]")
 
 
 def _insert(conn: sa.Connection, table: sa.Table, columns: dict[str, list], batch: int = 20_000) -> None:

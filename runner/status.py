@@ -13,6 +13,7 @@ from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore
+from connectors.state.base import missing_state_file
 from runner.outcome import backlog_line
 from runner.runtime import confirm_token
 
@@ -140,11 +141,17 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
             results.append(("shop database", str(err)))
         finally:
             source.close()
-    try:
-        StateStore(asked_now(cfg.state)).close()
-        results.append((f"state database {cfg.state.display_url()}", None))
-    except SyncError as err:
-        results.append(("state database", str(err)))
+    fresh = missing_state_file(cfg.state)
+    if fresh is not None:  # a typo in state.url would otherwise pass, and the next sync would send everything
+        results.append((f"warning: state database {cfg.state.display_url()}: {fresh} does not exist yet; the first "
+                        "sync creates it and, with no state, sends every record (if this shop was synced "
+                        "before, check state.url)", None))
+    else:
+        try:
+            StateStore(asked_now(cfg.state)).close()
+            results.append((f"state database {cfg.state.display_url()}", None))
+        except SyncError as err:
+            results.append(("state database", str(err)))
     try:
         # one attempt: a check answers in seconds whether Altcraft is reachable, it does not wait it out
         client = AltcraftClient(cfg.altcraft.model_copy(update={"max_attempts": 1}), resolve_token(cfg.altcraft))

@@ -55,6 +55,18 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def missing_state_file(settings: StateSettings) -> str | None:
+    """The SQLite file ``state.url`` names when it does not exist yet: opening the store would create it
+    empty, so a command that only looks (``check``) says so instead of creating it."""
+    try:
+        url = sa.make_url(settings.url.get_secret_value())
+    except sa.exc.ArgumentError:
+        return None  # opening the store says what is wrong with it
+    if url.get_backend_name() != "sqlite":
+        return None
+    return dialect_of(sa.create_engine(url)).missing_file(url)
+
+
 class StoreBase:
     """The connection, the schema and the upsert the aggregates build on."""
 

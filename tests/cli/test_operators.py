@@ -377,6 +377,29 @@ def test_check_names_a_missing_sqlite_shop_in_one_line_and_goes_on(tmp_path, emu
     assert not (tmp_path / "nosuch.db").exists()
 
 
+def test_check_leaves_a_missing_state_file_uncreated_and_says_a_first_sync_sends_everything(tmp_path, emulator):
+    """``check`` used to create the SQLite state file it was asked about: a typo in state.url passed, and
+    the next sync started from no state. Now the file stays absent and the check names it (a warning: a
+    first setup has no state yet); once a sync created it, the check opens it."""
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=10)
+    cfg_path = shop_config(tmp_path, url, emulator, TOKEN)
+    state_file = tmp_path / "state.db"
+
+    def checks() -> dict[str, bool]:
+        result = CliRunner().invoke(app, ["check", "--config", str(cfg_path), "--json"])
+        assert result.exit_code == 0, result.output
+        return {c["check"]: c["ok"] for c in json.loads(result.stdout)["checks"]}
+
+    first = checks()
+    assert not state_file.exists()
+    assert [c for c in first if c.startswith("warning: state database")] == [
+        f"warning: state database sqlite:///{state_file}: {state_file} does not exist yet; the first sync creates "
+        "it and, with no state, sends every record (if this shop was synced before, check state.url)"]
+    run_all(cfg_path, streams=["categories"])
+    assert state_file.exists() and f"state database sqlite:///{state_file}" in checks()
+
+
 def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(tmp_path, emulator, monkeypatch):
     from tests.flows.test_prefect_server import free_port
 

@@ -376,3 +376,31 @@ def test_every_magento_buyer_is_one_profile_and_only_subscribers_are_subscribed(
     assert [s["channel"] for s in sam["subscriptions"]] == ["email"]
     assert roni["_fname"] == "Ronnie" and roni["subscriptions"][0]["status"] == 2
     engine.dispose()
+
+
+def test_a_magento_unsubscribe_reaches_altcraft_only_when_asked(shop_url: str, tmp_path: Path, emulator) -> None:
+    """newsletter_subscriber status 3 (Subscriber::STATUS_UNSUBSCRIBED) is a withdrawn consent; 2 and 4 (not
+    active, unconfirmed) and no row at all say nothing. With the preset's ``withdrawn_consent: keep`` none of
+    them sends a subscription; with ``unsubscribe`` the unsubscribed customer (Sam) and guest (Ann) are sent
+    as unsubscribed, and the unconfirmed guest (Bob) and those without a row are still left alone."""
+    emulator.require_profiles = True
+    engine = _magento_shop(shop_url, people=True)
+    with engine.begin() as conn:
+        conn.execute(_t("newsletter_subscriber").insert(), [
+            {"subscriber_id": 20, "store_id": 1, "change_status_at": DAY, "customer_id": 0,
+             "subscriber_email": "ann@example.org", "subscriber_status": 3},
+            {"subscriber_id": 21, "store_id": 1, "change_status_at": DAY, "customer_id": 0,
+             "subscriber_email": "bob@example.org", "subscriber_status": 4}])
+    emulator.currencies.add("JPY")
+    cfg = init_and_check("magento", shop_url, tmp_path, emulator, table_prefix=PREFIX, SHOP_CURRENCY="USD")
+    for name in ("customers", "guests"):  # the preset keeps `keep` (Sam's [] there: the test above)
+        cfg.streams.section(name).withdrawn_consent = "unsubscribe"
+    run_all(cfg, streams=["customers", "guests"])
+    subscriptions = {profile_key(p): [(s["channel"], s.get("status", "subscribed")) for s in p.get("subscriptions") or []]
+                     for p in emulator.store.profiles.values()}
+    assert subscriptions["email:roni@example.org"] == subscriptions["email:carl@example.org"] == [
+        ("email", "subscribed")]
+    assert subscriptions["email:sam@example.org"] == subscriptions["email:ann@example.org"] == [
+        ("email", "unsubscribed")]
+    assert subscriptions["email:bob@example.org"] == subscriptions["email:veronica@example.org"] == []
+    engine.dispose()

@@ -29,6 +29,9 @@ def sandbox(
                                               "(Altcraft documents data as required; what Altcraft does is unknown).")] = False,
     require_profiles: Annotated[bool, typer.Option("--require-profiles", help="Refuse an order whose buyer has no "
                                                    "profile (what Altcraft does is not documented).")] = False,
+    accept_orphan_categories: Annotated[bool, typer.Option(
+        "--accept-orphan-categories", help="Take a category whose parent Altcraft does not hold (refused by "
+        "default: what Altcraft does is not documented).")] = False,
 ) -> None:
     """Run the local Altcraft emulator until interrupted (faults can be changed at run time with
     POST /__emulator/faults)."""
@@ -38,11 +41,12 @@ def sandbox(
                     drop_rate=drop_rate, latency_ms=latency_ms, seed=seed)
     try:
         emu = AltcraftEmulator(host=host, port=port, token=token, faults=faults, strict_data=strict_data,
-                               require_profiles=require_profiles)
+                               require_profiles=require_profiles, accept_orphan_categories=accept_orphan_categories)
     except OSError as err:
         fail(port_busy("sandbox", host, port, err))
     console.print(f"Altcraft emulator on {emu.url} (token set; strict data: {strict_data}; require profiles: "
-                  f"{require_profiles}; faults: {faults})", highlight=False)
+                  f"{require_profiles}; orphan categories: {'accepted' if accept_orphan_categories else 'refused'}; "
+                  f"faults: {faults})", highlight=False)
     try:
         emu.serve_forever()
     except KeyboardInterrupt:

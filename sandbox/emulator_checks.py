@@ -147,13 +147,13 @@ def check_line_status_definition(i: int, st: Any) -> None:
         raise RequestError(400, f"incorrect request: custom_line_statuses[{i}].type {st.get('type')!r}")
 
 
-def check_category_tree(cats: list[Any], known: set[str]) -> None:
-    """Every category named, and every parent known or sent earlier in the same request."""
+def check_category_tree(cats: list[Any], known: set[str], need_parents: bool = True) -> None:
+    """Every category named, and (``need_parents``) every parent known or sent earlier in the same request."""
     for i, cat in enumerate(cats):
         if not isinstance(cat, dict) or not nonempty(cat.get("external_id")) or not nonempty(cat.get("name")):
             raise RequestError(400, f"incorrect request: categories[{i}] needs external_id and name")
         parent = cat.get("parent_external_id")
-        if parent not in (None, "") and parent not in known:
+        if need_parents and parent not in (None, "") and parent not in known:
             raise RequestError(
                 400, f"incorrect request: categories[{i}] parent {parent!r} does not exist (send parents first)"
             )

@@ -169,6 +169,18 @@ def test_bad_category_isolated(emulator, make_client):
     assert emulator.stats["empty_data_requests"] == 0
 
 
+def test_an_orphan_category_is_refused_unless_the_emulator_is_told_to_take_it(emulator):
+    """Whether Altcraft takes a category whose parent it does not hold is inferred, so it is a flag: refused
+    by default (the reading altcraft-sync is built against), taken with ``accept_orphan_categories``."""
+    body = {"token": TOKEN, "categories": [{"external_id": "child", "name": "C", "parent_external_id": "p"}],
+            "data": [{"external_id": "carrier", "name": "Carrier"}]}
+    answer = emulator.handle("market/products/import", body, None)
+    assert answer["error"] == 400 and "parent 'p' does not exist" in answer["error_text"]
+    emulator.accept_orphan_categories = True
+    assert emulator.handle("market/products/import", body, None)["error"] == 0
+    assert emulator.store.categories["child"]["parent_external_id"] == "p"
+
+
 def test_strict_emulator_refuses_empty_data(emulator):
     body = {"token": TOKEN, "categories": [{"external_id": "c", "name": "C"}], "data": []}
     assert emulator.handle("market/products/import", body, None)["error"] == 400

@@ -160,8 +160,6 @@ def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] |
                 raise StaleWatermark(
                     f"stream {stream}: the watermark did not advance although the source has rows after it "
                     f"({stats.watermark_after}); check the updated_at column and the source query")
-        if not dry_run and runtime.client is not None and not runtime.client.answered:
-            confirm_token(runtime.client, chosen)  # nothing was sent: ask Altcraft once that the token works
         return results
 
     try:
@@ -230,6 +228,10 @@ def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: boo
     outcome = "Completed"
     try:
         results.update(body())
+        if not dry_run and runtime.client is not None and not runtime.client.answered:
+            # nothing was sent (a quiet night, a retry or a backfill window with nothing to do): ask Altcraft
+            # once that the token works, so a revoked one fails this run instead of "completed"
+            confirm_token(runtime.client, list(streams))
         for name, stats in results.items():
             if name not in done:
                 done.add(name)

@@ -29,7 +29,11 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _sync(tmp_path: Path, cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", "sync", "--config", str(cfg), *args], cwd=ROOT,
+    return _cli(tmp_path, cfg, "sync", *args)
+
+
+def _cli(tmp_path: Path, cfg: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli.main", command, "--config", str(cfg), *args], cwd=ROOT,
                           env=_env(tmp_path), capture_output=True, text=True, timeout=300)
 
 
@@ -151,3 +155,11 @@ def test_a_quiet_night_asks_altcraft_once_and_a_revoked_token_fails_it(tmp_path,
     assert revoked.returncode == 2, revoked.stdout + revoked.stderr
     assert "Altcraft refused the API token" in _last_line(revoked) and "Traceback" not in revoked.stderr
     assert StateStore(load_config(cfg).state).last_runs(1)[0]["status"] == "failed"
+    # a retry with nothing to retry, and a backfill of a window with no orders, ask the same question
+    day = "2001-01-0{}"
+    for command in (["retry", "--stream", "orders"],
+                    ["backfill", "--since", day.format(1), "--until", day.format(2), "--stream", "orders"]):
+        done = _cli(tmp_path, cfg, *command)
+        assert done.returncode == 2 and "Altcraft refused the API token" in _last_line(done), done.stdout + done.stderr
+        last = StateStore(load_config(cfg).state).last_runs(1)[0]
+        assert (last["kind"], last["status"]) == (command[0], "failed")

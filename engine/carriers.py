@@ -35,9 +35,9 @@ class Carriers:
     def __init__(self, ctx: RunContext, dependencies: Dependencies, reader: RecordReader, committer: Committer) -> None:
         self.ctx, self.dependencies, self.reader, self.committer = ctx, dependencies, reader, committer
         self._changed_at: dict[str, float] = {}
+        """The change time of each carrier found (orders: for the trigger window)."""
         self._categories_held: set[str] = set()
         """Categories this run delivered (their commit may still be on its way to the ledger)."""
-        """The change time of each carrier found (orders: for the trigger window)."""
 
     def send_definitions(self, stream: str, stats: StreamStats) -> None:
         """Send the custom field / line status definitions ``stream`` uses that the ledger does not hold
@@ -164,7 +164,7 @@ class Carriers:
         return [deferred_entry(entity, p, why) for p, why in waiting]
 
     def _tree_order(self, stream: str, send: list[Payload]) -> tuple[list[Payload], list[tuple[Payload, str]]]:
-        """``send`` with every parent before its children (:func:`transforms.catalog.parents_first`), and
+        """``send`` with every parent before its children (:func:`transforms.category_tree.parents_first`), and
         the categories that wait, each with why: a parent Altcraft does not hold, not in ``send``, that can
         still arrive (the rules of :mod:`engine.waiting`: quarantined, waiting, in the shop and not sent
         yet; for at most ``sync.max_defer``), or a parent that waits itself. A parent that will never

@@ -179,9 +179,9 @@ class Carriers:
         order, orphans = parents_first(ids, parents, held)
         if not ctx.config.sync.wait_for_dependencies:
             return [send[i] for i in order], []
-        decisions = self.dependencies.desk.decide_within(
+        decisions = self.dependencies.desk.decide(
             stream, {i: [x] for i, x in orphans.items()}, {i: ids[i] for i in orphans}, datetime.now(UTC),
-            ctx.memory.quarantined_now.get(entity, ()))
+            within=True, quarantined_now=ctx.memory.quarantined_now.get(entity, ()))
         wait = {i: d.reason for i, d in decisions.items() if d.wait}
         for i, parent in under_waiting(order, ids, parents, wait).items():
             wait[i] = f"waiting for its parent {parent!r}, which waits itself"

@@ -148,12 +148,15 @@ class WaitingDesk:
         self._ran.clear()
 
     def decide(self, stream: str, missing: Mapping[int, list[str]], ids: Mapping[int, str],
-               now: datetime) -> dict[int, Decision]:
+               now: datetime, within: bool = False, quarantined_now: Collection[str] = ()) -> dict[int, Decision]:
         """Each record (by position) naming references Altcraft does not hold: wait, or go (with the
-        references that need a stand-in). ``ids``: the records' external ids, for how long each waited."""
+        references that need a stand-in). ``ids``: the records' external ids, for how long each waited.
+        ``within``: the references are records of ``stream`` itself (a category's parent), whose fates
+        also count ``quarantined_now`` (what this run quarantined, not committed yet) (:meth:`fates`)."""
         if not missing:
             return {}
-        fates = self.fates(stream, list(dict.fromkeys(r for refs in missing.values() for r in refs)))
+        refs = list(dict.fromkeys(r for refs in missing.values() for r in refs))
+        fates = self.fates(stream, refs, within=within, quarantined_now=quarantined_now)
         waited = self._waited(stream, missing, ids, now)
         return {i: decide(refs, fates, waited[i], self.max_defer) for i, refs in missing.items()}
 
@@ -166,18 +169,6 @@ class WaitingDesk:
         coming = {owner: Dependency("arriving", "no profile in Altcraft yet") for owner in owners.values()}
         return {i: decide([owner], coming, waited[i], self.max_defer) for i, owner in owners.items()}
 
-    def decide_within(self, stream: str, missing: Mapping[int, list[str]], ids: Mapping[int, str],
-                      now: datetime, quarantined_now: Collection[str] = ()) -> dict[int, Decision]:
-        """:meth:`decide` for references to records of ``stream`` itself (a category's parent): their fates
-        come from its own ledger, quarantine and source rows, and ``quarantined_now`` (what this run
-        quarantined, not committed yet); "its stream never ran" cannot apply."""
-        if not missing:
-            return {}
-        refs = list(dict.fromkeys(r for refs in missing.values() for r in refs))
-        fates = self.fates(stream, refs, within=True, quarantined_now=quarantined_now)
-        waited = self._waited(stream, missing, ids, now)
-        return {i: decide(refs, fates, waited[i], self.max_defer) for i, refs in missing.items()}
-
     def _waited(self, stream: str, records: Collection[int], ids: Mapping[int, str], now: datetime) -> dict[int, float]:
         """Seconds each record (by position) has waited since its first deferral (0 when it never waited)."""
         since = (self.state.waiting_since(registry.get(stream).entity, [ids[i] for i in records])
@@ -187,7 +178,7 @@ class WaitingDesk:
     def fates(self, stream: str, refs: list[str], within: bool = False,
               quarantined_now: Collection[str] = ()) -> dict[str, Dependency]:
         """The fate of each reference of ``stream``'s records: to records of the streams it depends on, or,
-        ``within``, to records of its own."""
+        ``within``, to records of its own ("its stream never ran" cannot apply to those)."""
         known = self._fates.setdefault(stream + ("#within" if within else ""), {})
         todo = [r for r in refs if r not in known]
         if todo:

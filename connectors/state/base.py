@@ -17,7 +17,7 @@ from altcraft_sync.config import StateSettings
 from altcraft_sync.errors import StateError
 from altcraft_sync.keys import canonical_key
 from connectors.dbretry import RetryPolicy, first_line, retrying
-from connectors.dialect import Excluded, dialect_of
+from connectors.dialect import Excluded, SQLite, dialect_of
 from connectors.state.schema import ADDED_COLUMNS, SCHEMA_VERSION, metadata, notes_metadata, schema_version
 
 P = ParamSpec("P")
@@ -62,9 +62,7 @@ def missing_state_file(settings: StateSettings) -> str | None:
         url = sa.make_url(settings.url.get_secret_value())
     except sa.exc.ArgumentError:
         return None  # opening the store says what is wrong with it
-    if url.get_backend_name() != "sqlite":
-        return None
-    return dialect_of(sa.create_engine(url)).missing_file(url)
+    return SQLite().missing_file(url) if url.get_backend_name() == "sqlite" else None
 
 
 class StoreBase:

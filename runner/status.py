@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,26 @@ def asked_now(settings: StateSettings) -> StateSettings:
     return settings.model_copy(update={"retry": settings.retry.model_copy(update={"max_attempts": 1})})
 
 
+def state_not_created(settings: StateSettings) -> str | None:
+    """Why there is no state to look at, when ``state.url`` names a SQLite file that does not exist yet:
+    opening it would create it empty, so a command that only looks reports this instead (a typo in
+    ``state.url`` must not read as "nothing quarantined, nothing rejected")."""
+    fresh = missing_state_file(settings)
+    if fresh is None:
+        return None
+    return f"state database {settings.display_url()}: {fresh} does not exist yet"
+
+
+_NOT_SYNCED = "no sync has recorded anything with this state.url (if this shop was synced before, check state.url)"
+
+
 def collect_status(config_path: str | Path) -> dict[str, Any]:
     """Watermarks and lag per stream cursor, backlog per entity, last runs. The source is optional:
-    when it cannot be reached, lag is unknown and the error is reported alongside."""
+    when it cannot be reached, lag is unknown and the error is reported alongside. A state file that does
+    not exist is not created: the report has no watermarks and says so in ``state_note``."""
     cfg = load_config(config_path)
-    state = StateStore(asked_now(cfg.state))
+    missing = state_not_created(cfg.state)
+    state = None if missing else StateStore(asked_now(cfg.state))
     source: ShopSource | None = None
     source_error = None
     try:
@@ -40,7 +56,7 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
             source.close()
         source_error, source = str(err), None
     try:
-        marks = state.all_watermarks()
+        marks = state.all_watermarks() if state else {}
         rows = []
         names = list(source.entities) if source else sorted({c for _, c in marks})
         for cursor in names:
@@ -54,7 +70,7 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
                 pk = spec.shown_key(pk)  # a guest is keyed by an e-mail or a phone
             rows.append({"stream": stream, "cursor": cursor, "watermark": wm_time, "watermark_pk": pk,
                          "source_newest": newest, "lag_seconds": lag, "checkpointed_at": wm[1] if wm else None})
-        summary = state.summary()
+        summary = state.summary() if state else {"ledger": {}, "quarantine": {}}
         entities = sorted(set(summary["ledger"]) | set(summary["quarantine"]))
         backlog = {
             e: {
@@ -67,11 +83,13 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
             }
             for e in entities
         }
-        line, alert = backlog_line(state.backlog(), cfg.sync, datetime.now(UTC))
+        line, alert = backlog_line(state.backlog(), cfg.sync, datetime.now(UTC)) if state else (None, False)
         return {"streams": rows, "backlog": backlog, "backlog_line": line, "backlog_alert": alert,
-                "runs": state.last_runs(10), "source_error": source_error}
+                "runs": state.last_runs(10) if state else [], "source_error": source_error,
+                "state_note": f"{missing}: {_NOT_SYNCED}" if missing else None}
     finally:
-        state.close()
+        if state:
+            state.close()
         if source:
             source.close()
 
@@ -85,17 +103,22 @@ def _utc() -> Any:
 
 
 def collect_problems(config_path: str | Path, *, stream: str | None = None, reason: str | None = None,
-                     limit: int = 100) -> list[dict[str, Any]]:
+                     limit: int = 100, on_note: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Records that are not in Altcraft as the shop has them, from the state database alone: quarantined
     (failed the contract: every check with its field and value), rejected or failed (Altcraft's code and
     text) and deferred (what they wait for). ``reason`` keeps rows whose reason contains it (any case).
-    E-mail and phone values are masked. Newest first."""
+    E-mail and phone values are masked. Newest first. A state file that does not exist is not created:
+    no rows, and ``on_note`` is told why."""
     from runner.reporting import mask
 
     if stream is not None and registry.find(stream) is None:
         raise SyncError(f"--stream {stream}: not a stream (one of {', '.join(registry.names())})")
     entity = registry.get(stream).entity if stream else None
     cfg = load_config(config_path)
+    if (missing := state_not_created(cfg.state)) is not None:
+        if on_note is not None:
+            on_note(f"{missing}: {_NOT_SYNCED}")
+        return []
     state = StateStore(asked_now(cfg.state))
     try:
         rows = [{"kind": "quarantined", "entity": r["entity"], "external_id": r["external_id"],
@@ -141,11 +164,10 @@ def run_checks(config_path: str | Path) -> list[tuple[str, str | None]]:
             results.append(("shop database", str(err)))
         finally:
             source.close()
-    fresh = missing_state_file(cfg.state)
-    if fresh is not None:  # a typo in state.url would otherwise pass, and the next sync would send everything
-        results.append((f"warning: state database {cfg.state.display_url()}: {fresh} does not exist yet; the first "
-                        "sync creates it and, with no state, sends every record (if this shop was synced "
-                        "before, check state.url)", None))
+    missing = state_not_created(cfg.state)
+    if missing is not None:  # a typo in state.url would otherwise pass, and the next sync would send everything
+        results.append((f"warning: {missing}; the first sync creates it and, with no state, sends every record "
+                        "(if this shop was synced before, check state.url)", None))
     else:
         try:
             StateStore(asked_now(cfg.state)).close()

@@ -400,6 +400,32 @@ def test_check_leaves_a_missing_state_file_uncreated_and_says_a_first_sync_sends
     assert state_file.exists() and f"state database sqlite:///{state_file}" in checks()
 
 
+def test_status_and_quarantine_leave_a_missing_state_file_uncreated_and_say_so(tmp_path, emulator):
+    """They used to create the SQLite state file they were asked about and show an empty backlog: a typo in
+    state.url read as "nothing waits". Now the file stays absent and both say there is no state yet."""
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=10)
+    cfg_path = shop_config(tmp_path, url, emulator, TOKEN)
+    state_file = tmp_path / "state.db"
+    said = f"state database sqlite:///{state_file}: {state_file} does not exist yet: no sync has recorded anything"
+
+    status = CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"])
+    assert status.exit_code == 0, status.output
+    report = json.loads(status.stdout)
+    assert report["state_note"].startswith(said) and report["runs"] == [] and report["backlog"] == {}
+    assert {r["stream"] for r in report["streams"]} >= {"orders", "categories"}  # the shop is still read
+    plain = CliRunner().invoke(app, ["status", "--config", str(cfg_path)])
+    assert plain.exit_code == 0 and "does not exist yet" in plain.output
+    problems = CliRunner().invoke(app, ["quarantine", "--config", str(cfg_path)])
+    assert problems.exit_code == 0, problems.output
+    assert "does not exist yet" in " ".join(problems.output.split()) and "0 records" in problems.output
+    assert not state_file.exists() and not (tmp_path / "state.db.in-flight").exists()
+
+    run_all(cfg_path, streams=["categories"])
+    report = json.loads(CliRunner().invoke(app, ["status", "--config", str(cfg_path), "--json"]).stdout)
+    assert report["state_note"] is None and any(r["watermark"] for r in report["streams"] if r["stream"] == "categories")
+
+
 def test_an_unreachable_prefect_api_is_one_line_not_a_traceback(tmp_path, emulator, monkeypatch):
     from tests.flows.test_prefect_server import free_port
 

@@ -18,7 +18,15 @@ from altcraft_sync.errors import StateError
 from altcraft_sync.keys import canonical_key
 from connectors.dbretry import RetryPolicy, first_line, retrying
 from connectors.dialect import Excluded, SQLite, dialect_of
-from connectors.state.schema import ADDED_COLUMNS, SCHEMA_VERSION, metadata, notes_metadata, schema_version
+from connectors.state.schema import (
+    ADDED_COLUMNS,
+    RECONSIDERED,
+    SCHEMA_VERSION,
+    ledger,
+    metadata,
+    notes_metadata,
+    schema_version,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -109,9 +117,14 @@ class StoreBase:
             if version is None:
                 conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
             elif version < SCHEMA_VERSION:  # the columns of each later version, NULL for every existing record
-                for table, name, kind in (c for v in range(version + 1, SCHEMA_VERSION + 1) for c in ADDED_COLUMNS[v]):
+                later = range(version + 1, SCHEMA_VERSION + 1)
+                for table, name, kind in (c for v in later for c in ADDED_COLUMNS[v]):
                     if name not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
                         conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
+                again = [e for v in later for e in RECONSIDERED.get(v, ())]
+                if again:
+                    conn.execute(ledger.update().where(ledger.c.entity.in_(again), ledger.c.status == "rejected",
+                                                       ledger.c.permanent).values(permanent=False))
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
             elif version > SCHEMA_VERSION:
                 raise StateError(

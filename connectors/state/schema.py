@@ -7,9 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: the ledger's ``altcraft_id`` and ``owner`` columns; 3: ``raw_digest`` in the ledger and the quarantine
-(each added to an older database in place, NULL for every existing record: see :data:`ADDED_COLUMNS`)."""
+(each added to an older database in place, NULL for every existing record: see :data:`ADDED_COLUMNS`);
+4: no new column, categories rejected for good are looked at again (:data:`RECONSIDERED`)."""
 metadata = sa.MetaData()
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -58,11 +59,21 @@ quarantine = sa.Table(
 )
 """``raw_digest``: the digest of the source rows that failed the contract (``transforms.digest``): a re-read
 of the same rows is still invalid without being mapped again. NULL before version 3 (always mapped)."""
-ADDED_COLUMNS = {
+ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     2: (("ledger", "altcraft_id", "VARCHAR(64)"), ("ledger", "owner", "VARCHAR(255)")),
     3: (("ledger", "raw_digest", "BIGINT"), ("quarantine", "raw_digest", "BIGINT")),
+    4: (),
 }
 """The columns each schema version added to tables an older version created: (table, column, SQL type)."""
+RECONSIDERED: dict[int, tuple[str, ...]] = {4: ("category",)}
+"""Per schema version, the entities whose permanent rejections an older database turns retryable once.
+
+4, categories: before it, a subcategory sent in a request without its parent (the parent quarantined, in a
+later page, or read by the cursor while the child came from the ledger) was refused (Altcraft needs the
+parent first), isolated, and recorded as rejected for good: it never arrived, even after its parent did,
+and nothing but a change in the shop would send it again. Made retryable, the next sync's retry pass sends
+each such category once more, after or with its parent (``engine.carriers``); one refused for another
+reason is refused again and recorded as before. A category sends no message to anybody."""
 waiting = sa.Table(
     "waiting", metadata,
     sa.Column("entity", sa.String(40), primary_key=True),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 
 from altcraft_sync.config import StateSettings
@@ -130,3 +131,16 @@ def test_runs_and_backfill_windows_are_recorded(state) -> None:
     assert state.window_status("bf", "orders") == {"2026-01-01": "done"}
     state.reset_backfill("bf")
     assert state.window_status("bf", "orders") == {}
+
+
+def test_opening_a_version_3_database_makes_its_permanently_rejected_categories_retryable(state) -> None:
+    """The schema 4 upgrade on each state database (``connectors.state.schema.RECONSIDERED``)."""
+    state.commit_chunk(stream="categories", entries=[LedgerEntry("category", "6", 6, "c", "rejected", 400, "x", permanent=True)])
+    state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o", "rejected", 400, "x", permanent=True)])
+    with state.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE schema_version SET version = 3"))
+    again = StateStore(state.settings)
+    try:
+        assert again.pending("category") == [("6", "6")] and again.pending("order") == []
+    finally:
+        again.close()

@@ -72,3 +72,21 @@ def test_a_version_2_state_database_gets_the_raw_digests(tmp_path):
                     digests={("order", "1"): 4, ("order", "2"): 5})
     assert st.raw_digests("order", ["1", "2"]) == {"1": ("delivered", 4), "2": ("invalid", 5)}
     st.close()
+
+
+def test_a_version_3_state_database_makes_categories_rejected_for_good_retryable_once(tmp_path):
+    st = store(tmp_path)
+    st.commit_chunk(stream="categories", entries=[
+        LedgerEntry("category", "6", 6, "c6", "rejected", 400, "parent '4' does not exist", permanent=True),
+        LedgerEntry("category", "7", 7, "c7", "delivered")])
+    st.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "o1", "rejected", 400, "bad", permanent=True)])
+    st = reopened_as(tmp_path, st, 3, [])  # as altcraft-sync before the category tree fix left it
+    assert st.pending("category") == [("6", "6")]  # the next sync's retry pass sends it once more
+    assert st.pending("order") == []  # any other stream's permanent rejections stay what they were
+    assert st.known("category", ["7"])["7"].status == "delivered"
+    st.commit_chunk(stream="categories", entries=[
+        LedgerEntry("category", "6", 6, "c6", "rejected", 400, "name too long", permanent=True)])
+    st.close()
+    st = store(tmp_path)  # already at version 4: a new refusal for good stays one
+    assert st.pending("category") == []
+    st.close()

@@ -129,6 +129,34 @@ def test_a_category_waits_for_its_quarantined_parent_and_follows_it_once_fixed(t
     assert state.summary()["ledger"]["category"] == {"delivered": len(emulator.store.categories)}
 
 
+def test_categories_an_older_version_rejected_for_good_are_sent_again_once(tmp_path, emulator):
+    """Before schema 4, a subcategory sent without its parent was recorded as rejected for good and never
+    sent again (unless it changed in the shop). Opening such a state database makes those categories
+    retryable once: the next sync sends them, and Altcraft holds the whole tree."""
+    url = f"sqlite:///{tmp_path}/shop.db"
+    engine = build_shop(url, orders=30)
+    with engine.connect() as conn:
+        child = conn.execute(sa.select(D.categories.c.id).where(D.categories.c.parent_id.is_not(None))
+                             .order_by(D.categories.c.id).limit(1)).scalar_one()
+    cfg = load_config(shop_config(tmp_path, url, emulator, TOKEN))
+    run_all(cfg, streams=["categories", "products"])
+    # what the older version left: the child refused and recorded for good, Altcraft without it
+    emulator.store.categories.pop(str(child))
+    old = sa.create_engine(cfg.state.url.get_secret_value())
+    with old.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger SET status = 'rejected', permanent = 1, error_code = 400, "
+                             "error_text = :why WHERE entity = 'category' AND external_id = :id"),
+                     {"why": "parent does not exist", "id": str(child)})
+        conn.execute(sa.text("UPDATE schema_version SET version = 3"))
+    old.dispose()
+    stats = run_all(cfg, streams=["categories", "products"], run_id="upgraded")
+    assert stats["categories"].rejected == 0 and str(child) in emulator.store.categories
+    state = StateStore(cfg.state)
+    assert state.known("category", [str(child)])[str(child)].status == "delivered"
+    assert set(emulator.store.categories) == set(mapped_source(cfg)["categories"])
+    state.close()
+
+
 # --- dependencies before dependents ---------------------------------------------------------------------
 def _new_sku_and_order(engine: sa.Engine, sku_time: Any, order_time: Any) -> None:
     with engine.begin() as conn:

@@ -23,7 +23,6 @@ What it guarantees (see ``docs/altcraft-api.md`` for the API itself):
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +35,7 @@ from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
+from altcraft_sync import jitter
 from altcraft_sync.config import AltcraftSettings
 from altcraft_sync.errors import AltcraftError, AltcraftUnavailable
 from altcraft_sync.wording import plural
@@ -360,7 +360,7 @@ class AltcraftClient:
         ``Retry-After`` past ``max_retry_after_seconds`` ends the run, saying how long Altcraft asked for."""
         s = self.settings
         backoff = min(s.backoff_max, s.backoff_initial * 2 ** (state.attempt_number - 1))
-        delay = random.uniform(0, backoff)
+        delay = jitter.uniform(0, backoff)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, Transient) and exc.retry_after is not None:
             if exc.retry_after > s.max_retry_after_seconds:

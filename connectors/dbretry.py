@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential, wait_random
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
+from tenacity.wait import wait_base
+
+from altcraft_sync import jitter
 
 log = logging.getLogger("altcraft_sync.db")
 T = TypeVar("T")
@@ -85,6 +88,17 @@ class RetryPolicy:
     backoff_max: float = 10
 
 
+class _Jitter(wait_base):
+    """Up to ``top`` seconds more, drawn from altcraft-sync's own generator (tenacity's ``wait_random``
+    draws from the ``random`` module's global one: :mod:`altcraft_sync.jitter`)."""
+
+    def __init__(self, top: float) -> None:
+        self.top = top
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return jitter.uniform(0, self.top)
+
+
 def retrying(policy: RetryPolicy, what: str, fn: Callable[[], T], *, sleep: Callable[[float], None] | None = None) -> T:
     """Run ``fn``; re-run it on a transient database error with exponential backoff (plus jitter so two
     processes do not reconnect in step), until it succeeds or the policy's caps are spent. The last
@@ -101,7 +115,7 @@ def retrying(policy: RetryPolicy, what: str, fn: Callable[[], T], *, sleep: Call
     runner = Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_retry_seconds),
-        wait=wait_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max) + wait_random(0, policy.backoff_initial),
+        wait=wait_exponential(multiplier=policy.backoff_initial, max=policy.backoff_max) + _Jitter(policy.backoff_initial),
         reraise=True,
         before_sleep=before_sleep,
         **kwargs,

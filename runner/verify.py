@@ -28,13 +28,13 @@ is never deleted by verify (only ``forget`` deletes people).
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
+from altcraft_sync import jitter
 from altcraft_sync import streams as registry
 from altcraft_sync.batching import batched
 from altcraft_sync.config import Config
@@ -174,7 +174,7 @@ class Verifier:
         if not self.sample:
             return None
         delivered = [ext for ext, _ in self.state.ids_with_status(entity, ("delivered", "deleted"))]
-        return set(random.sample(delivered, min(self.sample, len(delivered))))
+        return set(jitter.sample(delivered, min(self.sample, len(delivered))))
 
     def _mapped(self, stream: str, pks: list[str]) -> tuple[dict[str, Payload], set[str]]:
         """The source's current records for these keys (mapped like a sync maps them), and the ids of the

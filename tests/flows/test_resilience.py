@@ -233,6 +233,41 @@ def test_transient_errors_are_told_from_permanent_ones(tmp_path):
     assert is_transient(gone)
 
 
+def test_backoff_jitter_and_samples_leave_the_global_random_generator_alone(make_client):
+    """The ``random`` module's generator belongs to the program that runs the sync (a seeded simulation,
+    a property test: Hypothesis warns when something moves it while it draws, as it did intermittently in
+    this suite). Database retries, the client's backoff and verify's samples draw from a generator of
+    their own."""
+    import random
+
+    from tenacity import RetryCallState
+
+    from altcraft_sync import jitter
+
+    random.seed(1234)
+    before = random.getstate()
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+        return "ok"
+
+    waits: list[float] = []
+    assert retrying(RetryPolicy(max_attempts=5), "test", flaky, sleep=waits.append) == "ok"
+    client = make_client(backoff_initial=1.0, backoff_max=8.0)
+    state = RetryCallState(None, None, (), {})
+    backoffs = []
+    for attempt in range(1, 6):
+        state.attempt_number = attempt
+        backoffs.append(client._wait(state))
+    picked = jitter.sample(list(range(100)), 5)
+    assert random.getstate() == before  # nothing drew from it
+    assert len(set(waits)) == 3 and len(set(backoffs)) == 5 and len(set(picked)) == 5  # still random
+    assert all(0 <= b <= min(8.0, 2 ** (i)) for i, b in enumerate(backoffs))
+
+
 def test_retrying_reruns_transient_errors_within_its_caps_and_stops_at_permanent_ones():
     calls: list[int] = []
 

@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from measure import free_port, run_command, start_emulator  # bench/ is the script's own directory
+from measure import emulator_control, free_port, run_command, start_emulator  # bench/ is the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -145,10 +145,7 @@ class Bench:
         self.commands: dict[str, tuple[list[str], dict[str, str], Path | None]] = {}
 
     def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        url = self.api.replace("/api/v1.1/", "/__emulator/") + path
-        data = None if body is None else json.dumps(body).encode()
-        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=300) as resp:
-            return json.loads(resp.read())
+        return emulator_control(self.api, path, body)
 
     def prepare(self) -> None:
         from run import write_config

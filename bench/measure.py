@@ -73,6 +73,17 @@ def start_emulator(root: Path, token: str) -> tuple[subprocess.Popen[bytes], str
     return proc, api
 
 
+def emulator_control(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One call of the emulator's control API (``reset``, ``digest/orders``...) beside the API at ``api``."""
+    import json
+    import urllib.request
+
+    url = api.replace("/api/v1.1/", "/__emulator/") + path
+    data = None if body is None else json.dumps(body).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=300) as resp:
+        return json.loads(resp.read())
+
+
 def run_command(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
                 log: Path | None = None, accept: tuple[int, ...] = (0,)) -> dict[str, float]:
     """Run a command as a user would from a terminal; its wall time, the CPU of it and every descendant it

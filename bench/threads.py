@@ -24,9 +24,7 @@ import shutil
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
@@ -73,19 +71,13 @@ def run_cli_sampled(out: Path, argv: list[str]) -> None:
     runpy.run_module("cli.main", run_name="__main__")
 
 
-def _control(api: str, path: str, body: Any) -> None:
-    url = api.replace("/api/v1.1/", "/__emulator/") + path
-    with urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode()), timeout=300):
-        pass
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--orders", type=int, default=200_000)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench" / ".work")
     args = ap.parse_args()
-    from measure import run_command, start_emulator  # bench/ is the script's own directory
+    from measure import emulator_control, run_command, start_emulator  # bench/ is the script's own directory
     from run import prepare_shop, write_config
 
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +98,7 @@ def main() -> None:
             shutil.copy(work / "catalog.db", state)
             for suffix in ("-wal", "-shm", ".in-flight"):
                 Path(f"{state}{suffix}").unlink(missing_ok=True)
-            _control(api, "reset", {"kinds": ["orders"]})
+            emulator_control(api, "reset", {"kinds": ["orders"]})
             out = work / f"threads-{i}.json"
             cmd = [sys.executable, __file__, "--sampled", str(out), "sync", "--config", str(cfg), "--stream", "orders"]
             r = run_command(cmd, env=QUIET, cwd=ROOT, log=work / "log", accept=(0, 1))

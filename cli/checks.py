@@ -53,7 +53,11 @@ def status(config: ConfigOpt = DEFAULT_CONFIG, as_json: JsonOpt = False) -> None
     if report.get("source_error"):
         err_console.print(f"[yellow]source not reachable, lag unknown:[/] {report['source_error']}")
     if report.get("state_note"):
-        err_console.print(f"[yellow]warning:[/] {report['state_note']}", highlight=False, soft_wrap=True)
+        _warn(report["state_note"])
+
+
+def _warn(text: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -130,9 +134,7 @@ def quarantine(
     from transforms.reasons import human_check
 
     try:
-        rows = collect_problems(config, stream=stream, reason=reason, limit=limit,
-                                on_note=lambda note: err_console.print(f"[yellow]warning:[/] {note}", highlight=False,
-                                                                       soft_wrap=True))
+        rows = collect_problems(config, stream=stream, reason=reason, limit=limit, on_note=_warn)
     except SyncError as err:
         fail(str(err), as_json=as_json)
     if as_json:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from altcraft_sync import streams as registry
-from altcraft_sync.config import StateSettings, load_config, resolve_token
+from altcraft_sync.config import Config, StateSettings, load_config, resolve_token
 from altcraft_sync.cursor import to_utc
 from altcraft_sync.errors import SyncError
 from connectors.altcraft import AltcraftClient
@@ -56,7 +56,7 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
             source.close()
         source_error, source = str(err), None
     try:
-        marks = state.all_watermarks() if state else {}
+        marks, summary, (line, alert), runs = _held(state, cfg)
         rows = []
         names = list(source.entities) if source else sorted({c for _, c in marks})
         for cursor in names:
@@ -70,7 +70,6 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
                 pk = spec.shown_key(pk)  # a guest is keyed by an e-mail or a phone
             rows.append({"stream": stream, "cursor": cursor, "watermark": wm_time, "watermark_pk": pk,
                          "source_newest": newest, "lag_seconds": lag, "checkpointed_at": wm[1] if wm else None})
-        summary = state.summary() if state else {"ledger": {}, "quarantine": {}}
         entities = sorted(set(summary["ledger"]) | set(summary["quarantine"]))
         backlog = {
             e: {
@@ -83,15 +82,23 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
             }
             for e in entities
         }
-        line, alert = backlog_line(state.backlog(), cfg.sync, datetime.now(UTC)) if state else (None, False)
         return {"streams": rows, "backlog": backlog, "backlog_line": line, "backlog_alert": alert,
-                "runs": state.last_runs(10) if state else [], "source_error": source_error,
+                "runs": runs, "source_error": source_error,
                 "state_note": f"{missing}: {_NOT_SYNCED}" if missing else None}
     finally:
         if state:
             state.close()
         if source:
             source.close()
+
+
+def _held(state: StateStore | None, cfg: Config) -> tuple[Any, dict[str, Any], tuple[str | None, bool], list[Any]]:
+    """What the state holds for ``status``: watermarks, the ledger's summary, the backlog line and the last
+    runs; nothing at all without a state database."""
+    if state is None:
+        return {}, {"ledger": {}, "quarantine": {}}, (None, False), []
+    return (state.all_watermarks(), state.summary(), backlog_line(state.backlog(), cfg.sync, datetime.now(UTC)),
+            state.last_runs(10))
 
 
 def _utc() -> Any:

@@ -44,7 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from measure import emulator_control, free_port, run_command, start_emulator  # bench/ is the script's own directory
+# bench/ is the script's own directory
+from measure import compile_sources, emulator_control, free_port, run_command, start_emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -368,6 +369,7 @@ def main() -> None:
     if unknown := set(args.tools) - set(TOOLS):
         raise SystemExit(f"--tools: unknown {sorted(unknown)}; choose from {', '.join(TOOLS)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
+    compile_sources(ROOT)
     runs = []
     for dialect in args.dialect or ["sqlite"]:
         if dialect == "postgresql" and not args.pg_url:

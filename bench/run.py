@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from measure import _cpu, _rss, _tree_rss, free_port  # bench/ is the script's own directory
+from measure import _cpu, _rss, _tree_rss, compile_sources, free_port  # bench/ is the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -368,6 +368,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(result, default=str))
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
+    compile_sources(ROOT)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -27,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from measure import start_emulator  # bench/ is the script's own directory
+from measure import compile_sources, start_emulator  # bench/ is the script's own directory
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--lookback", type=float, default=None,
                     help="source.lookback_seconds of the timed runs: a long one re-reads every record unchanged")
     args = ap.parse_args()
+    compile_sources(ROOT)
     work = args.workdir / "startup"
     env = {**QUIET, "PREFECT_HOME": str(work / "prefect-home")}
     emulator, config = synced_shop(args.orders, args.workdir, work, env)

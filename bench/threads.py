@@ -77,9 +77,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=ROOT / "bench" / ".work")
     args = ap.parse_args()
-    from measure import emulator_control, run_command, start_emulator  # bench/ is the script's own directory
+    from measure import compile_sources, emulator_control, run_command, start_emulator  # bench/ is the script's own directory
     from run import prepare_shop, write_config
 
+    compile_sources(ROOT)
     args.workdir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{args.workdir / f'shop-{args.orders}.db'}"
     prepare_shop(url, args.orders, max(1000, args.orders // 10), reuse=True)

@@ -62,3 +62,18 @@ def test_targets_and_ratios_follow_the_figures():
     table = compare.markdown({"when": "now", "machine": "m", "runs": [run]})
     assert "| altcraft-sync ÷ drt | 0.75 | 1.11 | 4.00 | 0.50 | 0.20 | | |" in table
     assert "| altcraft-sync ÷ fastest peer | 0.75 | 1.11 | 4.00 | 0.50 | 0.20 | | |" in table
+
+
+def test_the_bench_byte_compiles_the_packages_pyproject_ships(tmp_path):
+    """What an installed copy has (``pip install`` compiles it): without it, a workplace that sets
+    PYTHONDONTWRITEBYTECODE would time every run compiling our modules."""
+    from measure import compile_sources
+
+    (tmp_path / "pyproject.toml").write_text('[tool.setuptools.packages.find]\ninclude = ["shipped*"]\n')
+    for package in ("shipped", "left_out"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("VALUE = 1\n")
+    compile_sources(tmp_path)
+    assert [p.name.split(".")[:2] for p in (tmp_path / "shipped" / "__pycache__").iterdir()] == [
+        ["__init__", sys.implementation.cache_tag]]
+    assert not (tmp_path / "left_out" / "__pycache__").exists()

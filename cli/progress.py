@@ -44,6 +44,7 @@ class Watcher:
     def __init__(self, draw: bool | None = None, describe: Callable[[Any], str] | None = None,
                  count: Callable[[Any], int] | None = None) -> None:
         self.draw = err_console.is_terminal if draw is None else draw
+        self.shows_totals = self.draw  # the bars' ETA needs each stream's total
         self.describe = describe or sync_text
         self.count = count or (lambda stats: stats.extracted)
         self.last: dict[str, Any] = {}

@@ -127,6 +127,14 @@ class Syncer:
         self.ctx.on_progress = fn
 
     @property
+    def count_totals(self) -> bool:
+        return self.ctx.count_totals
+
+    @count_totals.setter
+    def count_totals(self, wanted: bool) -> None:
+        self.ctx.count_totals = wanted
+
+    @property
     def mapper(self) -> ChunkMapper:
         return self.parts.pipeline.mapper
 

@@ -121,7 +121,8 @@ class Planner:
         for frame, cur in ctx.source.read_changes(name, plan.start, plan.upper, chunk_size, keys_only=plan.is_child,
                                                   skip_parents_in=skip):
             full_pages += len(frame) >= chunk_size
-            if full_pages == 1 and not plan.is_child and stats.total is None:  # more to come: worth a count
+            if full_pages == 1 and not plan.is_child and stats.total is None and ctx.count_totals:
+                # more to come, and a progress bar shows an ETA: worth a count
                 stats.total = len(frame) + ctx.source.count_between(name, cur, plan.upper)
             if full_pages >= WORKERS_AFTER_FULL_PAGES:
                 pipeline.mapper.start()  # a big change set: worth mapping in parallel from here on

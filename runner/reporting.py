@@ -165,6 +165,8 @@ def readable(value: Any) -> Any:
 class ProgressReporter:
     """Updates a Prefect progress artifact at most every ``interval`` seconds (the API is not free)."""
 
+    shows_totals = False  # the artifact counts streams done, not rows left
+
     def __init__(self, interval: float = 2.0) -> None:
         self.interval = interval
         self._last = 0.0

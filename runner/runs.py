@@ -42,7 +42,10 @@ def _notify(stats: StreamStats, done: bool) -> None:
 
 
 class ProgressDisplay(Protocol):
-    """Where a host shows a run's progress (a Prefect progress artifact, or nothing)."""
+    """Where a host shows a run's progress (a Prefect progress artifact, progress bars, or nothing)."""
+
+    shows_totals: bool
+    """Whether it shows how much of a stream is left (an ETA): only then does a run count the rows ahead."""
 
     def start(self, n_streams: int) -> None: ...
 
@@ -72,6 +75,8 @@ class Host(Protocol):
 
 
 class _NoProgress:
+    shows_totals = False
+
     def start(self, n_streams: int) -> None:
         pass
 
@@ -222,6 +227,7 @@ def publish(runtime: Runtime, host: Host, *, kind: str, title: str, dry_run: boo
 
     if syncer is not None:
         syncer.on_progress = on_progress
+        syncer.count_totals = progress.shows_totals
     if not dry_run:
         runtime.state.start_run(run_id, kind)
         _say_if_resumed(runtime, log)

@@ -204,6 +204,7 @@ def test_progress_is_drawn_on_a_terminal_and_not_when_piped(tmp_path, emulator):
     assert code == 1, screen  # the demo shop's planted invalid rows: a warning
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # the terminal's control sequences left out
     assert "orders" in text and " chunks · " in text and "rec/s" in text, text[-3000:]
+    assert "ETA" in text, text[-3000:]  # a bar on a terminal asks for the rows ahead (piped runs do not count them)
 
     code, screen = _on_a_pty(["verify", "--config", str(cfg), "--stream", "orders"], tmp_path)
     assert code == 0 and "orders" in screen and " listed · " in screen, screen

@@ -45,3 +45,4 @@ def test_nothing_is_drawn_when_not_on_a_terminal():
     with Watcher(draw=False) as watcher:
         watcher(_stats("orders", 40, 1), done=True)
     assert watcher._bars is None and watcher.done == {"orders"} and watcher.last["orders"].extracted == 40
+    assert not watcher.shows_totals and Watcher(draw=True).shows_totals  # no bar, no ETA: no count asked

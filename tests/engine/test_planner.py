@@ -70,13 +70,25 @@ def test_each_chunk_carries_the_newest_cursor_read_so_far(tmp_path) -> None:
 
 def test_a_change_set_of_more_than_a_page_is_counted_once_for_the_progress_bar(tmp_path) -> None:
     p, _, _ = planner(tmp_path, {"orders": Table(rows(7))})
+    p.ctx.count_totals = True  # a progress bar with an ETA is drawn
     stats = StreamStats("orders")
     p.run_cursor(incremental("orders", "orders", T0 + timedelta(minutes=6)), stats)
     assert stats.total == 6 and stats.extracted <= 6  # the bound leaves the 7th out
     p, _, _ = planner(tmp_path, {"orders": Table(rows(2))}, chunk_size=3)
+    p.ctx.count_totals = True
     small = StreamStats("orders")
     p.run_cursor(incremental("orders", "orders"), small)
     assert small.total is None  # one page: nothing to estimate, no count asked
+
+
+def test_nobody_drawing_an_eta_means_no_count_of_the_rows_ahead(tmp_path) -> None:
+    p, feed, source = planner(tmp_path, {"orders": Table(rows(7))})
+    asked: list[object] = []
+    source.count_between = lambda *a: asked.append(a) or 0  # type: ignore[method-assign]
+    stats = StreamStats("orders")
+    p.run_cursor(incremental("orders", "orders", T0 + timedelta(minutes=6)), stats)
+    assert [keys for _, keys, _, _ in feed.chunks] == [[1, 2], [3, 4], [5, 6]]  # read as before
+    assert stats.total is None and asked == []
 
 
 def test_a_window_hands_no_cursor_to_the_pipeline(tmp_path) -> None:

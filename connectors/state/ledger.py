@@ -168,15 +168,9 @@ class LedgerStore(WaitingRecords):
     def known(self, entity: str, external_ids: Sequence[str]) -> dict[str, Known]:
         out: dict[str, Known] = {}
         with self.engine.connect() as conn:
-            for part in batched(external_ids, 900):
-                rows = conn.execute(
-                    sa.select(ledger.c.external_id, ledger.c.fingerprint, ledger.c.status, ledger.c.permanent,
-                              ledger.c.attempts, ledger.c.source_pk, ledger.c.raw_digest)
-                    .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))
-                ).all()
-                for r in rows:
-                    out[r.external_id] = Known(r.fingerprint, r.status, bool(r.permanent), r.attempts, r.source_pk,
-                                               r.raw_digest)
+            for ext, fp, status, permanent, attempts, source_pk, digest in self._by_ids(
+                    conn, "ledger", "fingerprint, status, permanent, attempts, source_pk, raw_digest", entity, external_ids):
+                out[ext] = Known(fp, status, bool(permanent), attempts, source_pk, digest)
         return out
 
     @_retried("ledger read")
@@ -188,20 +182,30 @@ class LedgerStore(WaitingRecords):
         without a digest (written before schema version 3, or not delivered) are left out."""
         out: dict[str, tuple[str, int]] = {}
         with self.engine.connect() as conn:
-            for part in batched(external_ids, 900):
-                status: dict[str, str] = {}
-                for r in conn.execute(sa.select(ledger.c.external_id, ledger.c.status, ledger.c.raw_digest)
-                                      .where(ledger.c.entity == entity, ledger.c.external_id.in_(part))):
-                    status[r.external_id] = r.status
-                    if r.status == "delivered" and r.raw_digest is not None:
-                        out[r.external_id] = ("delivered", r.raw_digest)
-                for q in conn.execute(sa.select(quarantine.c.external_id, quarantine.c.raw_digest)
-                                      .where(quarantine.c.entity == entity, quarantine.c.external_id.in_(part))):
-                    if q.raw_digest is not None and status.get(q.external_id) not in RETRYABLE:
-                        out[q.external_id] = ("invalid", q.raw_digest)
-                    else:
-                        out.pop(q.external_id, None)
+            status: dict[str, str] = {}
+            for ext, st, digest in self._by_ids(conn, "ledger", "status, raw_digest", entity, external_ids):
+                status[ext] = st
+                if st == "delivered" and digest is not None:
+                    out[ext] = ("delivered", digest)
+            for ext, digest in self._by_ids(conn, "quarantine", "raw_digest", entity, external_ids):
+                if digest is not None and status.get(ext) not in RETRYABLE:
+                    out[ext] = ("invalid", digest)
+                else:
+                    out.pop(ext, None)
         return out
+
+    def _by_ids(self, conn: sa.Connection, table: str, columns: str, entity: str,
+                external_ids: Sequence[str]) -> Iterable[tuple[Any, ...]]:
+        """``(external_id, *columns)`` of the entity's rows of ``table`` (``ledger`` or ``quarantine``) among
+        ``external_ids``, 900 ids a statement. Hand-written on the DBAPI cursor, as the ledger's upsert is:
+        a Core ``IN`` of 900 expanding parameters is compiled again on every call, which cost ~8 ms a chunk,
+        five times the database's own look-up, on every chunk of a full sync. Only this module's table and
+        column names are spliced in; the entity and the ids are bound parameters."""
+        mark = self.sql.placeholder
+        for part in batched(external_ids, 900):
+            sql = (f"SELECT external_id, {columns} FROM {table} WHERE entity = {mark} AND external_id IN ("
+                   + ", ".join([mark] * len(part)) + ")")
+            yield from conn.exec_driver_sql(sql, (entity, *part))
 
     @_retried("ledger read")
     def pending(self, entity: str, limit: int = 100_000) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from altcraft_sync.config import StateSettings
 from altcraft_sync.cursor import Cursor
 from altcraft_sync.errors import StreamLocked
-from connectors.state import LedgerEntry, StateStore
+from connectors.state import Known, LedgerEntry, StateStore
 from connectors.state.schema import metadata, notes_metadata
 from tests.helpers import shop_url_for
 
@@ -66,6 +66,26 @@ def test_raw_digests_say_which_records_may_skip_mapping(state) -> None:
     assert state.known("order", ["1"])["1"].fingerprint == "f1"
     state.commit_chunk(stream="orders", cleared=[("order", "5")])  # healed: the ledger's delivery counts again
     assert state.raw_digests("order", ["5"]) == {"5": ("delivered", 11)}
+
+
+def test_ledger_reads_answer_for_more_ids_than_one_statement_takes(state) -> None:
+    """``known`` and ``raw_digests`` read 900 ids a statement on the DBAPI cursor: every batch answers, with
+    the ledger's own types (``permanent`` a bool, digests signed 64-bit), and no other entity's rows."""
+    ids = [str(i) for i in range(1, 2001)]
+    held = ids[::3]  # across the 900 and 1800 boundaries
+    entries = [LedgerEntry("order", i, int(i), f"f{i}", "rejected" if int(i) % 2 else "delivered",
+                           permanent=bool(int(i) % 2)) for i in held]
+    digests = {("order", i): -(2**63) + int(i) for i in held if not int(i) % 2}
+    state.commit_chunk(stream="orders", entries=[*entries, LedgerEntry("sku", "2", 2, "s2", "delivered")],
+                       digests=digests)
+    state.commit_chunk(stream="orders", entries=[LedgerEntry("order", "1", 1, "f1", "failed")])  # attempts 2
+    known = state.known("order", ids)
+    assert sorted(known, key=int) == held and "2" not in known
+    assert known["1"] == Known("f1", "failed", False, 2, "1", None)
+    assert known["1999"] == Known("f1999", "rejected", True, 1, "1999", None)
+    assert known["1996"] == Known("f1996", "delivered", False, 0, "1996", -(2**63) + 1996)
+    assert all(type(k.permanent) is bool and type(k.attempts) is int for k in known.values())
+    assert state.raw_digests("order", ids) == {i: ("delivered", d) for (_, i), d in digests.items()}
 
 
 def test_a_failed_commit_leaves_nothing_behind(state) -> None:

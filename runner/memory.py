@@ -7,9 +7,12 @@ both showed in the peak RSS of a full sync (``docs/performance.md``, "Memory"):
 - pyarrow's default pool (mimalloc) keeps freed buffers mapped: a run gives Arrow's buffers to the C
   library's allocator instead (:func:`return_freed_buffers`);
 - glibc's malloc returns only the top of its heaps by itself; freed blocks below live ones stay resident
-  until ``malloc_trim``. :class:`HeapTrimmer` calls it every 50 ms while a run is open.
+  until ``malloc_trim``. :class:`HeapTrimmer` calls it, every 50 ms while a run is open, whenever the
+  process's resident set is above ``sync.heap_trim_above_mb``.
 
-Neither changes what a run computes; both are process-wide and cost no measurable CPU."""
+Neither changes what a run computes; both are process-wide. Trimming is not free: every page it gives back
+that the next chunk needs again is faulted in and zeroed anew (a 200k-order full sync trimmed every 50 ms
+took ~410k page faults instead of ~85k untrimmed), hence the threshold."""
 
 from __future__ import annotations
 
@@ -44,34 +47,57 @@ def glibc_trim() -> Callable[[], object] | None:
     return lambda: trim(0)
 
 
-class HeapTrimmer:
-    """Calls ``trim`` every ``every`` seconds on one daemon thread while any run holds it: a run takes it
-    with :meth:`hold` when it opens and gives it back with :meth:`release` when it closes, so runs open
-    side by side (or left open by a caller) share one thread. Without a ``trim`` it does nothing."""
+def resident_bytes() -> int | None:
+    """This process's resident set size, from ``/proc/self/statm`` (one small read: cheap enough for every
+    tick of the trimmer), or None where there is no ``/proc``."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
 
-    def __init__(self, trim: Callable[[], object] | None, every: float = 0.05) -> None:
-        self._trim, self._every = trim, every
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class HeapTrimmer:
+    """Calls ``trim`` every ``every`` seconds on one daemon thread while any run holds it, when the resident
+    set (``rss``) is above the lowest threshold its holders asked for (0: always; unknown: always). A run
+    takes it with :meth:`hold` when it opens and gives it back with :meth:`release` when it closes, so runs
+    open side by side (or left open by a caller) share one thread. Without a ``trim`` it does nothing.
+
+    Why a threshold: below it, giving pages back only makes the next chunk fault them in again; the peak a
+    memory budget is about is only ever reached above it."""
+
+    def __init__(self, trim: Callable[[], object] | None, every: float = 0.05,
+                 rss: Callable[[], int | None] = resident_bytes) -> None:
+        self._trim, self._every, self._rss = trim, every, rss
         self._lock = threading.Lock()
-        self._holders = 0
+        self._thresholds: list[int] = []  # one per holder, in bytes
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def hold(self) -> None:
+    def hold(self, above: int = 0) -> None:
+        """Trim while this holder is open, whenever the resident set is above ``above`` bytes (0: always)."""
         if self._trim is None:
             return
         with self._lock:
-            self._holders += 1
+            self._thresholds.append(above)
             if self._thread is None:
                 self._wake.clear()
                 self._thread = threading.Thread(target=self._loop, name="heap-trim", daemon=True)
                 self._thread.start()
 
-    def release(self) -> None:
+    def release(self, above: int = 0) -> None:
+        """Give back a hold taken with the same ``above``."""
         with self._lock:
-            if self._holders == 0:
+            if above in self._thresholds:
+                self._thresholds.remove(above)
+            elif self._thresholds:  # a hold taken with another threshold: give back one all the same
+                self._thresholds.pop()
+            else:
                 return
-            self._holders -= 1
-            thread = self._thread if self._holders == 0 else None
+            thread = self._thread if not self._thresholds else None
             if thread is not None:
                 self._thread = None
                 self._wake.set()
@@ -85,7 +111,9 @@ class HeapTrimmer:
     def _loop(self) -> None:
         assert self._trim is not None
         while not self._wake.wait(self._every):
-            self._trim()
+            limit = min(self._thresholds, default=0)
+            if limit == 0 or (rss := self._rss()) is None or rss > limit:
+                self._trim()
 
 
 TRIMMER = HeapTrimmer(glibc_trim())

@@ -28,7 +28,7 @@ class Runtime:
     def close(self) -> None:
         trimmer, self.trimmer = self.trimmer, None
         if trimmer is not None:
-            trimmer.release()
+            trimmer.release(trim_above(self.config))
         if self.client is not None:
             self.client.close()
         self.source.close()
@@ -61,8 +61,13 @@ def open_runtime(config: Config | str | Path | None, *, need_client: bool = True
         source.close()
         raise
     client = AltcraftClient(cfg.altcraft, resolve_token(cfg.altcraft)) if need_client else None
-    TRIMMER.hold()
+    TRIMMER.hold(trim_above(cfg))
     return Runtime(cfg, source, state, client, warnings, TRIMMER)
+
+
+def trim_above(cfg: Config) -> int:
+    """``sync.heap_trim_above_mb`` in bytes: the resident set above which a run gives freed heap back."""
+    return cfg.sync.heap_trim_above_mb << 20
 
 
 def confirm_token(client: AltcraftClient, streams: list[str] | tuple[str, ...] = ()) -> None:

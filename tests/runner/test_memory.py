@@ -1,6 +1,7 @@
 """A run gives freed memory back (``runner.memory``): Arrow's buffers go to the system allocator (a user's
 own ``ARROW_DEFAULT_MEMORY_POOL`` wins; checked in a fresh interpreter, the pool is process-wide), and
-glibc's heaps are trimmed while a run is open, by one thread however many runs are open."""
+glibc's heaps are trimmed while a run is open and its resident set is above its threshold, by one thread
+however many runs are open."""
 
 from __future__ import annotations
 
@@ -62,6 +63,71 @@ def test_the_trimmer_runs_while_a_run_holds_it_on_one_thread() -> None:
     quiet = HeapTrimmer(None)
     quiet.hold()
     assert not quiet.running
+
+
+def test_the_trimmer_trims_only_above_the_lowest_threshold_its_holders_asked_for() -> None:
+    """Below ``sync.heap_trim_above_mb`` a trim would only make the next chunk fault its pages in again."""
+    import time
+
+    rss = {"now": 100}
+    calls: list[int] = []
+    trimmer = HeapTrimmer(lambda: calls.append(rss["now"]), every=0.005, rss=lambda: rss["now"])
+
+    def ticks() -> int:
+        calls.clear()
+        time.sleep(0.08)
+        return len(calls)
+
+    trimmer.hold(above=200)
+    assert ticks() == 0  # 100 is below 200
+    rss["now"] = 250
+    assert ticks() >= 3 and set(calls) == {250}
+    trimmer.hold(above=300)  # a second run asks for more room: the lower threshold still holds
+    assert ticks() >= 3
+    trimmer.release(200)
+    assert ticks() == 0  # 250 is below the remaining holder's 300
+    trimmer.hold(above=0)  # 0: every tick, whatever the resident set
+    assert ticks() >= 3
+    trimmer.release(0)
+    trimmer.release(300)
+    assert not trimmer.running
+    unknown = HeapTrimmer(lambda: calls.append(-1), every=0.005, rss=lambda: None)  # no /proc: always
+    unknown.hold(above=200)
+    assert ticks() >= 3
+    unknown.release(200)
+
+
+def test_the_resident_set_is_read_from_the_kernel() -> None:
+    from runner.memory import resident_bytes
+
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("no /proc")
+    before = resident_bytes()
+    block = bytearray(64 << 20)  # touched: zero-filled pages are resident once written
+    block[::4096] = b"x" * len(block[::4096])
+    after = resident_bytes()
+    assert before is not None and after is not None and after - before > 48 << 20
+
+
+def test_an_open_run_holds_the_trimmer_with_its_configured_threshold(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from altcraft_sync.config import load_config
+    from runner.memory import TRIMMER
+    from runner.runtime import open_runtime
+    from tests.conftest import TOKEN
+    from tests.helpers import build_shop, shop_config
+
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=20).dispose()
+    cfg = load_config(shop_config(tmp_path, url, SimpleNamespace(url="http://127.0.0.1:9/api/v1.1/"), TOKEN))
+    cfg.sync.heap_trim_above_mb = 123
+    rt = open_runtime(cfg, need_client=False)
+    try:
+        assert (123 << 20) in TRIMMER._thresholds or glibc_trim() is None
+    finally:
+        rt.close()
+    assert (123 << 20) not in TRIMMER._thresholds
 
 
 PROBE_HEAP = """

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import hmac
+import itertools
 import random
 import threading
 import time
@@ -254,10 +255,10 @@ class AltcraftEmulator:
         except (TypeError, ValueError):
             raise RequestError(400, "incorrect request: from_id and limit must be integers") from None
         endpoint = body.get("endpoint")
-        rows = sorted(
-            (self.store.ids[(kind, ext)], ext) for ext in stored
-            if self.store.ids[(kind, ext)] > from_id and (not endpoint or stored[ext].get("endpoint") == endpoint)
-        )[: max(1, limit)]
+        rows = list(itertools.islice(
+            ((iid, ext) for iid, ext in self.store.after(kind, from_id)
+             if ext in stored and (not endpoint or stored[ext].get("endpoint") == endpoint)),
+            max(1, limit)))
         result = [shape(self, stored[ext], iid) for iid, ext in rows]
         return {"result": result, "next_from_id": str(rows[-1][0] if rows else from_id)}
 

@@ -30,6 +30,7 @@ behaviour"):
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -286,8 +287,9 @@ def page(emu: Account, body: dict[str, Any]) -> dict[str, Any]:
         from_id, limit = int(body.get("from_id") or 0), int(body.get("limit") or 1000)
     except (TypeError, ValueError):
         raise RequestError(400, "incorrect request: from_id and limit must be integers") from None
-    rows = sorted((emu.store.ids[("profile", pid)], pid) for pid, p in emu.store.profiles.items()
-                  if p.get("db_id") == db_id and emu.store.ids[("profile", pid)] > from_id)[: max(1, limit)]
+    profiles = emu.store.profiles
+    rows = list(itertools.islice(((iid, pid) for iid, pid in emu.store.after("profile", from_id)
+                                  if pid in profiles and profiles[pid].get("db_id") == db_id), max(1, limit)))
     return {"data": [dict(emu.store.profiles[pid]) for _, pid in rows],
             "next_from_id": str(rows[-1][0] if rows else from_id)}
 

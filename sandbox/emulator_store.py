@@ -4,6 +4,9 @@ of those modules has to import another to know the account's shape."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,13 +56,25 @@ class Store:
     """Every e-mail (lower-cased) and phone a profile holds, in its fields or subscriptions -> profile ids."""
     ids: dict[tuple[str, str], int] = field(default_factory=dict)
     seq: int = 0
+    in_order: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    """Per kind, every (internal id, external id) ever given, in id order (ids only grow): a list page
+    starts where its ``from_id`` falls instead of sorting the whole collection, as a database's index
+    would (sorting 1M orders for a one-record page took the emulator ~2 s)."""
 
     def internal_id(self, kind: str, external_id: str) -> int:
         key = (kind, external_id)
         if key not in self.ids:
             self.seq += 1
             self.ids[key] = self.seq
+            self.in_order.setdefault(kind, []).append((self.seq, external_id))
         return self.ids[key]
+
+    def after(self, kind: str, from_id: int) -> Iterator[tuple[int, str]]:
+        """(internal id, external id) of ``kind`` with an id above ``from_id``, in id order; records
+        deleted since are still among them (the caller checks what is stored)."""
+        given = self.in_order.get(kind, [])
+        start = bisect.bisect_right(given, from_id, key=lambda pair: pair[0])
+        return itertools.islice(given, start, None)
 
 
 KINDS = ("orders", "products", "skus", "categories", "profiles")

@@ -83,6 +83,21 @@ def test_list_follows_next_from_id_across_pages(emulator, make_client):
     assert emulator.stats["method:market/orders/list"] == 4  # three full/partial pages + the empty one
 
 
+def test_list_pages_go_in_creation_order_past_deleted_and_reimported_records(emulator, make_client):
+    """The emulator pages from an id index (``Store.after``), not by sorting every record: the pages still
+    hold each stored record once, in the order Altcraft first created them, deleted ones left out."""
+    c = make_client()
+    seed_catalog(c)
+    c.import_records(ORDERS.import_method, enc([order(f"o-{i}") for i in range(30)]))
+    c.delete_records(ORDERS.delete_method, [f"o-{i}" for i in range(0, 30, 3)], one_by_one=True)
+    c.import_records(ORDERS.import_method, enc([order("o-3"), order("o-new")]))  # o-3 keeps its first id
+    listed = [o["external_id"] for o in c.list_records(ORDERS.list_method, limit=4)]
+    expected = [f"o-{i}" for i in range(30) if i % 3 or i == 3] + ["o-new"]
+    assert listed == expected
+    first = emulator.handle("market/orders/list", {"limit": 1, "from_id": 0}, emulator.token)
+    assert [o["external_id"] for o in first["result"]] == ["o-1"]
+
+
 def test_per_item_rejections_mixed_with_deliveries(emulator, make_client):
     c = make_client()
     seed_catalog(c)

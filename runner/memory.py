@@ -17,7 +17,6 @@ took ~410k page faults instead of ~85k untrimmed), hence the threshold."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Callable
@@ -36,12 +35,15 @@ def return_freed_buffers() -> None:
 
 
 def glibc_trim() -> Callable[[], object] | None:
-    """glibc's ``malloc_trim(0)`` (returns the free pages of every heap), or None on another C library."""
-    name = ctypes.util.find_library("c")
+    """glibc's ``malloc_trim(0)`` (returns the free pages of every heap), or None on another C library.
+
+    Looked up among the symbols the interpreter already has loaded (``dlopen(NULL)``), not with
+    ``ctypes.util.find_library``, which runs ``/sbin/ldconfig -p`` in a child process: a fork of the whole
+    process at every start (and, to a benchmark summing a process tree's RSS, a moment of twice the
+    memory)."""
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # musl, macOS: no malloc_trim; their allocators return memory themselves
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):  # musl, macOS: no malloc_trim; their allocators return memory
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return lambda: trim(0)

@@ -130,6 +130,25 @@ def test_an_open_run_holds_the_trimmer_with_its_configured_threshold(tmp_path) -
     assert (123 << 20) not in TRIMMER._thresholds
 
 
+PROBE_NO_CHILD = """
+import subprocess
+started = []
+subprocess.Popen.__init__ = lambda self, *a, **k: started.append(a)  # a child would show here, not start
+from runner.memory import glibc_trim
+trim = glibc_trim()
+print(trim is not None, started)
+"""
+
+
+def test_finding_malloc_trim_starts_no_child_process() -> None:
+    """``ctypes.util.find_library`` runs ``ldconfig -p`` in a child: a fork of the run at every start."""
+    if glibc_trim() is None:
+        pytest.skip("not glibc")
+    out = subprocess.run([sys.executable, "-c", PROBE_NO_CHILD], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.split() == ["True", "[]"], out.stdout
+
+
 PROBE_HEAP = """
 import os
 from runner.memory import glibc_trim

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -112,3 +112,15 @@ def show_cursor(c: Cursor | None, shown_key: Callable[[Any], Any] = lambda key: 
         return None
     ts = c.ts.isoformat() if hasattr(c.ts, "isoformat") else str(c.ts)
     return f"{ts} / {shown_key(c.pk)}"
+
+
+class ParentRange(NamedTuple):
+    """The parent rows a run's parent cursor read (a child cursor leaves their child rows out): those after
+    ``start`` and at or before ``upper`` of ``entity``'s cursor, or, ``by_key``, every one at or before
+    ``upper`` whose key comes after ``start``'s (a key-ordered first sync)."""
+
+    entity: str
+    start: Cursor | None
+    upper: Any
+    by_key: bool = False
+

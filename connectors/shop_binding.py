@@ -227,13 +227,19 @@ class SourceBinding:
         if start is None:
             return None
         if ent.ts is None:  # read by key alone
-            pk_only = self._read(ent.pk)
-            return None if start.pk is None else pk_only > sa.literal(start.pk, pk_only.type)
+            return self._key_after(ent, start)
         ts = self._read(ent.ts)
         if start.pk is None:
             return ts > sa.literal(start.ts, ts.type)
         pk = self._read(ent.pk)
         return self.sql.after(ts, pk, sa.literal(start.ts, ts.type), sa.literal(start.pk, pk.type))
+
+    def _key_after(self, ent: Entity, start: Cursor | None) -> sa.ColumnElement[bool] | None:
+        """The keyset condition of a read by key alone: keys after ``start``'s (None: from the first)."""
+        if start is None or start.pk is None:
+            return None
+        pk = self._read(ent.pk)
+        return pk > sa.literal(start.pk, pk.type)
 
 
 def _is_true(value: Any) -> bool:

@@ -26,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from altcraft_sync.batching import batched
-from altcraft_sync.cursor import DELETED, PARENT, PK, TS, Cursor, to_utc
+from altcraft_sync.cursor import DELETED, PARENT, PK, TS, Cursor, ParentRange, to_utc
 from altcraft_sync.errors import ConfigError, SourceError
 from connectors.dialect import IN_BATCH
 from connectors.shop_binding import Entity, _is_true
@@ -43,12 +43,20 @@ class ShopSource(RowGuards):
         joined to its parent's source): what ``check`` passes, ``sync`` runs."""
         for name, ent in self.entities.items():
             stream = name.split(".")[0]
-            skip = (stream, None, self.upper_bound(stream, 0)) if name != stream else None
+            skip = ParentRange(stream, None, self.upper_bound(stream, 0)) if name != stream else None
+            # a parent's first sync reads in key order, every later run in cursor order: probe both
+            orders = [False, True] if name == stream and ent.ts is not None and self.first_sync_by_key else [False]
             try:
-                next(self.read_changes(name, None, self.upper_bound(name, 0), 1, keys_only=name != stream,
-                                       skip_parents_in=skip), None)
+                for by_key in orders:
+                    next(self.read_changes(name, None, self.upper_bound(name, 0), 1, keys_only=name != stream,
+                                           skip_parents_in=skip, by_key=by_key), None)
             except SourceError as err:
                 raise ConfigError(f"{ent.path}: the page query a sync runs fails: {err}") from None
+
+    @property
+    def first_sync_by_key(self) -> bool:
+        """Whether a parent cursor's first sync reads in key order (``source.first_sync_order``)."""
+        return self.config.source.first_sync_order == "key"
 
     # --- clock and bounds ------------------------------------------------------------------------
     def db_now(self) -> datetime:
@@ -116,34 +124,43 @@ class ShopSource(RowGuards):
     # --- reads -------------------------------------------------------------------------------------
     def read_changes(
         self, entity: str, start: Cursor | None, upper: Any, limit: int, *, keys_only: bool = False,
-        skip_parents_in: tuple[str, Cursor | None, Any] | None = None,
+        skip_parents_in: ParentRange | None = None, by_key: bool = False,
     ) -> Iterator[tuple[pd.DataFrame, Cursor]]:
         """Yield pages of rows in ``(start, upper]`` ordered by ``(updated_at, pk)``, each with the cursor of
         its last row. One short query per page: memory is bounded by ``limit`` whatever the table size.
 
-        ``skip_parents_in=(parent_entity, parent_start, parent_upper)`` (children only) leaves out child
-        rows whose parent lies in that range of the parent's cursor: the parent cursor already read those
-        parents in this run. Filtering in SQL keeps a first sync from fetching every order twice."""
+        ``skip_parents_in`` (children only) leaves out child rows whose parent lies in that range of the
+        parent's cursor: the parent cursor already read those parents in this run. Filtering in SQL keeps a
+        first sync from fetching every order twice.
+
+        ``by_key`` (a first sync): every row at or before ``upper`` in key order instead, keyset pages on
+        the key alone, after ``start``'s key (None: from the first). A table stored in key order (SQLite's
+        rowid, InnoDB's clustered key, a heap filled in key order) is then read page after page instead of
+        one random page a row through the ``updated_at`` index. Each page's cursor is its last row's, a key
+        position and no watermark (the planner sets the watermark once the read is done)."""
         ent = self.entities[entity]
         cols = ent.columns[:2] + ([self._read(ent.parent).label(PARENT)] if keys_only and ent.parent is not None else [])
         if not keys_only:
             cols = ent.columns
         ts = self._read(ent.ts) if ent.ts is not None else None
         pk = self._read(ent.pk)
+        if by_key and keys_only:
+            raise ValueError("a key-ordered read is a parent's: no keys-only child page")
         source, covered = self._without_parents_in(ent, skip_parents_in)
+        keep = ([] if ts is None else [ts <= sa.literal(upper, ts.type)]) + ([] if covered is None else [sa.not_(covered)])
+        """What every query of this read keeps: rows at or before the bound, not left to the parent cursor."""
+        keyed = by_key or ts is None  # the keyset is on the key alone
         key_order = self.sql.key_order(pk, getattr(ent.pk, "nullable", True))  # a query's column: may be NULL
         cursor = start
         while True:
-            query = sa.select(*cols).select_from(source)
-            # read by key alone, a NULL key has no place in the key order: it is read after the rest
-            query = query.where(ts <= sa.literal(upper, ts.type) if ts is not None else pk.is_not(None))
-            if covered is not None:
-                query = query.where(sa.not_(covered))
-            after = self._after(ent, cursor)
+            query = sa.select(*cols).select_from(source).where(*keep)
+            if keyed:  # read by key, a NULL key has no place in the key order: it is read after the rest
+                query = query.where(pk.is_not(None))
+            after = self._key_after(ent, cursor) if keyed else self._after(ent, cursor)
             if after is not None:
                 query = query.where(after)
-            query = query.order_by(*([ts, key_order] if ts is not None else [pk])).limit(limit)
-            page = self._columnar_page(ent, query, source, covered, limit, keys_only)
+            query = query.order_by(*([pk] if keyed else [ts, key_order])).limit(limit)
+            page = self._columnar_page(ent, query, source, keep, limit, keys_only, keyed)
             if page is not None:
                 frame, last, n = page
                 if not n or last is None:
@@ -155,19 +172,19 @@ class ShopSource(RowGuards):
                     break
                 full = len(rows) == limit
                 cursor = Cursor(_plain(rows[-1][1]), _plain(rows[-1][0]))
-                if ts is not None and rows[-1][0] is None:
-                    rows, poisoned = self._whole_last_time(ent, cols, source, covered, rows, poisoned, ts, keys_only)
+                if not keyed and rows[-1][0] is None:
+                    rows, poisoned = self._whole_last_time(ent, cols, source, keep, rows, poisoned, ts, keys_only)
                     cursor = Cursor(_plain(rows[-1][1]), None)  # every row of that time read: resume after it
                 elif full and not keys_only:
-                    rows = self._whole_last_key(ent, cols, source, covered, rows, ts, pk)
+                    rows = self._whole_last_key(ent, cols, source, keep, rows, None if keyed else ts, pk)
                 frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
             yield (frame if keys_only else mark_duplicates(frame, ent.path)), cursor
             if not full:
                 break
-        if ts is None:
-            yield from self._null_keys(ent, cols, source, covered, cursor, keys_only)
+        if keyed:
+            yield from self._null_keys(ent, cols, source, keep, cursor, keys_only)
 
-    def _whole_last_time(self, ent: Entity, cols: list[Any], source: sa.FromClause, covered: Any,
+    def _whole_last_time(self, ent: Entity, cols: list[Any], source: sa.FromClause, keep: list[Any],
                          rows: list[tuple[Any, ...]], poisoned: dict[int, tuple[str, str, str]], ts: Any,
                          keys_only: bool) -> tuple[list[tuple[Any, ...]], dict[int, tuple[str, str, str]]]:
         """A page that ends on a NULL key, with every row of its last ``updated_at``: the keyset cannot
@@ -176,29 +193,25 @@ class ShopSource(RowGuards):
         instead of skipped. Rows of one time sit together at the page's end; the rows before keep their
         positions (and their problems)."""
         last_ts = rows[-1][1]
-        query = sa.select(*cols).select_from(source).where(ts == sa.literal(_plain(last_ts), ts.type))
-        if covered is not None:
-            query = query.where(sa.not_(covered))
+        query = sa.select(*cols).select_from(source).where(ts == sa.literal(_plain(last_ts), ts.type), *keep)
         pk = self._read(ent.pk)
         _, group, problems = self._page(ent, query.order_by(self.sql.key_order(pk, True)), cols, keys_only)
         before = [r for r in rows if r[1] != last_ts]
         kept = {pos: p for pos, p in poisoned.items() if pos < len(before)}
         return before + list(group), kept | {len(before) + pos: p for pos, p in problems.items()}
 
-    def _null_keys(self, ent: Entity, cols: list[Any], source: sa.FromClause, covered: Any, cursor: Cursor | None,
+    def _null_keys(self, ent: Entity, cols: list[Any], source: sa.FromClause, keep: list[Any], cursor: Cursor | None,
                    keys_only: bool) -> Iterator[tuple[pd.DataFrame, Cursor]]:
         """A stream read by key alone: its NULL-key rows, as one last page (they are quarantined, never
         sent; a view with many would be a config error the warning names). Its cursor is the last key's."""
-        query = sa.select(*cols).select_from(source).where(self._read(ent.pk).is_(None))
-        if covered is not None:
-            query = query.where(sa.not_(covered))
+        query = sa.select(*cols).select_from(source).where(self._read(ent.pk).is_(None), *keep)
         keys, rows, poisoned = self._page(ent, query, cols, keys_only)
         if rows:
             frame = with_problems(self._decoded(_frame(keys, rows), ent), poisoned)
             yield (frame if keys_only else mark_duplicates(frame, ent.path)), cursor or Cursor(None, None)  # type: ignore[arg-type]
 
-    def _columnar_page(self, ent: Entity, query: sa.Select[Any], source: sa.FromClause, covered: Any, limit: int,
-                       keys_only: bool) -> tuple[pd.DataFrame, Cursor | None, int] | None:
+    def _columnar_page(self, ent: Entity, query: sa.Select[Any], source: sa.FromClause, keep: list[Any], limit: int,
+                       keys_only: bool, keyed: bool) -> tuple[pd.DataFrame, Cursor | None, int] | None:
         """The page read in columns, its last row's cursor and its row count; None: read it as rows (no
         columnar reader, a refused page, or a full page whose last key goes on past it, which the rows
         path completes)."""
@@ -210,56 +223,58 @@ class ShopSource(RowGuards):
         last_pk, last_ts = _plain(frame[PK].iloc[-1]), _plain(frame[TS].iloc[-1])
         if last_pk is None:  # the keyset cannot resume after a NULL key: the rows path completes such a page
             return None
-        if len(frame) == limit and not keys_only and self._last_key_goes_on(ent, source, covered, frame, last_pk, last_ts):
+        if len(frame) == limit and not keys_only and self._last_key_goes_on(ent, source, keep, frame, last_pk,
+                                                                            None if keyed else last_ts):
             return None
         return self._decoded(frame, ent), Cursor(last_ts, last_pk), len(frame)
 
-    def _last_key_goes_on(self, ent: Entity, source: sa.FromClause, covered: Any, frame: pd.DataFrame,
+    def _last_key_goes_on(self, ent: Entity, source: sa.FromClause, keep: list[Any], frame: pd.DataFrame,
                           last_pk: Any, last_ts: Any) -> bool:
-        """Whether the page's last ``(updated_at, key)`` has more rows than the page holds (a key a join
-        repeats, cut at the boundary): one count, as :meth:`_whole_last_key` looks it up."""
+        """Whether the page's last key (with its ``updated_at`` unless ``last_ts`` is None: a keyset on the
+        key alone) has more rows than the page holds (a key a join repeats, cut at the boundary): one
+        count, as :meth:`_whole_last_key` looks it up."""
         pk = self._read(ent.pk)
-        query = sa.select(sa.func.count()).select_from(source).where(pk == sa.literal(last_pk, pk.type))
-        if ent.ts is not None:
+        same = [pk == sa.literal(last_pk, pk.type)]
+        in_page = frame[PK] == last_pk
+        if last_ts is not None and ent.ts is not None:
             ts = self._read(ent.ts)
-            query = query.where(ts == sa.literal(last_ts, ts.type))
-        if covered is not None:
-            query = query.where(sa.not_(covered))
-        in_page = int(((frame[PK] == last_pk) & (frame[TS] == last_ts if ent.ts is not None else True)).sum())
-        return int(self._fetch(query)[1][0][0]) > in_page
+            same.append(ts == sa.literal(last_ts, ts.type))
+            in_page &= frame[TS] == last_ts
+        query = sa.select(sa.func.count()).select_from(source).where(*same, *keep)
+        return int(self._fetch(query)[1][0][0]) > int(in_page.sum())
 
-    def _without_parents_in(self, ent: Entity, skip_parents_in: tuple[str, Cursor | None, Any] | None
-                            ) -> tuple[sa.FromClause, Any]:
+    def _without_parents_in(self, ent: Entity, skip: ParentRange | None) -> tuple[sa.FromClause, Any]:
         """The child's source joined to its parent's, and the condition of the child rows whose parent lies
-        in ``(parent_start, parent_upper]`` of the parent's cursor (None: nothing to leave out)."""
-        if skip_parents_in is None or ent.parent is None:
+        in the parent cursor's range ``skip`` (None: nothing to leave out)."""
+        if skip is None or ent.parent is None:
             return ent.source, None
-        parent = self.entities[skip_parents_in[0]]
+        parent = self.entities[skip.entity]
         if parent.ts is None:  # a parent read in full has no range to leave out
             return ent.source, None
         p_ts = self._read(parent.ts)
-        covered = p_ts <= sa.literal(skip_parents_in[2], p_ts.type)
-        p_after = self._after(parent, skip_parents_in[1])
+        covered = p_ts <= sa.literal(skip.upper, p_ts.type)
+        p_after = self._key_after(parent, skip.start) if skip.by_key else self._after(parent, skip.start)
         if p_after is not None:
             covered = sa.and_(covered, p_after)
         return ent.source.join(parent.source, parent.pk == ent.parent), covered
 
-    def _whole_last_key(self, ent: Entity, cols: list[Any], source: sa.FromClause, covered: Any,
+    def _whole_last_key(self, ent: Entity, cols: list[Any], source: sa.FromClause, keep: list[Any],
                         rows: list[tuple[Any, ...]], ts: Any, pk: Any) -> list[tuple[Any, ...]]:
-        """A full page with every row of its last ``(updated_at, key)``: a key a join repeats must not be
-        cut at the page boundary (the next page starts after it, so the rest would be skipped unseen). One
-        point lookup a full page."""
+        """A full page with every row of its last key (and ``updated_at``, unless ``ts`` is None: a keyset
+        on the key alone): a key a join repeats must not be cut at the page boundary (the next page starts
+        after it, so the rest would be skipped unseen). One point lookup a full page."""
         last_ts, last_pk = rows[-1][1], rows[-1][0]
-        query = sa.select(*cols).select_from(source).where(pk == sa.literal(_plain(last_pk), pk.type))
+        query = sa.select(*cols).select_from(source).where(pk == sa.literal(_plain(last_pk), pk.type), *keep)
         if ts is not None:
             query = query.where(ts == sa.literal(_plain(last_ts), ts.type))
-        if covered is not None:
-            query = query.where(sa.not_(covered))
+
+        def same(r: tuple[Any, ...]) -> bool:
+            return r[0] == last_pk and (ts is None or r[1] == last_ts)
+
         _, group = self._fetch(query)
-        in_page = sum(1 for r in rows if r[0] == last_pk and r[1] == last_ts)
-        if len(group) <= in_page:
+        if len(group) <= sum(1 for r in rows if same(r)):
             return rows
-        return [r for r in rows if not (r[0] == last_pk and r[1] == last_ts)] + list(group)
+        return [r for r in rows if not same(r)] + list(group)
 
     def last_cursor(self, entity: str, upper: Any) -> Cursor | None:
         """The keyset position of the newest row at or before ``upper`` (index-backed)."""

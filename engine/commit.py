@@ -30,22 +30,23 @@ class Committer:
     def commit(self, stream: str, *, entries: Sequence[LedgerEntry] = (), quarantined: Sequence[Quarantined] = (),
                cleared: Sequence[tuple[str, str]] = (), cursor: tuple[str, Cursor | None] | None = None,
                settle: Sequence[str] = (), digests: Mapping[tuple[str, str], int] | None = None,
-               redigested: Sequence[tuple[str, str, int]] = (), seen_invalid: Sequence[tuple[str, str]] = ()) -> None:
+               redigested: Sequence[tuple[str, str, int]] = (), seen_invalid: Sequence[tuple[str, str]] = (),
+               forgotten: Sequence[str] = ()) -> None:
         """Record a chunk in one transaction, then drop the in-flight notes of its ``settle`` batches (after
         the commit, not in it: a note left by a crash in between names records the ledger already has).
         ``digests``, ``redigested``, ``seen_invalid``: what the raw-row digests of the chunk's records
-        leave to write (``commit_chunk``)."""
+        leave to write (``commit_chunk``). ``forgotten``: cursor rows to delete in the same transaction."""
         ctx = self.ctx
         if ctx.dry_run:
             return
         moved = self._moved(cursor)
         ctx.state.commit_chunk(stream=stream, cursors=moved, entries=entries, quarantined=quarantined,
                                cleared=cleared, run_id=ctx.run_id, lock_owner=ctx.owner, digests=digests,
-                               redigested=redigested, seen_invalid=seen_invalid)
+                               redigested=redigested, seen_invalid=seen_invalid, forgotten=forgotten)
         if settle:
             ctx.state.settle(list(settle))
         ctx.log.debug("%s: committed %s, %s; %s", stream, plural(len(entries), "ledger entry", "ledger entries"),
-                      plural(len(quarantined), "record") + " quarantined", _cursor_text(cursor, moved))
+                      plural(len(quarantined), "record") + " quarantined", _cursor_text(stream, cursor, moved))
 
     def _moved(self, cursor: tuple[str, Cursor | None] | None) -> dict[str, Cursor] | None:
         """The cursor to write, or None when it is where the state already has it (a lookback re-read of
@@ -60,10 +61,10 @@ class Committer:
         return {name: position}
 
 
-def _cursor_text(cursor: tuple[str, Cursor | None] | None, moved: dict[str, Cursor] | None) -> str:
+def _cursor_text(stream: str, cursor: tuple[str, Cursor | None] | None, moved: dict[str, Cursor] | None) -> str:
     """Where the chunk left its cursor, for the debug log (the watermark ``status`` shows, no record data)."""
     if not moved:
         return "cursor unchanged" if cursor is not None else "no cursor"
     name, position = next(iter(moved.items()))
-    key = registry.get(name.split(".")[0]).shown_key(position.pk)
+    key = registry.get(stream).shown_key(position.pk)
     return f"cursor {name} at {position.ts}" + ("" if key is None else f" / {key}")

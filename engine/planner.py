@@ -15,7 +15,7 @@ from datetime import datetime
 import pandas as pd
 
 from altcraft_sync import streams as registry
-from altcraft_sync.cursor import Cursor, CursorTs, show_cursor, to_utc
+from altcraft_sync.cursor import Cursor, CursorTs, ParentRange, show_cursor, to_utc
 from engine.commit import Committer
 from engine.context import RunContext
 from engine.pipeline import Pipeline
@@ -47,6 +47,13 @@ class CursorPlan:
     """Whether reading it moves the watermark (an incremental run of a cursor with ``updated_at``)."""
     read_in_full: bool
     """No ``updated_at``: read whole every run, by key; no position to keep."""
+    by_key: bool = False
+    """A parent cursor's first sync (no watermark, no window) read in key order
+    (``source.first_sync_order: key``), from ``start``'s key: each page moves the cursor's key position
+    (:func:`key_position`), and the watermark is written once the last page is committed."""
+    settles_at: CursorTs | None = None
+    """A key-ordered read's bound when it began (an earlier run's, for one that resumes): the watermark
+    it leaves is the newest row at or before it, since the keys read before were read as of that bound."""
 
     @property
     def is_child(self) -> bool:
@@ -82,9 +89,14 @@ class Planner:
             return CursorPlan(stream, cursor_name, None, None, None, keeps_watermark=False, read_in_full=True)
         if window is None:
             wm = ctx.state.get_watermark(stream, cursor_name)
+            upper = ctx.source.upper_bound(cursor_name, margin, now=db_now)
+            if (wm is None and cursor_name == stream and not registry.get(stream).whole_table
+                    and ctx.config.source.first_sync_order == "key"):
+                position = ctx.state.get_watermark(stream, key_position(cursor_name))  # a first sync that stopped
+                return CursorPlan(stream, cursor_name, None, position, upper, keeps_watermark=True, read_in_full=False,
+                                  by_key=True, settles_at=position.ts if position else upper)
             start = ctx.source.lookback_start(cursor_name, wm, ctx.config.source.lookback_seconds) if wm else None
-            return CursorPlan(stream, cursor_name, wm, start, ctx.source.upper_bound(cursor_name, margin, now=db_now),
-                              keeps_watermark=True, read_in_full=False)
+            return CursorPlan(stream, cursor_name, wm, start, upper, keeps_watermark=True, read_in_full=False)
         start = Cursor(ctx.source.to_native(cursor_name, window[0]), None)
         upper = ctx.source.to_native(cursor_name, min(window[1], db_now - pd.Timedelta(seconds=margin)))
         return CursorPlan(stream, cursor_name, None, start, upper, keeps_watermark=False, read_in_full=False)
@@ -103,7 +115,8 @@ class Planner:
         stats.watermark_after[plan.name] = (stats.watermark_before[plan.name] if ctx.dry_run or plan.read_in_full
                                             else show_cursor(last, shown_key))
         if plan.keeps_watermark and not ctx.dry_run:
-            stats.stale = stats.stale or ctx.source.has_rows_between(plan.name, last, plan.upper)
+            bound = plan.settles_at if plan.by_key else plan.upper
+            stats.stale = stats.stale or ctx.source.has_rows_between(plan.name, last, bound)
 
     def run_cursor(self, plan: CursorPlan, stats: StreamStats) -> Cursor | None:
         """Read one cursor from its start up to its bound page by page into the pipeline; the newest
@@ -116,14 +129,19 @@ class Planner:
         last = plan.watermark
         t = time.perf_counter()
         parent = self._parent
-        skip = (stream, parent.start, parent.upper) if plan.is_child and parent is not None else None
-        full_pages = 0
+        # A resumed key-ordered parent read this run's keys only: the children of the keys an earlier run
+        # read are not left out (a line may have changed since), and their orders are fetched again.
+        skip = (ParentRange(stream, parent.start, parent.upper, parent.by_key)
+                if plan.is_child and parent is not None else None)
+        full_pages = pages = 0
         for frame, cur in ctx.source.read_changes(name, plan.start, plan.upper, chunk_size, keys_only=plan.is_child,
-                                                  skip_parents_in=skip):
+                                                  skip_parents_in=skip, by_key=plan.by_key):
             full_pages += len(frame) >= chunk_size
+            pages += 1
             if full_pages == 1 and not plan.is_child and stats.total is None and ctx.count_totals:
                 # more to come, and a progress bar shows an ETA: worth a count
-                stats.total = len(frame) + ctx.source.count_between(name, cur, plan.upper)
+                stats.total = (ctx.source.count_between(name, None, plan.upper) if plan.by_key
+                               else len(frame) + ctx.source.count_between(name, cur, plan.upper))
             if full_pages >= WORKERS_AFTER_FULL_PAGES:
                 pipeline.mapper.start()  # a big change set: worth mapping in parallel from here on
             if plan.is_child:
@@ -132,10 +150,19 @@ class Planner:
             else:
                 parents = frame
             stats.timed("read", t)
-            last = newest_cursor(last, cur)
-            pipeline.process_commit(stream, parents, stats, last if plan.keeps_watermark else None, name)
+            if plan.by_key and plan.settles_at is not None:  # a key-ordered page moves the key position only
+                pipeline.process_commit(stream, parents, stats, Cursor(plan.settles_at, cur.pk), key_position(name))
+            else:
+                last = newest_cursor(last, cur)
+                pipeline.process_commit(stream, parents, stats, last if plan.keeps_watermark else None, name)
             t = time.perf_counter()
         pipeline.drain()
+        if plan.by_key and (pages or plan.start is not None):
+            # Every key was read and every page committed: the cursor may stand at the newest row at or
+            # before the bound the read began under, and the key position goes (one transaction).
+            last = ctx.source.last_cursor(name, plan.settles_at)
+            self.committer.commit(stream, cursor=(name, last) if last is not None else None,
+                                  forgotten=[key_position(name)])
         if plan.is_child:
             # Child rows up to the bound were either read above or left out because their parent was read
             # by the parent cursor in this run: the child cursor may move to the newest of them.
@@ -174,6 +201,13 @@ class Planner:
             stats.source_has_newer = n > w
         elif n is not None:
             stats.source_has_newer = True
+
+
+def key_position(cursor_name: str) -> str:
+    """The state's name for how far a cursor's key-ordered first sync got: its ``(bound it began under,
+    last committed key)``, kept beside the watermarks until the read is done, so a run that stops half
+    way is resumed from that key by the next (``docs/sync-correctness.md``)."""
+    return f"{cursor_name}@first-sync"
 
 
 def newest_cursor(a: Cursor | None, b: Cursor | None) -> Cursor | None:

@@ -58,7 +58,8 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
     try:
         marks, summary, (line, alert), runs = _held(state, cfg)
         rows = []
-        names = list(source.entities) if source else sorted({c for _, c in marks})
+        # without the source, the state's own cursors (a first sync's key position is not one)
+        names = list(source.entities) if source else sorted({c for _, c in marks if "@" not in c})
         for cursor in names:
             stream = cursor.split(".")[0]
             wm = marks.get((stream, cursor))

@@ -180,3 +180,22 @@ def orders_run_killed_before_its_commit(config: Config, monkeypatch: Any) -> Non
     with pytest.raises(KilledBeforeCommit):
         run_all(config, streams=["orders"])
     monkeypatch.setattr(StateStore, "commit_chunk", real)
+
+
+def orders_behind(state: Any, conn: sa.Connection, first_sync_order: str) -> list[str]:
+    """The demo shop's order ids at or behind where the state says a stopped first sync of orders stands:
+    the watermark's ``(updated_at, id)`` when it read in cursor order; the key position's id when it read
+    in key order (which leaves no watermark until its last page)."""
+    from engine.planner import key_position
+
+    if first_sync_order == "cursor":
+        wm = state.get_watermark("orders", "orders")
+        assert wm is not None
+        rows = conn.execute(sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"),
+                            {"t": wm.ts, "p": wm.pk})
+    else:
+        assert state.get_watermark("orders", "orders") is None
+        position = state.get_watermark("orders", key_position("orders"))
+        assert position is not None
+        rows = conn.execute(sa.text("SELECT id FROM orders WHERE id <= :p"), {"p": position.pk})
+    return [str(r[0]) for r in rows]

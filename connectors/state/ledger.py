@@ -61,9 +61,11 @@ class LedgerStore(WaitingRecords):
         digests: Mapping[tuple[str, str], int] | None = None,
         redigested: Sequence[tuple[str, str, int]] = (),
         seen_invalid: Sequence[tuple[str, str]] = (),
+        forgotten: Sequence[str] = (),
     ) -> None:
         """One transaction: ledger outcomes, quarantine changes, the stream's new watermark(s), and a
-        refresh of the stream lock (the heartbeat that tells a live run from a dead one).
+        refresh of the stream lock (the heartbeat that tells a live run from a dead one). ``forgotten``:
+        cursor rows of the stream to delete (a finished first sync's key position).
 
         ``digests`` gives the raw-row digest (``transforms.digest``) of the chunk's records by (entity,
         external_id): a delivered entry and a quarantine row keep theirs; any other outcome, and a record
@@ -98,6 +100,8 @@ class LedgerStore(WaitingRecords):
             for name, cur in (cursors or {}).items():
                 self._upsert(conn, watermarks, [{"stream": stream, "cursor": name, "value": cur.to_json(), "updated_at": ts}],
                              ["stream", "cursor"], ["value", "updated_at"])
+            for name in forgotten:
+                conn.execute(watermarks.delete().where(watermarks.c.stream == stream, watermarks.c.cursor == name))
 
     def _upsert_ledger(self, conn: sa.Connection, entries: Sequence[LedgerEntry], ts: datetime,
                        digests: Mapping[tuple[str, str], int]) -> None:

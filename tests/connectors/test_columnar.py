@@ -67,6 +67,9 @@ def _read_all(src: ShopSource, chunk: int) -> list[Any]:
         for child in children:
             out.extend((child, f, c) for f, c in src.read_changes(child, None, src.upper_bound(child, 0), chunk,
                                                                   keys_only=True))
+        if src.entities[name].ts is not None:  # a first sync's pages, in key order
+            out.extend((f"{name} by key", f, c) for f, c in src.read_changes(name, None, src.upper_bound(name, 0),
+                                                                             chunk, by_key=True))
     return out
 
 

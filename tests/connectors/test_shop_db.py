@@ -104,9 +104,10 @@ def test_equal_timestamps_across_chunk_boundaries_read_exactly_once(shop_url):
     assert Cursor.from_json(mid.to_json()) == mid
 
 
-@pytest.mark.parametrize("timed", [True, False], ids=["keyset", "by-key-alone"])
+@pytest.mark.parametrize("timed, by_key", [(True, False), (True, True), (False, False)],
+                         ids=["keyset", "first-sync-by-key", "by-key-alone"])
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7])
-def test_a_null_key_at_a_page_boundary_skips_no_row_after_it(shop_url, chunk, timed):
+def test_a_null_key_at_a_page_boundary_skips_no_row_after_it(shop_url, chunk, timed, by_key):
     """A user query can return NULL keys. The keyset cannot resume after a NULL (NULLs sort first on SQLite
     and MySQL, last on PostgreSQL), so a page that ends on one must not let the next page skip the rest of
     its timestamp: every keyed row is read exactly once, and every NULL-key row once (it is quarantined)."""
@@ -125,13 +126,37 @@ def test_a_null_key_at_a_page_boundary_skips_no_row_after_it(shop_url, chunk, ti
     src = _source(cfg)
     upper = src.upper_bound("orders", 0)
     keyed, nulls = [], 0
-    for frame, _ in src.read_changes("orders", None, upper, chunk):
+    for frame, _ in src.read_changes("orders", None, upper, chunk, by_key=by_key):
         keys = frame["_pk"].tolist()
         keyed += [k for k in keys if k is not None]
         nulls += sum(k is None for k in keys)
     expected = sorted(f"Z-{i:06d}" for i in range(1, 31) if f"Z-{i:06d}" not in nulled)
     assert sorted(keyed) == expected and len(keyed) == len(set(keyed))
     assert nulls == len(nulled)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7])
+def test_a_first_sync_read_in_key_order_gives_every_row_up_to_the_bound_once(shop_url, chunk):
+    """A first sync reads in key order (``source.first_sync_order: key``): here key order is not time
+    order, ties span pages, and one row was written after the bound. Every other row comes once, in key
+    order, and the watermark the planner then writes is the newest row read."""
+    engine = sa.create_engine(shop_url)
+    S2.create(engine)
+    now = db_now(engine).replace(tzinfo=UTC)
+    S2.fill(engine, 20, now - timedelta(hours=2), tie_every=3)
+    with engine.begin() as conn:
+        for nomer, moment in (("Z-000002", now - timedelta(minutes=30)), ("Z-000017", now - timedelta(hours=3)),
+                              ("Z-000009", now - timedelta(minutes=5)), ("Z-000011", now)):
+            conn.execute(S2.zakazy.update().where(S2.zakazy.c.nomer == nomer).values(izmeneno=S2.ts_value(engine, moment)))
+    src = _source(S2.config(shop_url, "sqlite://", "http://127.0.0.1:1/api/v1.1/", "x"))
+    upper = src.upper_bound("orders", 60)
+    by_key = [pk for frame, _ in src.read_changes("orders", None, upper, chunk, by_key=True)
+              for pk in frame["_pk"].tolist()]
+    expected = [f"Z-{i:06d}" for i in range(1, 21) if i != 11]
+    assert by_key == expected  # key order, each once; the write after the bound waits for the next run
+    by_cursor = [pk for frame, _ in src.read_changes("orders", None, upper, chunk) for pk in frame["_pk"].tolist()]
+    assert sorted(by_cursor) == expected and by_cursor[0] == "Z-000017" and by_cursor[-1] == "Z-000009"
+    assert src.last_cursor("orders", upper).pk == "Z-000009"
 
 
 def test_upper_bound_holds_back_rows_newer_than_the_margin(shop_url):
@@ -338,7 +363,8 @@ def test_an_orders_query_with_a_lines_query_and_statuses_only_deleted_rows_carry
     assert again["orders"].delivered == 1
 
 
-def test_a_key_a_join_repeats_is_reported_and_no_row_is_skipped(shop_url, tmp_path, emulator):
+@pytest.mark.parametrize("first_sync_order", ["key", "cursor"])
+def test_a_key_a_join_repeats_is_reported_and_no_row_is_skipped(shop_url, tmp_path, emulator, first_sync_order):
     """The orders query joins a table with two e-mail rows for one customer, so each of that customer's
     orders comes back twice, and the page size puts the first repeat at the end of a page (the keyset
     would skip the second copy there). Those orders are quarantined, naming the key and the count; every
@@ -355,12 +381,14 @@ def test_a_key_a_join_repeats_is_reported_and_no_row_is_skipped(shop_url, tmp_pa
         conn.execute(emails.insert(), [{"customer_id": i, "email": e} for i, e in rows])
         twice = conn.execute(sa.select(demo_shop.orders.c.customer_id).where(demo_shop.orders.c.id == 40)).scalar()
         conn.execute(emails.insert().values(customer_id=twice, email=f"second{twice}@example.com"))
-        ordered = conn.execute(sa.select(demo_shop.orders.c.id, demo_shop.orders.c.customer_id)
-                               .order_by(demo_shop.orders.c.updated_at, demo_shop.orders.c.id)).all()
+        order = ([demo_shop.orders.c.id] if first_sync_order == "key"
+                 else [demo_shop.orders.c.updated_at, demo_shop.orders.c.id])
+        ordered = conn.execute(sa.select(demo_shop.orders.c.id, demo_shop.orders.c.customer_id).order_by(*order)).all()
     repeated = {oid for oid, cust in ordered if cust == twice}
     first_repeat = next(i for i, (oid, _) in enumerate(ordered) if oid in repeated)
     path = shop_config(tmp_path, shop_url, emulator, TOKEN, chunk_size=first_repeat + 1)
     raw = yaml.safe_load(path.read_text())
+    raw["source"]["first_sync_order"] = first_sync_order
     raw["streams"]["orders"]["query"] = (
         "SELECT o.id, o.state, o.currency, o.delivery_cost, o.total, o.region_code, o.channel, o.tags, "
         "o.gift_wrap, o.created_at, o.updated_at, o.is_deleted, e.email "

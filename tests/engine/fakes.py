@@ -156,7 +156,8 @@ class DictState:
     def commit_chunk(self, *, stream: str, cursors: dict[str, Cursor] | None = None, entries: Sequence[LedgerEntry] = (),
                      quarantined: Sequence[Any] = (), cleared: Sequence[tuple[str, str]] = (), run_id: str | None = None,
                      lock_owner: str | None = None, digests: dict[tuple[str, str], int] | None = None,
-                     redigested: Sequence[tuple[str, str, int]] = (), seen_invalid: Sequence[tuple[str, str]] = ()) -> None:
+                     redigested: Sequence[tuple[str, str, int]] = (), seen_invalid: Sequence[tuple[str, str]] = (),
+                     forgotten: Sequence[str] = ()) -> None:
         self.commits.append({"stream": stream, "cursors": dict(cursors or {}), "entries": list(entries),
                              "quarantined": list(quarantined), "cleared": list(cleared)})
         digests = digests or {}
@@ -178,6 +179,8 @@ class DictState:
             self.quarantine_digests.pop(key, None)
         for name, cur in (cursors or {}).items():
             self.watermarks[(stream, name)] = cur
+        for name in forgotten:
+            self.watermarks.pop((stream, name), None)
 
     def acquire_lock(self, stream: str, owner: str, wait_seconds: float = 0) -> None:
         assert stream not in self.locks, f"{stream} is locked"
@@ -216,6 +219,8 @@ class ListSource:
         self.tables, self.now = tables, now
         self.entities = {name: t.meta for name, t in tables.items()}
         self.reads: list[tuple[str, Cursor | None, Any]] = []
+        self.key_ordered: list[bool] = []
+        """Per read, whether it was asked in key order (a first sync)."""
 
     def db_now(self) -> datetime:
         return self.now
@@ -244,12 +249,20 @@ class ListSource:
         return frame
 
     def read_changes(self, name: str, start: Cursor | None, upper: Any, chunk_size: int, keys_only: bool = False,
-                     skip_parents_in: Any = None) -> Iterator[tuple[pd.DataFrame, Cursor]]:
+                     skip_parents_in: Any = None, by_key: bool = False) -> Iterator[tuple[pd.DataFrame, Cursor]]:
         self.reads.append((name, start, upper))
-        rows = self._after(name, start, upper)
+        self.key_ordered.append(by_key)
+        if by_key:  # every row up to the bound, keys after start's
+            rows = sorted((r for r in self._after(name, None, upper) if start is None or r[0] > start.pk),
+                          key=lambda r: r[0])
+        else:
+            rows = self._after(name, start, upper)
         if skip_parents_in is not None:  # leave out child rows whose parent the parent cursor reads
-            parent, p_start, p_upper = skip_parents_in
-            read = {r[0] for r in self._after(parent, p_start, p_upper)}
+            parent, p_start, p_upper, p_by_key = skip_parents_in
+            if p_by_key:
+                read = {r[0] for r in self._after(parent, None, p_upper) if p_start is None or r[0] > p_start.pk}
+            else:
+                read = {r[0] for r in self._after(parent, p_start, p_upper)}
             rows = [r for r in rows if self.tables[name].parents_of[r[0]] not in read]
         for i in range(0, len(rows), chunk_size):
             page = rows[i:i + chunk_size]

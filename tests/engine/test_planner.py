@@ -134,3 +134,96 @@ def test_a_cursor_that_does_not_advance_while_the_source_has_newer_rows_is_stale
     fine = StreamStats("orders")
     p2.sync_cursor(p2.plan("orders", "orders", None, source.now), fine)
     assert not fine.stale and fine.watermark_after["orders"].endswith("/ 3")
+
+
+def stored_apart(minutes_of):
+    """Rows whose key order is not their time order, as a shop stores orders (by id) that changed later."""
+    return [(pk, T0 + timedelta(minutes=m), str(pk)) for pk, m in minutes_of]
+
+
+SHUFFLED = [(1, 5), (2, 3), (3, 9), (4, 1), (5, 7)]
+
+
+def test_a_first_sync_reads_in_key_order_and_writes_the_watermark_once_after_its_last_page(tmp_path) -> None:
+    state = DictState()
+    p, feed, source = planner(tmp_path, {"orders": Table(stored_apart(SHUFFLED))}, state)
+    plan = p.plan("orders", "orders", None, source.now)
+    assert plan.by_key and plan.settles_at == plan.upper
+    p.sync_cursor(plan, StreamStats("orders"))
+    assert source.key_ordered == [True]
+    assert [keys for _, keys, _, _ in feed.chunks] == [[1, 2], [3, 4], [5]]
+    # no page moves the watermark: each moves the key position, as of the bound the read began under
+    assert [(c, name) for _, _, c, name in feed.chunks] == [(Cursor(plan.upper, k), "orders@first-sync") for k in (2, 4, 5)]
+    assert state.watermarks == {("orders", "orders"): Cursor(T0 + timedelta(minutes=9), 3)}  # the newest read
+    # the next run goes on from there in cursor order
+    again = p.plan("orders", "orders", None, source.now)
+    assert not again.by_key and again.watermark == Cursor(T0 + timedelta(minutes=9), 3)
+    p.sync_cursor(again, StreamStats("orders"))
+    assert source.key_ordered == [True, False]
+
+
+def test_a_first_sync_that_stopped_half_way_goes_on_after_its_last_committed_key(tmp_path) -> None:
+    """An earlier run read keys 1 and 2 under a bound of minute 6 and stopped. This run reads the keys after
+    2 only; the watermark settles at the newest row at or before that earlier bound (key 1 at minute 5),
+    not this run's: rows the earlier run read may have changed since, and the next run re-reads from there.
+    The key position goes in the same commit."""
+    state = DictState()
+    earlier = T0 + timedelta(minutes=6)
+    state.watermarks[("orders", "orders@first-sync")] = Cursor(earlier, 2)
+    p, feed, source = planner(tmp_path, {"orders": Table(stored_apart(SHUFFLED))}, state)
+    plan = p.plan("orders", "orders", None, source.now)
+    assert plan.by_key and plan.start == Cursor(earlier, 2) and plan.settles_at == earlier
+    stats = StreamStats("orders")
+    p.sync_cursor(plan, stats)
+    assert [keys for _, keys, _, _ in feed.chunks] == [[3, 4], [5]]
+    assert [c for _, _, c, _ in feed.chunks] == [Cursor(earlier, 4), Cursor(earlier, 5)]
+    assert state.watermarks == {("orders", "orders"): Cursor(T0 + timedelta(minutes=5), 1)}
+    assert not stats.stale
+
+
+def test_a_first_sync_stopped_after_its_last_page_sets_its_watermark_on_the_next_run(tmp_path) -> None:
+    state = DictState()
+    state.watermarks[("orders", "orders@first-sync")] = Cursor(T0 + timedelta(hours=1), 5)
+    p, feed, source = planner(tmp_path, {"orders": Table(stored_apart(SHUFFLED))}, state)
+    p.sync_cursor(p.plan("orders", "orders", None, source.now), StreamStats("orders"))
+    assert feed.chunks == []
+    assert state.watermarks == {("orders", "orders"): Cursor(T0 + timedelta(minutes=9), 3)}
+
+
+def test_a_child_cursor_after_a_resumed_first_sync_leaves_out_only_this_runs_parents(tmp_path) -> None:
+    """Order 1 was read by an earlier run; its line 11 may have changed since, so the child cursor does not
+    leave it out. Order 4's line 14 is left out: this run read order 4 with its lines."""
+    lines = Table([(11, T0 + timedelta(minutes=1), "l11"), (14, T0 + timedelta(minutes=2), "l14")],
+                  parents_of={11: 1, 14: 4})
+    state = DictState()
+    state.watermarks[("orders", "orders@first-sync")] = Cursor(T0 + timedelta(hours=1), 2)
+    p, feed, source = planner(tmp_path, {"orders": Table(stored_apart(SHUFFLED)), "orders.lines": lines}, state)
+    p.sync_cursor(p.plan("orders", "orders", None, source.now), StreamStats("orders"))
+    feed.chunks.clear()
+    p.run_cursor(p.plan("orders", "orders.lines", None, source.now), StreamStats("orders"))
+    assert [keys for _, keys, _, _ in feed.chunks] == [[1]]
+
+
+def test_first_sync_order_cursor_reads_a_first_sync_as_every_later_run(tmp_path) -> None:
+    state = DictState()
+    p, feed, source = planner(tmp_path, {"orders": Table(stored_apart(SHUFFLED))}, state)
+    p.ctx.config.source.first_sync_order = "cursor"
+    plan = p.plan("orders", "orders", None, source.now)
+    assert not plan.by_key
+    p.sync_cursor(plan, StreamStats("orders"))
+    assert source.key_ordered == [False]
+    assert [keys for _, keys, _, _ in feed.chunks] == [[4, 2], [1, 5], [3]]
+    assert [c.pk for _, _, c, _ in feed.chunks] == [2, 5, 3]  # each page moves the watermark
+
+
+def test_only_a_parent_cursor_without_a_watermark_or_a_window_reads_in_key_order(tmp_path) -> None:
+    lines = Table([(11, T0 + timedelta(minutes=1), "l11")], parents_of={11: 2})
+    state = DictState()
+    p, _, source = planner(tmp_path, {"orders": Table(rows(2)), "orders.lines": lines,
+                                      "categories": Table(rows(2))}, state)
+    assert p.plan("orders", "orders", None, source.now).by_key
+    assert not p.plan("orders", "orders.lines", None, source.now).by_key  # children: their own cursor
+    assert not p.plan("orders", "orders", (T0, source.now), source.now).by_key  # a backfill window
+    assert not p.plan("categories", "categories", None, source.now).by_key  # sent whole, parents first
+    state.watermarks[("orders", "orders")] = Cursor(T0, 1)
+    assert not p.plan("orders", "orders", None, source.now).by_key

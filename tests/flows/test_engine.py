@@ -15,7 +15,7 @@ from connectors.altcraft import AltcraftClient
 from connectors.state import StateStore
 from sandbox import demo_shop
 from tests.conftest import TOKEN
-from tests.helpers import build_shop, just_before, orders_down_after, run_all, shop_config
+from tests.helpers import build_shop, just_before, orders_behind, orders_down_after, run_all, shop_config
 
 
 @pytest.fixture
@@ -157,8 +157,9 @@ def test_bad_token_fails_and_leaves_watermarks(cfg_path, emulator):
     assert state.all_watermarks() == before
 
 
-def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop, emulator):
-    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50))
+@pytest.mark.parametrize("first_sync_order", ["key", "cursor"])
+def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop, emulator, first_sync_order):
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50, first_sync_order=first_sync_order))
     cfg.altcraft.max_attempts = 2
     cfg.altcraft.backoff_initial = 0.01
     run_all(cfg, streams=["categories", "products", "skus"])
@@ -166,29 +167,26 @@ def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop,
     with pytest.raises(AltcraftUnavailable, match="maintenance"):
         run_all(cfg, streams=["orders"])
     state = StateStore(cfg.state)
-    wm = state.get_watermark("orders", "orders")
     delivered = set(emulator.store.orders)
-    assert wm is not None and 0 < len(delivered) <= 100
-    # every order at or below the watermark was delivered or recorded
-    eng = shop[1]
-    with eng.connect() as conn:
-        upto = [
-            str(r[0])
-            for r in conn.execute(
-                sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"), {"t": wm.ts, "p": wm.pk}
-            )
-        ]
+    assert 0 < len(delivered) <= 100
+    # every order at or below the watermark (the key position of a key-ordered first sync) was delivered or recorded
+    with shop[1].connect() as conn:
+        upto = orders_behind(state, conn, first_sync_order)
+    assert upto
     recorded = {e for e in upto if e in delivered} | {r["external_id"] for r in state.quarantine_rows()}
     assert set(upto) <= recorded
     emulator.handle = original
     run_all(cfg, streams=["orders"], run_id="resume")
     assert len(emulator.store.orders) == 300 - len([r for r in state.quarantine_rows() if r["entity"] == "order"])
+    marks = {c for _, c in state.all_watermarks()}
+    assert "orders" in marks and "orders@first-sync" not in marks  # a finished first sync keeps no key position
 
 
-def test_a_failed_commit_stops_every_later_commit(tmp_path, shop, emulator, monkeypatch):
+@pytest.mark.parametrize("first_sync_order", ["key", "cursor"])
+def test_a_failed_commit_stops_every_later_commit(tmp_path, shop, emulator, monkeypatch, first_sync_order):
     """The push of chunk N+1 overlaps the commit of chunk N: when that commit fails, the run stops there
     and commits nothing after it, although Altcraft may already hold chunk N+1 (sent again next run)."""
-    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50))
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50, first_sync_order=first_sync_order))
     run_all(cfg, streams=["categories", "products", "skus"])
     real, calls = StateStore.commit_chunk, []
     real_import, imports, fourth_pushed = AltcraftClient.import_records, [], threading.Event()
@@ -219,10 +217,8 @@ def test_a_failed_commit_stops_every_later_commit(tmp_path, shop, emulator, monk
     assert len(calls) == 3  # nothing was committed after the failure
     monkeypatch.setattr(StateStore, "commit_chunk", real)
     state = StateStore(cfg.state)
-    wm = state.get_watermark("orders", "orders")
     with shop[1].connect() as conn:
-        upto = {str(r[0]) for r in conn.execute(
-            sa.text("SELECT id FROM orders WHERE updated_at < :t OR (updated_at = :t AND id <= :p)"), {"t": wm.ts, "p": wm.pk})}
+        upto = set(orders_behind(state, conn, first_sync_order))
     in_ledger = set(state.known("order", [str(i) for i in range(1, 301)]))
     quarantined = {r["external_id"] for r in state.quarantine_rows() if r["entity"] == "order"}
     # exactly the first two chunks, and the carrier order (the first valid row by key, wherever it sorts)

@@ -62,9 +62,10 @@ class SourceSettings(_Model):
     """How a cursor's first sync (no watermark yet, no backfill window) reads its table. ``key``: in
     primary-key order, the order most tables are stored in, so the database reads its pages in sequence
     and the ledger's key index is written in sequence too; each page moves a key position (a run that
-    stops goes on after its last committed key) and the watermark is written once, after the last page. ``cursor``: ``(updated_at, key)`` order, the watermark
-    moving with every page, as every later run reads; for a ``query`` whose key column no index serves
-    (a computed key), where each key-ordered page would sort the whole result."""
+    stops goes on after its last committed key) and the watermark is written once, after the last page.
+    ``cursor``: ``(updated_at, key)`` order, the watermark moving with every page, as every later run
+    reads; for a ``query`` whose key column no index serves (a computed key), where each key-ordered page
+    would sort the whole result."""
     reader: Literal["auto", "rows"] = "auto"
     """How pages are read. ``auto``: in columns (Arrow) where this database has a columnar reader (ADBC on
     SQLite and PostgreSQL, ConnectorX on MySQL/MariaDB), each page cast to what the rows path gives; a

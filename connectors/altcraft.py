@@ -101,7 +101,22 @@ class AltcraftClient:
         """Records through a Market import method (a stream spec's ``import_method``), in batches, with
         ``root`` options such as ``skip_triggers``. Root definitions never ride here: they travel with one
         carrier record first (:meth:`import_with_roots`), so a refused definition fails once, clearly."""
-        return self._import(method, records, root or {})
+        return self.import_groups(method, [(records, root or {})])
+
+    def import_groups(self, method: str, groups: Sequence[tuple[Sequence[Record], dict[str, Any]]]) -> ImportReport:
+        """Groups of records through one import method, each group with its own ``root`` options (such as
+        ``skip_triggers``, which holds for a whole request). Every group's batches go to the senders at
+        once, up to ``concurrency`` at a time: the groups' requests overlap instead of waiting on each
+        other (a chunk of old orders with a few recent ones is one round of requests, not two)."""
+        report = ImportReport()
+        futures = []
+        for records, root in groups:
+            prefix = self._prefix(root)
+            futures += [self._pool.submit(self._send_isolating, method, prefix, "data", batch)
+                        for batch in self._batches(records, len(prefix))]
+        for fut in futures:
+            report.merge(fut.result())
+        return report
 
     def import_categories(
         self, categories: Sequence[Record], *, carrier: Record, method: str = "market/products/import",
@@ -222,20 +237,6 @@ class AltcraftClient:
             from_id = next_id
 
     # --- batching ------------------------------------------------------------------------------------
-    def _import(self, method: str, records: Sequence[Record], root: dict[str, Any]) -> ImportReport:
-        """Send ``records`` in batches, up to ``concurrency`` at once."""
-        report = ImportReport()
-        if not records:
-            return report
-        prefix = self._prefix(root)
-        futures = [
-            self._pool.submit(self._send_isolating, method, prefix, "data", batch)
-            for batch in self._batches(records, len(prefix))
-        ]
-        for fut in futures:
-            report.merge(fut.result())
-        return report
-
     def _batches(self, records: Sequence[Record], overhead: int) -> Iterator[list[Record]]:
         limit, cap = self.settings.batch_size, self.settings.max_body_bytes
         batch: list[Record] = []

@@ -34,15 +34,25 @@ class Dispatcher:
 
     def import_records(self, stream: str, send: list[Payload], *, skip_triggers: bool) -> ImportReport:
         """One import of ``send`` through the stream's import method (no figures, no ledger)."""
+        return self.import_groups(stream, [(send, skip_triggers)])
+
+    def import_groups(self, stream: str, groups: list[tuple[list[Payload], bool]]) -> ImportReport:
+        """Imports of each ``(records, skip_triggers)`` group through the stream's import method, their
+        requests overlapping (no figures, no ledger)."""
         spec = registry.get(stream)
         assert spec.import_method is not None, f"{stream} is carried, not imported"
-        root = import_root(spec, skip_triggers)
         if spec.profiles:  # profiles/import_batch: results by position, one mode a request
             section = self.ctx.config.streams.section(stream)
             assert isinstance(section, ProfilesStream), f"{stream} has no profile settings"
-            return ProfileClient(self.ctx.need_client()).import_profiles(
-                send, root={**section.import_root(), **root}, mode_of=section.mode_for, method=spec.import_method)
-        return self.ctx.need_client().import_records(spec.import_method, send, root=root)
+            report = ImportReport()
+            for send, skip_triggers in groups:
+                if send:
+                    report.merge(ProfileClient(self.ctx.need_client()).import_profiles(
+                        send, root={**section.import_root(), **import_root(spec, skip_triggers)},
+                        mode_of=section.mode_for, method=spec.import_method))
+            return report
+        return self.ctx.need_client().import_groups(
+            spec.import_method, [(send, import_root(spec, skip_triggers)) for send, skip_triggers in groups])
 
     def push(self, stream: str, send: list[Payload], stats: StreamStats,
              quiet: Collection[str] = ()) -> list[LedgerEntry]:
@@ -59,9 +69,7 @@ class Dispatcher:
         else:
             history = [p for p in send if p.external_id in quiet]
             fresh = [p for p in send if p.external_id not in quiet]
-            report = self.import_records(stream, history, skip_triggers=True)
-            if fresh:
-                report.merge(self.import_records(stream, fresh, skip_triggers=False))
+            report = self.import_groups(stream, [(history, True), (fresh, False)])
             stats.add(without_triggers=len(history))
         counts = {"delivered": 0, "rejected": 0, "failed": 0}
         entries = []

@@ -253,6 +253,19 @@ def test_concurrency_is_bounded(emulator, make_client):
     assert 2 <= emulator.stats["max_in_flight"] <= 3
 
 
+def test_groups_with_their_own_root_options_are_in_flight_together(emulator, make_client):
+    """Old orders go with ``skip_triggers: true``, recent ones without, in requests of their own: the two
+    groups' requests overlap (a chunk holding both is one round of requests, not two), each keeping its flag."""
+    c = make_client(concurrency=4, batch_size=5)
+    seed_catalog(c)
+    emulator.faults.update({"latency_ms": 200})
+    history, fresh = enc([order(f"old-{i}") for i in range(5)]), enc([order("new-1")])
+    report = c.import_groups(ORDERS.import_method, [(history, {"skip_triggers": True}), (fresh, {})])
+    assert report.requests == 2 and {o.status for o in report.outcomes.values()} == {"delivered"}
+    assert emulator.stats["max_in_flight"] == 2
+    assert emulator.skip_triggers == {**{f"old-{i}": True for i in range(5)}, "new-1": False}
+
+
 def test_rate_limiter_spaces_requests(emulator, make_client):
     import time
 

@@ -311,6 +311,13 @@ class RecordingClient:
         self.calls.append(("import", method, [p.external_id for p in records], dict(root or {})))
         return ImportReport({p.external_id: self._outcome(p.external_id) for p in records}, requests=1)
 
+    def import_groups(self, method: str, groups: Sequence[tuple[Sequence[Payload], dict[str, Any]]]) -> ImportReport:
+        report = ImportReport()
+        for records, root in groups:
+            if records:
+                report.merge(self.import_records(method, records, root=root))
+        return report
+
     def import_with_roots(self, method: str, carrier: Payload, roots: dict[str, Any]) -> Outcome:
         self.calls.append(("roots", method, [carrier.external_id], roots))
         return self._outcome(carrier.external_id)

@@ -182,6 +182,38 @@ def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop,
     assert "orders" in marks and "orders@first-sync" not in marks  # a finished first sync keeps no key position
 
 
+def test_an_order_changed_behind_a_stopped_first_syncs_key_position_is_sent_once_it_is_done(tmp_path, shop, emulator):
+    """A key-ordered first sync stops after two chunks; then an order it had already sent changes. The run
+    that finishes the read reads only the keys after its position (its child cursor, reading every line
+    for the first time, happens to bring that order back too): its watermark settles at or before the bound
+    the read *began* under, so whatever changed behind the position since is read again. The change
+    arrives, and nothing is lost with the lookback off."""
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50, lookback_seconds=0))
+    cfg.altcraft.max_attempts = 2
+    cfg.altcraft.backoff_initial = 0.01
+    run_all(cfg, streams=["categories", "products", "skus"])
+    original = orders_down_after(emulator, 2)
+    with pytest.raises(AltcraftUnavailable, match="maintenance"):
+        run_all(cfg, streams=["orders"])
+    emulator.handle = original
+    state = StateStore(cfg.state)
+    position = state.get_watermark("orders", "orders@first-sync")
+    assert position is not None
+    behind = min((o for o, order in emulator.store.orders.items()
+                  if int(o) <= int(position.pk) and order["status"] != "delivered"), key=int)
+    time.sleep(1.1)  # a later second than the first run's bound, whatever the database clock's precision
+    demo_shop.touch(shop[1], order_ids=[int(behind)], at=just_before(shop[1], 0))
+    done = run_all(cfg, streams=["orders"], run_id="finishes-the-read")["orders"]
+    assert done.delivered > 0 and state.get_watermark("orders", "orders@first-sync") is None
+    watermark = state.get_watermark("orders", "orders")
+    assert watermark is not None
+    with shop[1].connect() as conn:
+        changed_at = conn.execute(sa.select(demo_shop.orders.c.updated_at).where(demo_shop.orders.c.id == int(behind))).scalar()
+    assert str(watermark.ts) <= str(position.ts) < str(changed_at)  # the first run's bound, before the change
+    run_all(cfg, streams=["orders"], run_id="next-night")
+    assert emulator.store.orders[behind]["status"] == "delivered"
+
+
 @pytest.mark.parametrize("first_sync_order", ["key", "cursor"])
 def test_a_failed_commit_stops_every_later_commit(tmp_path, shop, emulator, monkeypatch, first_sync_order):
     """The push of chunk N+1 overlaps the commit of chunk N: when that commit fails, the run stops there
@@ -189,10 +221,10 @@ def test_a_failed_commit_stops_every_later_commit(tmp_path, shop, emulator, monk
     cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50, first_sync_order=first_sync_order))
     run_all(cfg, streams=["categories", "products", "skus"])
     real, calls = StateStore.commit_chunk, []
-    real_import, imports, fourth_pushed = AltcraftClient.import_records, [], threading.Event()
+    real_import, imports, fourth_pushed = AltcraftClient.import_groups, [], threading.Event()
 
-    def counting_import(self, method, records, **kw):
-        report = real_import(self, method, records, **kw)
+    def counting_import(self, method, groups):
+        report = real_import(self, method, groups)
         imports.append(method)
         if imports.count("market/orders/import") >= 4:
             fourth_pushed.set()
@@ -210,7 +242,7 @@ def test_a_failed_commit_stops_every_later_commit(tmp_path, shop, emulator, monk
                 raise StateError("state database is gone")
         return real(self, **kw)
 
-    monkeypatch.setattr(AltcraftClient, "import_records", counting_import)
+    monkeypatch.setattr(AltcraftClient, "import_groups", counting_import)
     monkeypatch.setattr(StateStore, "commit_chunk", failing_third)
     with pytest.raises(StateError, match="gone"):
         run_all(cfg, streams=["orders"])

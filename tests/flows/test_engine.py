@@ -157,15 +157,22 @@ def test_bad_token_fails_and_leaves_watermarks(cfg_path, emulator):
     assert state.all_watermarks() == before
 
 
-@pytest.mark.parametrize("first_sync_order", ["key", "cursor"])
-def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop, emulator, first_sync_order):
-    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50, first_sync_order=first_sync_order))
+def _orders_stopped_after_two_chunks(tmp_path, shop, emulator, **source):
+    """The catalogue synced, then a first orders sync in chunks of 50 that Altcraft stops answering after
+    two chunks; returns the config and the handler that brings Altcraft back."""
+    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50, **source))
     cfg.altcraft.max_attempts = 2
     cfg.altcraft.backoff_initial = 0.01
     run_all(cfg, streams=["categories", "products", "skus"])
     original = orders_down_after(emulator, 2)
     with pytest.raises(AltcraftUnavailable, match="maintenance"):
         run_all(cfg, streams=["orders"])
+    return cfg, original
+
+
+@pytest.mark.parametrize("first_sync_order", ["key", "cursor"])
+def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop, emulator, first_sync_order):
+    cfg, original = _orders_stopped_after_two_chunks(tmp_path, shop, emulator, first_sync_order=first_sync_order)
     state = StateStore(cfg.state)
     delivered = set(emulator.store.orders)
     assert 0 < len(delivered) <= 100
@@ -188,13 +195,7 @@ def test_an_order_changed_behind_a_stopped_first_syncs_key_position_is_sent_once
     for the first time, happens to bring that order back too): its watermark settles at or before the bound
     the read *began* under, so whatever changed behind the position since is read again. The change
     arrives, and nothing is lost with the lookback off."""
-    cfg = load_config(shop_config(tmp_path, shop[0], emulator, TOKEN, chunk_size=50, lookback_seconds=0))
-    cfg.altcraft.max_attempts = 2
-    cfg.altcraft.backoff_initial = 0.01
-    run_all(cfg, streams=["categories", "products", "skus"])
-    original = orders_down_after(emulator, 2)
-    with pytest.raises(AltcraftUnavailable, match="maintenance"):
-        run_all(cfg, streams=["orders"])
+    cfg, original = _orders_stopped_after_two_chunks(tmp_path, shop, emulator, lookback_seconds=0)
     emulator.handle = original
     state = StateStore(cfg.state)
     position = state.get_watermark("orders", "orders@first-sync")

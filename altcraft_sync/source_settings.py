@@ -99,6 +99,11 @@ class SourceSettings(_Model):
             raise ValueError(f"unknown timezone {value!r}") from None
         return value
 
+    @property
+    def first_sync_by_key(self) -> bool:
+        """Whether a parent cursor's first sync reads in key order (``first_sync_order``)."""
+        return self.first_sync_order == "key"
+
     def display_url(self) -> str:
         """The URL with its password masked, for logs and errors."""
         return mask_url(self.url.get_secret_value())

@@ -45,18 +45,13 @@ class ShopSource(RowGuards):
             stream = name.split(".")[0]
             skip = ParentRange(stream, None, self.upper_bound(stream, 0)) if name != stream else None
             # a parent's first sync reads in key order, every later run in cursor order: probe both
-            orders = [False, True] if name == stream and ent.ts is not None and self.first_sync_by_key else [False]
+            orders = [False, True] if name == stream and ent.ts is not None and self.config.source.first_sync_by_key else [False]
             try:
                 for by_key in orders:
                     next(self.read_changes(name, None, self.upper_bound(name, 0), 1, keys_only=name != stream,
                                            skip_parents_in=skip, by_key=by_key), None)
             except SourceError as err:
                 raise ConfigError(f"{ent.path}: the page query a sync runs fails: {err}") from None
-
-    @property
-    def first_sync_by_key(self) -> bool:
-        """Whether a parent cursor's first sync reads in key order (``source.first_sync_order``)."""
-        return self.config.source.first_sync_order == "key"
 
     # --- clock and bounds ------------------------------------------------------------------------
     def db_now(self) -> datetime:

@@ -47,13 +47,17 @@ class CursorPlan:
     """Whether reading it moves the watermark (an incremental run of a cursor with ``updated_at``)."""
     read_in_full: bool
     """No ``updated_at``: read whole every run, by key; no position to keep."""
-    by_key: bool = False
-    """A parent cursor's first sync (no watermark, no window) read in key order
-    (``source.first_sync_order: key``), from ``start``'s key: each page moves the cursor's key position
-    (:func:`key_position`), and the watermark is written once the last page is committed."""
     settles_at: CursorTs | None = None
-    """A key-ordered read's bound when it began (an earlier run's, for one that resumes): the watermark
-    it leaves is the newest row at or before it, since the keys read before were read as of that bound."""
+    """Set for a parent cursor's first sync (no watermark, no window) read in key order
+    (``source.first_sync_order: key``), from ``start``'s key: the bound the read began under (an earlier
+    run's, for one that resumes). Each page moves the cursor's key position (:func:`key_position`); once
+    the last page is committed, the watermark is set at the newest row at or before this bound, since the
+    keys read before were read as of it."""
+
+    @property
+    def by_key(self) -> bool:
+        """Whether this is a key-ordered first sync (it has a bound to settle at)."""
+        return self.settles_at is not None
 
     @property
     def is_child(self) -> bool:
@@ -91,10 +95,10 @@ class Planner:
             wm = ctx.state.get_watermark(stream, cursor_name)
             upper = ctx.source.upper_bound(cursor_name, margin, now=db_now)
             if (wm is None and cursor_name == stream and not registry.get(stream).whole_table
-                    and ctx.config.source.first_sync_order == "key"):
+                    and ctx.config.source.first_sync_by_key):
                 position = ctx.state.get_watermark(stream, key_position(cursor_name))  # a first sync that stopped
                 return CursorPlan(stream, cursor_name, None, position, upper, keeps_watermark=True, read_in_full=False,
-                                  by_key=True, settles_at=position.ts if position else upper)
+                                  settles_at=position.ts if position else upper)
             start = ctx.source.lookback_start(cursor_name, wm, ctx.config.source.lookback_seconds) if wm else None
             return CursorPlan(stream, cursor_name, wm, start, upper, keeps_watermark=True, read_in_full=False)
         start = Cursor(ctx.source.to_native(cursor_name, window[0]), None)
@@ -150,14 +154,14 @@ class Planner:
             else:
                 parents = frame
             stats.timed("read", t)
-            if plan.by_key and plan.settles_at is not None:  # a key-ordered page moves the key position only
+            if plan.settles_at is not None:  # a key-ordered first sync: a page moves the key position only
                 pipeline.process_commit(stream, parents, stats, Cursor(plan.settles_at, cur.pk), key_position(name))
             else:
                 last = newest_cursor(last, cur)
                 pipeline.process_commit(stream, parents, stats, last if plan.keeps_watermark else None, name)
             t = time.perf_counter()
         pipeline.drain()
-        if plan.by_key and (pages or plan.start is not None):
+        if plan.settles_at is not None and (pages or plan.start is not None):
             # Every key was read and every page committed: the cursor may stand at the newest row at or
             # before the bound the read began under, and the key position goes (one transaction).
             last = ctx.source.last_cursor(name, plan.settles_at)
@@ -203,11 +207,19 @@ class Planner:
             stats.source_has_newer = True
 
 
+KEY_POSITION = "@first-sync"
+
+
 def key_position(cursor_name: str) -> str:
     """The state's name for how far a cursor's key-ordered first sync got: its ``(bound it began under,
     last committed key)``, kept beside the watermarks until the read is done, so a run that stops half
     way is resumed from that key by the next (``docs/sync-correctness.md``)."""
-    return f"{cursor_name}@first-sync"
+    return cursor_name + KEY_POSITION
+
+
+def is_key_position(name: str) -> bool:
+    """Whether a name in the watermarks table is a first sync's key position, not a cursor's watermark."""
+    return name.endswith(KEY_POSITION)
 
 
 def newest_cursor(a: Cursor | None, b: Cursor | None) -> Cursor | None:

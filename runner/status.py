@@ -15,6 +15,7 @@ from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore
 from connectors.state.base import missing_state_file
+from engine.planner import is_key_position
 from runner.outcome import backlog_line
 from runner.runtime import confirm_token
 
@@ -59,7 +60,7 @@ def collect_status(config_path: str | Path) -> dict[str, Any]:
         marks, summary, (line, alert), runs = _held(state, cfg)
         rows = []
         # without the source, the state's own cursors (a first sync's key position is not one)
-        names = list(source.entities) if source else sorted({c for _, c in marks if "@" not in c})
+        names = list(source.entities) if source else sorted({c for _, c in marks if not is_key_position(c)})
         for cursor in names:
             stream = cursor.split(".")[0]
             wm = marks.get((stream, cursor))

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from altcraft_sync.config import load_config
 from connectors.state import StateStore
+from engine.planner import key_position
 from sandbox import demo_shop as D
 from tests.conftest import TOKEN
 from tests.helpers import build_shop, db_now, mapped_source, shop_config
@@ -113,7 +114,7 @@ def test_ctrl_c_is_one_line_and_the_next_run_resumes(tmp_path, emulator):
     state = StateStore(load_config(cfg).state)
     deadline = time.monotonic() + 120
     def stands() -> bool:  # a chunk of orders committed: the watermark, or a key-ordered first sync's key position
-        return any(state.get_watermark("orders", c) is not None for c in ("orders", "orders@first-sync"))
+        return any(state.get_watermark("orders", c) is not None for c in ("orders", key_position("orders")))
 
     while not stands() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)

@@ -13,6 +13,7 @@ from altcraft_sync.config import load_config
 from altcraft_sync.errors import AltcraftAuthError, AltcraftUnavailable, StateError, StreamLocked
 from connectors.altcraft import AltcraftClient
 from connectors.state import StateStore
+from engine.planner import key_position
 from sandbox import demo_shop
 from tests.conftest import TOKEN
 from tests.helpers import build_shop, just_before, orders_behind, orders_down_after, run_all, shop_config
@@ -186,7 +187,7 @@ def test_altcraft_down_mid_stream_keeps_the_last_committed_chunk(tmp_path, shop,
     run_all(cfg, streams=["orders"], run_id="resume")
     assert len(emulator.store.orders) == 300 - len([r for r in state.quarantine_rows() if r["entity"] == "order"])
     marks = {c for _, c in state.all_watermarks()}
-    assert "orders" in marks and "orders@first-sync" not in marks  # a finished first sync keeps no key position
+    assert "orders" in marks and key_position("orders") not in marks  # a finished first sync keeps no key position
 
 
 def test_an_order_changed_behind_a_stopped_first_syncs_key_position_is_sent_once_it_is_done(tmp_path, shop, emulator):
@@ -198,14 +199,14 @@ def test_an_order_changed_behind_a_stopped_first_syncs_key_position_is_sent_once
     cfg, original = _orders_stopped_after_two_chunks(tmp_path, shop, emulator, lookback_seconds=0)
     emulator.handle = original
     state = StateStore(cfg.state)
-    position = state.get_watermark("orders", "orders@first-sync")
+    position = state.get_watermark("orders", key_position("orders"))
     assert position is not None
     behind = min((o for o, order in emulator.store.orders.items()
                   if int(o) <= int(position.pk) and order["status"] != "delivered"), key=int)
     time.sleep(1.1)  # a later second than the first run's bound, whatever the database clock's precision
     demo_shop.touch(shop[1], order_ids=[int(behind)], at=just_before(shop[1], 0))
     done = run_all(cfg, streams=["orders"], run_id="finishes-the-read")["orders"]
-    assert done.delivered > 0 and state.get_watermark("orders", "orders@first-sync") is None
+    assert done.delivered > 0 and state.get_watermark("orders", key_position("orders")) is None
     watermark = state.get_watermark("orders", "orders")
     assert watermark is not None
     with shop[1].connect() as conn:

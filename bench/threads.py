@@ -9,7 +9,9 @@ loads the catalog untimed, then runs ``altcraft-sync sync --stream orders`` from
 times (the state and the emulator's orders reset before each). The command runs in a child that samples
 each thread's user+sys CPU from ``/proc/self/task`` every 50 ms and once more at exit (the kernel's own
 counters: no profiler slows the run), and names the thread by Python's name for it (``push_0``,
-``commit_0``, ``altcraft_0``...). Prints one table per run: CPU-s per thread, and the process total.
+``commit_0``, ``altcraft_0``...). Prints one table per run: CPU-s per thread, and the process total; and
+the cyclic garbage collector's share of it (collections per generation and their thread CPU, counted with
+``gc.callbacks``), which is spread over the threads that happen to trigger it.
 
 Linux only (``/proc``). Why it matters: ``docs/performance.md`` ("Where the CPU goes, thread by thread").
 """
@@ -45,12 +47,32 @@ def _thread_cpu(seen: dict[int, tuple[str, float]]) -> None:
         seen[int(tid)] = (names.get(int(tid), name), max(cpu, before))
 
 
+def _count_collections(collected: dict[str, list[float]]) -> None:
+    """Add each collection's generation and thread CPU to ``collected`` (``"gc gen N"`` -> [count, CPU-s])."""
+    import gc
+
+    started: dict[int, float] = {}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        me = threading.get_ident()
+        if phase == "start":
+            started[me] = time.thread_time()
+        elif me in started:
+            entry = collected.setdefault(f"gc gen {info['generation']}", [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.thread_time() - started.pop(me)
+
+    gc.callbacks.append(callback)
+
+
 def run_cli_sampled(out: Path, argv: list[str]) -> None:
     """In the child: run the CLI with ``argv``; at exit (the CLI runs ``atexit`` hooks before it ends the
-    process) write each thread's CPU to ``out`` as JSON."""
+    process) write each thread's CPU, and the collector's, to ``out`` as JSON."""
     import atexit
 
     seen: dict[int, tuple[str, float]] = {}
+    collected: dict[str, list[float]] = {}
+    _count_collections(collected)
 
     def sample() -> None:
         while True:
@@ -64,7 +86,7 @@ def run_cli_sampled(out: Path, argv: list[str]) -> None:
         per: dict[str, float] = {}
         for name, cpu in seen.values():
             per[name] = per.get(name, 0.0) + cpu
-        out.write_text(json.dumps(per))
+        out.write_text(json.dumps({"threads": per, "gc": collected}))
 
     atexit.register(report)
     sys.argv = ["altcraft-sync", *argv]
@@ -103,12 +125,15 @@ def main() -> None:
             out = work / f"threads-{i}.json"
             cmd = [sys.executable, __file__, "--sampled", str(out), "sync", "--config", str(cfg), "--stream", "orders"]
             r = run_command(cmd, env=QUIET, cwd=ROOT, log=work / "log", accept=(0, 1))
-            per = json.loads(out.read_text())
+            got = json.loads(out.read_text())
+            per = got["threads"]
             print(f"run {i + 1}: {r['wall_s']} s wall, {r['cpu_s']} CPU-s (process), peak {r['peak_rss_mb']} MB")
             for name, cpu in sorted(per.items(), key=lambda kv: -kv[1]):
                 if cpu >= 0.01:
                     print(f"  {cpu:7.2f}  {name}")
             print(f"  {sum(per.values()):7.2f}  all threads")
+            for name, (count, cpu) in sorted(got["gc"].items()):
+                print(f"  {cpu:7.2f}  of it in {int(count)} collections of {name.removeprefix('gc ')}")
     finally:
         emu.terminate()
         emu.wait()

@@ -12,7 +12,7 @@ from altcraft_sync.cursor import Cursor
 from connectors.altcraft import AltcraftClient
 from connectors.shop_db import ShopSource
 from connectors.state import StateStore
-from runner.memory import TRIMMER, HeapTrimmer, return_freed_buffers
+from runner.memory import COLLECTOR, TRIMMER, CollectorTuning, HeapTrimmer, return_freed_buffers
 
 
 @dataclass
@@ -24,11 +24,16 @@ class Runtime:
     warnings: list[str] = field(default_factory=list)
     trimmer: HeapTrimmer | None = None
     """Gives freed heap pages back while the run is open (``runner.memory``); released by ``close``."""
+    collector: CollectorTuning | None = None
+    """Keeps the cyclic GC off the libraries while the run is open (``runner.memory``); released by ``close``."""
 
     def close(self) -> None:
         trimmer, self.trimmer = self.trimmer, None
         if trimmer is not None:
             trimmer.release(trim_above(self.config))
+        collector, self.collector = self.collector, None
+        if collector is not None:
+            collector.release()
         if self.client is not None:
             self.client.close()
         self.source.close()
@@ -62,7 +67,8 @@ def open_runtime(config: Config | str | Path | None, *, need_client: bool = True
         raise
     client = AltcraftClient(cfg.altcraft, resolve_token(cfg.altcraft)) if need_client else None
     TRIMMER.hold(trim_above(cfg))
-    return Runtime(cfg, source, state, client, warnings, TRIMMER)
+    COLLECTOR.hold()
+    return Runtime(cfg, source, state, client, warnings, TRIMMER, COLLECTOR)
 
 
 def trim_above(cfg: Config) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.memory import HeapTrimmer, glibc_trim
+from runner.memory import CollectorTuning, HeapTrimmer, glibc_trim
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = ("import pyarrow as pa; before = pa.default_memory_pool().backend_name; "
@@ -128,6 +128,62 @@ def test_an_open_run_holds_the_trimmer_with_its_configured_threshold(tmp_path) -
     finally:
         rt.close()
     assert (123 << 20) not in TRIMMER._thresholds
+
+
+def test_the_collector_leaves_what_was_alive_at_the_start_alone_while_a_run_holds_it() -> None:
+    """The libraries' objects are frozen out of the cyclic GC and young collections are rarer while any run
+    is open; the last run to close gives both back, and a cycle among the frozen objects is then collected."""
+    import gc
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a reference cycle: only the cyclic GC frees it
+
+    assert gc.get_freeze_count() == 0
+    before = gc.get_threshold()
+    cycle = Node()
+    collector = CollectorTuning(young=12_345)
+    collector.hold()
+    try:
+        assert gc.get_freeze_count() > 1000  # this interpreter's modules, at least
+        assert gc.get_threshold() == (12_345, *before[1:])
+        collector.hold()  # a second run open beside the first
+        collector.release()
+        assert collector.held and gc.get_freeze_count() > 1000 and gc.get_threshold()[0] == 12_345
+        import weakref
+
+        gone = weakref.ref(cycle)
+        del cycle
+        gc.collect()
+        assert gone() is not None  # frozen: a full collection does not look at it
+    finally:
+        collector.release()
+    assert not collector.held
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == before
+    gc.collect()
+    assert gone() is None  # given back: collected
+    collector.release()  # a run closed twice does not break the count
+    assert gc.get_threshold() == before
+
+
+def test_an_open_run_holds_the_collector_tuning(tmp_path) -> None:
+    import gc
+    from types import SimpleNamespace
+
+    from altcraft_sync.config import load_config
+    from runner.runtime import open_runtime
+    from tests.conftest import TOKEN
+    from tests.helpers import build_shop, shop_config
+
+    url = f"sqlite:///{tmp_path}/shop.db"
+    build_shop(url, orders=20).dispose()
+    cfg = load_config(shop_config(tmp_path, url, SimpleNamespace(url="http://127.0.0.1:9/api/v1.1/"), TOKEN))
+    rt = open_runtime(cfg, need_client=False)
+    try:
+        assert gc.get_freeze_count() > 1000
+    finally:
+        rt.close()
+    assert gc.get_freeze_count() == 0
 
 
 PROBE_NO_CHILD = """

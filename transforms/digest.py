@@ -202,6 +202,8 @@ def _column_keys(column: pd.Series) -> np.ndarray:
     if isinstance(column.dtype, pd.StringDtype):
         return hash_array(values, categorize=False)
     inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "empty":  # every value NULL (a column no row of the chunk fills): NULL adds nothing
+        return np.zeros(len(values), dtype=np.uint64)
     if inferred == "string":
         return hash_array(values, categorize=False)
     if inferred == "datetime":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow
 import pyarrow.compute as pc
@@ -47,7 +48,24 @@ def no_controls(s: pd.Series) -> pd.Series:
     arr = arrow_strings(s)
     if arr is None:
         return s.isna() | ~s.astype("str").str.contains(CONTROL, regex=True).fillna(False).astype(bool)
+    if not _may_hold_controls(arr):
+        return pd.Series(True, index=s.index)
     return _bools(pc.invert(pc.fill_null(pc.match_substring_regex(arr, CONTROL), False)), s.index)
+
+
+def _may_hold_controls(arr: pyarrow.Array) -> bool:
+    """Whether the bytes of ``arr``'s values hold one below 0x20 or 0x7F. UTF-8 writes every code point
+    below 0x80 as that one byte and never uses such a byte inside a longer sequence, so text without one
+    holds no control character, and the regular expression need not run. Two comparisons over the bytes
+    cost a fraction of the match (most text has none; a tab or a line break sends the column to the match).
+    """
+    offsets, data = arr.buffers()[1:3]
+    if data is None or offsets is None or not len(arr):
+        return False
+    width = np.int64 if pyarrow.types.is_large_string(arr.type) else np.int32
+    bounds = np.frombuffer(offsets, dtype=width)[[arr.offset, arr.offset + len(arr)]]
+    values = np.frombuffer(data, dtype=np.uint8)[int(bounds[0]):int(bounds[1])]
+    return bool((values < 0x20).any() or (values == 0x7F).any())
 
 
 def non_empty(s: pd.Series) -> pd.Series:

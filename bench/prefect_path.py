@@ -97,7 +97,7 @@ def trace_ours(config: str) -> dict[str, Any]:
         mark("flow body starts (flow run created, parameters validated)")
         original_init(self)
 
-    def step(self: Any, name: str, tags: list[str], fn: Any, judge: Any = None) -> Any:
+    def step(self: Any, name: str, fn: Any, judge: Any = None) -> Any:
         inner: list[tuple[float, float]] = []
 
         def work(log: Any) -> Any:
@@ -109,7 +109,7 @@ def trace_ours(config: str) -> dict[str, Any]:
 
         t, c = time.time(), cpu()
         try:
-            return original_step(self, name, tags, work, judge)
+            return original_step(self, name, work, judge)
         finally:
             steps.append({"stream": name, "task_s": time.time() - t, "task_cpu_s": cpu() - c,
                           "work_s": sum(w for w, _ in inner), "work_cpu_s": sum(u for _, u in inner)})

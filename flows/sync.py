@@ -73,8 +73,14 @@ class PrefectHost:
         self.log: Log = get_run_logger()
         self.verdict: Verdict | None = None
 
-    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats], judge: Judge | None = None) -> StreamStats:
-        return stream_result(stream_step.with_options(tags=tags)(name, fn, judge))
+    def step(self, name: str, fn: Callable[[Log], StreamStats], judge: Judge | None = None) -> StreamStats:
+        """The step as a task run named after it (``sync orders``, ``orders 2026-01-01..2026-01-31``). It
+        carries no tags: Prefect's task engine asks the server for a concurrency slot of every tag a task
+        run has, whether or not a limit exists, and under a running server that call stalled for 2-4 s in
+        2 of 5 no-change runs (``docs/performance.md``, "The Prefect path"). Writers of one stream are kept
+        apart by the stream lock in the state database, not by Prefect; the deployments' own tags
+        (``prefect.yaml``) are on the flow runs."""
+        return stream_result(stream_step(name, fn, judge))
 
     def progress(self) -> ProgressDisplay:
         return ProgressReporter()

@@ -60,11 +60,11 @@ class Host(Protocol):
     verdict: Verdict | None
     """How the run ended (set by :func:`publish`): its warnings and backlog line, for the host to show."""
 
-    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats],
+    def step(self, name: str, fn: Callable[[Log], StreamStats],
              judge: Callable[[StreamStats], str | None] | None = None) -> StreamStats:
-        """Run one stream step (a stream, a backfill window, a reconcile) with the step's logger and return
-        its figures; ``judge`` says whether the stream's own records fail the run's bar (its step, a
-        Prefect task, then ends Failed, its figures kept)."""
+        """Run one stream step (a stream, a backfill window, a reconcile; ``name`` says which) with the step's
+        logger and return its figures; ``judge`` says whether the stream's own records fail the run's bar
+        (its step, a Prefect task, then ends Failed, its figures kept)."""
         ...
 
     def progress(self) -> ProgressDisplay: ...
@@ -95,7 +95,7 @@ class LocalHost:
         self.log: Log = logging.getLogger("altcraft_sync.run")
         self.verdict: Verdict | None = None
 
-    def step(self, name: str, tags: list[str], fn: Callable[[Log], StreamStats],
+    def step(self, name: str, fn: Callable[[Log], StreamStats],
              judge: Callable[[StreamStats], str | None] | None = None) -> StreamStats:
         return fn(self.log)
 
@@ -153,11 +153,9 @@ def run_streams(runtime: Runtime, host: Host, *, kind: str, streams: list[str] |
         results: dict[str, StreamStats] = {}
         for stream in chosen:
             bar = partial(_stream_bar, stream, threshold=sync.failure_threshold, floor=sync.failure_floor, dry_run=dry_run)
-            stats = host.step(f"sync {stream}", [f"stream:{stream}", kind],
-                              partial(run_stream_step, syncer, stream=stream), bar)
+            stats = host.step(f"sync {stream}", partial(run_stream_step, syncer, stream=stream), bar)
             if reconcile:
-                gone = host.step(f"reconcile {stream}", [f"stream:{stream}", kind],
-                                 partial(run_stream_step, syncer, stream=stream, reconcile=True))
+                gone = host.step(f"reconcile {stream}", partial(run_stream_step, syncer, stream=stream, reconcile=True))
                 stats.deleted += gone.deleted
                 stats.warnings += gone.warnings
             results[stream] = stats

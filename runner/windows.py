@@ -81,7 +81,7 @@ def run_windows(runtime: Runtime, host: Host, params: BackfillParams) -> dict[st
                 if done.get(key) == "done":
                     host.log.info("%s: window %s..%s already done (force to re-run)", stream, start, end)
                     continue
-                stats = host.step(f"{stream} {start:%Y-%m-%d}..{end:%Y-%m-%d}", [f"stream:{stream}", "backfill"],
+                stats = host.step(f"{stream} {start:%Y-%m-%d}..{end:%Y-%m-%d}",
                                   partial(run_stream_step, syncer, stream=stream, window=(start, end)))
                 _add(results[stream], stats)
                 if not params.dry_run:

@@ -1,6 +1,7 @@
 """Issue 27: the Prefect UI speaks the operator's language. Parameters with titles and descriptions (no
 nullable fields, which the run form shows as ``Property is type "None"``), run names that say what a run
-does, a stream task that fails the run's bar ends Failed, and a summary with checks in words."""
+does, a stream task that fails the run's bar ends Failed (and carries no tags), and a summary with checks in
+words."""
 
 from __future__ import annotations
 
@@ -55,14 +56,16 @@ def test_a_failed_stream_task_is_failed_and_the_summary_reads(tmp_path, emulator
     state = nightly_sync(config_path=str(cfg), return_state=True)
     assert state.is_failed() and "did not go" in state.message and "altcraft-sync quarantine" in state.message
 
-    async def tasks() -> dict[str, str]:
+    async def tasks() -> tuple[dict[str, str], list[str]]:
         async with get_client() as client:
             only = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
             runs = await client.read_task_runs(flow_run_filter=only)
-            return {r.name: r.state.type.value for r in runs}
+            return {r.name: r.state.type.value for r in runs}, [t for r in runs for t in r.tags]
 
-    states = asyncio.run(tasks())
+    states, tags = asyncio.run(tasks())
     assert states["sync orders"] == "FAILED" and states["sync categories"] == "COMPLETED", states
+    # no tags on the stream tasks: each tag costs a concurrency-slot request to the server (flows/sync.py)
+    assert tags == []
     summary = next(a for a in run_artifacts(state.state_details.flow_run_id) if a["type"] == "markdown")["data"]
     assert "str_length(" not in summary and "longer than 1000 characters" in summary
     assert '"field": null' not in summary

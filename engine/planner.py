@@ -64,6 +64,19 @@ class CursorPlan:
         return self.name != self.stream
 
 
+def _read_every_child(parent: CursorPlan | None) -> bool:
+    """Whether the parent cursor's read in this run left its child cursor nothing to read: a first sync
+    that read every parent row at or before its bound, in key order from the first key, read every child
+    row of those parents with them. The child rows the child cursor would find are those of parents newer
+    than that bound (changed while the run read; a NULL ``updated_at`` is not newer, and a child without
+    its parent is never sent): the watermark the first sync sets lies before those parents, so the next
+    run's parent cursor reads them, with all their child rows. Asking the database would be a pass over
+    every child row (0.56 CPU-s of SQLite's for the 600k lines of a 200k-order shop) that finds only
+    those. A first sync that resumed after an earlier run's key position is not one: the parents that run
+    read may have child rows that changed since."""
+    return parent is not None and parent.by_key and parent.start is None
+
+
 class Planner:
     """Cursors, bounds, the read loop of one cursor, and lag."""
 
@@ -138,8 +151,10 @@ class Planner:
         skip = (ParentRange(stream, parent.start, parent.upper, parent.by_key)
                 if plan.is_child and parent is not None else None)
         full_pages = pages = 0
-        for frame, cur in ctx.source.read_changes(name, plan.start, plan.upper, chunk_size, keys_only=plan.is_child,
-                                                  skip_parents_in=skip, by_key=plan.by_key):
+        pages_read = (iter(()) if plan.is_child and _read_every_child(parent) else
+                      ctx.source.read_changes(name, plan.start, plan.upper, chunk_size, keys_only=plan.is_child,
+                                              skip_parents_in=skip, by_key=plan.by_key))
+        for frame, cur in pages_read:
             full_pages += len(frame) >= chunk_size
             pages += 1
             if full_pages == 1 and not plan.is_child and stats.total is None and ctx.count_totals:

@@ -204,6 +204,30 @@ def test_a_child_cursor_after_a_resumed_first_sync_leaves_out_only_this_runs_par
     assert [keys for _, keys, _, _ in feed.chunks] == [[1]]
 
 
+def test_a_child_cursor_after_a_fresh_first_sync_reads_nothing_and_moves_to_its_newest_row(tmp_path) -> None:
+    """A first sync read every order up to its bound, with their lines, by key from the first. The only
+    lines the child cursor could still find are those of orders changed past the bound (order 3's line
+    13): it does not read at all (a pass over every line) and moves to its newest line at or before the
+    bound; the next run's parent cursor reads order 3 (its lines come with it)."""
+    lines = Table([(11, T0 + timedelta(minutes=2), "l11"), (13, T0 + timedelta(minutes=4), "l13"),
+                   (15, T0 + timedelta(minutes=6), "l15")], parents_of={11: 1, 13: 3, 15: 5})
+    state = DictState()
+    p, feed, source = planner(tmp_path, {"orders": Table(stored_apart(SHUFFLED)), "orders.lines": lines}, state)
+    margin = timedelta(seconds=p.ctx.config.source.safety_margin_seconds)
+    now = T0 + timedelta(minutes=8) + margin  # the bound: minute 8, before order 3 (minute 9)
+    stats = StreamStats("orders")
+    p.sync_cursor(p.plan("orders", "orders", None, now), stats)
+    assert [keys for _, keys, _, _ in feed.chunks] == [[1, 2], [4, 5]]
+    feed.chunks.clear()
+    p.sync_cursor(p.plan("orders", "orders.lines", None, now), stats)
+    assert feed.chunks == [] and [name for name, _, _ in source.reads] == ["orders"]
+    assert state.watermarks[("orders", "orders.lines")] == Cursor(T0 + timedelta(minutes=6), 15)
+    assert not stats.stale
+    later = now + timedelta(minutes=5)
+    p.sync_cursor(p.plan("orders", "orders", None, later), StreamStats("orders"))
+    assert 3 in [k for _, keys, _, _ in feed.chunks for k in keys]
+
+
 def test_first_sync_order_cursor_reads_a_first_sync_as_every_later_run(tmp_path) -> None:
     state = DictState()
     p, feed, source = planner(tmp_path, {"orders": Table(stored_apart(SHUFFLED))}, state)

@@ -59,10 +59,13 @@ def _may_hold_controls(arr: pyarrow.Array) -> bool:
     holds no control character, and the regular expression need not run. Two comparisons over the bytes
     cost a fraction of the match (most text has none; a tab or a line break sends the column to the match).
     """
+    large = pyarrow.types.is_large_string(arr.type)
+    if not (large or pyarrow.types.is_string(arr.type)):  # another layout (string views): ask the match
+        return True
     offsets, data = arr.buffers()[1:3]
     if data is None or offsets is None or not len(arr):
         return False
-    width = np.int64 if pyarrow.types.is_large_string(arr.type) else np.int32
+    width = np.int64 if large else np.int32
     bounds = np.frombuffer(offsets, dtype=width)[[arr.offset, arr.offset + len(arr)]]
     values = np.frombuffer(data, dtype=np.uint8)[int(bounds[0]):int(bounds[1])]
     return bool((values < 0x20).any() or (values == 0x7F).any())

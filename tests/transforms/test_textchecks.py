@@ -35,3 +35,13 @@ def test_a_column_without_control_bytes_passes_and_one_with_them_is_caught() -> 
     assert no_controls(mixed).tolist() == [True, True, False, False, False]
     # a control byte only in a value the slice leaves out does not fail the values it keeps
     assert no_controls(pd.Series(["bad\x01", "good"], dtype="str").iloc[1:]).tolist() == [True]
+
+
+def test_a_text_column_in_another_arrow_layout_still_goes_to_the_match() -> None:
+    import pyarrow as pa
+
+    from transforms.textchecks import _may_hold_controls
+
+    assert _may_hold_controls(pa.array(["plain"], pa.string_view())) is True  # not read as offsets
+    assert _may_hold_controls(pa.array(["plain", None], pa.large_string())) is False
+    assert _may_hold_controls(pa.array(["a\x1b"], pa.large_string())) is True

@@ -9,6 +9,7 @@ commits each chunk and moves the watermark."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,18 +64,18 @@ class CursorPlan:
     def is_child(self) -> bool:
         return self.name != self.stream
 
-
-def _read_every_child(parent: CursorPlan | None) -> bool:
-    """Whether the parent cursor's read in this run left its child cursor nothing to read: a first sync
-    that read every parent row at or before its bound, in key order from the first key, read every child
-    row of those parents with them. The child rows the child cursor would find are those of parents newer
-    than that bound (changed while the run read; a NULL ``updated_at`` is not newer, and a child without
-    its parent is never sent): the watermark the first sync sets lies before those parents, so the next
-    run's parent cursor reads them, with all their child rows. Asking the database would be a pass over
-    every child row (0.56 CPU-s of SQLite's for the 600k lines of a 200k-order shop) that finds only
-    those. A first sync that resumed after an earlier run's key position is not one: the parents that run
-    read may have child rows that changed since."""
-    return parent is not None and parent.by_key and parent.start is None
+    @property
+    def reads_every_child(self) -> bool:
+        """Whether this parent read leaves its child cursor nothing to read: a first sync that reads every
+        parent row at or before its bound, in key order from the first key, reads every child row of those
+        parents with them. The child rows the child cursor would find are those of parents newer than that
+        bound (changed while the run read; a NULL ``updated_at`` is not newer, and a child without its
+        parent is never sent): the watermark the first sync sets lies before those parents, so the next
+        run's parent cursor reads them, with all their child rows. Asking the database would be a pass over
+        every child row (0.56 CPU-s of SQLite's for the 600k lines of a 200k-order shop) that finds only
+        those. A first sync that resumed after an earlier run's key position does not: the parents that run
+        read may have child rows that changed since."""
+        return self.by_key and self.start is None
 
 
 class Planner:
@@ -146,14 +147,16 @@ class Planner:
         last = plan.watermark
         t = time.perf_counter()
         parent = self._parent
-        # A resumed key-ordered parent read this run's keys only: the children of the keys an earlier run
-        # read are not left out (a line may have changed since), and their orders are fetched again.
-        skip = (ParentRange(stream, parent.start, parent.upper, parent.by_key)
-                if plan.is_child and parent is not None else None)
         full_pages = pages = 0
-        pages_read = (iter(()) if plan.is_child and _read_every_child(parent) else
-                      ctx.source.read_changes(name, plan.start, plan.upper, chunk_size, keys_only=plan.is_child,
-                                              skip_parents_in=skip, by_key=plan.by_key))
+        if plan.is_child and parent is not None and parent.reads_every_child:
+            pages_read: Iterator[tuple[pd.DataFrame, Cursor]] = iter(())
+        else:
+            # A resumed key-ordered parent read this run's keys only: the children of the keys an earlier
+            # run read are not left out (a line may have changed since), and their orders are fetched again.
+            skip = (ParentRange(stream, parent.start, parent.upper, parent.by_key)
+                    if plan.is_child and parent is not None else None)
+            pages_read = ctx.source.read_changes(name, plan.start, plan.upper, chunk_size, keys_only=plan.is_child,
+                                                 skip_parents_in=skip, by_key=plan.by_key)
         for frame, cur in pages_read:
             full_pages += len(frame) >= chunk_size
             pages += 1

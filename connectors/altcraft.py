@@ -5,6 +5,11 @@ What it guarantees (see ``docs/altcraft-api.md`` for the API itself):
 - One pooled ``requests.Session``, connect/read timeouts on every call (a Prefect task timeout cannot
   interrupt a blocked socket), TLS verification always on, redirects never followed (a 3xx would
   re-send the body, token and customers' data to its ``Location``).
+- The environment is read once, when the client is made: the proxy for ``api_url`` (``HTTPS_PROXY``,
+  ``HTTP_PROXY``, ``NO_PROXY``...) and a CA bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), as
+  requests itself would read them. Not on every request: requests' own per-request reading walked the
+  whole environment and looked for a ``.netrc`` three times a request (``docs/performance.md``). A
+  ``.netrc`` is never used: its password would replace the ``Authorization: Bearer`` header.
 - Only Altcraft's own answer is believed (:mod:`connectors.altcraft_wire`): anything else is retried
   and never becomes a delivered or rejected record.
 - Retries with exponential backoff and jitter (tenacity) on connection errors, timeouts, HTTP 429 (with
@@ -23,6 +28,7 @@ What it guarantees (see ``docs/altcraft-api.md`` for the API itself):
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -71,7 +77,9 @@ class AltcraftClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(4, settings.concurrency), max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
-        self._session.verify = True
+        self._session.trust_env = False
+        self._session.proxies = requests.utils.get_environ_proxies(settings.api_url)
+        self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._session.headers["Content-Type"] = "application/json"
         if settings.auth == "bearer":
             self._session.headers["Authorization"] = f"Bearer {token.get_secret_value()}"
@@ -287,8 +295,8 @@ class AltcraftClient:
     def _outcomes(self, batch: list[Record], result: Any) -> dict[str, Outcome]:
         by_id: dict[str, dict[str, Any]] = {}
         for item in result if isinstance(result, list) else []:
-            if isinstance(item, dict) and item.get("external_id") is not None:
-                by_id[str(item["external_id"])] = item
+            if isinstance(item, dict) and (ext := item.get("external_id")) is not None:
+                by_id[ext if type(ext) is str else str(ext)] = item
         permanent = set(self.settings.permanent_error_codes)
         out: dict[str, Outcome] = {}
         for rec in batch:
@@ -298,7 +306,11 @@ class AltcraftClient:
                 # from it was not imported. Treat as transient so the next run sends it again.
                 out[rec.external_id] = Outcome(rec.external_id, "failed", 0, "no result for this record")
                 continue
-            code = int(item.get("error") or 0)
+            code = item.get("error")
+            if not code:  # 0, "0" is not falsy: it goes through int() below
+                out[rec.external_id] = Outcome(rec.external_id, "delivered")
+                continue
+            code = int(code)
             if code == 0:
                 out[rec.external_id] = Outcome(rec.external_id, "delivered")
             elif code in TRANSIENT_ITEM_CODES:

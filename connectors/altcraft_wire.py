@@ -148,14 +148,14 @@ def check_results(result: Any, sent: Sequence[str]) -> None:
         raise Transient("Altcraft's answer has no per-record result list; not believed")
     answered = set()
     for item in result:
-        if not isinstance(item, dict) or item.get("external_id") is None:
+        if type(item) is not dict or (ext := item.get("external_id")) is None:
             raise Transient("Altcraft's per-record result holds an item without an external_id; not believed")
         code = item.get("error", 0)
-        if isinstance(code, bool) or not isinstance(code, int | str | None) or \
-                (isinstance(code, str) and not code.strip().lstrip("-").isdigit()):
+        if type(code) is not int and (not isinstance(code, int | str | None) or isinstance(code, bool) or
+                                      (isinstance(code, str) and not code.strip().lstrip("-").isdigit())):
             raise Transient(f"Altcraft's per-record error code {str(code)[:40]!r} is not a number; not believed")
-        answered.add(str(item["external_id"]))
-    if not answered & set(sent):
+        answered.add(ext if type(ext) is str else str(ext))
+    if answered.isdisjoint(sent):
         raise Transient(f"Altcraft's answer has no result for any of the {len(sent)} records sent; not believed")
 
 

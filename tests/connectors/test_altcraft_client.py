@@ -309,3 +309,76 @@ def test_token_never_in_logs_reprs_or_errors(emulator, make_client, caplog):
         bad.import_records(ORDERS.import_method, enc([order("o-y")]))
     assert TOKEN not in str(auth_err.value) and TOKEN not in caplog.text
     assert "retrying" in caplog.text  # the logs were really captured
+
+
+class _Recorder:
+    """A forward proxy that records the request line it is sent and answers 503 (nothing is forwarded)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.lines: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head and (part := conn.recv(65536)):
+                    head += part
+                self.lines.append(head.split(b"\r\n", 1)[0].decode())
+                conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_the_proxy_the_environment_names_carries_every_request(emulator, make_client, monkeypatch):
+    """``HTTP_PROXY``/``HTTPS_PROXY`` and ``NO_PROXY`` are honoured as requests reads them, though the client
+    reads them once, when it is made, not on every request."""
+    proxy = _Recorder()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        c = make_client(max_attempts=2, max_retry_seconds=5)
+        with pytest.raises(AltcraftUnavailable, match="HTTP 503"):
+            c.import_records(SKUS.import_method, enc([{"external_id": "s", "name": "s", "product_external_id": "p"}]))
+        assert proxy.lines == [f"POST {emulator.url}{SKUS.import_method} HTTP/1.1"] * 2
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        seed_catalog(make_client())  # the host NO_PROXY names goes straight to Altcraft
+        assert "sku-1" in emulator.store.skus and len(proxy.lines) == 2
+    finally:
+        proxy.close()
+
+
+def test_a_ca_bundle_from_the_environment_is_what_tls_is_verified_against(emulator, make_client, monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    assert make_client()._session.verify == str(bundle)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert make_client()._session.verify is True
+
+
+def test_a_netrc_entry_for_the_host_never_replaces_the_bearer_token(emulator, make_client, monkeypatch, tmp_path):
+    """requests, left to read the environment on each request, takes a ``.netrc`` password for the host as
+    Basic auth, which overwrites ``Authorization: Bearer``: Altcraft would refuse the token."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password not-the-token\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    c = make_client(auth="bearer")
+    seed_catalog(c)
+    assert "sku-1" in emulator.store.skus

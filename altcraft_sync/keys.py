@@ -20,6 +20,11 @@ NOT_A_KEY = frozenset({"", "none", "nan", "null", "nat", "<na>"})
 
 def canonical_key(value: Any) -> str | None:
     """The key's canonical text, or ``None`` for a missing key (NULL, NaN, pandas' NA)."""
+    kind = type(value)
+    if kind is int:  # the common keys first: this runs twice for every record a run sends
+        return str(value)
+    if kind is str:
+        return value
     if value is None:
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):

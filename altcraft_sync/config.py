@@ -172,12 +172,12 @@ class SyncSettings(_Model):
     """Orders whose change (their ``updated_at``) is older than this, measured on the shop database's
     clock, are sent with ``skip_triggers: true``, the first load included: history must not fire the
     trigger campaigns set on orders. ``off``: every order fires them (unless ``--skip-triggers``)."""
-    heap_trim_above_mb: int = Field(default=224, ge=0)
+    heap_trim_above_mb: int = Field(default=236, ge=0)
     """While a run is open, freed C-heap pages are given back to the system (``malloc_trim``, every 50 ms)
     whenever the process's resident set is above this many MB; 0: every 50 ms regardless. Trimming below
-    it would only make the next chunk fault the same pages in again (a 200k-order full sync: ~85k page
-    faults untrimmed, ~410k trimmed regardless, ~295k with 224, for peaks of 246-252, 236-238 and 238-240
-    MB). The default keeps the benchmark's full syncs under 250 MB (docs/performance.md, *Memory*); raise
+    it would only make the next chunk fault the same pages in again: on the 1M-order PostgreSQL bench shop,
+    1.59M page faults with 224 against 0.58M with 236 (2.5 s more system time), for peaks of 240 and 242
+    MB. The default keeps the benchmark's full syncs under 250 MB (docs/performance.md, *Memory*); raise
     it where memory is plentiful, lower it on a small machine. glibc on Linux only."""
     map_workers: int = Field(default=0, ge=0, le=16)
     """Processes that fetch each chunk's children and map the chunk while the run reads and sends (started

@@ -307,7 +307,7 @@ class AltcraftClient:
                 out[rec.external_id] = Outcome(rec.external_id, "failed", 0, "no result for this record")
                 continue
             code = item.get("error")
-            if not code:  # 0, "0" is not falsy: it goes through int() below
+            if not code:  # 0 or none given (a "0", being text, goes through int() below)
                 out[rec.external_id] = Outcome(rec.external_id, "delivered")
                 continue
             code = int(code)

@@ -148,7 +148,7 @@ def check_results(result: Any, sent: Sequence[str]) -> None:
         raise Transient("Altcraft's answer has no per-record result list; not believed")
     answered = set()
     for item in result:
-        if type(item) is not dict or (ext := item.get("external_id")) is None:
+        if not isinstance(item, dict) or (ext := item.get("external_id")) is None:
             raise Transient("Altcraft's per-record result holds an item without an external_id; not believed")
         code = item.get("error", 0)
         if type(code) is not int and (not isinstance(code, int | str | None) or isinstance(code, bool) or

@@ -261,3 +261,30 @@ def test_the_reader_setting(tmp_path, monkeypatch, caplog):
                     "adbc_driver_sqlite is not installed",
                     "streams.products: pages are read as rows where the columnar reader cannot read them: "
                     "adbc_driver_sqlite is not installed"]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_columnar_read_loads_no_dbapi_layer_and_holds_no_transaction(dialect, tmp_path):
+    """The readers go through the driver manager's own objects: in a fresh interpreter, a page read loads
+    neither ``adbc_driver_manager.dbapi`` nor the ``pyarrow.dataset`` it imports (Parquet, Acero, S3: ~13 MB
+    resident that a read never uses), and the connection is in autocommit mode, so no snapshot is held
+    between pages."""
+    import subprocess
+    import sys
+
+    url = shop_url_for(dialect, tmp_path)
+    reader = {"sqlite": "AdbcSQLite", "postgresql": "AdbcPostgreSQL"}[dialect]
+    if not getattr(columnar, reader).installed():
+        pytest.skip(f"{getattr(columnar, reader).module} is not installed")
+    script = (
+        "import sys, sqlalchemy as sa\n"
+        "from connectors import columnar\n"
+        f"r = columnar.{reader}(sa.make_url(sys.argv[1]))\n"
+        "assert r.table('SELECT 1 AS x', 1).to_pylist() == [{'x': 1}]\n"
+        "print(sorted(m for m in ('pyarrow.dataset', 'adbc_driver_manager.dbapi') if m in sys.modules),\n"
+        "      r._conn.connection.get_option('adbc.connection.autocommit'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, url], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "true"]

@@ -99,11 +99,13 @@ def fail(message: str, code: int = 2, as_json: bool = False) -> None:
     raise typer.Exit(code)
 
 
-def command(args: str = "") -> str:
+def command(args: str = "", config: Path | None = None) -> str:
     """``altcraft-sync ARGS`` as a person can paste it: the bare name when it is on PATH, else the path of
-    this installation's script (``.venv/bin/altcraft-sync`` after ``make setup``), so a printed hint runs
-    as written."""
+    this installation's script (``.venv/bin/altcraft-sync`` after ``make setup``), and ``--config`` when
+    the run read another file than the default ``altcraft-sync.yaml`` (a hint without it would read the
+    default and fail, or show another shop's state), so a printed hint runs as written."""
     import os
+    import shlex
     import shutil
 
     script = Path(sys.executable).parent / "altcraft-sync"
@@ -116,4 +118,14 @@ def command(args: str = "") -> str:
         except ValueError:  # another drive (Windows)
             rel = ".."
         name = str(script) if rel.startswith("..") else rel
+    if config is not None and config != DEFAULT_CONFIG and "--config" not in args:
+        args = f"{args} --config {shlex.quote(str(config))}"
     return f"{name} {args}".strip()
+
+
+def runnable(text: str, config: Path | None = None) -> str:
+    """Every ```altcraft-sync ...``` hint in ``text`` (the run's own lines name the bare command) as
+    :func:`command` spells it."""
+    import re
+
+    return re.sub(r"`altcraft-sync ([^`]*)`", lambda m: f"`{command(m.group(1), config)}`", text)

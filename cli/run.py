@@ -9,7 +9,19 @@ from typing import Annotated, Any
 import typer
 
 from altcraft_sync.errors import SyncError
-from cli.app import DEFAULT_CONFIG, ConfigOpt, JsonOpt, PrefectOpt, StreamOpt, app, command, console, err_console, fail
+from cli.app import (
+    DEFAULT_CONFIG,
+    ConfigOpt,
+    JsonOpt,
+    PrefectOpt,
+    StreamOpt,
+    app,
+    command,
+    console,
+    err_console,
+    fail,
+    runnable,
+)
 from cli.progress import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -51,7 +63,7 @@ def sync(
     _finish_local(lambda host: guarded(
         lambda rt: run_streams(rt, host, kind="nightly", streams=stream, dry_run=dry_run, skip_triggers=skip_triggers,
                                title="nightly-sync", reconcile=reconcile), str(config), host, need_client=not dry_run),
-        "nightly-sync", dry_run, as_json)
+        "nightly-sync", dry_run, as_json, config)
 
 
 @app.command()
@@ -69,7 +81,7 @@ def retry(config: ConfigOpt = DEFAULT_CONFIG, stream: StreamOpt = None, prefect:
     from runner.runs import guarded, retry_streams
 
     _finish_local(lambda host: guarded(lambda rt: retry_streams(rt, host, stream), str(config), host, need_client=True),
-                  "retry", as_json=as_json)
+                  "retry", as_json=as_json, config=config)
 
 
 @app.command()
@@ -108,7 +120,7 @@ def backfill(
     from runner.windows import run_windows
 
     _finish_local(lambda host: guarded(lambda rt: run_windows(rt, host, params), str(config), host,
-                                       need_client=not dry_run), "backfill", dry_run, as_json)
+                                       need_client=not dry_run), "backfill", dry_run, as_json, config)
 
 
 def _prefect_api() -> str | None:
@@ -137,7 +149,7 @@ def _use_prefect(flag: bool | None) -> bool:
     return flag if flag is not None else _prefect_api() is not None
 
 
-def _finish_local(run: Any, what: str, dry_run: bool = False, as_json: bool = False) -> None:
+def _finish_local(run: Any, what: str, dry_run: bool = False, as_json: bool = False, config: Path | None = None) -> None:
     """Run in this process (``runner.runs.LocalHost``), with its log and progress on the terminal, then its
     figures and the last line: what did not go, why, and the command that shows it."""
     from runner.runs import LocalHost
@@ -150,18 +162,18 @@ def _finish_local(run: Any, what: str, dry_run: bool = False, as_json: bool = Fa
         err_console.print(f"[yellow]{interrupted_line(watcher)}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     _report(what, outcome.ok, outcome.message, outcome.figures, outcome.warnings, dry_run, as_json, local=True,
-            backlog=outcome.backlog)
+            backlog=outcome.backlog, config=config)
 
 
 def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings: list[str], dry_run: bool,
-            as_json: bool, local: bool = False, backlog: str | None = None) -> None:
+            as_json: bool, local: bool = False, backlog: str | None = None, config: Path | None = None) -> None:
     """The run's figures, the backlog line, then its outcome as the last line (what did not go, why, and
     the command that shows it); the exit code says the same (0, 1, 2)."""
     code = exit_code(ok, warnings)
-    if command() != "altcraft-sync":  # hints that run as written where the command is not on PATH
-        warnings = [w.replace("`altcraft-sync ", f"`{command()} ") for w in warnings]
-        message = message.replace("`altcraft-sync ", f"`{command()} ")
-        backlog = backlog.replace("`altcraft-sync ", f"`{command()} ") if backlog else backlog
+    # hints that run as written: the installation's script where the command is not on PATH, the config read
+    warnings = [runnable(w, config) for w in warnings]
+    message = runnable(message, config)
+    backlog = runnable(backlog, config) if backlog else backlog
     if as_json:
         print_json({"command": what, "outcome": {EXIT_OK: "ok", EXIT_WARNINGS: "warnings", EXIT_FAILED: "failed"}[code],
                     "exit_code": code, "message": message, "warnings": warnings, "backlog": backlog,
@@ -171,7 +183,7 @@ def _report(what: str, ok: bool, message: str, figures: dict[str, Any], warnings
         print_figures(figures, dry_run)
     if local and ok and not dry_run:  # a dry run records nothing
         console.print(f"{what} ran in this process (no Prefect API configured) and is recorded in the state database "
-                      f"(`{command('status')}`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
+                      f"(`{command('status', config)}`); to run it as a Prefect flow, set PREFECT_API_URL or pass --prefect "
                       "(README: Running it with Prefect)", highlight=False)
     if backlog and backlog not in warnings:
         err_console.print(backlog, highlight=False, soft_wrap=True)
@@ -243,7 +255,7 @@ def _finish(state: Any, what: str, dry_run: bool = False, as_json: bool = False,
     message = state.message or ""
     warnings = [message.removeprefix(WARNINGS_PREFIX)] if ok and message.startswith(WARNINGS_PREFIX) else []
     backlog = _backlog(config) if config is not None and not dry_run else None
-    _report(what, ok, message, figures, warnings, dry_run, as_json, backlog=backlog)
+    _report(what, ok, message, figures, warnings, dry_run, as_json, backlog=backlog, config=config)
 
 
 def _backlog(config: Path) -> str | None:

@@ -58,6 +58,14 @@ def _last_line(result: subprocess.CompletedProcess[str]) -> str:
     return [x for x in result.stderr.splitlines() if x.strip()][-1]
 
 
+def _hint(tmp_path: Path, line: str) -> subprocess.CompletedProcess[str]:
+    """Run the command a line names in backquotes, as a person would paste it (from the same directory)."""
+    import shlex
+
+    return subprocess.run(shlex.split(line.rsplit("`", 2)[1]), cwd=ROOT, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=300)
+
+
 def test_a_permanent_rejection_then_quiet_nights_exit_0_with_the_backlog_line(tmp_path, emulator):
     engine, cfg = _synced_shop(tmp_path, emulator)
     victim = sorted(emulator.store.orders, key=int)[3]
@@ -67,14 +75,16 @@ def test_a_permanent_rejection_then_quiet_nights_exit_0_with_the_backlog_line(tm
     rejected = _sync(tmp_path, cfg)
     assert rejected.returncode == 1, rejected.stdout + rejected.stderr  # this run's news: a warning
     assert "1 of" in rejected.stderr and "orders: 1 rejected (Altcraft: lines[0].count must be positive)" in rejected.stderr
-    assert "altcraft-sync quarantine --stream orders" in _last_line(rejected)
+    assert "altcraft-sync quarantine --stream orders --config " in _last_line(rejected)
+    hinted = _hint(tmp_path, _last_line(rejected))  # the printed command runs as written: this run's config
+    assert hinted.returncode == 0 and victim in hinted.stdout, hinted.stdout + hinted.stderr
 
     for _ in range(2):  # nights with no change: the rejection is the backlog, not news
         quiet = _sync(tmp_path, cfg)
         assert quiet.returncode == 0, quiet.stdout + quiet.stderr
         backlog = [x for x in quiet.stderr.splitlines() if x.startswith("backlog: ")]
         assert len(backlog) == 1 and "(orders: 1 rejected for good, " in backlog[0], quiet.stderr  # and planted invalid
-        assert backlog[0].endswith("altcraft-sync quarantine`")
+        assert backlog[0].endswith(f"altcraft-sync quarantine --config {cfg}`")
         assert "failed" not in _last_line(quiet)
     runs = StateStore(load_config(cfg).state).last_runs(4)
     assert [r["status"] for r in runs[:3]] == ["completed"] * 3

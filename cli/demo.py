@@ -66,7 +66,7 @@ def run_demo(orders: int = 20_000, port: int = 0, console: Console | None = None
         _show_store(emu, console)
     from cli.app import command
 
-    console.print(f"State: {state_db}  ·  inspect with: {command(f'status --config {config}')}", highlight=False)
+    console.print(f"State: {state_db}  ·  inspect with: {command('status', config)}", highlight=False)
     return {"first": first, "second": second, "changed": changed}
 
 

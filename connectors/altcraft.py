@@ -306,11 +306,7 @@ class AltcraftClient:
                 # from it was not imported. Treat as transient so the next run sends it again.
                 out[rec.external_id] = Outcome(rec.external_id, "failed", 0, "no result for this record")
                 continue
-            code = item.get("error")
-            if not code:  # 0 or none given (a "0", being text, goes through int() below)
-                out[rec.external_id] = Outcome(rec.external_id, "delivered")
-                continue
-            code = int(code)
+            code = int(item.get("error") or 0)
             if code == 0:
                 out[rec.external_id] = Outcome(rec.external_id, "delivered")
             elif code in TRANSIENT_ITEM_CODES:
